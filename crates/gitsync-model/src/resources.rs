@@ -1,0 +1,224 @@
+//! The configuration resources users create through the APIs.
+
+use crate::time::Timestamp;
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The spelling used on the wire and in the store.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(value: &str) -> Option<Self> {
+                match value { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use string_enum;
+
+string_enum! {
+    /// A Git hosting provider as CodeConnections names it.
+    ProviderType {
+        Bitbucket = "Bitbucket",
+        GitHub = "GitHub",
+        GitHubEnterpriseServer = "GitHubEnterpriseServer",
+        GitLab = "GitLab",
+        GitLabSelfManaged = "GitLabSelfManaged",
+        AzureDevOps = "AzureDevOps",
+    }
+}
+
+impl ProviderType {
+    /// Self-managed providers need a host (with its `ProviderEndpoint`) to be reachable.
+    pub fn is_self_managed(self) -> bool {
+        matches!(self, ProviderType::GitHubEnterpriseServer | ProviderType::GitLabSelfManaged)
+    }
+
+    /// Where repositories of a cloud provider live, when no host says otherwise.
+    pub fn public_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderType::GitHub => Some("https://github.com"),
+            ProviderType::GitLab => Some("https://gitlab.com"),
+            ProviderType::Bitbucket => Some("https://bitbucket.org"),
+            ProviderType::AzureDevOps => Some("https://dev.azure.com"),
+            ProviderType::GitHubEnterpriseServer | ProviderType::GitLabSelfManaged => None,
+        }
+    }
+}
+
+string_enum! {
+    /// A Git hosting provider as Proton names it.
+    ProtonProvider {
+        GitHub = "GITHUB",
+        GitHubEnterprise = "GITHUB_ENTERPRISE",
+        Bitbucket = "BITBUCKET",
+    }
+}
+
+impl ProtonProvider {
+    /// The matching CodeConnections provider, to check a repository against its connection.
+    pub fn provider_type(self) -> ProviderType {
+        match self {
+            ProtonProvider::GitHub => ProviderType::GitHub,
+            ProtonProvider::GitHubEnterprise => ProviderType::GitHubEnterpriseServer,
+            ProtonProvider::Bitbucket => ProviderType::Bitbucket,
+        }
+    }
+}
+
+string_enum! {
+    ConnectionStatus { Pending = "PENDING", Available = "AVAILABLE", Error = "ERROR" }
+}
+
+string_enum! {
+    TemplateType { Environment = "ENVIRONMENT", Service = "SERVICE" }
+}
+
+string_enum! {
+    /// When a CloudFormation stack sync starts a resource sync.
+    TriggerResourceUpdateOn { AnyChange = "ANY_CHANGE", FileChange = "FILE_CHANGE" }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub id: String,
+    pub arn: String,
+    pub name: String,
+    pub provider_type: ProviderType,
+    pub host_arn: Option<String>,
+    pub status: ConnectionStatus,
+    pub owner_account_id: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VpcConfiguration {
+    pub vpc_id: String,
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    pub tls_certificate: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub arn: String,
+    pub name: String,
+    pub provider_type: ProviderType,
+    pub provider_endpoint: String,
+    pub vpc_configuration: Option<VpcConfiguration>,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryLink {
+    pub id: String,
+    pub arn: String,
+    pub connection_arn: String,
+    pub encryption_key_arn: Option<String>,
+    pub owner_id: String,
+    pub provider_type: ProviderType,
+    pub repository_name: String,
+}
+
+/// A CloudFormation stack synced from a deployment file (`CFN_STACK_SYNC`). One per stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfiguration {
+    pub resource_name: String,
+    pub branch: String,
+    pub config_file: String,
+    pub repository_link_id: String,
+    pub role_arn: String,
+    pub owner_id: String,
+    pub provider_type: ProviderType,
+    pub repository_name: String,
+    pub publish_deployment_status: Option<bool>,
+    pub trigger_resource_update_on: Option<TriggerResourceUpdateOn>,
+    pub pull_request_comment: Option<bool>,
+}
+
+/// The fields of a sync configuration a user sets; the rest is copied from the repository link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfigurationSpec {
+    pub resource_name: String,
+    pub branch: String,
+    pub config_file: String,
+    pub repository_link_id: String,
+    pub role_arn: String,
+    pub publish_deployment_status: Option<bool>,
+    pub trigger_resource_update_on: Option<TriggerResourceUpdateOn>,
+    pub pull_request_comment: Option<bool>,
+}
+
+/// A partial update of a sync configuration: `None` keeps the current value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncConfigurationPatch {
+    pub branch: Option<String>,
+    pub config_file: Option<String>,
+    pub repository_link_id: Option<String>,
+    pub role_arn: Option<String>,
+    pub publish_deployment_status: Option<bool>,
+    pub trigger_resource_update_on: Option<TriggerResourceUpdateOn>,
+    pub pull_request_comment: Option<bool>,
+}
+
+/// A Git repository Proton knows, keyed by (provider, `owner/repo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtonRepository {
+    pub arn: String,
+    pub provider: ProtonProvider,
+    pub name: String,
+    pub connection_arn: String,
+    pub encryption_key: Option<String>,
+}
+
+impl ProtonRepository {
+    /// `arn:aws:proton:{region}:{account}:repository/{provider lower-case}:{owner}/{repo}`.
+    pub fn arn_resource(provider: ProtonProvider, name: &str) -> String {
+        format!("repository/{}:{}", provider.as_str().to_ascii_lowercase(), name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateSyncConfig {
+    pub template_name: String,
+    pub template_type: TemplateType,
+    pub repository_provider: ProtonProvider,
+    pub repository_name: String,
+    pub branch: String,
+    pub subdirectory: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSyncConfig {
+    pub service_name: String,
+    pub repository_provider: ProtonProvider,
+    pub repository_name: String,
+    pub branch: String,
+    pub file_path: String,
+}
+
+/// `owner/repo` as Proton's repository names are written; both halves non-empty.
+pub fn split_owner_repo(name: &str) -> Option<(&str, &str)> {
+    let (owner, repo) = name.split_once('/')?;
+    (!owner.is_empty() && !repo.is_empty()).then_some((owner, repo))
+}

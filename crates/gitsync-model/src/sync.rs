@@ -1,0 +1,149 @@
+//! What a sync attempt records, and how sync targets are identified.
+
+use crate::resources::{TemplateType, string_enum};
+use crate::time::Timestamp;
+
+string_enum! {
+    /// The three kinds of Git sync.
+    SyncType { CfnStackSync = "CFN_STACK_SYNC", TemplateSync = "TEMPLATE_SYNC", ServiceSync = "SERVICE_SYNC" }
+}
+
+string_enum! {
+    RepositorySyncStatus {
+        Queued = "QUEUED",
+        Initiated = "INITIATED",
+        InProgress = "IN_PROGRESS",
+        Succeeded = "SUCCEEDED",
+        Failed = "FAILED",
+    }
+}
+
+string_enum! {
+    ResourceSyncStatus {
+        Initiated = "INITIATED",
+        InProgress = "IN_PROGRESS",
+        Succeeded = "SUCCEEDED",
+        Failed = "FAILED",
+    }
+}
+
+string_enum! {
+    BlockerStatus { Active = "ACTIVE", Resolved = "RESOLVED" }
+}
+
+/// What one status read answers for: a stack, a template major version, or a service instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SyncTarget {
+    CfnStack { stack_name: String },
+    TemplateVersion { template_name: String, template_type: TemplateType, major: String },
+    ServiceInstance { service_name: String, instance_name: String },
+}
+
+impl SyncTarget {
+    pub fn sync_type(&self) -> SyncType {
+        match self {
+            SyncTarget::CfnStack { .. } => SyncType::CfnStackSync,
+            SyncTarget::TemplateVersion { .. } => SyncType::TemplateSync,
+            SyncTarget::ServiceInstance { .. } => SyncType::ServiceSync,
+        }
+    }
+
+    /// A stable key, unique within (tenant, sync type), under which the store files the target.
+    pub fn key(&self) -> String {
+        match self {
+            SyncTarget::CfnStack { stack_name } => stack_name.clone(),
+            SyncTarget::TemplateVersion { template_name, template_type, major } => {
+                format!("{}/{}/{}", template_type.as_str(), template_name, major)
+            }
+            SyncTarget::ServiceInstance { service_name, instance_name } => {
+                format!("{service_name}/{instance_name}")
+            }
+        }
+    }
+
+    /// How a person (and `ResourceSyncAttempt.Target`) names the target.
+    pub fn display_name(&self) -> String {
+        match self {
+            SyncTarget::CfnStack { stack_name } => stack_name.clone(),
+            SyncTarget::TemplateVersion { template_name, major, .. } => format!("{template_name}:{major}"),
+            SyncTarget::ServiceInstance { instance_name, .. } => instance_name.clone(),
+        }
+    }
+}
+
+/// A commit of a watched path on a branch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Revision {
+    pub branch: String,
+    pub directory: String,
+    pub owner_id: String,
+    pub repository_name: String,
+    /// The provider as the API that reads the revision spells it.
+    pub provider_type: String,
+    pub sha: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncEvent {
+    pub event_type: String,
+    pub event: String,
+    pub time: Timestamp,
+    pub external_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySyncAttempt {
+    pub started_at: Timestamp,
+    pub status: RepositorySyncStatus,
+    pub events: Vec<SyncEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceSyncAttempt {
+    pub started_at: Timestamp,
+    pub status: ResourceSyncStatus,
+    pub events: Vec<SyncEvent>,
+    pub initial_revision: Revision,
+    pub target_revision: Revision,
+    pub target: String,
+}
+
+/// Everything a `Get*SyncStatus` call answers for one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceSyncState {
+    pub desired_state: Option<Revision>,
+    pub latest_sync: ResourceSyncAttempt,
+    pub latest_successful_sync: Option<ResourceSyncAttempt>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncBlocker {
+    pub id: String,
+    pub status: BlockerStatus,
+    pub created_reason: String,
+    pub created_at: Timestamp,
+    pub contexts: Vec<(String, String)>,
+    pub resolved_reason: Option<String>,
+    pub resolved_at: Option<Timestamp>,
+}
+
+impl SyncBlocker {
+    /// AWS knows one blocker type: the service creates blockers, people only resolve them.
+    pub const TYPE: &'static str = "AUTOMATED";
+}
+
+/// Which resource a blocker stops: a stack, a service (all its instances) or one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockerScope {
+    pub sync_type: SyncType,
+    pub resource_name: String,
+    pub parent_resource_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySyncDefinition {
+    pub branch: String,
+    pub directory: String,
+    pub parent: String,
+    pub target: String,
+}

@@ -1,0 +1,128 @@
+//! Persistence for gitsync.
+//!
+//! One [`Store`] over `sqlx`'s `Any` driver serves both backends: SQLite (a file in the data
+//! directory, the embedded default) and PostgreSQL (several replicas). The SQL is written once, in
+//! the subset both understand (`$n` parameters work on SQLite too); where the backends differ
+//! (schema, write-transaction start) [`Backend`] says which. Every state change is one
+//! transaction, and every query of tenant data is scoped by (account, region).
+//!
+//! Secrets (API secret keys, Git credentials, webhook secrets) are sealed with a key that lives
+//! outside the database ([`Sealer`]).
+
+mod connections;
+mod error;
+mod keys;
+mod migrate;
+mod proton;
+mod rows;
+mod secrets;
+mod status;
+mod tags;
+
+pub use error::StoreError;
+pub use keys::{AccessKey, AccessKeySummary};
+pub use secrets::{MasterKey, Sealer};
+pub use status::{NewResourceAttempt, RepositoryKey};
+pub use tags::TaggedResource;
+
+use gitsync_model::Limits;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Transaction};
+use std::time::Duration;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A page of a listing: the items, and the sort key to continue after when there are more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// The gitsync database.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    sealer: Sealer,
+    limits: Limits,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path` or `postgres://…`) and
+    /// brings its schema up to date.
+    pub async fn open(url: &str, master_key: MasterKey, limits: Limits) -> Result<Store> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Config(format!(
+                "unsupported database URL '{url}': use sqlite://PATH or postgres://…"
+            )));
+        };
+        let url = match backend {
+            // Create the file on first start; `mode=rwc` is SQLite's "read, write, create".
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_string(),
+        };
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            options = options.max_connections(8).after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the one writer; the busy timeout makes writers
+                    // from other processes (the CLI while the server runs) wait instead of failing.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA busy_timeout = 10000",
+                        "PRAGMA synchronous = NORMAL",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await?;
+        let store = Store { pool, backend, sealer: Sealer::new(master_key), limits };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// A transaction that will write. SQLite takes its write lock up front (`BEGIN IMMEDIATE`) so
+    /// that two writers queue on the busy timeout instead of one failing on lock upgrade.
+    async fn write_tx(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

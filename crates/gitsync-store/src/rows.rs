@@ -1,0 +1,46 @@
+//! Decoding helpers shared by the store modules.
+
+use crate::{Result, StoreError};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+pub(crate) fn text(row: &AnyRow, column: &str) -> Result<String> {
+    Ok(row.try_get::<String, _>(column)?)
+}
+
+pub(crate) fn opt_text(row: &AnyRow, column: &str) -> Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(column)?)
+}
+
+pub(crate) fn int(row: &AnyRow, column: &str) -> Result<i64> {
+    Ok(row.try_get::<i64, _>(column)?)
+}
+
+pub(crate) fn opt_int(row: &AnyRow, column: &str) -> Result<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(column)?)
+}
+
+/// Parses a stored enum spelling, treating an unknown one as corruption rather than guessing.
+pub(crate) fn parsed<T>(row: &AnyRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    let value = text(row, column)?;
+    parse(&value).ok_or_else(|| StoreError::corrupt(format!("{column} = '{value}'")))
+}
+
+/// `ENABLED`/`DISABLED` toggles are kept as their wire spelling.
+pub(crate) fn toggle(row: &AnyRow, column: &str) -> Result<Option<bool>> {
+    Ok(opt_text(row, column)?.map(|v| v == "ENABLED"))
+}
+
+pub(crate) fn toggle_text(value: Option<bool>) -> Option<&'static str> {
+    value.map(|v| if v { "ENABLED" } else { "DISABLED" })
+}
+
+/// Whether a database error is a uniqueness violation (a concurrent create of the same key).
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation() || db.message().contains("UNIQUE constraint failed")
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,461 @@
+//! Sync history: targets with their desired state, resource and repository sync attempts with
+//! their ordered events, and blockers. The status operations read it; the engine writes it.
+
+use crate::rows::{int, opt_int, opt_text, parsed, text};
+use crate::{Result, Store, StoreError};
+use gitsync_model::{
+    BlockerScope, BlockerStatus, ProtonProvider, RepositorySyncAttempt, RepositorySyncDefinition, RepositorySyncStatus,
+    ResourceSyncAttempt, ResourceSyncState, ResourceSyncStatus, Revision, SyncBlocker, SyncEvent, SyncTarget, SyncType,
+    Tenant, Timestamp,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row};
+
+/// Which repository a repository sync is for: a CodeConnections repository link, or a Proton
+/// repository.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RepositoryKey {
+    Link(String),
+    Proton { provider: ProtonProvider, name: String },
+}
+
+impl RepositoryKey {
+    pub fn as_key(&self) -> String {
+        match self {
+            RepositoryKey::Link(id) => format!("link:{id}"),
+            RepositoryKey::Proton { provider, name } => format!("proton:{}:{name}", provider.as_str()),
+        }
+    }
+}
+
+/// What the engine records when it starts a resource sync.
+#[derive(Debug, Clone)]
+pub struct NewResourceAttempt {
+    pub target: SyncTarget,
+    pub status: ResourceSyncStatus,
+    pub initial_revision: Revision,
+    pub target_revision: Revision,
+    pub started_at: Timestamp,
+}
+
+fn revision(row: &AnyRow, column: &str) -> Result<Revision> {
+    serde_json::from_str(&text(row, column)?).map_err(StoreError::corrupt)
+}
+
+fn event_from(row: &AnyRow) -> Result<SyncEvent> {
+    Ok(SyncEvent {
+        event_type: text(row, "event_type")?,
+        event: text(row, "event")?,
+        time: Timestamp(int(row, "time")?),
+        external_id: opt_text(row, "external_id")?,
+    })
+}
+
+fn blocker_from(row: &AnyRow) -> Result<SyncBlocker> {
+    let contexts: Vec<(String, String)> = serde_json::from_str(&text(row, "contexts")?).map_err(StoreError::corrupt)?;
+    Ok(SyncBlocker {
+        id: text(row, "blocker_id")?,
+        status: parsed(row, "status", BlockerStatus::parse)?,
+        created_reason: text(row, "created_reason")?,
+        created_at: Timestamp(int(row, "created_at")?),
+        contexts,
+        resolved_reason: opt_text(row, "resolved_reason")?,
+        resolved_at: opt_int(row, "resolved_at")?.map(Timestamp),
+    })
+}
+
+fn blocker_scope_from(row: &AnyRow) -> Result<BlockerScope> {
+    Ok(BlockerScope {
+        sync_type: parsed(row, "sync_type", SyncType::parse)?,
+        resource_name: text(row, "resource_name")?,
+        parent_resource_name: opt_text(row, "parent_resource_name")?,
+    })
+}
+
+impl Store {
+    async fn resource_events<'e, E: sqlx::Executor<'e, Database = Any>>(&self, executor: E, attempt_id: i64) -> Result<Vec<SyncEvent>> {
+        let rows = sqlx::query("SELECT * FROM resource_sync_events WHERE attempt_id = $1 ORDER BY seq")
+            .bind(attempt_id)
+            .fetch_all(executor)
+            .await?;
+        rows.iter().map(event_from).collect()
+    }
+
+    async fn resource_attempt(&self, row: &AnyRow) -> Result<ResourceSyncAttempt> {
+        Ok(ResourceSyncAttempt {
+            started_at: Timestamp(int(row, "started_at")?),
+            status: parsed(row, "status", ResourceSyncStatus::parse)?,
+            events: self.resource_events(&self.pool, int(row, "attempt_id")?).await?,
+            initial_revision: revision(row, "initial_revision")?,
+            target_revision: revision(row, "target_revision")?,
+            target: text(row, "target")?,
+        })
+    }
+
+    /// Desired state, latest and latest successful attempt of a target; `None` before any attempt.
+    pub async fn resource_sync_state(&self, tenant: &Tenant, target: &SyncTarget) -> Result<Option<ResourceSyncState>> {
+        let sync_type = target.sync_type().as_str();
+        let key = target.key();
+        let latest = sqlx::query(
+            "SELECT * FROM resource_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 \
+             ORDER BY attempt_id DESC LIMIT 1",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type)
+        .bind(&key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(latest) = latest else { return Ok(None) };
+        let successful = sqlx::query(
+            "SELECT * FROM resource_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 \
+             AND status = $5 ORDER BY attempt_id DESC LIMIT 1",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type)
+        .bind(&key)
+        .bind(ResourceSyncStatus::Succeeded.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let desired = sqlx::query(
+            "SELECT desired_revision FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type)
+        .bind(&key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let desired_state = match desired.map(|row| opt_text(&row, "desired_revision")).transpose()?.flatten() {
+            Some(json) => Some(serde_json::from_str(&json).map_err(StoreError::corrupt)?),
+            None => None,
+        };
+        let latest_successful_sync = match successful {
+            Some(row) => Some(self.resource_attempt(&row).await?),
+            None => None,
+        };
+        Ok(Some(ResourceSyncState { desired_state, latest_sync: self.resource_attempt(&latest).await?, latest_successful_sync }))
+    }
+
+    /// The newest repository sync of a branch, if any ran.
+    pub async fn latest_repository_sync(
+        &self,
+        tenant: &Tenant,
+        sync_type: SyncType,
+        repository: &RepositoryKey,
+        branch: &str,
+    ) -> Result<Option<RepositorySyncAttempt>> {
+        let row = sqlx::query(
+            "SELECT * FROM repository_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 \
+             AND repository_key = $4 AND branch = $5 ORDER BY attempt_id DESC LIMIT 1",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type.as_str())
+        .bind(repository.as_key())
+        .bind(branch)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let events = sqlx::query("SELECT * FROM repository_sync_events WHERE attempt_id = $1 ORDER BY seq")
+            .bind(int(&row, "attempt_id")?)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Some(RepositorySyncAttempt {
+            started_at: Timestamp(int(&row, "started_at")?),
+            status: parsed(&row, "status", RepositorySyncStatus::parse)?,
+            events: events.iter().map(event_from).collect::<Result<_>>()?,
+        }))
+    }
+
+    /// The sync definitions of a repository: which targets sync from which branch and path.
+    pub async fn repository_sync_definitions(
+        &self,
+        tenant: &Tenant,
+        sync_type: SyncType,
+        repository: &RepositoryKey,
+    ) -> Result<Vec<RepositorySyncDefinition>> {
+        if let (SyncType::CfnStackSync, RepositoryKey::Link(link_id)) = (sync_type, repository) {
+            // A stack syncs from its deployment file: parent and target are both the stack.
+            let rows = sqlx::query(
+                "SELECT resource_name, branch, config_file FROM sync_configurations \
+                 WHERE account_id = $1 AND region = $2 AND link_id = $3 AND sync_type = $4 ORDER BY resource_name",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(link_id)
+            .bind(sync_type.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            return rows
+                .iter()
+                .map(|r| {
+                    Ok(RepositorySyncDefinition {
+                        branch: text(r, "branch")?,
+                        directory: text(r, "config_file")?,
+                        parent: text(r, "resource_name")?,
+                        target: text(r, "resource_name")?,
+                    })
+                })
+                .collect();
+        }
+        let rows = sqlx::query(
+            "SELECT target_key, display_name, branch, directory FROM sync_targets \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 ORDER BY target_key",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type.as_str())
+        .bind(repository.as_key())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let display = text(r, "display_name")?;
+                let parent = display.split(':').next().unwrap_or_default().to_string();
+                Ok(RepositorySyncDefinition {
+                    branch: text(r, "branch")?,
+                    directory: text(r, "directory")?,
+                    parent,
+                    target: display,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest blockers of a resource (at most `limit`), active ones first.
+    pub async fn latest_blockers(
+        &self,
+        tenant: &Tenant,
+        sync_type: SyncType,
+        resource_name: &str,
+        parent_resource_name: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SyncBlocker>> {
+        let rows = sqlx::query(
+            "SELECT * FROM sync_blockers WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND resource_name = $4 \
+             AND COALESCE(parent_resource_name, '') = $5 ORDER BY CASE status WHEN 'ACTIVE' THEN 0 ELSE 1 END, created_at DESC LIMIT $6",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type.as_str())
+        .bind(resource_name)
+        .bind(parent_resource_name.unwrap_or(""))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(blocker_from).collect()
+    }
+
+    /// Marks an ACTIVE blocker RESOLVED. `scope` narrows which resource the id must belong to
+    /// (CodeConnections names the resource; Proton only the id).
+    pub async fn resolve_blocker(
+        &self,
+        tenant: &Tenant,
+        sync_type: SyncType,
+        resource_name: Option<&str>,
+        id: &str,
+        reason: &str,
+    ) -> Result<(BlockerScope, SyncBlocker)> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "SELECT * FROM sync_blockers WHERE blocker_id = $1 AND account_id = $2 AND region = $3 AND sync_type = $4 AND status = 'ACTIVE'",
+        )
+        .bind(id)
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("No active sync blocker with id {id} exists")))?;
+        let scope = blocker_scope_from(&row)?;
+        if let Some(name) = resource_name
+            && scope.resource_name != name
+        {
+            return Err(StoreError::NotFound(format!("No active sync blocker with id {id} exists for resource {name}")));
+        }
+        let now = Timestamp::now();
+        sqlx::query("UPDATE sync_blockers SET status = 'RESOLVED', resolved_reason = $1, resolved_at = $2 WHERE blocker_id = $3")
+            .bind(reason)
+            .bind(now.millis())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut blocker = blocker_from(&row)?;
+        blocker.status = BlockerStatus::Resolved;
+        blocker.resolved_reason = Some(reason.to_string());
+        blocker.resolved_at = Some(now);
+        Ok((scope, blocker))
+    }
+
+    // ----- writes made by the engine -----
+
+    /// Files a target under its repository and branch, and moves its desired state.
+    pub async fn upsert_sync_target(
+        &self,
+        tenant: &Tenant,
+        target: &SyncTarget,
+        repository: &RepositoryKey,
+        branch: &str,
+        directory: &str,
+        desired: Option<&Revision>,
+    ) -> Result<()> {
+        let desired = desired.map(|r| serde_json::to_string(r).map_err(StoreError::corrupt)).transpose()?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO sync_targets (account_id, region, sync_type, target_key, display_name, repository_key, branch, directory, desired_revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (account_id, region, sync_type, target_key) DO UPDATE SET display_name = $5, repository_key = $6, \
+             branch = $7, directory = $8, desired_revision = COALESCE($9, sync_targets.desired_revision)",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(target.sync_type().as_str())
+        .bind(target.key())
+        .bind(target.display_name())
+        .bind(repository.as_key())
+        .bind(branch)
+        .bind(directory)
+        .bind(desired)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a new resource sync attempt; returns its id.
+    pub async fn start_resource_attempt(&self, tenant: &Tenant, attempt: &NewResourceAttempt) -> Result<i64> {
+        let initial = serde_json::to_string(&attempt.initial_revision).map_err(StoreError::corrupt)?;
+        let target = serde_json::to_string(&attempt.target_revision).map_err(StoreError::corrupt)?;
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "INSERT INTO resource_sync_attempts (account_id, region, sync_type, target_key, target, status, initial_revision, target_revision, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING attempt_id",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(attempt.target.sync_type().as_str())
+        .bind(attempt.target.key())
+        .bind(attempt.target.display_name())
+        .bind(attempt.status.as_str())
+        .bind(initial)
+        .bind(target)
+        .bind(attempt.started_at.millis())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Appends an event to a resource sync attempt and sets its status.
+    pub async fn record_resource_event(&self, attempt_id: i64, status: ResourceSyncStatus, event: &SyncEvent) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO resource_sync_events (attempt_id, seq, event_type, event, time, external_id) \
+             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM resource_sync_events WHERE attempt_id = $1), $2, $3, $4, $5)",
+        )
+        .bind(attempt_id)
+        .bind(&event.event_type)
+        .bind(&event.event)
+        .bind(event.time.millis())
+        .bind(&event.external_id)
+        .execute(&mut *tx)
+        .await?;
+        let finished = matches!(status, ResourceSyncStatus::Succeeded | ResourceSyncStatus::Failed).then(|| event.time.millis());
+        sqlx::query("UPDATE resource_sync_attempts SET status = $1, finished_at = COALESCE($2, finished_at) WHERE attempt_id = $3")
+            .bind(status.as_str())
+            .bind(finished)
+            .bind(attempt_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a new repository sync attempt; returns its id.
+    pub async fn start_repository_attempt(
+        &self,
+        tenant: &Tenant,
+        sync_type: SyncType,
+        repository: &RepositoryKey,
+        branch: &str,
+        status: RepositorySyncStatus,
+        started_at: Timestamp,
+    ) -> Result<i64> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "INSERT INTO repository_sync_attempts (account_id, region, sync_type, repository_key, branch, status, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING attempt_id",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type.as_str())
+        .bind(repository.as_key())
+        .bind(branch)
+        .bind(status.as_str())
+        .bind(started_at.millis())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Appends an event to a repository sync attempt and sets its status.
+    pub async fn record_repository_event(&self, attempt_id: i64, status: RepositorySyncStatus, event: &SyncEvent) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO repository_sync_events (attempt_id, seq, event_type, event, time, external_id) \
+             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM repository_sync_events WHERE attempt_id = $1), $2, $3, $4, $5)",
+        )
+        .bind(attempt_id)
+        .bind(&event.event_type)
+        .bind(&event.event)
+        .bind(event.time.millis())
+        .bind(&event.external_id)
+        .execute(&mut *tx)
+        .await?;
+        let finished = matches!(status, RepositorySyncStatus::Succeeded | RepositorySyncStatus::Failed).then(|| event.time.millis());
+        sqlx::query("UPDATE repository_sync_attempts SET status = $1, finished_at = COALESCE($2, finished_at) WHERE attempt_id = $3")
+            .bind(status.as_str())
+            .bind(finished)
+            .bind(attempt_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Raises an ACTIVE blocker on a resource.
+    pub async fn create_blocker(&self, tenant: &Tenant, scope: &BlockerScope, reason: &str, contexts: &[(String, String)]) -> Result<SyncBlocker> {
+        let blocker = SyncBlocker {
+            id: uuid::Uuid::new_v4().to_string(),
+            status: BlockerStatus::Active,
+            created_reason: reason.to_string(),
+            created_at: Timestamp::now(),
+            contexts: contexts.to_vec(),
+            resolved_reason: None,
+            resolved_at: None,
+        };
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO sync_blockers (blocker_id, account_id, region, sync_type, resource_name, parent_resource_name, status, created_reason, created_at, contexts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&blocker.id)
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(scope.sync_type.as_str())
+        .bind(&scope.resource_name)
+        .bind(&scope.parent_resource_name)
+        .bind(blocker.status.as_str())
+        .bind(reason)
+        .bind(blocker.created_at.millis())
+        .bind(serde_json::to_string(contexts).map_err(StoreError::corrupt)?)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(blocker)
+    }
+}
