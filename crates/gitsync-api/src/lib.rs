@@ -1,1 +1,54 @@
+//! The AWS wire of gitsync.
+//!
+//! gitsync answers the AWS Proton, CodeConnections and CodeStar Connections APIs so that boto3,
+//! the AWS CLI and the AWS SDKs work against it unchanged. This crate owns everything about that
+//! wire: the two protocols (awsJson1_0 and Smithy RPC v2 CBOR, [`cbor`]), request signing
+//! ([`sigv4`]), the service models that every request is validated against ([`shapes`]), the
+//! DTOs generated from them ([`dto`]), error names ([`error`]), and one module of operations per
+//! API ([`proton`], [`connections`]) that translate between wire shapes and the store.
 
+pub mod cbor;
+mod connections;
+mod dispatch;
+pub mod dto;
+pub mod error;
+pub mod pagination;
+mod proton;
+pub mod server;
+pub mod service;
+pub mod shapes;
+pub mod sigv4;
+
+use axum::Router;
+use gitsync_store::Store;
+use pagination::Paginator;
+use std::sync::Arc;
+
+/// Everything the API handlers share.
+pub struct Api {
+    pub store: Store,
+    pages: Paginator,
+    /// The current time in epoch seconds; replaceable so signature expiry can be tested.
+    pub clock: fn() -> i64,
+}
+
+fn system_clock() -> i64 {
+    gitsync_model::Timestamp::now().millis() / 1000
+}
+
+impl Api {
+    pub fn new(store: Store) -> Self {
+        let pages = Paginator::new(store.sealer().derive_key("pagination tokens"));
+        Api {
+            store,
+            pages,
+            clock: system_clock,
+        }
+    }
+
+    /// The AWS API routes: every path, since RPC v2 CBOR paths may carry a prefix. Merge other
+    /// routes (health, webhooks, dashboard) in front of it.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new().fallback(server::handle).with_state(self)
+    }
+}

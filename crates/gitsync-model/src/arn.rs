@@ -64,7 +64,13 @@ impl Arn {
         if partition.is_empty() || service.is_empty() || resource.is_empty() {
             return None;
         }
-        Some(Arn { partition, service, region, account_id, resource })
+        Some(Arn {
+            partition,
+            service,
+            region,
+            account_id,
+            resource,
+        })
     }
 
     /// Whether the ARN names a resource of this tenant (same account and region).
@@ -98,20 +104,31 @@ mod tests {
         let arn = Arn::parse(text).expect("valid");
         assert_eq!(arn.service, "proton");
         assert_eq!(arn.resource, "repository/github:owner/repo");
-        assert_eq!(arn.resource_type_and_id(), Some(("repository", "github:owner/repo")));
+        assert_eq!(
+            arn.resource_type_and_id(),
+            Some(("repository", "github:owner/repo"))
+        );
         assert_eq!(arn.to_string(), text);
     }
 
     #[test]
     fn rejects_non_arns() {
-        for bad in ["", "arn", "arn:aws", "foo:aws:s3:::x", "arn::s3:r:a:x", "arn:aws:s3:r:a:"] {
+        for bad in [
+            "",
+            "arn",
+            "arn:aws",
+            "foo:aws:s3:::x",
+            "arn::s3:r:a:x",
+            "arn:aws:s3:r:a:",
+        ] {
             assert!(Arn::parse(bad).is_none(), "{bad}");
         }
     }
 
     #[test]
     fn scoping_needs_account_and_region() {
-        let arn = Arn::parse("arn:aws:codeconnections:eu-west-1:111111111111:connection/x").unwrap();
+        let arn =
+            Arn::parse("arn:aws:codeconnections:eu-west-1:111111111111:connection/x").unwrap();
         assert!(arn.belongs_to(&Tenant::new("111111111111", "eu-west-1")));
         assert!(!arn.belongs_to(&Tenant::new("111111111111", "us-east-1")));
         assert!(!arn.belongs_to(&Tenant::new("222222222222", "eu-west-1")));

@@ -45,7 +45,10 @@ string_enum! {
 impl ProviderType {
     /// Self-managed providers need a host (with its `ProviderEndpoint`) to be reachable.
     pub fn is_self_managed(self) -> bool {
-        matches!(self, ProviderType::GitHubEnterpriseServer | ProviderType::GitLabSelfManaged)
+        matches!(
+            self,
+            ProviderType::GitHubEnterpriseServer | ProviderType::GitLabSelfManaged
+        )
     }
 
     /// Where repositories of a cloud provider live, when no host says otherwise.
@@ -194,7 +197,11 @@ pub struct ProtonRepository {
 impl ProtonRepository {
     /// `arn:aws:proton:{region}:{account}:repository/{provider lower-case}:{owner}/{repo}`.
     pub fn arn_resource(provider: ProtonProvider, name: &str) -> String {
-        format!("repository/{}:{}", provider.as_str().to_ascii_lowercase(), name)
+        format!(
+            "repository/{}:{}",
+            provider.as_str().to_ascii_lowercase(),
+            name
+        )
     }
 }
 

@@ -34,9 +34,18 @@ string_enum! {
 /// What one status read answers for: a stack, a template major version, or a service instance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SyncTarget {
-    CfnStack { stack_name: String },
-    TemplateVersion { template_name: String, template_type: TemplateType, major: String },
-    ServiceInstance { service_name: String, instance_name: String },
+    CfnStack {
+        stack_name: String,
+    },
+    TemplateVersion {
+        template_name: String,
+        template_type: TemplateType,
+        major: String,
+    },
+    ServiceInstance {
+        service_name: String,
+        instance_name: String,
+    },
 }
 
 impl SyncTarget {
@@ -52,10 +61,17 @@ impl SyncTarget {
     pub fn key(&self) -> String {
         match self {
             SyncTarget::CfnStack { stack_name } => stack_name.clone(),
-            SyncTarget::TemplateVersion { template_name, template_type, major } => {
+            SyncTarget::TemplateVersion {
+                template_name,
+                template_type,
+                major,
+            } => {
                 format!("{}/{}/{}", template_type.as_str(), template_name, major)
             }
-            SyncTarget::ServiceInstance { service_name, instance_name } => {
+            SyncTarget::ServiceInstance {
+                service_name,
+                instance_name,
+            } => {
                 format!("{service_name}/{instance_name}")
             }
         }
@@ -65,7 +81,11 @@ impl SyncTarget {
     pub fn display_name(&self) -> String {
         match self {
             SyncTarget::CfnStack { stack_name } => stack_name.clone(),
-            SyncTarget::TemplateVersion { template_name, major, .. } => format!("{template_name}:{major}"),
+            SyncTarget::TemplateVersion {
+                template_name,
+                major,
+                ..
+            } => format!("{template_name}:{major}"),
             SyncTarget::ServiceInstance { instance_name, .. } => instance_name.clone(),
         }
     }

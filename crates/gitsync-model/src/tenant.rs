@@ -13,7 +13,10 @@ pub struct Tenant {
 
 impl Tenant {
     pub fn new(account_id: impl Into<String>, region: impl Into<String>) -> Self {
-        Self { account_id: account_id.into(), region: region.into() }
+        Self {
+            account_id: account_id.into(),
+            region: region.into(),
+        }
     }
 }
 

@@ -5,9 +5,9 @@ use crate::rows::{is_unique_violation, opt_text, parsed, text, toggle, toggle_te
 use crate::tags::{delete_tags, insert_tags};
 use crate::{Page, Result, Store, StoreError};
 use gitsync_model::{
-    Arn, ArnService, Connection, ConnectionStatus, Host, ProviderType, RepositoryLink, SyncConfiguration,
-    SyncConfigurationPatch, SyncConfigurationSpec, SyncType, Tag, Tenant, Timestamp, TriggerResourceUpdateOn,
-    VpcConfiguration,
+    Arn, ArnService, Connection, ConnectionStatus, Host, ProviderType, RepositoryLink,
+    SyncConfiguration, SyncConfigurationPatch, SyncConfigurationSpec, SyncType, Tag, Tenant,
+    Timestamp, TriggerResourceUpdateOn, VpcConfiguration,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -115,8 +115,15 @@ pub(crate) fn connections_resource_id(tenant: &Tenant, arn: &str, kind: &str) ->
     (k == kind).then(|| id.to_string())
 }
 
-async fn count(tx: &mut Transaction<'static, Any>, sql: &'static str, tenant: &Tenant, extra: &[&str]) -> Result<i64> {
-    let mut q = sqlx::query(sql).bind(&tenant.account_id).bind(&tenant.region);
+async fn count(
+    tx: &mut Transaction<'static, Any>,
+    sql: &'static str,
+    tenant: &Tenant,
+    extra: &[&str],
+) -> Result<i64> {
+    let mut q = sqlx::query(sql)
+        .bind(&tenant.account_id)
+        .bind(&tenant.region);
     for e in extra {
         q = q.bind(*e);
     }
@@ -156,10 +163,20 @@ impl Store {
                     )));
                 }
                 Some(p) => p,
-                None => return Err(StoreError::Invalid("give either ProviderType or HostArn".into())),
+                None => {
+                    return Err(StoreError::Invalid(
+                        "give either ProviderType or HostArn".into(),
+                    ));
+                }
             },
         };
-        let existing = count(&mut tx, "SELECT COUNT(*) FROM connections WHERE account_id = $1 AND region = $2", tenant, &[]).await?;
+        let existing = count(
+            &mut tx,
+            "SELECT COUNT(*) FROM connections WHERE account_id = $1 AND region = $2",
+            tenant,
+            &[],
+        )
+        .await?;
         if existing >= i64::from(self.limits.connections) {
             return Err(StoreError::LimitExceeded(format!(
                 "this account has {existing} connections in {}, the limit is {}",
@@ -238,19 +255,26 @@ impl Store {
     pub async fn delete_connection(&self, tenant: &Tenant, arn: &str) -> Result<()> {
         let connection = self.get_connection(tenant, arn).await?;
         let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM connections WHERE account_id = $1 AND region = $2 AND connection_id = $3")
-            .bind(&tenant.account_id)
-            .bind(&tenant.region)
-            .bind(&connection.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM connections WHERE account_id = $1 AND region = $2 AND connection_id = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(&connection.id)
+        .execute(&mut *tx)
+        .await?;
         delete_tags(&mut tx, tenant, &connection.arn).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Marks a connection usable, with its Git credentials sealed (none for `file://` remotes).
-    pub async fn activate_connection(&self, tenant: &Tenant, arn: &str, credentials: Option<&[u8]>) -> Result<Connection> {
+    pub async fn activate_connection(
+        &self,
+        tenant: &Tenant,
+        arn: &str,
+        credentials: Option<&[u8]>,
+    ) -> Result<Connection> {
         let connection = self.get_connection(tenant, arn).await?;
         let mut tx = self.write_tx().await?;
         sqlx::query(
@@ -265,21 +289,31 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Connection { status: ConnectionStatus::Available, ..connection })
+        Ok(Connection {
+            status: ConnectionStatus::Available,
+            ..connection
+        })
     }
 
     // ----- hosts -----
 
-    async fn host_in(&self, tx: &mut Transaction<'static, Any>, tenant: &Tenant, arn: &str) -> Result<Host> {
+    async fn host_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tenant: &Tenant,
+        arn: &str,
+    ) -> Result<Host> {
         let not_found = || StoreError::NotFound(format!("Host {arn} does not exist"));
         let id = connections_resource_id(tenant, arn, "host").ok_or_else(not_found)?;
-        let row = sqlx::query("SELECT * FROM hosts WHERE account_id = $1 AND region = $2 AND host_id = $3")
-            .bind(&tenant.account_id)
-            .bind(&tenant.region)
-            .bind(&id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(not_found)?;
+        let row = sqlx::query(
+            "SELECT * FROM hosts WHERE account_id = $1 AND region = $2 AND host_id = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(&id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(not_found)?;
         host_from(&row)
     }
 
@@ -299,7 +333,13 @@ impl Store {
             )));
         }
         let mut tx = self.write_tx().await?;
-        let existing = count(&mut tx, "SELECT COUNT(*) FROM hosts WHERE account_id = $1 AND region = $2", tenant, &[]).await?;
+        let existing = count(
+            &mut tx,
+            "SELECT COUNT(*) FROM hosts WHERE account_id = $1 AND region = $2",
+            tenant,
+            &[],
+        )
+        .await?;
         if existing >= i64::from(self.limits.hosts) {
             return Err(StoreError::LimitExceeded(format!(
                 "this account has {existing} hosts in {}, the limit is {}",
@@ -347,7 +387,12 @@ impl Store {
         Ok(host)
     }
 
-    pub async fn list_hosts(&self, tenant: &Tenant, after: Option<&str>, limit: usize) -> Result<Page<Host>> {
+    pub async fn list_hosts(
+        &self,
+        tenant: &Tenant,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Host>> {
         let rows = sqlx::query(
             "SELECT * FROM hosts WHERE account_id = $1 AND region = $2 AND host_id > $3 ORDER BY host_id LIMIT $4",
         )
@@ -357,7 +402,9 @@ impl Store {
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        page(rows, limit, host_from, |h| h.arn.rsplit('/').next().unwrap_or_default().to_string())
+        page(rows, limit, host_from, |h| {
+            h.arn.rsplit('/').next().unwrap_or_default().to_string()
+        })
     }
 
     pub async fn update_host(
@@ -418,8 +465,14 @@ impl Store {
 
     // ----- repository links -----
 
-    async fn connection_in(&self, tx: &mut Transaction<'static, Any>, tenant: &Tenant, arn: &str) -> Result<Connection> {
-        let missing = || StoreError::Invalid(format!("ConnectionArn: connection {arn} does not exist"));
+    async fn connection_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tenant: &Tenant,
+        arn: &str,
+    ) -> Result<Connection> {
+        let missing =
+            || StoreError::Invalid(format!("ConnectionArn: connection {arn} does not exist"));
         let id = connections_resource_id(tenant, arn, "connection").ok_or_else(missing)?;
         let row = sqlx::query("SELECT * FROM connections WHERE account_id = $1 AND region = $2 AND connection_id = $3")
             .bind(&tenant.account_id)
@@ -443,8 +496,13 @@ impl Store {
     ) -> Result<RepositoryLink> {
         let mut tx = self.write_tx().await?;
         let connection = self.connection_in(&mut tx, tenant, connection_arn).await?;
-        let existing =
-            count(&mut tx, "SELECT COUNT(*) FROM repository_links WHERE account_id = $1 AND region = $2", tenant, &[]).await?;
+        let existing = count(
+            &mut tx,
+            "SELECT COUNT(*) FROM repository_links WHERE account_id = $1 AND region = $2",
+            tenant,
+            &[],
+        )
+        .await?;
         if existing >= i64::from(self.limits.repository_links) {
             return Err(StoreError::LimitExceeded(format!(
                 "this account has {existing} repository links in {}, the limit is {}",
@@ -487,30 +545,53 @@ impl Store {
             }
             other => other?,
         };
-        insert_tags(&mut tx, tenant, &link.arn, tags, self.limits.tags_per_resource).await?;
+        insert_tags(
+            &mut tx,
+            tenant,
+            &link.arn,
+            tags,
+            self.limits.tags_per_resource,
+        )
+        .await?;
         tx.commit().await?;
         Ok(link)
     }
 
-    async fn link_in<'e, E>(&self, executor: E, tenant: &Tenant, link_id: &str) -> Result<RepositoryLink>
+    async fn link_in<'e, E>(
+        &self,
+        executor: E,
+        tenant: &Tenant,
+        link_id: &str,
+    ) -> Result<RepositoryLink>
     where
         E: sqlx::Executor<'e, Database = Any>,
     {
-        let row = sqlx::query("SELECT * FROM repository_links WHERE account_id = $1 AND region = $2 AND link_id = $3")
-            .bind(&tenant.account_id)
-            .bind(&tenant.region)
-            .bind(link_id)
-            .fetch_optional(executor)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("Repository link {link_id} does not exist")))?;
+        let row = sqlx::query(
+            "SELECT * FROM repository_links WHERE account_id = $1 AND region = $2 AND link_id = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(link_id)
+        .fetch_optional(executor)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("Repository link {link_id} does not exist")))?;
         link_from(&row)
     }
 
-    pub async fn get_repository_link(&self, tenant: &Tenant, link_id: &str) -> Result<RepositoryLink> {
+    pub async fn get_repository_link(
+        &self,
+        tenant: &Tenant,
+        link_id: &str,
+    ) -> Result<RepositoryLink> {
         self.link_in(&self.pool, tenant, link_id).await
     }
 
-    pub async fn list_repository_links(&self, tenant: &Tenant, after: Option<&str>, limit: usize) -> Result<Page<RepositoryLink>> {
+    pub async fn list_repository_links(
+        &self,
+        tenant: &Tenant,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<RepositoryLink>> {
         let rows = sqlx::query(
             "SELECT * FROM repository_links WHERE account_id = $1 AND region = $2 AND link_id > $3 ORDER BY link_id LIMIT $4",
         )
@@ -578,12 +659,14 @@ impl Store {
                 "repository link {link_id} is used by {users} sync configuration(s); delete them first"
             )));
         }
-        sqlx::query("DELETE FROM repository_links WHERE account_id = $1 AND region = $2 AND link_id = $3")
-            .bind(&tenant.account_id)
-            .bind(&tenant.region)
-            .bind(link_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM repository_links WHERE account_id = $1 AND region = $2 AND link_id = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(link_id)
+        .execute(&mut *tx)
+        .await?;
         delete_tags(&mut tx, tenant, &link.arn).await?;
         tx.commit().await?;
         Ok(())
@@ -606,7 +689,10 @@ impl Store {
                 "SELECT COUNT(*) FROM sync_configurations WHERE account_id = $1 AND region = $2 AND resource_name <> $3",
                 vec![excluding],
                 l.cfn_sync_configurations,
-                format!("CloudFormation stack sync configurations in {}", tenant.region),
+                format!(
+                    "CloudFormation stack sync configurations in {}",
+                    tenant.region
+                ),
             ),
             (
                 "SELECT COUNT(*) FROM sync_configurations WHERE account_id = $1 AND region = $2 AND resource_name <> $3 AND link_id = $4",
@@ -624,19 +710,31 @@ impl Store {
         for (sql, extra, limit, what) in checks {
             let n = count(tx, sql, tenant, &extra).await?;
             if n >= i64::from(limit) {
-                return Err(StoreError::LimitExceeded(format!("there are already {n} {what}; the limit is {limit}")));
+                return Err(StoreError::LimitExceeded(format!(
+                    "there are already {n} {what}; the limit is {limit}"
+                )));
             }
         }
         Ok(())
     }
 
-    pub async fn create_sync_configuration(&self, tenant: &Tenant, spec: &SyncConfigurationSpec) -> Result<SyncConfiguration> {
+    pub async fn create_sync_configuration(
+        &self,
+        tenant: &Tenant,
+        spec: &SyncConfigurationSpec,
+    ) -> Result<SyncConfiguration> {
         let mut tx = self.write_tx().await?;
-        let link = match self.link_in(&mut *tx, tenant, &spec.repository_link_id).await {
-            Err(StoreError::NotFound(m)) => return Err(StoreError::Invalid(format!("RepositoryLinkId: {m}"))),
+        let link = match self
+            .link_in(&mut *tx, tenant, &spec.repository_link_id)
+            .await
+        {
+            Err(StoreError::NotFound(m)) => {
+                return Err(StoreError::Invalid(format!("RepositoryLinkId: {m}")));
+            }
             other => other?,
         };
-        self.check_sync_config_limits(&mut tx, tenant, &link.id, &spec.branch, &spec.resource_name).await?;
+        self.check_sync_config_limits(&mut tx, tenant, &link.id, &spec.branch, &spec.resource_name)
+            .await?;
         let inserted = sqlx::query(
             "INSERT INTO sync_configurations (account_id, region, sync_type, resource_name, link_id, branch, config_file, role_arn, \
              publish_deployment_status, trigger_resource_update_on, pull_request_comment, created_at) \
@@ -681,7 +779,12 @@ impl Store {
         })
     }
 
-    async fn sync_config_in<'e, E>(&self, executor: E, tenant: &Tenant, resource_name: &str) -> Result<SyncConfiguration>
+    async fn sync_config_in<'e, E>(
+        &self,
+        executor: E,
+        tenant: &Tenant,
+        resource_name: &str,
+    ) -> Result<SyncConfiguration>
     where
         E: sqlx::Executor<'e, Database = Any>,
     {
@@ -700,7 +803,11 @@ impl Store {
         sync_config_from(&row)
     }
 
-    pub async fn get_sync_configuration(&self, tenant: &Tenant, resource_name: &str) -> Result<SyncConfiguration> {
+    pub async fn get_sync_configuration(
+        &self,
+        tenant: &Tenant,
+        resource_name: &str,
+    ) -> Result<SyncConfiguration> {
         self.sync_config_in(&self.pool, tenant, resource_name).await
     }
 
@@ -714,7 +821,9 @@ impl Store {
         let mut config = self.sync_config_in(&mut *tx, tenant, resource_name).await?;
         if let Some(link_id) = &patch.repository_link_id {
             let link = match self.link_in(&mut *tx, tenant, link_id).await {
-                Err(StoreError::NotFound(m)) => return Err(StoreError::Invalid(format!("RepositoryLinkId: {m}"))),
+                Err(StoreError::NotFound(m)) => {
+                    return Err(StoreError::Invalid(format!("RepositoryLinkId: {m}")));
+                }
                 other => other?,
             };
             config.repository_link_id = link.id;
@@ -731,10 +840,21 @@ impl Store {
         if let Some(v) = &patch.role_arn {
             config.role_arn = v.clone();
         }
-        config.publish_deployment_status = patch.publish_deployment_status.or(config.publish_deployment_status);
-        config.trigger_resource_update_on = patch.trigger_resource_update_on.or(config.trigger_resource_update_on);
+        config.publish_deployment_status = patch
+            .publish_deployment_status
+            .or(config.publish_deployment_status);
+        config.trigger_resource_update_on = patch
+            .trigger_resource_update_on
+            .or(config.trigger_resource_update_on);
         config.pull_request_comment = patch.pull_request_comment.or(config.pull_request_comment);
-        self.check_sync_config_limits(&mut tx, tenant, &config.repository_link_id, &config.branch, resource_name).await?;
+        self.check_sync_config_limits(
+            &mut tx,
+            tenant,
+            &config.repository_link_id,
+            &config.branch,
+            resource_name,
+        )
+        .await?;
         sqlx::query(
             "UPDATE sync_configurations SET link_id = $1, branch = $2, config_file = $3, role_arn = $4, \
              publish_deployment_status = $5, trigger_resource_update_on = $6, pull_request_comment = $7 \
@@ -757,7 +877,11 @@ impl Store {
         Ok(config)
     }
 
-    pub async fn delete_sync_configuration(&self, tenant: &Tenant, resource_name: &str) -> Result<()> {
+    pub async fn delete_sync_configuration(
+        &self,
+        tenant: &Tenant,
+        resource_name: &str,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "DELETE FROM sync_configurations WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND resource_name = $4",
@@ -824,7 +948,11 @@ pub(crate) fn page<T>(
     key: fn(&T) -> String,
 ) -> Result<Page<T>> {
     let more = rows.len() > limit;
-    let items = rows.iter().take(limit).map(decode).collect::<Result<Vec<_>>>()?;
+    let items = rows
+        .iter()
+        .take(limit)
+        .map(decode)
+        .collect::<Result<Vec<_>>>()?;
     let next = if more { items.last().map(key) } else { None };
     Ok(Page { items, next })
 }

@@ -95,7 +95,12 @@ impl Store {
             });
         }
         let pool = options.connect(&url).await?;
-        let store = Store { pool, backend, sealer: Sealer::new(master_key), limits };
+        let store = Store {
+            pool,
+            backend,
+            sealer: Sealer::new(master_key),
+            limits,
+        };
         migrate::run(&store).await?;
         Ok(store)
     }

@@ -11,7 +11,9 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
     let mut tx = store.write_tx().await?;
     if store.backend == Backend::Postgres {
         // Replicas may start together; one migrates while the others wait for this lock.
-        sqlx::query("SELECT pg_advisory_xact_lock(7142026)").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7142026)")
+            .execute(&mut *tx)
+            .await?;
     }
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
@@ -28,7 +30,9 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
     };
     for (version, sql) in migrations.iter().filter(|(v, _)| *v > current) {
         for statement in split_statements(sql) {
-            sqlx::query(AssertSqlSafe(statement)).execute(&mut *tx).await?;
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
             .bind(*version)

@@ -5,7 +5,8 @@ use crate::rows::{is_unique_violation, opt_text, parsed, text};
 use crate::tags::{delete_tags, insert_tags};
 use crate::{Page, Result, Store, StoreError};
 use gitsync_model::{
-    Arn, ProtonProvider, ProtonRepository, ServiceSyncConfig, Tag, TemplateSyncConfig, TemplateType, Tenant, Timestamp,
+    Arn, ProtonProvider, ProtonRepository, ServiceSyncConfig, Tag, TemplateSyncConfig,
+    TemplateType, Tenant, Timestamp,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
@@ -42,7 +43,9 @@ fn service_config_from(row: &AnyRow) -> Result<ServiceSyncConfig> {
 }
 
 fn repository_missing(provider: ProtonProvider, name: &str) -> StoreError {
-    StoreError::NotFound(format!("Repository {name} of provider {provider} does not exist; create it with CreateRepository"))
+    StoreError::NotFound(format!(
+        "Repository {name} of provider {provider} does not exist; create it with CreateRepository"
+    ))
 }
 
 impl Store {
@@ -57,7 +60,11 @@ impl Store {
     ) -> Result<ProtonRepository> {
         let mut tx = self.write_tx().await?;
         let connection_id = connections_resource_id(tenant, connection_arn, "connection")
-            .ok_or_else(|| StoreError::Invalid(format!("connectionArn: {connection_arn} is not a connection of this account and region")))?;
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "connectionArn: {connection_arn} is not a connection of this account and region"
+                ))
+            })?;
         let row = sqlx::query("SELECT provider_type FROM connections WHERE account_id = $1 AND region = $2 AND connection_id = $3")
             .bind(&tenant.account_id)
             .bind(&tenant.region)
@@ -71,12 +78,14 @@ impl Store {
                 "connectionArn: connection {connection_arn} is for {connection_provider}, not {provider}"
             )));
         }
-        let existing: i64 = sqlx::query("SELECT COUNT(*) FROM proton_repositories WHERE account_id = $1 AND region = $2")
-            .bind(&tenant.account_id)
-            .bind(&tenant.region)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let existing: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM proton_repositories WHERE account_id = $1 AND region = $2",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
         if existing >= i64::from(self.limits.proton_repositories) {
             return Err(StoreError::LimitExceeded(format!(
                 "this account has {existing} repositories in {}, the limit is {}",
@@ -84,7 +93,12 @@ impl Store {
             )));
         }
         let repository = ProtonRepository {
-            arn: Arn::new("proton", tenant, ProtonRepository::arn_resource(provider, name)).to_string(),
+            arn: Arn::new(
+                "proton",
+                tenant,
+                ProtonRepository::arn_resource(provider, name),
+            )
+            .to_string(),
             provider,
             name: name.to_string(),
             connection_arn: connection_arn.to_string(),
@@ -106,16 +120,31 @@ impl Store {
         .await;
         match inserted {
             Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists(format!("Repository {name} of provider {provider} already exists")));
+                return Err(StoreError::AlreadyExists(format!(
+                    "Repository {name} of provider {provider} already exists"
+                )));
             }
             other => other?,
         };
-        insert_tags(&mut tx, tenant, &repository.arn, tags, self.limits.tags_per_resource).await?;
+        insert_tags(
+            &mut tx,
+            tenant,
+            &repository.arn,
+            tags,
+            self.limits.tags_per_resource,
+        )
+        .await?;
         tx.commit().await?;
         Ok(repository)
     }
 
-    async fn proton_repository_in<'e, E>(&self, executor: E, tenant: &Tenant, provider: ProtonProvider, name: &str) -> Result<ProtonRepository>
+    async fn proton_repository_in<'e, E>(
+        &self,
+        executor: E,
+        tenant: &Tenant,
+        provider: ProtonProvider,
+        name: &str,
+    ) -> Result<ProtonRepository>
     where
         E: sqlx::Executor<'e, Database = Any>,
     {
@@ -130,11 +159,22 @@ impl Store {
         repository_from(&row)
     }
 
-    pub async fn get_proton_repository(&self, tenant: &Tenant, provider: ProtonProvider, name: &str) -> Result<ProtonRepository> {
-        self.proton_repository_in(&self.pool, tenant, provider, name).await
+    pub async fn get_proton_repository(
+        &self,
+        tenant: &Tenant,
+        provider: ProtonProvider,
+        name: &str,
+    ) -> Result<ProtonRepository> {
+        self.proton_repository_in(&self.pool, tenant, provider, name)
+            .await
     }
 
-    pub async fn list_proton_repositories(&self, tenant: &Tenant, after: Option<&str>, limit: usize) -> Result<Page<ProtonRepository>> {
+    pub async fn list_proton_repositories(
+        &self,
+        tenant: &Tenant,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ProtonRepository>> {
         let rows = sqlx::query(
             "SELECT * FROM proton_repositories WHERE account_id = $1 AND region = $2 AND arn > $3 ORDER BY arn LIMIT $4",
         )
@@ -147,9 +187,16 @@ impl Store {
         page(rows, limit, repository_from, |r| r.arn.clone())
     }
 
-    pub async fn delete_proton_repository(&self, tenant: &Tenant, provider: ProtonProvider, name: &str) -> Result<ProtonRepository> {
+    pub async fn delete_proton_repository(
+        &self,
+        tenant: &Tenant,
+        provider: ProtonProvider,
+        name: &str,
+    ) -> Result<ProtonRepository> {
         let mut tx = self.write_tx().await?;
-        let repository = self.proton_repository_in(&mut *tx, tenant, provider, name).await?;
+        let repository = self
+            .proton_repository_in(&mut *tx, tenant, provider, name)
+            .await?;
         let users: i64 = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM template_sync_configs WHERE account_id = $1 AND region = $2 AND repository_provider = $3 AND repository_name = $4) \
                   + (SELECT COUNT(*) FROM service_sync_configs WHERE account_id = $1 AND region = $2 AND repository_provider = $3 AND repository_name = $4)",
@@ -180,15 +227,27 @@ impl Store {
 
     // ----- template sync configurations -----
 
-    pub async fn create_template_sync_config(&self, tenant: &Tenant, config: &TemplateSyncConfig) -> Result<TemplateSyncConfig> {
+    pub async fn create_template_sync_config(
+        &self,
+        tenant: &Tenant,
+        config: &TemplateSyncConfig,
+    ) -> Result<TemplateSyncConfig> {
         let mut tx = self.write_tx().await?;
-        self.proton_repository_in(&mut *tx, tenant, config.repository_provider, &config.repository_name).await?;
-        let existing: i64 = sqlx::query("SELECT COUNT(*) FROM template_sync_configs WHERE account_id = $1 AND region = $2")
-            .bind(&tenant.account_id)
-            .bind(&tenant.region)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        self.proton_repository_in(
+            &mut *tx,
+            tenant,
+            config.repository_provider,
+            &config.repository_name,
+        )
+        .await?;
+        let existing: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM template_sync_configs WHERE account_id = $1 AND region = $2",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
         if existing >= i64::from(self.limits.template_sync_configs) {
             return Err(StoreError::LimitExceeded(format!(
                 "this account has {existing} template sync configurations in {}, the limit is {}",
@@ -223,7 +282,13 @@ impl Store {
         Ok(config.clone())
     }
 
-    async fn template_config_in<'e, E>(&self, executor: E, tenant: &Tenant, name: &str, template_type: TemplateType) -> Result<TemplateSyncConfig>
+    async fn template_config_in<'e, E>(
+        &self,
+        executor: E,
+        tenant: &Tenant,
+        name: &str,
+        template_type: TemplateType,
+    ) -> Result<TemplateSyncConfig>
     where
         E: sqlx::Executor<'e, Database = Any>,
     {
@@ -240,14 +305,36 @@ impl Store {
         template_config_from(&row)
     }
 
-    pub async fn get_template_sync_config(&self, tenant: &Tenant, name: &str, template_type: TemplateType) -> Result<TemplateSyncConfig> {
-        self.template_config_in(&self.pool, tenant, name, template_type).await
+    pub async fn get_template_sync_config(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        template_type: TemplateType,
+    ) -> Result<TemplateSyncConfig> {
+        self.template_config_in(&self.pool, tenant, name, template_type)
+            .await
     }
 
-    pub async fn update_template_sync_config(&self, tenant: &Tenant, config: &TemplateSyncConfig) -> Result<TemplateSyncConfig> {
+    pub async fn update_template_sync_config(
+        &self,
+        tenant: &Tenant,
+        config: &TemplateSyncConfig,
+    ) -> Result<TemplateSyncConfig> {
         let mut tx = self.write_tx().await?;
-        self.template_config_in(&mut *tx, tenant, &config.template_name, config.template_type).await?;
-        self.proton_repository_in(&mut *tx, tenant, config.repository_provider, &config.repository_name).await?;
+        self.template_config_in(
+            &mut *tx,
+            tenant,
+            &config.template_name,
+            config.template_type,
+        )
+        .await?;
+        self.proton_repository_in(
+            &mut *tx,
+            tenant,
+            config.repository_provider,
+            &config.repository_name,
+        )
+        .await?;
         sqlx::query(
             "UPDATE template_sync_configs SET repository_provider = $1, repository_name = $2, branch = $3, subdirectory = $4 \
              WHERE account_id = $5 AND region = $6 AND template_name = $7 AND template_type = $8",
@@ -266,9 +353,16 @@ impl Store {
         Ok(config.clone())
     }
 
-    pub async fn delete_template_sync_config(&self, tenant: &Tenant, name: &str, template_type: TemplateType) -> Result<TemplateSyncConfig> {
+    pub async fn delete_template_sync_config(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        template_type: TemplateType,
+    ) -> Result<TemplateSyncConfig> {
         let mut tx = self.write_tx().await?;
-        let config = self.template_config_in(&mut *tx, tenant, name, template_type).await?;
+        let config = self
+            .template_config_in(&mut *tx, tenant, name, template_type)
+            .await?;
         sqlx::query("DELETE FROM template_sync_configs WHERE account_id = $1 AND region = $2 AND template_name = $3 AND template_type = $4")
             .bind(&tenant.account_id)
             .bind(&tenant.region)
@@ -282,15 +376,27 @@ impl Store {
 
     // ----- service sync configurations -----
 
-    pub async fn create_service_sync_config(&self, tenant: &Tenant, config: &ServiceSyncConfig) -> Result<ServiceSyncConfig> {
+    pub async fn create_service_sync_config(
+        &self,
+        tenant: &Tenant,
+        config: &ServiceSyncConfig,
+    ) -> Result<ServiceSyncConfig> {
         let mut tx = self.write_tx().await?;
-        self.proton_repository_in(&mut *tx, tenant, config.repository_provider, &config.repository_name).await?;
-        let existing: i64 = sqlx::query("SELECT COUNT(*) FROM service_sync_configs WHERE account_id = $1 AND region = $2")
-            .bind(&tenant.account_id)
-            .bind(&tenant.region)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        self.proton_repository_in(
+            &mut *tx,
+            tenant,
+            config.repository_provider,
+            &config.repository_name,
+        )
+        .await?;
+        let existing: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM service_sync_configs WHERE account_id = $1 AND region = $2",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
         if existing >= i64::from(self.limits.service_sync_configs) {
             return Err(StoreError::LimitExceeded(format!(
                 "this account has {existing} service sync configurations in {}, the limit is {}",
@@ -324,7 +430,12 @@ impl Store {
         Ok(config.clone())
     }
 
-    async fn service_config_in<'e, E>(&self, executor: E, tenant: &Tenant, service_name: &str) -> Result<ServiceSyncConfig>
+    async fn service_config_in<'e, E>(
+        &self,
+        executor: E,
+        tenant: &Tenant,
+        service_name: &str,
+    ) -> Result<ServiceSyncConfig>
     where
         E: sqlx::Executor<'e, Database = Any>,
     {
@@ -338,14 +449,30 @@ impl Store {
         service_config_from(&row)
     }
 
-    pub async fn get_service_sync_config(&self, tenant: &Tenant, service_name: &str) -> Result<ServiceSyncConfig> {
-        self.service_config_in(&self.pool, tenant, service_name).await
+    pub async fn get_service_sync_config(
+        &self,
+        tenant: &Tenant,
+        service_name: &str,
+    ) -> Result<ServiceSyncConfig> {
+        self.service_config_in(&self.pool, tenant, service_name)
+            .await
     }
 
-    pub async fn update_service_sync_config(&self, tenant: &Tenant, config: &ServiceSyncConfig) -> Result<ServiceSyncConfig> {
+    pub async fn update_service_sync_config(
+        &self,
+        tenant: &Tenant,
+        config: &ServiceSyncConfig,
+    ) -> Result<ServiceSyncConfig> {
         let mut tx = self.write_tx().await?;
-        self.service_config_in(&mut *tx, tenant, &config.service_name).await?;
-        self.proton_repository_in(&mut *tx, tenant, config.repository_provider, &config.repository_name).await?;
+        self.service_config_in(&mut *tx, tenant, &config.service_name)
+            .await?;
+        self.proton_repository_in(
+            &mut *tx,
+            tenant,
+            config.repository_provider,
+            &config.repository_name,
+        )
+        .await?;
         sqlx::query(
             "UPDATE service_sync_configs SET repository_provider = $1, repository_name = $2, branch = $3, file_path = $4 \
              WHERE account_id = $5 AND region = $6 AND service_name = $7",
@@ -363,9 +490,15 @@ impl Store {
         Ok(config.clone())
     }
 
-    pub async fn delete_service_sync_config(&self, tenant: &Tenant, service_name: &str) -> Result<ServiceSyncConfig> {
+    pub async fn delete_service_sync_config(
+        &self,
+        tenant: &Tenant,
+        service_name: &str,
+    ) -> Result<ServiceSyncConfig> {
         let mut tx = self.write_tx().await?;
-        let config = self.service_config_in(&mut *tx, tenant, service_name).await?;
+        let config = self
+            .service_config_in(&mut *tx, tenant, service_name)
+            .await?;
         sqlx::query("DELETE FROM service_sync_configs WHERE account_id = $1 AND region = $2 AND service_name = $3")
             .bind(&tenant.account_id)
             .bind(&tenant.region)
@@ -376,4 +509,3 @@ impl Store {
         Ok(config)
     }
 }
-

@@ -41,7 +41,10 @@ pub struct Sealer {
 
 impl Sealer {
     pub fn new(key: MasterKey) -> Self {
-        Sealer { cipher: ChaCha20Poly1305::new(Key::from_slice(&key.0)), key }
+        Sealer {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(&key.0)),
+            key,
+        }
     }
 
     pub fn seal(&self, plaintext: &[u8]) -> String {
@@ -54,7 +57,9 @@ impl Sealer {
     }
 
     pub fn open(&self, sealed: &str) -> Result<Vec<u8>> {
-        let bytes = STANDARD.decode(sealed).map_err(|e| StoreError::Crypto(e.to_string()))?;
+        let bytes = STANDARD
+            .decode(sealed)
+            .map_err(|e| StoreError::Crypto(e.to_string()))?;
         if bytes.len() < 12 {
             return Err(StoreError::Crypto("sealed value too short".into()));
         }
@@ -68,7 +73,8 @@ impl Sealer {
     /// that the master key itself is used for one thing only.
     pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
         use hmac::{Hmac, Mac};
-        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.key.0).expect("any key length");
+        let mut mac =
+            <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.key.0).expect("any key length");
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
     }

@@ -4,9 +4,9 @@
 use crate::rows::{int, opt_int, opt_text, parsed, text};
 use crate::{Result, Store, StoreError};
 use gitsync_model::{
-    BlockerScope, BlockerStatus, ProtonProvider, RepositorySyncAttempt, RepositorySyncDefinition, RepositorySyncStatus,
-    ResourceSyncAttempt, ResourceSyncState, ResourceSyncStatus, Revision, SyncBlocker, SyncEvent, SyncTarget, SyncType,
-    Tenant, Timestamp,
+    BlockerScope, BlockerStatus, ProtonProvider, RepositorySyncAttempt, RepositorySyncDefinition,
+    RepositorySyncStatus, ResourceSyncAttempt, ResourceSyncState, ResourceSyncStatus, Revision,
+    SyncBlocker, SyncEvent, SyncTarget, SyncType, Tenant, Timestamp,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
@@ -16,14 +16,19 @@ use sqlx::{Any, Row};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RepositoryKey {
     Link(String),
-    Proton { provider: ProtonProvider, name: String },
+    Proton {
+        provider: ProtonProvider,
+        name: String,
+    },
 }
 
 impl RepositoryKey {
     pub fn as_key(&self) -> String {
         match self {
             RepositoryKey::Link(id) => format!("link:{id}"),
-            RepositoryKey::Proton { provider, name } => format!("proton:{}:{name}", provider.as_str()),
+            RepositoryKey::Proton { provider, name } => {
+                format!("proton:{}:{name}", provider.as_str())
+            }
         }
     }
 }
@@ -52,7 +57,8 @@ fn event_from(row: &AnyRow) -> Result<SyncEvent> {
 }
 
 fn blocker_from(row: &AnyRow) -> Result<SyncBlocker> {
-    let contexts: Vec<(String, String)> = serde_json::from_str(&text(row, "contexts")?).map_err(StoreError::corrupt)?;
+    let contexts: Vec<(String, String)> =
+        serde_json::from_str(&text(row, "contexts")?).map_err(StoreError::corrupt)?;
     Ok(SyncBlocker {
         id: text(row, "blocker_id")?,
         status: parsed(row, "status", BlockerStatus::parse)?,
@@ -73,11 +79,16 @@ fn blocker_scope_from(row: &AnyRow) -> Result<BlockerScope> {
 }
 
 impl Store {
-    async fn resource_events<'e, E: sqlx::Executor<'e, Database = Any>>(&self, executor: E, attempt_id: i64) -> Result<Vec<SyncEvent>> {
-        let rows = sqlx::query("SELECT * FROM resource_sync_events WHERE attempt_id = $1 ORDER BY seq")
-            .bind(attempt_id)
-            .fetch_all(executor)
-            .await?;
+    async fn resource_events<'e, E: sqlx::Executor<'e, Database = Any>>(
+        &self,
+        executor: E,
+        attempt_id: i64,
+    ) -> Result<Vec<SyncEvent>> {
+        let rows =
+            sqlx::query("SELECT * FROM resource_sync_events WHERE attempt_id = $1 ORDER BY seq")
+                .bind(attempt_id)
+                .fetch_all(executor)
+                .await?;
         rows.iter().map(event_from).collect()
     }
 
@@ -85,7 +96,9 @@ impl Store {
         Ok(ResourceSyncAttempt {
             started_at: Timestamp(int(row, "started_at")?),
             status: parsed(row, "status", ResourceSyncStatus::parse)?,
-            events: self.resource_events(&self.pool, int(row, "attempt_id")?).await?,
+            events: self
+                .resource_events(&self.pool, int(row, "attempt_id")?)
+                .await?,
             initial_revision: revision(row, "initial_revision")?,
             target_revision: revision(row, "target_revision")?,
             target: text(row, "target")?,
@@ -93,7 +106,11 @@ impl Store {
     }
 
     /// Desired state, latest and latest successful attempt of a target; `None` before any attempt.
-    pub async fn resource_sync_state(&self, tenant: &Tenant, target: &SyncTarget) -> Result<Option<ResourceSyncState>> {
+    pub async fn resource_sync_state(
+        &self,
+        tenant: &Tenant,
+        target: &SyncTarget,
+    ) -> Result<Option<ResourceSyncState>> {
         let sync_type = target.sync_type().as_str();
         let key = target.key();
         let latest = sqlx::query(
@@ -106,7 +123,9 @@ impl Store {
         .bind(&key)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(latest) = latest else { return Ok(None) };
+        let Some(latest) = latest else {
+            return Ok(None);
+        };
         let successful = sqlx::query(
             "SELECT * FROM resource_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 \
              AND status = $5 ORDER BY attempt_id DESC LIMIT 1",
@@ -127,7 +146,11 @@ impl Store {
         .bind(&key)
         .fetch_optional(&self.pool)
         .await?;
-        let desired_state = match desired.map(|row| opt_text(&row, "desired_revision")).transpose()?.flatten() {
+        let desired_state = match desired
+            .map(|row| opt_text(&row, "desired_revision"))
+            .transpose()?
+            .flatten()
+        {
             Some(json) => Some(serde_json::from_str(&json).map_err(StoreError::corrupt)?),
             None => None,
         };
@@ -135,7 +158,11 @@ impl Store {
             Some(row) => Some(self.resource_attempt(&row).await?),
             None => None,
         };
-        Ok(Some(ResourceSyncState { desired_state, latest_sync: self.resource_attempt(&latest).await?, latest_successful_sync }))
+        Ok(Some(ResourceSyncState {
+            desired_state,
+            latest_sync: self.resource_attempt(&latest).await?,
+            latest_successful_sync,
+        }))
     }
 
     /// The newest repository sync of a branch, if any ran.
@@ -158,10 +185,11 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let events = sqlx::query("SELECT * FROM repository_sync_events WHERE attempt_id = $1 ORDER BY seq")
-            .bind(int(&row, "attempt_id")?)
-            .fetch_all(&self.pool)
-            .await?;
+        let events =
+            sqlx::query("SELECT * FROM repository_sync_events WHERE attempt_id = $1 ORDER BY seq")
+                .bind(int(&row, "attempt_id")?)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(Some(RepositorySyncAttempt {
             started_at: Timestamp(int(&row, "started_at")?),
             status: parsed(&row, "status", RepositorySyncStatus::parse)?,
@@ -273,7 +301,9 @@ impl Store {
         if let Some(name) = resource_name
             && scope.resource_name != name
         {
-            return Err(StoreError::NotFound(format!("No active sync blocker with id {id} exists for resource {name}")));
+            return Err(StoreError::NotFound(format!(
+                "No active sync blocker with id {id} exists for resource {name}"
+            )));
         }
         let now = Timestamp::now();
         sqlx::query("UPDATE sync_blockers SET status = 'RESOLVED', resolved_reason = $1, resolved_at = $2 WHERE blocker_id = $3")
@@ -302,7 +332,9 @@ impl Store {
         directory: &str,
         desired: Option<&Revision>,
     ) -> Result<()> {
-        let desired = desired.map(|r| serde_json::to_string(r).map_err(StoreError::corrupt)).transpose()?;
+        let desired = desired
+            .map(|r| serde_json::to_string(r).map_err(StoreError::corrupt))
+            .transpose()?;
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO sync_targets (account_id, region, sync_type, target_key, display_name, repository_key, branch, directory, desired_revision) \
@@ -326,9 +358,15 @@ impl Store {
     }
 
     /// Records a new resource sync attempt; returns its id.
-    pub async fn start_resource_attempt(&self, tenant: &Tenant, attempt: &NewResourceAttempt) -> Result<i64> {
-        let initial = serde_json::to_string(&attempt.initial_revision).map_err(StoreError::corrupt)?;
-        let target = serde_json::to_string(&attempt.target_revision).map_err(StoreError::corrupt)?;
+    pub async fn start_resource_attempt(
+        &self,
+        tenant: &Tenant,
+        attempt: &NewResourceAttempt,
+    ) -> Result<i64> {
+        let initial =
+            serde_json::to_string(&attempt.initial_revision).map_err(StoreError::corrupt)?;
+        let target =
+            serde_json::to_string(&attempt.target_revision).map_err(StoreError::corrupt)?;
         let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "INSERT INTO resource_sync_attempts (account_id, region, sync_type, target_key, target, status, initial_revision, target_revision, started_at) \
@@ -350,7 +388,12 @@ impl Store {
     }
 
     /// Appends an event to a resource sync attempt and sets its status.
-    pub async fn record_resource_event(&self, attempt_id: i64, status: ResourceSyncStatus, event: &SyncEvent) -> Result<()> {
+    pub async fn record_resource_event(
+        &self,
+        attempt_id: i64,
+        status: ResourceSyncStatus,
+        event: &SyncEvent,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO resource_sync_events (attempt_id, seq, event_type, event, time, external_id) \
@@ -363,7 +406,11 @@ impl Store {
         .bind(&event.external_id)
         .execute(&mut *tx)
         .await?;
-        let finished = matches!(status, ResourceSyncStatus::Succeeded | ResourceSyncStatus::Failed).then(|| event.time.millis());
+        let finished = matches!(
+            status,
+            ResourceSyncStatus::Succeeded | ResourceSyncStatus::Failed
+        )
+        .then(|| event.time.millis());
         sqlx::query("UPDATE resource_sync_attempts SET status = $1, finished_at = COALESCE($2, finished_at) WHERE attempt_id = $3")
             .bind(status.as_str())
             .bind(finished)
@@ -403,7 +450,12 @@ impl Store {
     }
 
     /// Appends an event to a repository sync attempt and sets its status.
-    pub async fn record_repository_event(&self, attempt_id: i64, status: RepositorySyncStatus, event: &SyncEvent) -> Result<()> {
+    pub async fn record_repository_event(
+        &self,
+        attempt_id: i64,
+        status: RepositorySyncStatus,
+        event: &SyncEvent,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO repository_sync_events (attempt_id, seq, event_type, event, time, external_id) \
@@ -416,7 +468,11 @@ impl Store {
         .bind(&event.external_id)
         .execute(&mut *tx)
         .await?;
-        let finished = matches!(status, RepositorySyncStatus::Succeeded | RepositorySyncStatus::Failed).then(|| event.time.millis());
+        let finished = matches!(
+            status,
+            RepositorySyncStatus::Succeeded | RepositorySyncStatus::Failed
+        )
+        .then(|| event.time.millis());
         sqlx::query("UPDATE repository_sync_attempts SET status = $1, finished_at = COALESCE($2, finished_at) WHERE attempt_id = $3")
             .bind(status.as_str())
             .bind(finished)
@@ -428,7 +484,13 @@ impl Store {
     }
 
     /// Raises an ACTIVE blocker on a resource.
-    pub async fn create_blocker(&self, tenant: &Tenant, scope: &BlockerScope, reason: &str, contexts: &[(String, String)]) -> Result<SyncBlocker> {
+    pub async fn create_blocker(
+        &self,
+        tenant: &Tenant,
+        scope: &BlockerScope,
+        reason: &str,
+        contexts: &[(String, String)],
+    ) -> Result<SyncBlocker> {
         let blocker = SyncBlocker {
             id: uuid::Uuid::new_v4().to_string(),
             status: BlockerStatus::Active,

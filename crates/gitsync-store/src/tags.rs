@@ -29,7 +29,10 @@ impl TaggedResource {
             return Some(TaggedResource::RepositoryLink(id));
         }
         let parsed = Arn::parse(arn)?;
-        if parsed.service == "proton" && parsed.belongs_to(tenant) && parsed.resource.starts_with("repository/") {
+        if parsed.service == "proton"
+            && parsed.belongs_to(tenant)
+            && parsed.resource.starts_with("repository/")
+        {
             return Some(TaggedResource::ProtonRepository(arn.to_string()));
         }
         None
@@ -38,21 +41,34 @@ impl TaggedResource {
 
 impl Store {
     /// The stored ARN of a taggable resource, or `NotFound` naming the ARN the caller gave.
-    async fn canonical_arn(&self, tx: &mut Transaction<'static, Any>, tenant: &Tenant, arn: &str) -> Result<String> {
+    async fn canonical_arn(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tenant: &Tenant,
+        arn: &str,
+    ) -> Result<String> {
         let (sql, key): (&'static str, String) = match TaggedResource::from_arn(tenant, arn) {
-            Some(TaggedResource::Connection(id)) => {
-                ("SELECT arn FROM connections WHERE account_id = $1 AND region = $2 AND connection_id = $3", id)
+            Some(TaggedResource::Connection(id)) => (
+                "SELECT arn FROM connections WHERE account_id = $1 AND region = $2 AND connection_id = $3",
+                id,
+            ),
+            Some(TaggedResource::Host(id)) => (
+                "SELECT arn FROM hosts WHERE account_id = $1 AND region = $2 AND host_id = $3",
+                id,
+            ),
+            Some(TaggedResource::RepositoryLink(id)) => (
+                "SELECT arn FROM repository_links WHERE account_id = $1 AND region = $2 AND link_id = $3",
+                id,
+            ),
+            Some(TaggedResource::ProtonRepository(arn)) => (
+                "SELECT arn FROM proton_repositories WHERE account_id = $1 AND region = $2 AND arn = $3",
+                arn,
+            ),
+            None => {
+                return Err(StoreError::NotFound(format!(
+                    "Resource {arn} does not exist"
+                )));
             }
-            Some(TaggedResource::Host(id)) => {
-                ("SELECT arn FROM hosts WHERE account_id = $1 AND region = $2 AND host_id = $3", id)
-            }
-            Some(TaggedResource::RepositoryLink(id)) => {
-                ("SELECT arn FROM repository_links WHERE account_id = $1 AND region = $2 AND link_id = $3", id)
-            }
-            Some(TaggedResource::ProtonRepository(arn)) => {
-                ("SELECT arn FROM proton_repositories WHERE account_id = $1 AND region = $2 AND arn = $3", arn)
-            }
-            None => return Err(StoreError::NotFound(format!("Resource {arn} does not exist"))),
         };
         let row = sqlx::query(sql)
             .bind(&tenant.account_id)
@@ -97,7 +113,11 @@ impl Store {
     }
 }
 
-pub(crate) async fn tags_of(tx: &mut Transaction<'static, Any>, tenant: &Tenant, arn: &str) -> Result<Vec<Tag>> {
+pub(crate) async fn tags_of(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &Tenant,
+    arn: &str,
+) -> Result<Vec<Tag>> {
     let rows = sqlx::query(
         "SELECT tag_key, tag_value FROM tags WHERE account_id = $1 AND region = $2 AND resource_arn = $3 ORDER BY tag_key",
     )
@@ -107,7 +127,12 @@ pub(crate) async fn tags_of(tx: &mut Transaction<'static, Any>, tenant: &Tenant,
     .fetch_all(&mut **tx)
     .await?;
     rows.iter()
-        .map(|r| Ok(Tag { key: r.try_get("tag_key")?, value: r.try_get("tag_value")? }))
+        .map(|r| {
+            Ok(Tag {
+                key: r.try_get("tag_key")?,
+                value: r.try_get("tag_value")?,
+            })
+        })
         .collect()
 }
 
@@ -122,7 +147,11 @@ pub(crate) async fn insert_tags(
     if tags.is_empty() {
         return Ok(());
     }
-    let mut keys: Vec<String> = tags_of(tx, tenant, arn).await?.into_iter().map(|t| t.key).collect();
+    let mut keys: Vec<String> = tags_of(tx, tenant, arn)
+        .await?
+        .into_iter()
+        .map(|t| t.key)
+        .collect();
     keys.extend(tags.iter().map(|t| t.key.clone()));
     keys.sort();
     keys.dedup();
@@ -152,7 +181,11 @@ pub(crate) async fn insert_tags(
     Ok(())
 }
 
-pub(crate) async fn delete_tags(tx: &mut Transaction<'static, Any>, tenant: &Tenant, arn: &str) -> Result<()> {
+pub(crate) async fn delete_tags(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &Tenant,
+    arn: &str,
+) -> Result<()> {
     sqlx::query("DELETE FROM tags WHERE account_id = $1 AND region = $2 AND resource_arn = $3")
         .bind(&tenant.account_id)
         .bind(&tenant.region)

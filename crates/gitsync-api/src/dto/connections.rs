@@ -49,17 +49,37 @@ impl BlockerType {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Connection {
-    #[serde(rename = "ConnectionArn", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ConnectionArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connection_arn: Option<String>,
-    #[serde(rename = "ConnectionName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ConnectionName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connection_name: Option<String>,
-    #[serde(rename = "ConnectionStatus", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ConnectionStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connection_status: Option<ConnectionStatus>,
     #[serde(rename = "HostArn", default, skip_serializing_if = "Option::is_none")]
     pub host_arn: Option<String>,
-    #[serde(rename = "OwnerAccountId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "OwnerAccountId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub owner_account_id: Option<String>,
-    #[serde(rename = "ProviderType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ProviderType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub provider_type: Option<ProviderType>,
 }
 
@@ -77,7 +97,11 @@ pub enum ConnectionStatus {
 }
 
 impl ConnectionStatus {
-    pub const ALL: &'static [ConnectionStatus] = &[ConnectionStatus::Pending, ConnectionStatus::Available, ConnectionStatus::Error];
+    pub const ALL: &'static [ConnectionStatus] = &[
+        ConnectionStatus::Pending,
+        ConnectionStatus::Available,
+        ConnectionStatus::Error,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectionStatus::Pending => "PENDING",
@@ -96,7 +120,11 @@ pub struct CreateConnectionInput {
     pub connection_name: String,
     #[serde(rename = "HostArn", default, skip_serializing_if = "Option::is_none")]
     pub host_arn: Option<String>,
-    #[serde(rename = "ProviderType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ProviderType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub provider_type: Option<ProviderType>,
     #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<TagList>,
@@ -120,7 +148,11 @@ pub struct CreateHostInput {
     pub provider_type: ProviderType,
     #[serde(rename = "Tags", default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<TagList>,
-    #[serde(rename = "VpcConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "VpcConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub vpc_configuration: Option<VpcConfiguration>,
 }
 
@@ -136,7 +168,11 @@ pub struct CreateHostOutput {
 pub struct CreateRepositoryLinkInput {
     #[serde(rename = "ConnectionArn")]
     pub connection_arn: String,
-    #[serde(rename = "EncryptionKeyArn", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "EncryptionKeyArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub encryption_key_arn: Option<String>,
     #[serde(rename = "OwnerId")]
     pub owner_id: String,
@@ -158,9 +194,17 @@ pub struct CreateSyncConfigurationInput {
     pub branch: String,
     #[serde(rename = "ConfigFile")]
     pub config_file: String,
-    #[serde(rename = "PublishDeploymentStatus", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PublishDeploymentStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub publish_deployment_status: Option<PublishDeploymentStatus>,
-    #[serde(rename = "PullRequestComment", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PullRequestComment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pull_request_comment: Option<PullRequestComment>,
     #[serde(rename = "RepositoryLinkId")]
     pub repository_link_id: String,
@@ -170,7 +214,11 @@ pub struct CreateSyncConfigurationInput {
     pub role_arn: String,
     #[serde(rename = "SyncType")]
     pub sync_type: SyncConfigurationType,
-    #[serde(rename = "TriggerResourceUpdateOn", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "TriggerResourceUpdateOn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub trigger_resource_update_on: Option<TriggerResourceUpdateOn>,
 }
 
@@ -187,8 +235,7 @@ pub struct DeleteConnectionInput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeleteConnectionOutput {
-}
+pub struct DeleteConnectionOutput {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteHostInput {
@@ -197,8 +244,7 @@ pub struct DeleteHostInput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeleteHostOutput {
-}
+pub struct DeleteHostOutput {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteRepositoryLinkInput {
@@ -207,8 +253,7 @@ pub struct DeleteRepositoryLinkInput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeleteRepositoryLinkOutput {
-}
+pub struct DeleteRepositoryLinkOutput {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteSyncConfigurationInput {
@@ -219,8 +264,7 @@ pub struct DeleteSyncConfigurationInput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeleteSyncConfigurationOutput {
-}
+pub struct DeleteSyncConfigurationOutput {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetConnectionInput {
@@ -230,7 +274,11 @@ pub struct GetConnectionInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetConnectionOutput {
-    #[serde(rename = "Connection", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Connection",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connection: Option<Connection>,
 }
 
@@ -244,13 +292,25 @@ pub struct GetHostInput {
 pub struct GetHostOutput {
     #[serde(rename = "Name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(rename = "ProviderEndpoint", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ProviderEndpoint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub provider_endpoint: Option<String>,
-    #[serde(rename = "ProviderType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ProviderType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub provider_type: Option<ProviderType>,
     #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    #[serde(rename = "VpcConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "VpcConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub vpc_configuration: Option<VpcConfiguration>,
 }
 
@@ -292,9 +352,17 @@ pub struct GetResourceSyncStatusInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetResourceSyncStatusOutput {
-    #[serde(rename = "DesiredState", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "DesiredState",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub desired_state: Option<Revision>,
-    #[serde(rename = "LatestSuccessfulSync", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "LatestSuccessfulSync",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub latest_successful_sync: Option<ResourceSyncAttempt>,
     #[serde(rename = "LatestSync")]
     pub latest_sync: ResourceSyncAttempt,
@@ -334,15 +402,31 @@ pub struct Host {
     pub host_arn: Option<String>,
     #[serde(rename = "Name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(rename = "ProviderEndpoint", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ProviderEndpoint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub provider_endpoint: Option<String>,
-    #[serde(rename = "ProviderType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ProviderType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub provider_type: Option<ProviderType>,
     #[serde(rename = "Status", default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    #[serde(rename = "StatusMessage", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "StatusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status_message: Option<String>,
-    #[serde(rename = "VpcConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "VpcConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub vpc_configuration: Option<VpcConfiguration>,
 }
 
@@ -352,19 +436,35 @@ pub type LatestSyncBlockerList = Vec<SyncBlocker>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListConnectionsInput {
-    #[serde(rename = "HostArnFilter", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "HostArnFilter",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub host_arn_filter: Option<String>,
-    #[serde(rename = "MaxResults", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "MaxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_results: Option<MaxResults>,
     #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
-    #[serde(rename = "ProviderTypeFilter", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ProviderTypeFilter",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub provider_type_filter: Option<ProviderType>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListConnectionsOutput {
-    #[serde(rename = "Connections", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Connections",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connections: Option<ConnectionList>,
     #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
@@ -372,7 +472,11 @@ pub struct ListConnectionsOutput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListHostsInput {
-    #[serde(rename = "MaxResults", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "MaxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_results: Option<MaxResults>,
     #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
@@ -388,7 +492,11 @@ pub struct ListHostsOutput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListRepositoryLinksInput {
-    #[serde(rename = "MaxResults", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "MaxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_results: Option<MaxResults>,
     #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
@@ -420,7 +528,11 @@ pub struct ListRepositorySyncDefinitionsOutput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListSyncConfigurationsInput {
-    #[serde(rename = "MaxResults", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "MaxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_results: Option<MaxResults>,
     #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
@@ -470,7 +582,14 @@ pub enum ProviderType {
 }
 
 impl ProviderType {
-    pub const ALL: &'static [ProviderType] = &[ProviderType::Bitbucket, ProviderType::GitHub, ProviderType::GitHubEnterpriseServer, ProviderType::GitLab, ProviderType::GitLabSelfManaged, ProviderType::AzureDevOps];
+    pub const ALL: &'static [ProviderType] = &[
+        ProviderType::Bitbucket,
+        ProviderType::GitHub,
+        ProviderType::GitHubEnterpriseServer,
+        ProviderType::GitLab,
+        ProviderType::GitLabSelfManaged,
+        ProviderType::AzureDevOps,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderType::Bitbucket => "Bitbucket",
@@ -496,7 +615,10 @@ pub enum PublishDeploymentStatus {
 }
 
 impl PublishDeploymentStatus {
-    pub const ALL: &'static [PublishDeploymentStatus] = &[PublishDeploymentStatus::Enabled, PublishDeploymentStatus::Disabled];
+    pub const ALL: &'static [PublishDeploymentStatus] = &[
+        PublishDeploymentStatus::Enabled,
+        PublishDeploymentStatus::Disabled,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             PublishDeploymentStatus::Enabled => "ENABLED",
@@ -518,7 +640,8 @@ pub enum PullRequestComment {
 }
 
 impl PullRequestComment {
-    pub const ALL: &'static [PullRequestComment] = &[PullRequestComment::Enabled, PullRequestComment::Disabled];
+    pub const ALL: &'static [PullRequestComment] =
+        &[PullRequestComment::Enabled, PullRequestComment::Disabled];
     pub fn as_str(self) -> &'static str {
         match self {
             PullRequestComment::Enabled => "ENABLED",
@@ -534,7 +657,11 @@ impl PullRequestComment {
 pub struct RepositoryLinkInfo {
     #[serde(rename = "ConnectionArn")]
     pub connection_arn: String,
-    #[serde(rename = "EncryptionKeyArn", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "EncryptionKeyArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub encryption_key_arn: Option<String>,
     #[serde(rename = "OwnerId")]
     pub owner_id: String,
@@ -578,7 +705,11 @@ pub type RepositorySyncDefinitionList = Vec<RepositorySyncDefinition>;
 pub struct RepositorySyncEvent {
     #[serde(rename = "Event")]
     pub event: String,
-    #[serde(rename = "ExternalId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ExternalId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub external_id: Option<String>,
     #[serde(rename = "Time")]
     pub time: Timestamp,
@@ -604,7 +735,13 @@ pub enum RepositorySyncStatus {
 }
 
 impl RepositorySyncStatus {
-    pub const ALL: &'static [RepositorySyncStatus] = &[RepositorySyncStatus::Failed, RepositorySyncStatus::Initiated, RepositorySyncStatus::InProgress, RepositorySyncStatus::Succeeded, RepositorySyncStatus::Queued];
+    pub const ALL: &'static [RepositorySyncStatus] = &[
+        RepositorySyncStatus::Failed,
+        RepositorySyncStatus::Initiated,
+        RepositorySyncStatus::InProgress,
+        RepositorySyncStatus::Succeeded,
+        RepositorySyncStatus::Queued,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             RepositorySyncStatus::Failed => "FAILED",
@@ -639,7 +776,11 @@ pub struct ResourceSyncAttempt {
 pub struct ResourceSyncEvent {
     #[serde(rename = "Event")]
     pub event: String,
-    #[serde(rename = "ExternalId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ExternalId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub external_id: Option<String>,
     #[serde(rename = "Time")]
     pub time: Timestamp,
@@ -663,7 +804,12 @@ pub enum ResourceSyncStatus {
 }
 
 impl ResourceSyncStatus {
-    pub const ALL: &'static [ResourceSyncStatus] = &[ResourceSyncStatus::Failed, ResourceSyncStatus::Initiated, ResourceSyncStatus::InProgress, ResourceSyncStatus::Succeeded];
+    pub const ALL: &'static [ResourceSyncStatus] = &[
+        ResourceSyncStatus::Failed,
+        ResourceSyncStatus::Initiated,
+        ResourceSyncStatus::InProgress,
+        ResourceSyncStatus::Succeeded,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceSyncStatus::Failed => "FAILED",
@@ -707,9 +853,17 @@ pub struct SyncBlocker {
     pub created_reason: String,
     #[serde(rename = "Id")]
     pub id: String,
-    #[serde(rename = "ResolvedAt", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ResolvedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resolved_at: Option<Timestamp>,
-    #[serde(rename = "ResolvedReason", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ResolvedReason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resolved_reason: Option<String>,
     #[serde(rename = "Status")]
     pub status: BlockerStatus,
@@ -729,9 +883,17 @@ pub type SyncBlockerContextList = Vec<SyncBlockerContext>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncBlockerSummary {
-    #[serde(rename = "LatestBlockers", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "LatestBlockers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub latest_blockers: Option<LatestSyncBlockerList>,
-    #[serde(rename = "ParentResourceName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ParentResourceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub parent_resource_name: Option<String>,
     #[serde(rename = "ResourceName")]
     pub resource_name: String,
@@ -741,15 +903,27 @@ pub struct SyncBlockerSummary {
 pub struct SyncConfiguration {
     #[serde(rename = "Branch")]
     pub branch: String,
-    #[serde(rename = "ConfigFile", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ConfigFile",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub config_file: Option<String>,
     #[serde(rename = "OwnerId")]
     pub owner_id: String,
     #[serde(rename = "ProviderType")]
     pub provider_type: ProviderType,
-    #[serde(rename = "PublishDeploymentStatus", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PublishDeploymentStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub publish_deployment_status: Option<PublishDeploymentStatus>,
-    #[serde(rename = "PullRequestComment", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PullRequestComment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pull_request_comment: Option<PullRequestComment>,
     #[serde(rename = "RepositoryLinkId")]
     pub repository_link_id: String,
@@ -761,7 +935,11 @@ pub struct SyncConfiguration {
     pub role_arn: String,
     #[serde(rename = "SyncType")]
     pub sync_type: SyncConfigurationType,
-    #[serde(rename = "TriggerResourceUpdateOn", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "TriggerResourceUpdateOn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub trigger_resource_update_on: Option<TriggerResourceUpdateOn>,
 }
 
@@ -807,9 +985,7 @@ pub struct TagResourceInput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TagResourceOutput {
-}
-
+pub struct TagResourceOutput {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum TriggerResourceUpdateOn {
@@ -821,7 +997,10 @@ pub enum TriggerResourceUpdateOn {
 }
 
 impl TriggerResourceUpdateOn {
-    pub const ALL: &'static [TriggerResourceUpdateOn] = &[TriggerResourceUpdateOn::AnyChange, TriggerResourceUpdateOn::FileChange];
+    pub const ALL: &'static [TriggerResourceUpdateOn] = &[
+        TriggerResourceUpdateOn::AnyChange,
+        TriggerResourceUpdateOn::FileChange,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             TriggerResourceUpdateOn::AnyChange => "ANY_CHANGE",
@@ -842,28 +1021,42 @@ pub struct UntagResourceInput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct UntagResourceOutput {
-}
+pub struct UntagResourceOutput {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateHostInput {
     #[serde(rename = "HostArn")]
     pub host_arn: String,
-    #[serde(rename = "ProviderEndpoint", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ProviderEndpoint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub provider_endpoint: Option<String>,
-    #[serde(rename = "VpcConfiguration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "VpcConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub vpc_configuration: Option<VpcConfiguration>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct UpdateHostOutput {
-}
+pub struct UpdateHostOutput {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateRepositoryLinkInput {
-    #[serde(rename = "ConnectionArn", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ConnectionArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connection_arn: Option<String>,
-    #[serde(rename = "EncryptionKeyArn", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "EncryptionKeyArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub encryption_key_arn: Option<String>,
     #[serde(rename = "RepositoryLinkId")]
     pub repository_link_id: String,
@@ -889,7 +1082,11 @@ pub struct UpdateSyncBlockerInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateSyncBlockerOutput {
-    #[serde(rename = "ParentResourceName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ParentResourceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub parent_resource_name: Option<String>,
     #[serde(rename = "ResourceName")]
     pub resource_name: String,
@@ -901,13 +1098,29 @@ pub struct UpdateSyncBlockerOutput {
 pub struct UpdateSyncConfigurationInput {
     #[serde(rename = "Branch", default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
-    #[serde(rename = "ConfigFile", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ConfigFile",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub config_file: Option<String>,
-    #[serde(rename = "PublishDeploymentStatus", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PublishDeploymentStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub publish_deployment_status: Option<PublishDeploymentStatus>,
-    #[serde(rename = "PullRequestComment", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PullRequestComment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pull_request_comment: Option<PullRequestComment>,
-    #[serde(rename = "RepositoryLinkId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "RepositoryLinkId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub repository_link_id: Option<String>,
     #[serde(rename = "ResourceName")]
     pub resource_name: String,
@@ -915,7 +1128,11 @@ pub struct UpdateSyncConfigurationInput {
     pub role_arn: Option<String>,
     #[serde(rename = "SyncType")]
     pub sync_type: SyncConfigurationType,
-    #[serde(rename = "TriggerResourceUpdateOn", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "TriggerResourceUpdateOn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub trigger_resource_update_on: Option<TriggerResourceUpdateOn>,
 }
 
@@ -931,7 +1148,11 @@ pub struct VpcConfiguration {
     pub security_group_ids: SecurityGroupIds,
     #[serde(rename = "SubnetIds")]
     pub subnet_ids: SubnetIds,
-    #[serde(rename = "TlsCertificate", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "TlsCertificate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tls_certificate: Option<String>,
     #[serde(rename = "VpcId")]
     pub vpc_id: String,

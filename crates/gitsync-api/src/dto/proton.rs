@@ -51,7 +51,11 @@ impl BlockerType {
 pub struct CreateRepositoryInput {
     #[serde(rename = "connectionArn")]
     pub connection_arn: String,
-    #[serde(rename = "encryptionKey", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "encryptionKey",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub encryption_key: Option<String>,
     #[serde(rename = "name")]
     pub name: String,
@@ -83,7 +87,11 @@ pub struct CreateServiceSyncConfigInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateServiceSyncConfigOutput {
-    #[serde(rename = "serviceSyncConfig", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "serviceSyncConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_sync_config: Option<ServiceSyncConfig>,
 }
 
@@ -95,7 +103,11 @@ pub struct CreateTemplateSyncConfigInput {
     pub repository_name: String,
     #[serde(rename = "repositoryProvider")]
     pub repository_provider: RepositoryProvider,
-    #[serde(rename = "subdirectory", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "subdirectory",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub subdirectory: Option<String>,
     #[serde(rename = "templateName")]
     pub template_name: String,
@@ -105,7 +117,11 @@ pub struct CreateTemplateSyncConfigInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateTemplateSyncConfigOutput {
-    #[serde(rename = "templateSyncConfig", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "templateSyncConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub template_sync_config: Option<TemplateSyncConfig>,
 }
 
@@ -119,7 +135,11 @@ pub struct DeleteRepositoryInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteRepositoryOutput {
-    #[serde(rename = "repository", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "repository",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub repository: Option<Repository>,
 }
 
@@ -131,7 +151,11 @@ pub struct DeleteServiceSyncConfigInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteServiceSyncConfigOutput {
-    #[serde(rename = "serviceSyncConfig", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "serviceSyncConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_sync_config: Option<ServiceSyncConfig>,
 }
 
@@ -145,7 +169,11 @@ pub struct DeleteTemplateSyncConfigInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteTemplateSyncConfigOutput {
-    #[serde(rename = "templateSyncConfig", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "templateSyncConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub template_sync_config: Option<TemplateSyncConfig>,
 }
 
@@ -177,7 +205,11 @@ pub struct GetRepositorySyncStatusInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetRepositorySyncStatusOutput {
-    #[serde(rename = "latestSync", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "latestSync",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub latest_sync: Option<RepositorySyncAttempt>,
 }
 
@@ -191,17 +223,33 @@ pub struct GetServiceInstanceSyncStatusInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetServiceInstanceSyncStatusOutput {
-    #[serde(rename = "desiredState", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "desiredState",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub desired_state: Option<Revision>,
-    #[serde(rename = "latestSuccessfulSync", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "latestSuccessfulSync",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub latest_successful_sync: Option<ResourceSyncAttempt>,
-    #[serde(rename = "latestSync", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "latestSync",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub latest_sync: Option<ResourceSyncAttempt>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetServiceSyncBlockerSummaryInput {
-    #[serde(rename = "serviceInstanceName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "serviceInstanceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_instance_name: Option<String>,
     #[serde(rename = "serviceName")]
     pub service_name: String,
@@ -209,7 +257,11 @@ pub struct GetServiceSyncBlockerSummaryInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetServiceSyncBlockerSummaryOutput {
-    #[serde(rename = "serviceSyncBlockerSummary", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "serviceSyncBlockerSummary",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_sync_blocker_summary: Option<ServiceSyncBlockerSummary>,
 }
 
@@ -221,7 +273,11 @@ pub struct GetServiceSyncConfigInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetServiceSyncConfigOutput {
-    #[serde(rename = "serviceSyncConfig", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "serviceSyncConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_sync_config: Option<ServiceSyncConfig>,
 }
 
@@ -235,7 +291,11 @@ pub struct GetTemplateSyncConfigInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetTemplateSyncConfigOutput {
-    #[serde(rename = "templateSyncConfig", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "templateSyncConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub template_sync_config: Option<TemplateSyncConfig>,
 }
 
@@ -251,11 +311,23 @@ pub struct GetTemplateSyncStatusInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetTemplateSyncStatusOutput {
-    #[serde(rename = "desiredState", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "desiredState",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub desired_state: Option<Revision>,
-    #[serde(rename = "latestSuccessfulSync", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "latestSuccessfulSync",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub latest_successful_sync: Option<ResourceSyncAttempt>,
-    #[serde(rename = "latestSync", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "latestSync",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub latest_sync: Option<ResourceSyncAttempt>,
 }
 
@@ -263,7 +335,11 @@ pub type LatestSyncBlockers = Vec<SyncBlocker>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListRepositoriesInput {
-    #[serde(rename = "maxResults", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_results: Option<MaxPageResults>,
     #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
@@ -299,7 +375,11 @@ pub struct ListRepositorySyncDefinitionsOutput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListTagsForResourceInput {
-    #[serde(rename = "maxResults", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_results: Option<MaxPageResults>,
     #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
@@ -323,7 +403,11 @@ pub struct Repository {
     pub arn: String,
     #[serde(rename = "connectionArn")]
     pub connection_arn: String,
-    #[serde(rename = "encryptionKey", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "encryptionKey",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub encryption_key: Option<String>,
     #[serde(rename = "name")]
     pub name: String,
@@ -343,7 +427,11 @@ pub enum RepositoryProvider {
 }
 
 impl RepositoryProvider {
-    pub const ALL: &'static [RepositoryProvider] = &[RepositoryProvider::Github, RepositoryProvider::GithubEnterprise, RepositoryProvider::Bitbucket];
+    pub const ALL: &'static [RepositoryProvider] = &[
+        RepositoryProvider::Github,
+        RepositoryProvider::GithubEnterprise,
+        RepositoryProvider::Bitbucket,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             RepositoryProvider::Github => "GITHUB",
@@ -398,7 +486,11 @@ pub type RepositorySyncDefinitionList = Vec<RepositorySyncDefinition>;
 pub struct RepositorySyncEvent {
     #[serde(rename = "event")]
     pub event: String,
-    #[serde(rename = "externalId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "externalId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub external_id: Option<String>,
     #[serde(rename = "time")]
     pub time: Timestamp,
@@ -424,7 +516,13 @@ pub enum RepositorySyncStatus {
 }
 
 impl RepositorySyncStatus {
-    pub const ALL: &'static [RepositorySyncStatus] = &[RepositorySyncStatus::Initiated, RepositorySyncStatus::InProgress, RepositorySyncStatus::Succeeded, RepositorySyncStatus::Failed, RepositorySyncStatus::Queued];
+    pub const ALL: &'static [RepositorySyncStatus] = &[
+        RepositorySyncStatus::Initiated,
+        RepositorySyncStatus::InProgress,
+        RepositorySyncStatus::Succeeded,
+        RepositorySyncStatus::Failed,
+        RepositorySyncStatus::Queued,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             RepositorySyncStatus::Initiated => "INITIATED",
@@ -459,7 +557,11 @@ pub struct ResourceSyncAttempt {
 pub struct ResourceSyncEvent {
     #[serde(rename = "event")]
     pub event: String,
-    #[serde(rename = "externalId", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "externalId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub external_id: Option<String>,
     #[serde(rename = "time")]
     pub time: Timestamp,
@@ -483,7 +585,12 @@ pub enum ResourceSyncStatus {
 }
 
 impl ResourceSyncStatus {
-    pub const ALL: &'static [ResourceSyncStatus] = &[ResourceSyncStatus::Initiated, ResourceSyncStatus::InProgress, ResourceSyncStatus::Succeeded, ResourceSyncStatus::Failed];
+    pub const ALL: &'static [ResourceSyncStatus] = &[
+        ResourceSyncStatus::Initiated,
+        ResourceSyncStatus::InProgress,
+        ResourceSyncStatus::Succeeded,
+        ResourceSyncStatus::Failed,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceSyncStatus::Initiated => "INITIATED",
@@ -513,9 +620,17 @@ pub struct Revision {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceSyncBlockerSummary {
-    #[serde(rename = "latestBlockers", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "latestBlockers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub latest_blockers: Option<LatestSyncBlockers>,
-    #[serde(rename = "serviceInstanceName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "serviceInstanceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_instance_name: Option<String>,
     #[serde(rename = "serviceName")]
     pub service_name: String,
@@ -545,9 +660,17 @@ pub struct SyncBlocker {
     pub created_reason: String,
     #[serde(rename = "id")]
     pub id: String,
-    #[serde(rename = "resolvedAt", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "resolvedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resolved_at: Option<Timestamp>,
-    #[serde(rename = "resolvedReason", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "resolvedReason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resolved_reason: Option<String>,
     #[serde(rename = "status")]
     pub status: BlockerStatus,
@@ -608,8 +731,7 @@ pub struct TagResourceInput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TagResourceOutput {
-}
+pub struct TagResourceOutput {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TemplateSyncConfig {
@@ -619,7 +741,11 @@ pub struct TemplateSyncConfig {
     pub repository_name: String,
     #[serde(rename = "repositoryProvider")]
     pub repository_provider: RepositoryProvider,
-    #[serde(rename = "subdirectory", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "subdirectory",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub subdirectory: Option<String>,
     #[serde(rename = "templateName")]
     pub template_name: String,
@@ -649,7 +775,6 @@ impl TemplateType {
     }
 }
 
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UntagResourceInput {
     #[serde(rename = "resourceArn")]
@@ -659,8 +784,7 @@ pub struct UntagResourceInput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct UntagResourceOutput {
-}
+pub struct UntagResourceOutput {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateServiceSyncBlockerInput {
@@ -672,7 +796,11 @@ pub struct UpdateServiceSyncBlockerInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateServiceSyncBlockerOutput {
-    #[serde(rename = "serviceInstanceName", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "serviceInstanceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_instance_name: Option<String>,
     #[serde(rename = "serviceName")]
     pub service_name: String,
@@ -696,7 +824,11 @@ pub struct UpdateServiceSyncConfigInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateServiceSyncConfigOutput {
-    #[serde(rename = "serviceSyncConfig", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "serviceSyncConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_sync_config: Option<ServiceSyncConfig>,
 }
 
@@ -708,7 +840,11 @@ pub struct UpdateTemplateSyncConfigInput {
     pub repository_name: String,
     #[serde(rename = "repositoryProvider")]
     pub repository_provider: RepositoryProvider,
-    #[serde(rename = "subdirectory", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "subdirectory",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub subdirectory: Option<String>,
     #[serde(rename = "templateName")]
     pub template_name: String,
@@ -718,6 +854,10 @@ pub struct UpdateTemplateSyncConfigInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateTemplateSyncConfigOutput {
-    #[serde(rename = "templateSyncConfig", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "templateSyncConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub template_sync_config: Option<TemplateSyncConfig>,
 }
