@@ -1,1 +1,42 @@
-fn main() {}
+//! `gitsync`: the self-hosted Git sync server, and the commands that manage its state.
+
+mod cli;
+mod keys;
+mod serve;
+mod state;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        cli::Command::Serve(args) => serve::run(args).await,
+        cli::Command::Keys(cmd) => keys::run(cmd).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gitsync: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; `GITSYNC_LOG` (or `RUST_LOG`) sets the filter, `info` by default.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("GITSYNC_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info,sqlx=warn"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}

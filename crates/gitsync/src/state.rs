@@ -1,0 +1,142 @@
+//! Opening gitsync's state from the command-line options: data directory, database, master key.
+
+use crate::cli::StateArgs;
+use anyhow::{Context, Result, bail};
+use gitsync_model::Limits;
+use gitsync_store::{MasterKey, Store};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub struct State {
+    pub data_dir: PathBuf,
+    pub store: Store,
+}
+
+impl StateArgs {
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("gitsync")
+    }
+
+    /// Opens (and on first use creates) the data directory, the master key and the database.
+    pub async fn open(&self) -> Result<State> {
+        let data_dir = self.data_dir();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        let key_file = self
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("master.key"));
+        let master_key = load_or_create_master_key(&key_file, self.master_key_file.is_none())?;
+        let url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", data_dir.join("gitsync.db").display()),
+        };
+        let mut limits = Limits::default();
+        for assignment in &self.limits {
+            limits.set(assignment).map_err(anyhow::Error::msg)?;
+        }
+        let store = Store::open(&url, master_key, limits)
+            .await
+            .with_context(|| format!("cannot open database {}", redact_url(&url)))?;
+        Ok(State { data_dir, store })
+    }
+}
+
+/// Hides a password in a database URL for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn load_or_create_master_key(path: &Path, create: bool) -> Result<MasterKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes = hex_decode(text.trim()).with_context(|| {
+                format!("{} must hold 64 hexadecimal characters", path.display())
+            })?;
+            Ok(MasterKey::from_bytes(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            let key = MasterKey::generate();
+            let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            write_private(path, format!("{hex}\n").as_bytes())?;
+            tracing::info!(path = %path.display(), "created a new master key; keep it with the database, secrets cannot be read without it");
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read master key {}", path.display())),
+    }
+}
+
+fn hex_decode(text: &str) -> Result<[u8; 32]> {
+    if text.len() != 64 {
+        bail!("expected 64 characters, found {}", text.len());
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
+        let pair = std::str::from_utf8(chunk)?;
+        out[i] =
+            u8::from_str_radix(pair, 16).with_context(|| format!("'{pair}' is not hexadecimal"))?;
+    }
+    Ok(out)
+}
+
+/// Writes a file only its owner can read (keys and credentials).
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(contents)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn master_keys_are_created_once_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("gitsync-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("master.key");
+        let _ = std::fs::remove_file(&path);
+        let first = load_or_create_master_key(&path, true).unwrap();
+        let again = load_or_create_master_key(&path, true).unwrap();
+        assert_eq!(first.as_bytes(), again.as_bytes());
+        assert!(load_or_create_master_key(&dir.join("absent.key"), false).is_err());
+        std::fs::write(&path, "zz").unwrap();
+        assert!(load_or_create_master_key(&path, true).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
