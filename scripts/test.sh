@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust suites, then the wire tests that drive the real binary with real AWS
+# clients (boto3, botocore over CBOR, the AWS CLI, the JavaScript SDK; the Rust SDK tests are
+# part of the cargo suite). Installs the pinned client packages it needs on first use, into
+# ~/.cache/gitsync (or $GITSYNC_CACHE).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+cache="${GITSYNC_CACHE:-$HOME/.cache/gitsync}"
+mkdir -p "$cache"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# A venv per requirements file, rebuilt when the file changes.
+venv() {
+  local name=$1 requirements=$2 dir="$cache/$1"
+  if ! cmp -s "$requirements" "$dir/.requirements" 2>/dev/null; then
+    step "installing $name from $requirements"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$dir/.requirements"
+  fi
+  echo "$dir"
+}
+
+step "cargo build"
+cargo build --workspace --bins --examples
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+export GITSYNC_BIN="$target_dir/debug/gitsync"
+export GITSYNC_SEED_BIN="$target_dir/debug/examples/seed_sync_history"
+
+step "cargo test"
+cargo test --workspace
+
+clients=$(venv venv-clients tests/clients/requirements.txt)
+awscli=$(venv venv-awscli tests/clients/requirements-awscli.txt)
+export GITSYNC_AWS_CLI="$awscli/bin/aws"
+
+js="$cache/js"
+if ! cmp -s tests/js/package-lock.json "$js/package-lock.json" 2>/dev/null || [ ! -d "$js/node_modules" ]; then
+  step "installing the JavaScript SDK clients"
+  rm -rf "$js"; mkdir -p "$js"
+  cp tests/js/package.json tests/js/package-lock.json "$js/"
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+export GITSYNC_JS_MODULES="$js/node_modules"
+
+step "wire tests (pytest)"
+cd "$root/tests/clients"
+"$clients/bin/python" -m pytest -q "$@"
