@@ -15,11 +15,13 @@ step() { printf '\n=== %s\n' "$*"; }
 venv() {
   local name=$1 requirements=$2 dir="$cache/$1"
   if ! cmp -s "$requirements" "$dir/.requirements" 2>/dev/null; then
-    step "installing $name from $requirements"
-    rm -rf "$dir"
-    python3 -m venv "$dir"
-    "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    cp "$requirements" "$dir/.requirements"
+    {
+      step "installing $name from $requirements"
+      rm -rf "$dir"
+      python3 -m venv "$dir"
+      "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+      cp "$requirements" "$dir/.requirements"
+    } >&2
   fi
   echo "$dir"
 }

@@ -21,9 +21,6 @@ def test_list_connections_pages_through_everything(tenant):
             break
     assert pages == 3
     assert sorted(seen) == sorted(arns) and len(seen) == 7
-    # botocore's paginator walks the same pages.
-    paginated = [c["ConnectionArn"] for p in cc.get_paginator("list_connections").paginate(PaginationConfig={"PageSize": 2}) for c in p["Connections"]]
-    assert sorted(paginated) == sorted(arns)
 
 
 def test_tokens_cannot_be_forged_or_replayed_by_another_tenant(tenant, other_tenant):
