@@ -1,0 +1,1 @@
+//! Nothing to build: this crate only holds the AWS SDK for Rust wire tests in `tests/`.
