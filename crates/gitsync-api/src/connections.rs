@@ -344,10 +344,12 @@ impl Ops<'_> {
             .create_host(
                 self.tenant,
                 self.service.arn_service(),
-                &i.name,
-                model_provider(i.provider_type),
-                &i.provider_endpoint,
-                vpc.as_ref(),
+                &model::HostSpec {
+                    name: i.name,
+                    provider_type: model_provider(i.provider_type),
+                    provider_endpoint: i.provider_endpoint,
+                    vpc_configuration: vpc,
+                },
                 &tags,
             )
             .await
@@ -449,10 +451,12 @@ impl Ops<'_> {
             .create_repository_link(
                 self.tenant,
                 self.service.arn_service(),
-                &i.connection_arn,
-                &i.owner_id,
-                &i.repository_name,
-                i.encryption_key_arn.as_deref(),
+                &model::RepositoryLinkSpec {
+                    connection_arn: i.connection_arn,
+                    owner_id: i.owner_id,
+                    repository_name: i.repository_name,
+                    encryption_key_arn: i.encryption_key_arn,
+                },
                 &tags,
             )
             .await

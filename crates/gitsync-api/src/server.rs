@@ -112,9 +112,9 @@ fn identify(method: &http::Method, path: &str, headers: &HeaderMap) -> Result<Ca
                 "RPC v2 CBOR requests must not carry X-Amz-Target",
             ));
         }
-        if !headers
+        if headers
             .get("smithy-protocol")
-            .is_some_and(|v| v == "rpc-v2-cbor")
+            .is_none_or(|v| v != "rpc-v2-cbor")
         {
             return Err(ApiError::serialization(
                 "RPC v2 CBOR requests need the header smithy-protocol: rpc-v2-cbor",

@@ -229,3 +229,21 @@ pub fn split_owner_repo(name: &str) -> Option<(&str, &str)> {
     let (owner, repo) = name.split_once('/')?;
     (!owner.is_empty() && !repo.is_empty()).then_some((owner, repo))
 }
+
+/// What a user gives to create a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    pub name: String,
+    pub provider_type: ProviderType,
+    pub provider_endpoint: String,
+    pub vpc_configuration: Option<VpcConfiguration>,
+}
+
+/// What a user gives to create a repository link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryLinkSpec {
+    pub connection_arn: String,
+    pub owner_id: String,
+    pub repository_name: String,
+    pub encryption_key_arn: Option<String>,
+}

@@ -5,9 +5,9 @@ use crate::rows::{is_unique_violation, opt_text, parsed, text, toggle, toggle_te
 use crate::tags::{delete_tags, insert_tags};
 use crate::{Page, Result, Store, StoreError};
 use gitsync_model::{
-    Arn, ArnService, Connection, ConnectionStatus, Host, ProviderType, RepositoryLink,
-    SyncConfiguration, SyncConfigurationPatch, SyncConfigurationSpec, SyncType, Tag, Tenant,
-    Timestamp, TriggerResourceUpdateOn, VpcConfiguration,
+    Arn, ArnService, Connection, ConnectionStatus, Host, HostSpec, ProviderType, RepositoryLink,
+    RepositoryLinkSpec, SyncConfiguration, SyncConfigurationPatch, SyncConfigurationSpec, SyncType,
+    Tag, Tenant, Timestamp, TriggerResourceUpdateOn, VpcConfiguration,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -321,12 +321,16 @@ impl Store {
         &self,
         tenant: &Tenant,
         service: ArnService,
-        name: &str,
-        provider_type: ProviderType,
-        provider_endpoint: &str,
-        vpc: Option<&VpcConfiguration>,
+        spec: &HostSpec,
         tags: &[Tag],
     ) -> Result<Host> {
+        let HostSpec {
+            name,
+            provider_type,
+            provider_endpoint,
+            vpc_configuration,
+        } = spec;
+        let (provider_type, vpc) = (*provider_type, vpc_configuration.as_ref());
         if !provider_type.is_self_managed() {
             return Err(StoreError::Invalid(format!(
                 "ProviderType {provider_type} is a cloud provider; hosts are for GitHubEnterpriseServer and GitLabSelfManaged"
@@ -353,9 +357,9 @@ impl Store {
         // as soon as it exists.
         let host = Host {
             arn: arn.clone(),
-            name: name.to_string(),
+            name: name.clone(),
             provider_type,
-            provider_endpoint: provider_endpoint.to_string(),
+            provider_endpoint: provider_endpoint.clone(),
             vpc_configuration: vpc.cloned(),
             status: "AVAILABLE".into(),
         };
@@ -488,12 +492,15 @@ impl Store {
         &self,
         tenant: &Tenant,
         service: ArnService,
-        connection_arn: &str,
-        owner_id: &str,
-        repository_name: &str,
-        encryption_key_arn: Option<&str>,
+        spec: &RepositoryLinkSpec,
         tags: &[Tag],
     ) -> Result<RepositoryLink> {
+        let RepositoryLinkSpec {
+            connection_arn,
+            owner_id,
+            repository_name,
+            encryption_key_arn,
+        } = spec;
         let mut tx = self.write_tx().await?;
         let connection = self.connection_in(&mut tx, tenant, connection_arn).await?;
         let existing = count(
@@ -514,10 +521,10 @@ impl Store {
             arn: Arn::new(service.as_str(), tenant, format!("repository-link/{id}")).to_string(),
             id,
             connection_arn: connection.arn.clone(),
-            encryption_key_arn: encryption_key_arn.map(str::to_string),
-            owner_id: owner_id.to_string(),
+            encryption_key_arn: encryption_key_arn.clone(),
+            owner_id: owner_id.clone(),
             provider_type: connection.provider_type,
-            repository_name: repository_name.to_string(),
+            repository_name: repository_name.clone(),
         };
         let inserted = sqlx::query(
             "INSERT INTO repository_links (account_id, region, link_id, arn, connection_id, connection_arn, encryption_key_arn, owner_id, provider_type, repository_name, created_at) \
