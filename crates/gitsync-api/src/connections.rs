@@ -201,43 +201,7 @@ fn revision_out(r: model::Revision) -> dto::Revision {
     }
 }
 
-fn resource_attempt_out(a: model::ResourceSyncAttempt) -> dto::ResourceSyncAttempt {
-    dto::ResourceSyncAttempt {
-        events: a
-            .events
-            .into_iter()
-            .map(|e| dto::ResourceSyncEvent {
-                event: e.event,
-                external_id: e.external_id,
-                time: e.time.into(),
-                r#type: e.event_type,
-            })
-            .collect(),
-        initial_revision: revision_out(a.initial_revision),
-        started_at: a.started_at.into(),
-        status: dto::ResourceSyncStatus::parse(a.status.as_str()).unwrap_or_default(),
-        target: a.target,
-        target_revision: revision_out(a.target_revision),
-    }
-}
-
-pub(crate) fn blocker_out(b: model::SyncBlocker) -> dto::SyncBlocker {
-    dto::SyncBlocker {
-        contexts: Some(
-            b.contexts
-                .into_iter()
-                .map(|(key, value)| dto::SyncBlockerContext { key, value })
-                .collect(),
-        ),
-        created_at: b.created_at.into(),
-        created_reason: b.created_reason,
-        id: b.id,
-        resolved_at: b.resolved_at.map(Into::into),
-        resolved_reason: b.resolved_reason,
-        status: dto::BlockerStatus::parse(b.status.as_str()).unwrap_or_default(),
-        r#type: dto::BlockerType::Automated,
-    }
-}
+crate::history::history_conversions!(connections);
 
 impl Ops<'_> {
     fn store_err(&self) -> impl Fn(gitsync_store::StoreError) -> ApiError + '_ {
@@ -668,21 +632,7 @@ impl Ops<'_> {
                 ))
             })?;
         Ok(dto::GetRepositorySyncStatusOutput {
-            latest_sync: dto::RepositorySyncAttempt {
-                events: attempt
-                    .events
-                    .into_iter()
-                    .map(|e| dto::RepositorySyncEvent {
-                        event: e.event,
-                        external_id: e.external_id,
-                        time: e.time.into(),
-                        r#type: e.event_type,
-                    })
-                    .collect(),
-                started_at: attempt.started_at.into(),
-                status: dto::RepositorySyncStatus::parse(attempt.status.as_str())
-                    .unwrap_or_default(),
-            },
+            latest_sync: repository_attempt_out(attempt),
         })
     }
 

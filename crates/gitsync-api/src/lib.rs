@@ -12,6 +12,7 @@ mod connections;
 mod dispatch;
 pub mod dto;
 pub mod error;
+mod history;
 pub mod pagination;
 mod proton;
 pub mod server;

@@ -124,43 +124,7 @@ fn revision_out(r: model::Revision) -> dto::Revision {
     }
 }
 
-fn attempt_out(a: model::ResourceSyncAttempt) -> dto::ResourceSyncAttempt {
-    dto::ResourceSyncAttempt {
-        events: a
-            .events
-            .into_iter()
-            .map(|e| dto::ResourceSyncEvent {
-                event: e.event,
-                external_id: e.external_id,
-                time: e.time.into(),
-                r#type: e.event_type,
-            })
-            .collect(),
-        initial_revision: revision_out(a.initial_revision),
-        started_at: a.started_at.into(),
-        status: dto::ResourceSyncStatus::parse(a.status.as_str()).unwrap_or_default(),
-        target: a.target,
-        target_revision: revision_out(a.target_revision),
-    }
-}
-
-fn blocker_out(b: model::SyncBlocker) -> dto::SyncBlocker {
-    dto::SyncBlocker {
-        contexts: Some(
-            b.contexts
-                .into_iter()
-                .map(|(key, value)| dto::SyncBlockerContext { key, value })
-                .collect(),
-        ),
-        created_at: b.created_at.into(),
-        created_reason: b.created_reason,
-        id: b.id,
-        resolved_at: b.resolved_at.map(Into::into),
-        resolved_reason: b.resolved_reason,
-        status: dto::BlockerStatus::parse(b.status.as_str()).unwrap_or_default(),
-        r#type: dto::BlockerType::Automated,
-    }
-}
+crate::history::history_conversions!(proton);
 
 fn tags_in(tags: Vec<dto::Tag>) -> Vec<model::Tag> {
     tags.into_iter()
@@ -220,8 +184,8 @@ impl Ops<'_> {
             },
             Some(s) => SyncStatus {
                 desired_state: s.desired_state.map(revision_out),
-                latest_successful_sync: s.latest_successful_sync.map(attempt_out),
-                latest_sync: Some(attempt_out(s.latest_sync)),
+                latest_successful_sync: s.latest_successful_sync.map(resource_attempt_out),
+                latest_sync: Some(resource_attempt_out(s.latest_sync)),
             },
         })
     }
@@ -543,20 +507,7 @@ impl Ops<'_> {
             .await
             .map_err(err)?;
         Ok(dto::GetRepositorySyncStatusOutput {
-            latest_sync: attempt.map(|a| dto::RepositorySyncAttempt {
-                events: a
-                    .events
-                    .into_iter()
-                    .map(|e| dto::RepositorySyncEvent {
-                        event: e.event,
-                        external_id: e.external_id,
-                        time: e.time.into(),
-                        r#type: e.event_type,
-                    })
-                    .collect(),
-                started_at: a.started_at.into(),
-                status: dto::RepositorySyncStatus::parse(a.status.as_str()).unwrap_or_default(),
-            }),
+            latest_sync: attempt.map(repository_attempt_out),
         })
     }
 
