@@ -276,4 +276,26 @@ mod tests {
         // And back: the decoder reads tag 1 as the number it wraps.
         assert_eq!(decode(&bytes).unwrap(), out);
     }
+
+    proptest::proptest! {
+        /// Whatever arrives, decoding answers Ok or Err, never panics; and what decodes
+        /// validates against any input shape without panicking either.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            if let Ok(value) = decode(&bytes) {
+                for op in CODECONNECTIONS.operations.values() {
+                    if let Some(shape) = &op.input {
+                        let _ = CODECONNECTIONS.validate(shape, &value);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn encoded_documents_decode_to_themselves(keys in proptest::collection::vec("[A-Za-z]{1,8}", 0..6), n in proptest::prelude::any::<i64>()) {
+            let map: serde_json::Map<String, Value> = keys.iter().map(|k| (k.clone(), json!([n, k, {"x": true}]))).collect();
+            let value = Value::Object(map);
+            proptest::prop_assert_eq!(decode(&encode(&CODECONNECTIONS, None, &value)).unwrap(), value);
+        }
+    }
 }

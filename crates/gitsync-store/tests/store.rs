@@ -1,0 +1,465 @@
+//! The store's rules, on SQLite and (when reachable) PostgreSQL: tenancy, uniqueness, quotas,
+//! links in use, tags, pagination keys, sync history and blockers.
+
+use gitsync_model::*;
+use gitsync_store::{MasterKey, NewResourceAttempt, RepositoryKey, Store, StoreError};
+
+/// A fresh SQLite database in a temporary directory.
+async fn sqlite(limits: Limits) -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    (
+        Store::open(&url, MasterKey::generate(), limits)
+            .await
+            .unwrap(),
+        dir,
+    )
+}
+
+/// A throw-away PostgreSQL database on the local server (`GITSYNC_TEST_POSTGRES`, by default the
+/// machine's trust-auth server), dropped again by [`PgDatabase::drop_now`].
+struct PgDatabase {
+    admin: String,
+    name: String,
+    store: Store,
+}
+
+impl PgDatabase {
+    /// `None` when no server answers, unless `GITSYNC_REQUIRE_POSTGRES` is set (as CI does).
+    async fn create() -> Option<PgDatabase> {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let admin = std::env::var("GITSYNC_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let required = std::env::var_os("GITSYNC_REQUIRE_POSTGRES").is_some();
+        let mut conn = match sqlx::AnyConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) if required => panic!("PostgreSQL at {admin} is required but unreachable: {e}"),
+            Err(_) => return None,
+        };
+        let name = format!("gitsync_store_{}_{}", std::process::id(), uuid_like());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        let store = Store::open(&url, MasterKey::generate(), Limits::default())
+            .await
+            .unwrap();
+        Some(PgDatabase { admin, name, store })
+    }
+
+    async fn drop_now(self) {
+        use sqlx::Connection;
+        self.store.close().await;
+        let mut conn = sqlx::AnyConnection::connect(&self.admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {}", self.name)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+fn uuid_like() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        % 1_000_000_007
+}
+
+fn tenant(account: &str) -> Tenant {
+    Tenant::new(account, "us-east-1")
+}
+
+async fn link(store: &Store, t: &Tenant, repo: &str) -> RepositoryLink {
+    let c = store
+        .create_connection(
+            t,
+            ArnService::CodeConnections,
+            "c",
+            Some(ProviderType::GitHub),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    store
+        .create_repository_link(
+            t,
+            ArnService::CodeConnections,
+            &RepositoryLinkSpec {
+                connection_arn: c.arn,
+                owner_id: "o".into(),
+                repository_name: repo.into(),
+                encryption_key_arn: None,
+            },
+            &[],
+        )
+        .await
+        .unwrap()
+}
+
+fn stack_spec(link: &RepositoryLink, name: &str, branch: &str) -> SyncConfigurationSpec {
+    SyncConfigurationSpec {
+        resource_name: name.into(),
+        branch: branch.into(),
+        config_file: "deploy.yaml".into(),
+        repository_link_id: link.id.clone(),
+        role_arn: "arn:aws:iam::123456789012:role/r".into(),
+        publish_deployment_status: None,
+        trigger_resource_update_on: Some(TriggerResourceUpdateOn::AnyChange),
+        pull_request_comment: None,
+    }
+}
+
+async fn rules(store: Store) {
+    let a = tenant("111111111111");
+    let b = tenant("222222222222");
+    let l = link(&store, &a, "infra").await;
+    // Another tenant sees nothing and cannot reach the link.
+    assert!(matches!(
+        store.get_repository_link(&b, &l.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .list_repository_links(&b, None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let config = store
+        .create_sync_configuration(&a, &stack_spec(&l, "s1", "main"))
+        .await
+        .unwrap();
+    assert_eq!(config.repository_name, "infra");
+    assert_eq!(
+        config.trigger_resource_update_on,
+        Some(TriggerResourceUpdateOn::AnyChange)
+    );
+    assert!(matches!(
+        store
+            .create_sync_configuration(&a, &stack_spec(&l, "s1", "main"))
+            .await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.delete_repository_link(&a, &l.id).await,
+        Err(StoreError::StillInUse(_))
+    ));
+    // Partial update keeps what it does not name.
+    let patched = store
+        .update_sync_configuration(
+            &a,
+            "s1",
+            &SyncConfigurationPatch {
+                branch: Some("dev".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (patched.branch.as_str(), patched.config_file.as_str()),
+        ("dev", "deploy.yaml")
+    );
+    // Pages follow the sort key and end.
+    for i in 2..=5 {
+        store
+            .create_sync_configuration(&a, &stack_spec(&l, &format!("s{i}"), "main"))
+            .await
+            .unwrap();
+    }
+    let first = store
+        .list_sync_configurations(&a, &l.id, None, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        first
+            .items
+            .iter()
+            .map(|c| c.resource_name.as_str())
+            .collect::<Vec<_>>(),
+        ["s1", "s2"]
+    );
+    let rest = store
+        .list_sync_configurations(&a, &l.id, first.next.as_deref(), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 3);
+    assert_eq!(rest.next, None);
+    // Tags live and die with their resource.
+    store
+        .tag_resource(
+            &a,
+            &l.arn,
+            &[Tag {
+                key: "k".into(),
+                value: "v".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.list_tags(&b, &l.arn).await,
+        Err(StoreError::NotFound(_))
+    ));
+    for i in 1..=5 {
+        store
+            .delete_sync_configuration(&a, &format!("s{i}"))
+            .await
+            .unwrap();
+    }
+    store.delete_repository_link(&a, &l.id).await.unwrap();
+    assert!(matches!(
+        store.list_tags(&a, &l.arn).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn history(store: Store) {
+    let a = tenant("111111111111");
+    let target = SyncTarget::CfnStack {
+        stack_name: "web".into(),
+    };
+    assert_eq!(store.resource_sync_state(&a, &target).await.unwrap(), None);
+    let rev = |sha: &str| Revision {
+        branch: "main".into(),
+        directory: "deploy.yaml".into(),
+        owner_id: "o".into(),
+        repository_name: "r".into(),
+        provider_type: "GitHub".into(),
+        sha: sha.into(),
+    };
+    let repo = RepositoryKey::Link("l1".into());
+    store
+        .upsert_sync_target(&a, &target, &repo, "main", "deploy.yaml", Some(&rev("b")))
+        .await
+        .unwrap();
+    let attempt = |sha: &str| NewResourceAttempt {
+        target: target.clone(),
+        status: ResourceSyncStatus::Initiated,
+        initial_revision: rev("a"),
+        target_revision: rev(sha),
+        started_at: Timestamp::now(),
+    };
+    let ok = store
+        .start_resource_attempt(&a, &attempt("a"))
+        .await
+        .unwrap();
+    let event = |t: &str| SyncEvent {
+        event_type: t.into(),
+        event: t.to_lowercase(),
+        time: Timestamp::now(),
+        external_id: None,
+    };
+    store
+        .record_resource_event(ok, ResourceSyncStatus::InProgress, &event("SYNC_STARTED"))
+        .await
+        .unwrap();
+    store
+        .record_resource_event(
+            ok,
+            ResourceSyncStatus::Succeeded,
+            &event("DEPLOYMENT_SUCCEEDED"),
+        )
+        .await
+        .unwrap();
+    let failed = store
+        .start_resource_attempt(&a, &attempt("b"))
+        .await
+        .unwrap();
+    store
+        .record_resource_event(
+            failed,
+            ResourceSyncStatus::Failed,
+            &event("VALIDATION_FAILED"),
+        )
+        .await
+        .unwrap();
+    let state = store
+        .resource_sync_state(&a, &target)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.latest_sync.status, ResourceSyncStatus::Failed);
+    assert_eq!(state.latest_sync.target_revision.sha, "b");
+    let good = state.latest_successful_sync.unwrap();
+    assert_eq!(
+        good.events
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+        ["SYNC_STARTED", "DEPLOYMENT_SUCCEEDED"]
+    );
+    assert_eq!(state.desired_state.unwrap().sha, "b");
+    // Another tenant's identical target name is another target.
+    assert_eq!(
+        store
+            .resource_sync_state(&tenant("222222222222"), &target)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let scope = BlockerScope {
+        sync_type: SyncType::CfnStackSync,
+        resource_name: "web".into(),
+        parent_resource_name: None,
+    };
+    let blocker = store
+        .create_blocker(
+            &a,
+            &scope,
+            "stack deleted",
+            &[("StackStatus".into(), "DELETE_COMPLETE".into())],
+        )
+        .await
+        .unwrap();
+    let listed = store
+        .latest_blockers(&a, SyncType::CfnStackSync, "web", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![blocker.clone()]);
+    assert!(matches!(
+        store
+            .resolve_blocker(
+                &tenant("222222222222"),
+                SyncType::CfnStackSync,
+                Some("web"),
+                &blocker.id,
+                "x"
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .resolve_blocker(&a, SyncType::CfnStackSync, Some("other"), &blocker.id, "x")
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let (resolved_scope, resolved) = store
+        .resolve_blocker(
+            &a,
+            SyncType::CfnStackSync,
+            Some("web"),
+            &blocker.id,
+            "fixed",
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolved_scope, scope);
+    assert_eq!(resolved.status, BlockerStatus::Resolved);
+    assert!(matches!(
+        store
+            .resolve_blocker(&a, SyncType::CfnStackSync, None, &blocker.id, "again")
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn rules_hold_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    rules(store).await;
+}
+
+#[tokio::test]
+async fn history_round_trips_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    history(store).await;
+}
+
+#[tokio::test]
+async fn rules_and_history_hold_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        eprintln!("PostgreSQL is not reachable: skipping the PostgreSQL store test");
+        return;
+    };
+    rules(db.store.clone()).await;
+    history(db.store.clone()).await;
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn quotas_are_per_tenant() {
+    let mut limits = Limits::default();
+    limits.set("repository_links=1").unwrap();
+    let (store, _dir) = sqlite(limits).await;
+    link(&store, &tenant("111111111111"), "a").await;
+    let c = store
+        .create_connection(
+            &tenant("111111111111"),
+            ArnService::CodeConnections,
+            "c2",
+            Some(ProviderType::GitHub),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    let refused = store
+        .create_repository_link(
+            &tenant("111111111111"),
+            ArnService::CodeConnections,
+            &RepositoryLinkSpec {
+                connection_arn: c.arn,
+                owner_id: "o".into(),
+                repository_name: "b".into(),
+                encryption_key_arn: None,
+            },
+            &[],
+        )
+        .await;
+    assert!(matches!(refused, Err(StoreError::LimitExceeded(_))));
+    link(&store, &tenant("222222222222"), "a").await;
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let key = MasterKey::generate();
+    let store = Store::open(&url, key.clone(), Limits::default())
+        .await
+        .unwrap();
+    let created = store.create_access_key("123456789012").await.unwrap();
+    assert!(created.access_key_id.starts_with("AKIA") && created.access_key_id.len() == 20);
+    assert!(
+        created.access_key_id[4..]
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    );
+    assert_eq!(
+        store
+            .access_key(&created.access_key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret_access_key,
+        created.secret_access_key
+    );
+    store.close().await;
+    for file in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        assert!(
+            !bytes
+                .windows(40)
+                .any(|w| w == created.secret_access_key.as_bytes()),
+            "secret stored in clear"
+        );
+    }
+    // Another master key cannot open it.
+    let other = Store::open(&url, MasterKey::generate(), Limits::default())
+        .await
+        .unwrap();
+    assert!(other.access_key(&created.access_key_id).await.is_err());
+    assert!(matches!(
+        other.create_access_key("12345").await,
+        Err(StoreError::Invalid(_))
+    ));
+}

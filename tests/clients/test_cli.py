@@ -1,0 +1,119 @@
+"""The gitsync command line: defaults, environment twins, keys, and what must never leak."""
+import os
+import re
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import boto3
+
+from conftest import GITSYNC, NO_RETRIES, free_port, make_tenant, parse_credentials
+
+
+def wait_healthy(endpoint, process, log):
+    for _ in range(300):
+        if process.poll() is not None:
+            raise AssertionError(f"gitsync exited: {open(log).read()}")
+        try:
+            with urllib.request.urlopen(endpoint + "/healthz", timeout=1) as r:
+                return r.status
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("never became healthy")
+
+
+def test_plain_serve_uses_home_defaults_and_env_twins():
+    home = tempfile.mkdtemp(prefix="gitsync-home-")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITSYNC_") and k != "XDG_DATA_HOME"}
+    env.update(HOME=home, GITSYNC_LISTEN=f"127.0.0.1:{port}", GITSYNC_ACCOUNT_ID="999999999999")
+    log = os.path.join(home, "log")
+    process = subprocess.Popen([GITSYNC, "serve"], env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    try:
+        assert wait_healthy(f"http://127.0.0.1:{port}", process, log) == 200
+        data_dir = os.path.join(home, ".local", "share", "gitsync")
+        assert sorted(f for f in os.listdir(data_dir) if not f.startswith("gitsync.db")) == ["credentials", "master.key"]
+        assert oct(os.stat(os.path.join(data_dir, "credentials")).st_mode & 0o777) == "0o600"
+        assert oct(os.stat(os.path.join(data_dir, "master.key")).st_mode & 0o777) == "0o600"
+        key, secret = parse_credentials(open(os.path.join(data_dir, "credentials")).read())
+        assert re.fullmatch(r"AKIA[A-Z0-9]{16}", key)
+        cc = boto3.client("codeconnections", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                          aws_access_key_id=key, aws_secret_access_key=secret, config=NO_RETRIES)
+        arn = cc.create_connection(ConnectionName="c", ProviderType="GitHub")["ConnectionArn"]
+        assert ":999999999999:" in arn
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    # A clean shutdown, and no secret in the log.
+    text = open(log).read()
+    assert "gitsync stopped" in text
+    assert secret not in text
+
+
+def test_secrets_never_reach_the_database_file_or_the_log(server):
+    tenant = make_tenant(server)
+    tenant.client("codeconnections").list_connections()
+    for name in os.listdir(server.data_dir):
+        path = os.path.join(server.data_dir, name)
+        if name in ("credentials", "master.key") or not os.path.isfile(path):
+            continue
+        assert tenant.secret_access_key.encode() not in open(path, "rb").read(), name
+
+
+def test_keys_commands(server):
+    out = server.cli("keys", "create", "--account-id", "121212121212", "--profile", "ops").stdout
+    assert "[ops]" in out
+    key, _ = parse_credentials(out)
+    listed = server.cli("keys", "list").stdout
+    assert re.search(rf"{key}\s+121212121212\s+\d{{4}}-\d\d-\d\dT", listed)
+    assert server.cli("keys", "delete", key).stdout.strip() == f"deleted {key}"
+    again = server.cli("keys", "delete", key, check=False)
+    assert again.returncode != 0 and f"no access key {key}" in again.stderr
+    bad = server.cli("keys", "create", "--account-id", "12ab", check=False)
+    assert bad.returncode != 0 and "must be exactly 12 digits" in bad.stderr
+
+
+def test_bad_settings_are_reported_clearly(tmp_path):
+    result = subprocess.run([GITSYNC, "keys", "list", "--data-dir", str(tmp_path), "--limit", "wings=2"], capture_output=True, text=True)
+    assert result.returncode != 0 and "unknown limit 'wings'" in result.stderr
+    result = subprocess.run([GITSYNC, "keys", "list", "--database-url", "mysql://x"], capture_output=True, text=True)
+    assert result.returncode != 0 and "unsupported database URL" in result.stderr
+    (tmp_path / "master.key").write_text("short")
+    result = subprocess.run([GITSYNC, "keys", "list", "--data-dir", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode != 0 and "64 hexadecimal characters" in result.stderr
+
+
+def test_help_describes_every_command():
+    out = subprocess.run([GITSYNC, "--help"], capture_output=True, text=True).stdout
+    for word in ("serve", "keys", "--endpoint-url"):
+        assert word in out
+    serve = subprocess.run([GITSYNC, "serve", "--help"], capture_output=True, text=True).stdout
+    for flag in ("--listen", "GITSYNC_LISTEN", "--data-dir", "--database-url", "--master-key-file", "--limit", "--account-id"):
+        assert flag in serve
+
+
+def test_readme_quick_start_runs(tmp_path):
+    """The quick start in README.md, run as written (port and paths adapted)."""
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    section = readme.split("In another shell, point the AWS CLI at it:", 1)[1]
+    script = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    port = free_port()
+    data_dir = tmp_path / "gitsync-data"
+    log = tmp_path / "log"
+    process = subprocess.Popen([GITSYNC, "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"],
+                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process, str(log))
+        aws_dir = os.path.dirname(os.environ.get("GITSYNC_AWS_CLI", "/usr/bin/aws"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["PATH"] = aws_dir + os.pathsep + env["PATH"]
+        script = "shopt -s expand_aliases\nset -e\n" + script.replace("7450", str(port))
+        result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        # Every command succeeds but the last, which says that nothing has synced my-stack yet.
+        assert result.returncode == 255, result.stderr
+        assert '"Target": "my-stack"' in result.stdout
+        assert result.stderr.strip().startswith("An error occurred (ResourceNotFoundException) when calling the GetResourceSyncStatus")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
