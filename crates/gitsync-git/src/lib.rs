@@ -1,0 +1,77 @@
+//! Git access for gitsync, behind a small API of its own.
+//!
+//! * Talking to remotes (listing branch heads without fetching, depth-1 fetches) goes through the
+//!   `git` program, with a timeout on every call: it speaks every transport and authentication
+//!   scheme users have (smart HTTP(S) with tokens, ssh with keys and `~/.ssh/config`, `file://`),
+//!   and it repacks.
+//! * Reading what was fetched (the tree-entry id at a path, a file at a commit, a directory
+//!   listing) goes through `gix`, in process, so deciding relevance for a thousand targets costs a
+//!   thousand lookups, not a thousand processes.
+//!
+//! Each remote URL has one bare mirror in the cache directory, shared by every target that syncs
+//! from it. Mirrors are a cache, never state: deleting one costs a fetch.
+
+mod mirror;
+mod remote;
+
+pub use mirror::{DirEntry, Mirror, Snapshot};
+pub use remote::{Credential, Remote, repack};
+
+use std::path::PathBuf;
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum GitError {
+    /// The remote could not be reached or refused us (network, authentication, missing repository).
+    #[error("{0}")]
+    Remote(String),
+    /// A network call took longer than allowed.
+    #[error("git {operation} timed out after {seconds} s")]
+    Timeout {
+        operation: &'static str,
+        seconds: u64,
+    },
+    /// The branch does not exist on the remote.
+    #[error("branch {0} does not exist on the remote")]
+    NoSuchBranch(String),
+    /// Something is wrong with the local mirror (disk, corrupt objects, a missing commit).
+    #[error("local mirror: {0}")]
+    Local(String),
+}
+
+impl GitError {
+    /// Whether trying again later may help (everything but a missing branch).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, GitError::NoSuchBranch(_))
+    }
+}
+
+pub type Result<T, E = GitError> = std::result::Result<T, E>;
+
+/// Where mirrors live and how long network calls may take.
+#[derive(Debug, Clone)]
+pub struct GitSettings {
+    pub cache_dir: PathBuf,
+    pub network_timeout: Duration,
+    /// The `git` program to run.
+    pub git_program: PathBuf,
+}
+
+impl GitSettings {
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
+        GitSettings {
+            cache_dir: cache_dir.into(),
+            network_timeout: Duration::from_secs(60),
+            git_program: PathBuf::from("git"),
+        }
+    }
+}
+
+/// A 40-hex-digit commit id.
+pub fn is_commit_id(value: &str) -> bool {
+    value.len() == 40
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}

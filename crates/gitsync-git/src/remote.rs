@@ -1,0 +1,317 @@
+//! Remote operations through the `git` program.
+
+use crate::{GitError, GitSettings, Mirror, Result};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::process::Stdio;
+use tokio::process::Command;
+
+/// How to authenticate to a remote.
+#[derive(Clone)]
+pub enum Credential {
+    /// An HTTP(S) token, sent as basic-auth password (what GitHub, GitLab and Bitbucket accept).
+    Token(String),
+    /// A private SSH key (OpenSSH format), for `ssh://` remotes.
+    SshKey(String),
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Credential::Token(_) => "Token(..)",
+            Credential::SshKey(_) => "SshKey(..)",
+        })
+    }
+}
+
+/// A repository on a Git server.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub url: String,
+    pub credential: Option<Credential>,
+}
+
+impl Remote {
+    pub fn new(url: impl Into<String>, credential: Option<Credential>) -> Self {
+        Remote {
+            url: url.into(),
+            credential,
+        }
+    }
+
+    /// Only these schemes are ever handed to `git`: no `ext::`, no local paths that look like
+    /// options.
+    fn check_url(&self) -> Result<()> {
+        let ok = ["https://", "http://", "ssh://", "file://"]
+            .iter()
+            .any(|s| self.url.starts_with(s));
+        if ok {
+            Ok(())
+        } else {
+            Err(GitError::Remote(format!(
+                "unsupported remote URL {}",
+                self.url
+            )))
+        }
+    }
+}
+
+/// Runs `git` isolated from the user's and the system's configuration, without prompts, with the
+/// remote's credential, killed when it outlives the network timeout.
+async fn run_git(
+    settings: &GitSettings,
+    remote: &Remote,
+    operation: &'static str,
+    args: &[&str],
+) -> Result<String> {
+    remote.check_url()?;
+    let home = settings.cache_dir.join("home");
+    std::fs::create_dir_all(&home)
+        .map_err(|e| GitError::Local(format!("cannot create {}: {e}", home.display())))?;
+    let mut command = Command::new(&settings.git_program);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_PROTOCOL_FROM_USER", "0")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut config = vec![("protocol.allow".to_string(), "never".to_string())];
+    for scheme in ["https", "http", "ssh", "file"] {
+        config.push((format!("protocol.{scheme}.allow"), "always".to_string()));
+    }
+    let mut key_file = None;
+    match &remote.credential {
+        Some(Credential::Token(token)) => {
+            use base64::Engine;
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+            // Passed through the environment, not the command line, so `ps` does not show it.
+            config.push((
+                "http.extraHeader".into(),
+                format!("Authorization: Basic {basic}"),
+            ));
+        }
+        Some(Credential::SshKey(key)) => {
+            let file = tempfile_in(&home, key.as_bytes())?;
+            command.env(
+                "GIT_SSH_COMMAND",
+                format!("ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new", file.display()),
+            );
+            key_file = Some(file);
+        }
+        None => {}
+    }
+    command.env("GIT_CONFIG_COUNT", config.len().to_string());
+    for (i, (k, v)) in config.iter().enumerate() {
+        command
+            .env(format!("GIT_CONFIG_KEY_{i}"), k)
+            .env(format!("GIT_CONFIG_VALUE_{i}"), v);
+    }
+    let seconds = settings.network_timeout.as_secs();
+    let output = tokio::time::timeout(settings.network_timeout, command.output()).await;
+    if let Some(file) = key_file {
+        let _ = std::fs::remove_file(file);
+    }
+    let output = output
+        .map_err(|_| GitError::Timeout { operation, seconds })?
+        .map_err(|e| {
+            GitError::Local(format!(
+                "cannot run {}: {e}",
+                settings.git_program.display()
+            ))
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // git's first `fatal:`/`error:` line says what went wrong; later lines are advice.
+        let reason = stderr
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("fatal: ")
+                    .or_else(|| l.strip_prefix("error: "))
+            })
+            .or_else(|| stderr.lines().rfind(|l| !l.trim().is_empty()))
+            .unwrap_or("git failed without a message")
+            .trim();
+        return Err(GitError::Remote(reason.to_string()));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn tempfile_in(dir: &std::path::Path, contents: &[u8]) -> Result<std::path::PathBuf> {
+    use std::io::Write;
+    let path = dir.join(format!("key-{}-{}", std::process::id(), rand_suffix()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&path)
+        .map_err(|e| GitError::Local(format!("cannot write key file: {e}")))?;
+    file.write_all(contents)
+        .map_err(|e| GitError::Local(format!("cannot write key file: {e}")))?;
+    Ok(path)
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
+/// Branch names that are safe to put on a `git` command line as part of a refspec.
+fn check_branch(branch: &str) -> Result<()> {
+    let bad = branch.is_empty()
+        || branch.starts_with('-')
+        || branch.contains("..")
+        || branch
+            .bytes()
+            .any(|b| b.is_ascii_control() || b" ~^:?*[\\".contains(&b));
+    if bad {
+        Err(GitError::Remote(format!(
+            "'{branch}' is not a valid branch name"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+impl Remote {
+    /// The heads of `branches` on the remote, without fetching anything. Missing branches are
+    /// absent from the answer.
+    pub async fn list_branches(
+        &self,
+        settings: &GitSettings,
+        branches: &[String],
+    ) -> Result<BTreeMap<String, String>> {
+        let mut args = vec![
+            "ls-remote",
+            "--heads",
+            "--end-of-options",
+            self.url.as_str(),
+        ];
+        let patterns: Vec<String> = branches
+            .iter()
+            .map(|b| check_branch(b).map(|_| format!("refs/heads/{b}")))
+            .collect::<Result<_>>()?;
+        args.extend(patterns.iter().map(String::as_str));
+        let out = run_git(settings, self, "ls-remote", &args).await?;
+        let mut heads = BTreeMap::new();
+        for line in out.lines() {
+            if let Some((sha, name)) = line.split_once('\t')
+                && let Some(branch) = name.strip_prefix("refs/heads/")
+                && branches.iter().any(|b| b == branch)
+            {
+                heads.insert(branch.to_string(), sha.to_string());
+            }
+        }
+        Ok(heads)
+    }
+
+    /// Fetches the tips of `branches` (depth 1) into this remote's mirror, and answers the commit
+    /// each branch now points at.
+    pub async fn fetch(
+        &self,
+        settings: &GitSettings,
+        branches: &[String],
+    ) -> Result<(Mirror, BTreeMap<String, String>)> {
+        let mirror = Mirror::for_url(settings, &self.url)?;
+        if !mirror.path().join("HEAD").exists() {
+            std::fs::create_dir_all(mirror.path()).map_err(|e| GitError::Local(e.to_string()))?;
+            let path = mirror.path().to_string_lossy().into_owned();
+            run_git(
+                settings,
+                &Remote::new("file:///", None),
+                "init",
+                &["init", "--bare", "--quiet", &path],
+            )
+            .await?;
+        }
+        let refspecs: Vec<String> = branches
+            .iter()
+            .map(|b| check_branch(b).map(|_| format!("+refs/heads/{b}:refs/heads/{b}")))
+            .collect::<Result<_>>()?;
+        let git_dir = format!("--git-dir={}", mirror.path().display());
+        let mut args = vec![
+            git_dir.as_str(),
+            "fetch",
+            "--quiet",
+            "--depth=1",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--end-of-options",
+            self.url.as_str(),
+        ];
+        args.extend(refspecs.iter().map(String::as_str));
+        match run_git(settings, self, "fetch", &args).await {
+            Err(GitError::Remote(m)) if m.contains("couldn't find remote ref") => {
+                return Err(GitError::NoSuchBranch(branches.join(", ")));
+            }
+            other => other?,
+        };
+        let heads = mirror.branch_heads(branches)?;
+        Ok((mirror, heads))
+    }
+}
+
+/// Repacks a mirror: every fetch leaves a pack, and many packs slow reads down.
+pub async fn repack(settings: &GitSettings, mirror: &Mirror) -> Result<()> {
+    let git_dir = format!("--git-dir={}", mirror.path().display());
+    run_git(
+        settings,
+        &Remote::new("file:///", None),
+        "repack",
+        &[git_dir.as_str(), "repack", "-a", "-d", "-q"],
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_names_that_could_be_options_or_refspec_tricks_are_refused() {
+        for bad in ["", "-x", "a..b", "a:b", "a b", "a\nb", "*"] {
+            assert!(check_branch(bad).is_err(), "{bad:?}");
+        }
+        for good in ["main", "release/1.2", "feature_x-y"] {
+            assert!(check_branch(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn only_network_schemes_reach_git() {
+        assert!(
+            Remote::new("ext::sh -c touch% /tmp/pwned", None)
+                .check_url()
+                .is_err()
+        );
+        assert!(Remote::new("/etc", None).check_url().is_err());
+        assert!(Remote::new("--upload-pack=x", None).check_url().is_err());
+        assert!(
+            Remote::new("https://example.com/o/r.git", None)
+                .check_url()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn credentials_do_not_print() {
+        assert_eq!(
+            format!("{:?}", Credential::Token("s3cret".into())),
+            "Token(..)"
+        );
+    }
+}
