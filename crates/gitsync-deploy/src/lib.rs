@@ -1,0 +1,73 @@
+//! What a sync applies, independent of how it was triggered.
+//!
+//! [`cfn`] turns a stack deployment file and the template it names into a [`cfn::StackPlan`],
+//! or into the list of problems that make it unusable, each naming what is wrong. A
+//! [`StackDeployer`] applies a plan. Until a CloudFormation endpoint is configured the deployer is
+//! [`ValidateOnly`], which says plainly that nothing was deployed.
+
+pub mod cfn;
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// One line of what a deployment did, for the attempt's event list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployEvent {
+    pub event_type: &'static str,
+    pub text: String,
+    pub external_id: Option<String>,
+}
+
+/// How a deployment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployOutcome {
+    Succeeded,
+    /// Will fail the same way until the source changes (a rejected template, a failed stack).
+    Failed,
+    /// May succeed if tried again (throttling, an unreachable endpoint).
+    FailedTransiently,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployReport {
+    pub events: Vec<DeployEvent>,
+    pub outcome: DeployOutcome,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Applies CloudFormation stack plans.
+pub trait StackDeployer: Send + Sync {
+    /// Shown by `gitsync status` and the logs: how this deployer applies plans.
+    fn mode(&self) -> &'static str;
+    fn deploy<'a>(&'a self, plan: &'a cfn::StackPlan) -> BoxFuture<'a, DeployReport>;
+}
+
+/// The deployer used while no CloudFormation endpoint is configured: it has nothing to do after
+/// validation, and says so.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ValidateOnly;
+
+impl StackDeployer for ValidateOnly {
+    fn mode(&self) -> &'static str {
+        "validate-only (no CloudFormation endpoint is configured)"
+    }
+
+    fn deploy<'a>(&'a self, plan: &'a cfn::StackPlan) -> BoxFuture<'a, DeployReport> {
+        Box::pin(async move {
+            DeployReport {
+                events: vec![DeployEvent {
+                    event_type: "VALIDATION_SUCCEEDED",
+                    text: format!(
+                        "Validated {} with {} parameter(s) and {} tag(s); no CloudFormation endpoint is configured, nothing was deployed",
+                        plan.template_path,
+                        plan.parameters.len(),
+                        plan.tags.len()
+                    ),
+                    external_id: None,
+                }],
+                outcome: DeployOutcome::Succeeded,
+            }
+        })
+    }
+}
