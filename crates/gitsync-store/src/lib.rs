@@ -10,6 +10,7 @@
 //! outside the database ([`Sealer`]).
 
 mod connections;
+mod engine;
 mod error;
 mod keys;
 mod migrate;
@@ -19,6 +20,7 @@ mod secrets;
 mod status;
 mod tags;
 
+pub use engine::{BranchCheckResult, BranchKey, ClaimedBranch, ClaimedTarget, LinkSource, TargetAdvance, TargetResult, TargetWatch};
 pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};
 pub use secrets::{MasterKey, Sealer};

@@ -4,8 +4,14 @@ use crate::{Backend, Result, Store};
 use gitsync_model::Timestamp;
 use sqlx::{AssertSqlSafe, Row};
 
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_engine.sql")),
+];
+const POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_engine.sql")),
+];
 
 pub(crate) async fn run(store: &Store) -> Result<()> {
     let mut tx = store.write_tx().await?;

@@ -332,15 +332,17 @@ impl Store {
         directory: &str,
         desired: Option<&Revision>,
     ) -> Result<()> {
+        let desired_sha = desired.map(|r| r.sha.clone());
         let desired = desired
             .map(|r| serde_json::to_string(r).map_err(StoreError::corrupt))
             .transpose()?;
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO sync_targets (account_id, region, sync_type, target_key, display_name, repository_key, branch, directory, desired_revision) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            "INSERT INTO sync_targets (account_id, region, sync_type, target_key, display_name, repository_key, branch, directory, desired_revision, desired_sha) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (account_id, region, sync_type, target_key) DO UPDATE SET display_name = $5, repository_key = $6, \
-             branch = $7, directory = $8, desired_revision = COALESCE($9, sync_targets.desired_revision)",
+             branch = $7, directory = $8, desired_revision = COALESCE($9, sync_targets.desired_revision), \
+             desired_sha = COALESCE($10, sync_targets.desired_sha)",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
@@ -351,6 +353,7 @@ impl Store {
         .bind(branch)
         .bind(directory)
         .bind(desired)
+        .bind(desired_sha)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

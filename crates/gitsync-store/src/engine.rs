@@ -1,0 +1,800 @@
+//! The sync engine's working state: watched branches and sync targets, each claimed under a lease
+//! with a fencing epoch, and webhook secrets and deliveries.
+//!
+//! Leases use the database clock of the caller (`now`, epoch milliseconds) and are claimed with a
+//! conditional `UPDATE`: only one worker can move `lease_epoch` from the value it read, so at most
+//! one holds a lease; every later write of the holder names that epoch and does nothing (and
+//! says so) once another worker has taken over.
+
+use crate::rows::{int, opt_int, opt_text, parsed, text};
+use crate::status::RepositoryKey;
+use crate::{Result, Store, StoreError};
+use gitsync_model::{
+    ConnectionStatus, ProviderType, RepositorySyncStatus, ResourceSyncStatus, Revision, SyncEvent, SyncTarget, SyncType, Tenant,
+    Timestamp,
+};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// Identifies a watched branch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BranchKey {
+    pub tenant: Tenant,
+    pub sync_type: SyncType,
+    /// `link:<id>` or `proton:<PROVIDER>:<owner/repo>` (see [`RepositoryKey::as_key`]).
+    pub repository_key: String,
+    pub branch: String,
+}
+
+/// A watched branch claimed for a check.
+#[derive(Debug, Clone)]
+pub struct ClaimedBranch {
+    pub key: BranchKey,
+    pub epoch: i64,
+    pub synced_sha: Option<String>,
+    pub failures: i64,
+    pub queued_attempt_id: Option<i64>,
+}
+
+/// How a branch check ended, to schedule the next one.
+#[derive(Debug, Clone)]
+pub struct BranchCheckResult {
+    pub remote_sha: Option<String>,
+    pub synced_sha: Option<String>,
+    pub failures: i64,
+    pub last_error: Option<String>,
+    pub next_check_at: Timestamp,
+}
+
+/// Where a repository link's repository lives and how to reach it.
+#[derive(Debug, Clone)]
+pub struct LinkSource {
+    pub link_id: String,
+    pub owner_id: String,
+    pub repository_name: String,
+    pub provider_type: ProviderType,
+    pub connection_arn: String,
+    pub connection_status: ConnectionStatus,
+    /// The host's `ProviderEndpoint` for self-managed providers.
+    pub host_endpoint: Option<String>,
+    /// Opened credentials of the connection, as stored by `activate_connection`.
+    pub credentials: Option<Vec<u8>>,
+}
+
+/// A target whose desired state moves to a new revision.
+#[derive(Debug, Clone)]
+pub struct TargetAdvance {
+    pub target: SyncTarget,
+    pub directory: String,
+    pub revision: Revision,
+    /// Tree-entry ids of the watched paths at `revision` (JSON object), for the next relevance check.
+    pub watched_ids: String,
+}
+
+/// A target's current desired commit and watched ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetWatch {
+    pub desired_sha: Option<String>,
+    pub watched_ids: Option<String>,
+}
+
+/// A target claimed for a resource sync.
+#[derive(Debug, Clone)]
+pub struct ClaimedTarget {
+    pub tenant: Tenant,
+    pub sync_type: SyncType,
+    pub target_key: String,
+    pub display_name: String,
+    pub repository_key: String,
+    pub branch: String,
+    pub epoch: i64,
+    pub desired: Revision,
+    pub applied: Option<Revision>,
+    pub superseded: Vec<String>,
+    pub failures: i64,
+    /// An attempt a previous holder of the lease started and never finished.
+    pub abandoned_attempt_id: Option<i64>,
+}
+
+/// How a resource sync ended, for the target's bookkeeping.
+#[derive(Debug, Clone)]
+pub struct TargetResult {
+    pub succeeded: bool,
+    pub failures: i64,
+    /// When a transient failure may be retried at the same revision; `None` waits for a new commit.
+    pub retry_at: Option<Timestamp>,
+}
+
+fn branch_from(row: &AnyRow) -> Result<BranchKey> {
+    Ok(BranchKey {
+        tenant: Tenant::new(text(row, "account_id")?, text(row, "region")?),
+        sync_type: parsed(row, "sync_type", SyncType::parse)?,
+        repository_key: text(row, "repository_key")?,
+        branch: text(row, "branch")?,
+    })
+}
+
+fn revision_json(value: &str) -> Result<Revision> {
+    serde_json::from_str(value).map_err(StoreError::corrupt)
+}
+
+fn lease_lost(what: &str) -> StoreError {
+    StoreError::Conflict(format!("lease on {what} was lost to another worker"))
+}
+
+impl Store {
+    /// Makes `watched_branches` match the sync configurations: one row per (link, branch).
+    pub async fn refresh_watched_branches(&self) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO watched_branches (account_id, region, sync_type, repository_key, branch, next_check_at, failures, lease_epoch) \
+             SELECT DISTINCT c.account_id, c.region, c.sync_type, 'link:' || c.link_id, c.branch, 0, 0, 0 FROM sync_configurations c \
+             WHERE NOT EXISTS (SELECT 1 FROM watched_branches w WHERE w.account_id = c.account_id AND w.region = c.region \
+               AND w.sync_type = c.sync_type AND w.repository_key = 'link:' || c.link_id AND w.branch = c.branch)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM watched_branches WHERE sync_type = 'CFN_STACK_SYNC' AND lease_owner IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM sync_configurations c WHERE c.account_id = watched_branches.account_id AND c.region = watched_branches.region \
+              AND 'link:' || c.link_id = watched_branches.repository_key AND c.branch = watched_branches.branch)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes every watched branch due now (at start-up: webhooks are hints, not a ledger).
+    pub async fn check_all_branches_now(&self) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("UPDATE watched_branches SET next_check_at = 0").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Branches due for a check whose lease is free.
+    pub async fn due_branches(&self, now: Timestamp, limit: usize) -> Result<Vec<BranchKey>> {
+        let rows = sqlx::query(
+            "SELECT account_id, region, sync_type, repository_key, branch FROM watched_branches \
+             WHERE next_check_at <= $1 AND (lease_owner IS NULL OR lease_expires_at < $1) ORDER BY next_check_at LIMIT $2",
+        )
+        .bind(now.millis())
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(branch_from).collect()
+    }
+
+    /// Claims a due branch; `None` when another worker got it first or it is no longer due.
+    pub async fn claim_branch(&self, key: &BranchKey, owner: &str, now: Timestamp, ttl_ms: i64) -> Result<Option<ClaimedBranch>> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            // While checked, the branch is not due; a trigger during the check makes it due again
+            // (next_check_at = 0), which `finish_branch_check` keeps.
+            "UPDATE watched_branches SET lease_owner = $1, lease_expires_at = $2, next_check_at = $2, lease_epoch = lease_epoch + 1 \
+             WHERE account_id = $3 AND region = $4 AND sync_type = $5 AND repository_key = $6 AND branch = $7 \
+             AND next_check_at <= $8 AND (lease_owner IS NULL OR lease_expires_at < $8) \
+             RETURNING lease_epoch, synced_sha, failures, queued_attempt_id",
+        )
+        .bind(owner)
+        .bind(now.millis() + ttl_ms)
+        .bind(&key.tenant.account_id)
+        .bind(&key.tenant.region)
+        .bind(key.sync_type.as_str())
+        .bind(&key.repository_key)
+        .bind(&key.branch)
+        .bind(now.millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(ClaimedBranch {
+            key: key.clone(),
+            epoch: int(&row, "lease_epoch")?,
+            synced_sha: opt_text(&row, "synced_sha")?,
+            failures: int(&row, "failures")?,
+            queued_attempt_id: opt_int(&row, "queued_attempt_id")?,
+        }))
+    }
+
+    /// Takes the QUEUED repository sync waiting on a branch, if any (it becomes the current one).
+    pub async fn take_queued_attempt(&self, claim: &ClaimedBranch) -> Result<Option<i64>> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "UPDATE watched_branches SET queued_attempt_id = NULL \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6 \
+             RETURNING queued_attempt_id",
+        )
+        .bind(&claim.key.tenant.account_id)
+        .bind(&claim.key.tenant.region)
+        .bind(claim.key.sync_type.as_str())
+        .bind(&claim.key.repository_key)
+        .bind(&claim.key.branch)
+        .bind(claim.epoch)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        // RETURNING gives the new (NULL) value on SQLite and PostgreSQL alike; the claim read the old one.
+        Ok(row.and(claim.queued_attempt_id))
+    }
+
+    /// Ends a branch check: records what was seen, schedules the next check, frees the lease.
+    pub async fn finish_branch_check(&self, claim: &ClaimedBranch, result: &BranchCheckResult) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE watched_branches SET remote_sha = COALESCE($1, remote_sha), synced_sha = $2, failures = $3, last_error = $4, \
+             next_check_at = CASE WHEN next_check_at = 0 THEN 0 ELSE $5 END, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE account_id = $6 AND region = $7 AND sync_type = $8 AND repository_key = $9 AND branch = $10 AND lease_epoch = $11",
+        )
+        .bind(&result.remote_sha)
+        .bind(&result.synced_sha)
+        .bind(result.failures)
+        .bind(&result.last_error)
+        .bind(result.next_check_at.millis())
+        .bind(&claim.key.tenant.account_id)
+        .bind(&claim.key.tenant.region)
+        .bind(claim.key.sync_type.as_str())
+        .bind(&claim.key.repository_key)
+        .bind(&claim.key.branch)
+        .bind(claim.epoch)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(lease_lost(&format!("branch {}", claim.key.branch)));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Asks for an immediate check of the branches of links to `owner/repository` (all tenants, or
+    /// one), as a verified webhook does. A branch being checked right now gets a QUEUED
+    /// repository sync that runs when the current one ends. Answers how many branches were hit.
+    pub async fn trigger_branch(&self, tenant: &Tenant, owner: &str, repository: &str, branch: &str) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT w.sync_type, w.repository_key, w.lease_owner, w.lease_expires_at, w.queued_attempt_id FROM watched_branches w \
+             JOIN repository_links l ON 'link:' || l.link_id = w.repository_key AND l.account_id = w.account_id AND l.region = w.region \
+             WHERE w.account_id = $1 AND w.region = $2 AND l.owner_id = $3 AND l.repository_name = $4 AND w.branch = $5",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(owner)
+        .bind(repository)
+        .bind(branch)
+        .fetch_all(&mut *tx)
+        .await?;
+        let now = Timestamp::now();
+        for row in &rows {
+            let repository_key = text(row, "repository_key")?;
+            let sync_type = text(row, "sync_type")?;
+            let busy = opt_text(row, "lease_owner")?.is_some() && opt_int(row, "lease_expires_at")?.is_some_and(|t| t >= now.millis());
+            let mut queued = opt_int(row, "queued_attempt_id")?;
+            if busy && queued.is_none() {
+                let id = sqlx::query(
+                    "INSERT INTO repository_sync_attempts (account_id, region, sync_type, repository_key, branch, status, started_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING attempt_id",
+                )
+                .bind(&tenant.account_id)
+                .bind(&tenant.region)
+                .bind(&sync_type)
+                .bind(&repository_key)
+                .bind(branch)
+                .bind(RepositorySyncStatus::Queued.as_str())
+                .bind(now.millis())
+                .fetch_one(&mut *tx)
+                .await?;
+                queued = Some(id.try_get::<i64, _>(0)?);
+            }
+            sqlx::query(
+                "UPDATE watched_branches SET next_check_at = 0, queued_attempt_id = $1 \
+                 WHERE account_id = $2 AND region = $3 AND sync_type = $4 AND repository_key = $5 AND branch = $6",
+            )
+            .bind(queued)
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(&sync_type)
+            .bind(&repository_key)
+            .bind(branch)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Makes the branches of links through a connection due now (after it was activated).
+    pub async fn check_connection_now(&self, tenant: &Tenant, connection_arn: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE watched_branches SET next_check_at = 0, failures = 0 WHERE account_id = $1 AND region = $2 AND repository_key IN \
+             (SELECT 'link:' || link_id FROM repository_links WHERE account_id = $1 AND region = $2 AND connection_arn = $3)",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(connection_arn)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Where a link's repository lives, with the connection's state and opened credentials.
+    pub async fn link_source(&self, tenant: &Tenant, link_id: &str) -> Result<LinkSource> {
+        let row = sqlx::query(
+            "SELECT l.link_id, l.owner_id, l.repository_name, l.provider_type, l.connection_arn, c.status, c.credentials_sealed, h.provider_endpoint \
+             FROM repository_links l \
+             LEFT JOIN connections c ON c.account_id = l.account_id AND c.region = l.region AND c.connection_id = l.connection_id \
+             LEFT JOIN hosts h ON h.account_id = l.account_id AND h.region = l.region AND h.arn = c.host_arn \
+             WHERE l.account_id = $1 AND l.region = $2 AND l.link_id = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(link_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("Repository link {link_id} does not exist")))?;
+        let connection_arn = text(&row, "connection_arn")?;
+        let status = match opt_text(&row, "status")? {
+            Some(s) => ConnectionStatus::parse(&s).ok_or_else(|| StoreError::corrupt(s))?,
+            None => return Err(StoreError::NotFound(format!("Connection {connection_arn} of repository link {link_id} was deleted"))),
+        };
+        let credentials = match opt_text(&row, "credentials_sealed")? {
+            Some(sealed) => Some(self.sealer.open(&sealed)?),
+            None => None,
+        };
+        Ok(LinkSource {
+            link_id: text(&row, "link_id")?,
+            owner_id: text(&row, "owner_id")?,
+            repository_name: text(&row, "repository_name")?,
+            provider_type: parsed(&row, "provider_type", ProviderType::parse)?,
+            connection_arn,
+            connection_status: status,
+            host_endpoint: opt_text(&row, "provider_endpoint")?,
+            credentials,
+        })
+    }
+
+    /// The sync configurations that watch one branch of a link.
+    pub async fn sync_configurations_on(&self, tenant: &Tenant, link_id: &str, branch: &str) -> Result<Vec<gitsync_model::SyncConfiguration>> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_sync_configurations(tenant, link_id, after.as_deref(), 500).await?;
+            out.extend(page.items.into_iter().filter(|c| c.branch == branch));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// What each target currently wants, to decide whether a new commit is relevant to it.
+    pub async fn target_watches(&self, tenant: &Tenant, sync_type: SyncType) -> Result<std::collections::HashMap<String, TargetWatch>> {
+        let rows = sqlx::query(
+            "SELECT target_key, desired_revision, watched_ids FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let desired = opt_text(&row, "desired_revision")?.map(|j| revision_json(&j)).transpose()?;
+            out.insert(
+                text(&row, "target_key")?,
+                TargetWatch { desired_sha: desired.map(|r| r.sha), watched_ids: opt_text(&row, "watched_ids")? },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Moves the desired state of targets to new revisions, in one transaction. A desired commit
+    /// that was never attempted is remembered as superseded by the new one.
+    pub async fn advance_targets(&self, tenant: &Tenant, repository: &RepositoryKey, branch: &str, advances: &[TargetAdvance]) -> Result<()> {
+        if advances.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for a in advances {
+            let key = a.target.key();
+            let sync_type = a.target.sync_type().as_str();
+            let existing = sqlx::query(
+                "SELECT desired_revision, attempted_sha, superseded FROM sync_targets \
+                 WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(sync_type)
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let mut superseded: Vec<String> = Vec::new();
+            if let Some(row) = &existing {
+                superseded = opt_text(row, "superseded")?.map(|j| serde_json::from_str(&j).unwrap_or_default()).unwrap_or_default();
+                let attempted = opt_text(row, "attempted_sha")?;
+                if let Some(old) = opt_text(row, "desired_revision")?.map(|j| revision_json(&j)).transpose()?
+                    && Some(&old.sha) != attempted.as_ref()
+                    && old.sha != a.revision.sha
+                {
+                    superseded.push(old.sha);
+                }
+            }
+            let desired = serde_json::to_string(&a.revision).map_err(StoreError::corrupt)?;
+            let superseded = (!superseded.is_empty()).then(|| serde_json::to_string(&superseded).unwrap_or_default());
+            sqlx::query(
+                "INSERT INTO sync_targets (account_id, region, sync_type, target_key, display_name, repository_key, branch, directory, \
+                   desired_revision, watched_ids, superseded, desired_sha) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (account_id, region, sync_type, target_key) DO UPDATE SET display_name = $5, repository_key = $6, \
+                   branch = $7, directory = $8, desired_revision = $9, watched_ids = $10, superseded = $11, desired_sha = $12",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(sync_type)
+            .bind(&key)
+            .bind(a.target.display_name())
+            .bind(repository.as_key())
+            .bind(branch)
+            .bind(&a.directory)
+            .bind(desired)
+            .bind(&a.watched_ids)
+            .bind(superseded)
+            .bind(&a.revision.sha)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Targets whose desired commit has not been attempted (or whose retry is due), not blocked,
+    /// with a free lease.
+    pub async fn due_targets(&self, now: Timestamp, limit: usize) -> Result<Vec<(Tenant, SyncType, String)>> {
+        let rows = sqlx::query(
+            "SELECT t.account_id, t.region, t.sync_type, t.target_key FROM sync_targets t \
+             WHERE t.desired_revision IS NOT NULL AND (t.lease_owner IS NULL OR t.lease_expires_at < $1) \
+             AND (t.attempted_sha IS NULL OR t.attempted_sha <> t.desired_sha OR t.running_attempt_id IS NOT NULL) \
+             AND t.next_attempt_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM sync_blockers b WHERE b.account_id = t.account_id AND b.region = t.region \
+               AND b.sync_type = t.sync_type AND b.status = 'ACTIVE' AND (b.resource_name = t.display_name OR b.resource_name = t.target_key)) \
+             ORDER BY t.next_attempt_at LIMIT $2",
+        )
+        .bind(now.millis())
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((Tenant::new(text(r, "account_id")?, text(r, "region")?), parsed(r, "sync_type", SyncType::parse)?, text(r, "target_key")?))
+            })
+            .collect()
+    }
+
+    /// Claims a target for a resource sync.
+    pub async fn claim_target(
+        &self,
+        tenant: &Tenant,
+        sync_type: SyncType,
+        target_key: &str,
+        owner: &str,
+        now: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<Option<ClaimedTarget>> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "UPDATE sync_targets SET lease_owner = $1, lease_expires_at = $2, lease_epoch = lease_epoch + 1 \
+             WHERE account_id = $3 AND region = $4 AND sync_type = $5 AND target_key = $6 AND (lease_owner IS NULL OR lease_expires_at < $7) \
+             RETURNING lease_epoch, display_name, repository_key, branch, desired_revision, applied_revision, superseded, failures, running_attempt_id",
+        )
+        .bind(owner)
+        .bind(now.millis() + ttl_ms)
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type.as_str())
+        .bind(target_key)
+        .bind(now.millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(desired) = opt_text(&row, "desired_revision")? else { return Ok(None) };
+        Ok(Some(ClaimedTarget {
+            tenant: tenant.clone(),
+            sync_type,
+            target_key: target_key.to_string(),
+            display_name: text(&row, "display_name")?,
+            repository_key: text(&row, "repository_key")?,
+            branch: text(&row, "branch")?,
+            epoch: int(&row, "lease_epoch")?,
+            desired: revision_json(&desired)?,
+            applied: opt_text(&row, "applied_revision")?.map(|j| revision_json(&j)).transpose()?,
+            superseded: opt_text(&row, "superseded")?.map(|j| serde_json::from_str(&j).unwrap_or_default()).unwrap_or_default(),
+            failures: int(&row, "failures")?,
+            abandoned_attempt_id: opt_int(&row, "running_attempt_id")?,
+        }))
+    }
+
+    /// Extends a held target lease (for long deployments); fails once the lease is lost.
+    pub async fn renew_target_lease(&self, claim: &ClaimedTarget, now: Timestamp, ttl_ms: i64) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE sync_targets SET lease_expires_at = $1 WHERE account_id = $2 AND region = $3 AND sync_type = $4 AND target_key = $5 AND lease_epoch = $6",
+        )
+        .bind(now.millis() + ttl_ms)
+        .bind(&claim.tenant.account_id)
+        .bind(&claim.tenant.region)
+        .bind(claim.sync_type.as_str())
+        .bind(&claim.target_key)
+        .bind(claim.epoch)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(lease_lost(&claim.target_key));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Starts the resource sync of a claimed target at its desired revision: closes an attempt a
+    /// stopped worker left behind, records the new attempt with its first events, and marks the
+    /// desired commit attempted. Returns the new attempt's id.
+    pub async fn begin_resource_attempt(&self, claim: &ClaimedTarget, target: &SyncTarget, events: &[SyncEvent]) -> Result<i64> {
+        let mut tx = self.write_tx().await?;
+        let fence = sqlx::query(
+            "SELECT lease_epoch FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4",
+        )
+        .bind(&claim.tenant.account_id)
+        .bind(&claim.tenant.region)
+        .bind(claim.sync_type.as_str())
+        .bind(&claim.target_key)
+        .fetch_one(&mut *tx)
+        .await?;
+        if int(&fence, "lease_epoch")? != claim.epoch {
+            return Err(lease_lost(&claim.target_key));
+        }
+        let now = Timestamp::now();
+        if let Some(abandoned) = claim.abandoned_attempt_id {
+            insert_event(&mut tx, "resource_sync_events", abandoned, &SyncEvent {
+                event_type: "ABANDONED".into(),
+                event: "The worker running this attempt stopped before it finished; a new attempt takes over".into(),
+                time: now,
+                external_id: None,
+            })
+            .await?;
+            sqlx::query("UPDATE resource_sync_attempts SET status = $1, finished_at = $2 WHERE attempt_id = $3 AND finished_at IS NULL")
+                .bind(ResourceSyncStatus::Failed.as_str())
+                .bind(now.millis())
+                .bind(abandoned)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let initial = claim.applied.clone().unwrap_or_else(|| claim.desired.clone());
+        let row = sqlx::query(
+            "INSERT INTO resource_sync_attempts (account_id, region, sync_type, target_key, target, status, initial_revision, target_revision, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING attempt_id",
+        )
+        .bind(&claim.tenant.account_id)
+        .bind(&claim.tenant.region)
+        .bind(claim.sync_type.as_str())
+        .bind(&claim.target_key)
+        .bind(target.display_name())
+        .bind(ResourceSyncStatus::InProgress.as_str())
+        .bind(serde_json::to_string(&initial).map_err(StoreError::corrupt)?)
+        .bind(serde_json::to_string(&claim.desired).map_err(StoreError::corrupt)?)
+        .bind(now.millis())
+        .fetch_one(&mut *tx)
+        .await?;
+        let attempt_id: i64 = row.try_get(0)?;
+        for event in events {
+            insert_event(&mut tx, "resource_sync_events", attempt_id, event).await?;
+        }
+        sqlx::query(
+            "UPDATE sync_targets SET running_attempt_id = $1, attempted_sha = $2, superseded = NULL \
+             WHERE account_id = $3 AND region = $4 AND sync_type = $5 AND target_key = $6",
+        )
+        .bind(attempt_id)
+        .bind(&claim.desired.sha)
+        .bind(&claim.tenant.account_id)
+        .bind(&claim.tenant.region)
+        .bind(claim.sync_type.as_str())
+        .bind(&claim.target_key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(attempt_id)
+    }
+
+    /// Appends an event to a running attempt, if the lease is still held.
+    pub async fn record_attempt_event(&self, claim: &ClaimedTarget, attempt_id: i64, event: &SyncEvent) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        self.check_fence(&mut tx, claim).await?;
+        insert_event(&mut tx, "resource_sync_events", attempt_id, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn check_fence(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, claim: &ClaimedTarget) -> Result<()> {
+        let epoch: i64 = sqlx::query(
+            "SELECT lease_epoch FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4",
+        )
+        .bind(&claim.tenant.account_id)
+        .bind(&claim.tenant.region)
+        .bind(claim.sync_type.as_str())
+        .bind(&claim.target_key)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+        if epoch == claim.epoch { Ok(()) } else { Err(lease_lost(&claim.target_key)) }
+    }
+
+    /// Ends a resource sync: its final events and status, the target's applied revision, failure
+    /// count and retry time, and frees the lease, all in one transaction under the fence.
+    pub async fn finish_resource_attempt(
+        &self,
+        claim: &ClaimedTarget,
+        attempt_id: i64,
+        events: &[SyncEvent],
+        result: &TargetResult,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        self.check_fence(&mut tx, claim).await?;
+        for event in events {
+            insert_event(&mut tx, "resource_sync_events", attempt_id, event).await?;
+        }
+        let now = Timestamp::now();
+        let status = if result.succeeded { ResourceSyncStatus::Succeeded } else { ResourceSyncStatus::Failed };
+        sqlx::query("UPDATE resource_sync_attempts SET status = $1, finished_at = $2 WHERE attempt_id = $3")
+            .bind(status.as_str())
+            .bind(now.millis())
+            .bind(attempt_id)
+            .execute(&mut *tx)
+            .await?;
+        let applied = result.succeeded.then(|| serde_json::to_string(&claim.desired).unwrap_or_default());
+        // A transient failure keeps the commit un-attempted so it is retried at `retry_at`.
+        let attempted = if result.retry_at.is_some() { None } else { Some(claim.desired.sha.clone()) };
+        sqlx::query(
+            "UPDATE sync_targets SET applied_revision = COALESCE($1, applied_revision), failures = $2, next_attempt_at = $3, \
+             attempted_sha = $4, running_attempt_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE account_id = $5 AND region = $6 AND sync_type = $7 AND target_key = $8 AND lease_epoch = $9",
+        )
+        .bind(applied)
+        .bind(result.failures)
+        .bind(result.retry_at.map(|t| t.millis()).unwrap_or(0))
+        .bind(attempted)
+        .bind(&claim.tenant.account_id)
+        .bind(&claim.tenant.region)
+        .bind(claim.sync_type.as_str())
+        .bind(&claim.target_key)
+        .bind(claim.epoch)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Frees a target lease without an attempt (nothing to do after all).
+    pub async fn release_target(&self, claim: &ClaimedTarget) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE sync_targets SET lease_owner = NULL, lease_expires_at = NULL \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 AND lease_epoch = $5",
+        )
+        .bind(&claim.tenant.account_id)
+        .bind(&claim.tenant.region)
+        .bind(claim.sync_type.as_str())
+        .bind(&claim.target_key)
+        .bind(claim.epoch)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes a target try its desired commit again now (after a blocker was resolved). False when
+    /// it has nothing to retry.
+    pub async fn retry_target(&self, tenant: &Tenant, sync_type: SyncType, target_key: &str) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE sync_targets SET attempted_sha = NULL, next_attempt_at = 0, failures = 0 \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 AND desired_revision IS NOT NULL",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type.as_str())
+        .bind(target_key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ----- webhooks -----
+
+    pub async fn set_webhook_secret(&self, tenant: &Tenant, owner: &str, repository: &str, secret: &[u8]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO webhook_secrets (account_id, region, owner_id, repository_name, secret_sealed) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (account_id, region, owner_id, repository_name) DO UPDATE SET secret_sealed = $5",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(owner)
+        .bind(repository)
+        .bind(self.sealer.seal(secret))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every tenant's webhook secret for `owner/repository`, opened.
+    pub async fn webhook_secrets(&self, owner: &str, repository: &str) -> Result<Vec<(Tenant, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT account_id, region, secret_sealed FROM webhook_secrets WHERE owner_id = $1 AND repository_name = $2",
+        )
+        .bind(owner)
+        .bind(repository)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((Tenant::new(text(r, "account_id")?, text(r, "region")?), self.sealer.open(&text(r, "secret_sealed")?)?)))
+            .collect()
+    }
+
+    /// Records a webhook delivery (before it is acknowledged); returns its id.
+    pub async fn record_webhook_delivery(
+        &self,
+        provider: &str,
+        repository: &str,
+        branch: &str,
+        sha: Option<&str>,
+        verified: &[Tenant],
+        outcome: &str,
+    ) -> Result<i64> {
+        let mut tx = self.write_tx().await?;
+        let verified = verified.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",");
+        let row = sqlx::query(
+            "INSERT INTO webhook_deliveries (provider, received_at, repository, branch, sha, verified, outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING delivery_id",
+        )
+        .bind(provider)
+        .bind(Timestamp::now().millis())
+        .bind(repository)
+        .bind(branch)
+        .bind(sha)
+        .bind(verified)
+        .bind(outcome)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.try_get(0)?)
+    }
+}
+
+pub(crate) async fn insert_event(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    table: &'static str,
+    attempt_id: i64,
+    event: &SyncEvent,
+) -> Result<()> {
+    let sql: &'static str = match table {
+        "resource_sync_events" => {
+            "INSERT INTO resource_sync_events (attempt_id, seq, event_type, event, time, external_id) \
+             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM resource_sync_events WHERE attempt_id = $1), $2, $3, $4, $5)"
+        }
+        _ => {
+            "INSERT INTO repository_sync_events (attempt_id, seq, event_type, event, time, external_id) \
+             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM repository_sync_events WHERE attempt_id = $1), $2, $3, $4, $5)"
+        }
+    };
+    sqlx::query(sql)
+        .bind(attempt_id)
+        .bind(&event.event_type)
+        .bind(&event.event)
+        .bind(event.time.millis())
+        .bind(&event.external_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
