@@ -746,6 +746,11 @@ impl Ops<'_> {
                     "SyncBlockerDoesNotExistException",
                     m,
                 ),
+                gitsync_store::StoreError::Conflict(m) => ApiError::new(
+                    http::StatusCode::BAD_REQUEST,
+                    "RetryLatestCommitFailedException",
+                    m,
+                ),
                 other => ApiError::from_store(self.service, other),
             })?;
         Ok(dto::UpdateSyncBlockerOutput {

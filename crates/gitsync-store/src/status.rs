@@ -23,6 +23,17 @@ pub enum RepositoryKey {
 }
 
 impl RepositoryKey {
+    /// Reads back what [`RepositoryKey::as_key`] wrote; anything else is taken as a link id.
+    pub fn parse(key: &str) -> RepositoryKey {
+        if let Some(rest) = key.strip_prefix("proton:")
+            && let Some((provider, name)) = rest.split_once(':')
+            && let Some(provider) = ProtonProvider::parse(provider)
+        {
+            return RepositoryKey::Proton { provider, name: name.to_string() };
+        }
+        RepositoryKey::Link(key.strip_prefix("link:").unwrap_or(key).to_string())
+    }
+
     pub fn as_key(&self) -> String {
         match self {
             RepositoryKey::Link(id) => format!("link:{id}"),
@@ -276,8 +287,10 @@ impl Store {
         rows.iter().map(blocker_from).collect()
     }
 
-    /// Marks an ACTIVE blocker RESOLVED. `scope` narrows which resource the id must belong to
-    /// (CodeConnections names the resource; Proton only the id).
+    /// Marks an ACTIVE blocker RESOLVED and makes the blocked targets retry their newest commit
+    /// ("retry latest commit"), in one transaction. `resource_name` narrows which resource the id
+    /// must belong to (CodeConnections names it; Proton gives only the id). When no blocked target
+    /// has a commit to retry, nothing changes and the answer is `StoreError::Conflict`.
     pub async fn resolve_blocker(
         &self,
         tenant: &Tenant,
@@ -303,6 +316,31 @@ impl Store {
         {
             return Err(StoreError::NotFound(format!(
                 "No active sync blocker with id {id} exists for resource {name}"
+            )));
+        }
+        // The targets the blocker stops: a stack, one instance (`service/instance`), or every
+        // instance of a service.
+        let (exact, prefix) = match &scope.parent_resource_name {
+            Some(service) => (format!("{service}/{}", scope.resource_name), String::new()),
+            None if sync_type == SyncType::ServiceSync => (String::new(), format!("{}/", scope.resource_name)),
+            None => (scope.resource_name.clone(), String::new()),
+        };
+        let retried = sqlx::query(
+            "UPDATE sync_targets SET attempted_sha = NULL, next_attempt_at = 0, failures = 0 \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND desired_revision IS NOT NULL \
+             AND (target_key = $4 OR ($5 <> '' AND substr(target_key, 1, length($5)) = $5))",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type.as_str())
+        .bind(&exact)
+        .bind(&prefix)
+        .execute(&mut *tx)
+        .await?;
+        if retried.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "Retrying the latest commit failed: {} has no commit to retry yet; the blocker stays active",
+                scope.resource_name
             )));
         }
         let now = Timestamp::now();

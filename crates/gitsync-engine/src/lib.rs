@@ -1,0 +1,170 @@
+//! The reconciler that makes the status operations true.
+//!
+//! One loop per replica claims due work from the database and runs it under leases:
+//!
+//! * a **branch check** (repository sync) per watched (repository, branch, sync type): list the
+//!   remote head without fetching; when it moved, fetch it once into the remote's mirror, read
+//!   the configurations on that branch, decide which targets the commit is relevant to (the
+//!   tree-entry ids of the paths each watches), and move their desired state;
+//! * a **resource sync** per target whose desired commit has not been attempted: read its source
+//!   at that commit, validate it, hand it to the deployer, record the outcome.
+//!
+//! Commits that arrive during an attempt only move the desired state; the next attempt takes the
+//! newest and records the ones it skipped as superseded. Leases expire, so work a stopped replica
+//! held is taken over; every write checks the lease epoch.
+
+mod backoff;
+mod cfn;
+mod repository;
+pub mod webhook;
+
+use gitsync_deploy::StackDeployer;
+use gitsync_git::GitSettings;
+use gitsync_model::Timestamp;
+use gitsync_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+
+/// How the engine behaves; every value has a command-line flag.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// How often each watched branch is checked when nothing else triggers it.
+    pub poll_interval: Duration,
+    /// How long a lease lasts without renewal; a stopped replica's work is taken over after it.
+    pub lease_ttl: Duration,
+    /// This replica's name in leases and events.
+    pub replica_id: String,
+    /// Branch checks (git network calls) running at once.
+    pub git_concurrency: usize,
+    /// Resource syncs running at once.
+    pub sync_concurrency: usize,
+    /// Testing aid: a pause inside every resource sync, to stop a server in the middle of one.
+    pub attempt_delay: Option<Duration>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            poll_interval: Duration::from_secs(60),
+            lease_ttl: Duration::from_secs(60),
+            replica_id: "gitsync".into(),
+            git_concurrency: 4,
+            sync_concurrency: 8,
+            attempt_delay: None,
+        }
+    }
+}
+
+pub struct Engine {
+    store: Store,
+    git: GitSettings,
+    deployer: Arc<dyn StackDeployer>,
+    settings: EngineSettings,
+    wake: Notify,
+    git_slots: Arc<Semaphore>,
+    sync_slots: Arc<Semaphore>,
+}
+
+impl Engine {
+    pub fn new(store: Store, git: GitSettings, deployer: Arc<dyn StackDeployer>, settings: EngineSettings) -> Arc<Engine> {
+        Arc::new(Engine {
+            git_slots: Arc::new(Semaphore::new(settings.git_concurrency.max(1))),
+            sync_slots: Arc::new(Semaphore::new(settings.sync_concurrency.max(1))),
+            store,
+            git,
+            deployer,
+            settings,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Asks the loop to look for work now (after a webhook, a resolved blocker, a new commit).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn deployer_mode(&self) -> &'static str {
+        self.deployer.mode()
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.settings.lease_ttl.as_millis() as i64
+    }
+
+    /// Runs until `shutdown` completes. Every watched branch is checked once at start-up.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        if let Err(e) = self.store.refresh_watched_branches().await {
+            tracing::error!(error = %e, "cannot read the watched branches");
+        }
+        match self.store.check_all_branches_now().await {
+            Ok(n) => tracing::info!(branches = n, mode = self.deployer.mode(), "sync engine started; checking every watched branch"),
+            Err(e) => tracing::error!(error = %e, "cannot schedule the start-up checks"),
+        }
+        let mut last_refresh = std::time::Instant::now();
+        loop {
+            if last_refresh.elapsed() >= Duration::from_secs(1) {
+                if let Err(e) = self.store.refresh_watched_branches().await {
+                    tracing::warn!(error = %e, "cannot refresh the watched branches");
+                }
+                last_refresh = std::time::Instant::now();
+            }
+            if let Err(e) = self.dispatch().await {
+                tracing::warn!(error = %e, "cannot claim work");
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.wake.notified() => {},
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {},
+            }
+        }
+        tracing::info!("sync engine stopped");
+    }
+
+    /// Claims as much due work as there are free slots, and starts it.
+    async fn dispatch(self: &Arc<Self>) -> gitsync_store::Result<()> {
+        let now = Timestamp::now();
+        let free = self.git_slots.available_permits();
+        if free > 0 {
+            for key in self.store.due_branches(now, free).await? {
+                let Ok(permit) = self.git_slots.clone().try_acquire_owned() else { break };
+                let ttl = self.lease_ms() + 2 * self.git.network_timeout.as_millis() as i64;
+                if let Some(claim) = self.store.claim_branch(&key, &self.settings.replica_id, now, ttl).await? {
+                    let engine = self.clone();
+                    tokio::spawn(async move {
+                        engine.check_branch(claim).await;
+                        drop(permit);
+                        engine.wake();
+                    });
+                }
+            }
+        }
+        let free = self.sync_slots.available_permits();
+        if free > 0 {
+            for (tenant, sync_type, key) in self.store.due_targets(now, free).await? {
+                let Ok(permit) = self.sync_slots.clone().try_acquire_owned() else { break };
+                if let Some(claim) =
+                    self.store.claim_target(&tenant, sync_type, &key, &self.settings.replica_id, now, self.lease_ms()).await?
+                {
+                    let engine = self.clone();
+                    tokio::spawn(async move {
+                        engine.resource_sync(claim).await;
+                        drop(permit);
+                        engine.wake();
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn event(event_type: &str, text: impl Into<String>, external_id: Option<&str>) -> gitsync_model::SyncEvent {
+    gitsync_model::SyncEvent {
+        event_type: event_type.to_string(),
+        event: text.into(),
+        time: Timestamp::now(),
+        external_id: external_id.map(str::to_string),
+    }
+}

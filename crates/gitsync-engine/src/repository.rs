@@ -1,0 +1,314 @@
+//! Branch checks: the repository syncs of watched branches.
+
+use crate::backoff::{after_failures, jittered};
+use crate::{Engine, event};
+use gitsync_git::{Credential, GitError, Mirror, Remote};
+use gitsync_model::{RepositorySyncStatus, Revision, SyncConfiguration, SyncTarget, SyncType, Tenant, Timestamp, TriggerResourceUpdateOn};
+use gitsync_store::{BranchCheckResult, ClaimedBranch, LinkSource, RepositoryKey, TargetAdvance};
+use std::time::Duration;
+
+/// Failing remotes are retried no less often than this.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// `{base}/{owner}/{name}.git`, where base is the host's endpoint or the provider's public host.
+pub fn remote_url(source: &LinkSource) -> Result<String, String> {
+    let safe = |s: &str, slash: bool| {
+        !s.is_empty()
+            && !s.starts_with('-')
+            && !s.split('/').any(|part| part.is_empty() || part == "." || part == "..")
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b) || (slash && b == b'/'))
+    };
+    if !safe(&source.owner_id, true) || !safe(&source.repository_name, false) {
+        return Err(format!(
+            "'{}/{}' cannot be made into a repository URL: owner and repository may hold letters, digits, '.', '_' and '-'",
+            source.owner_id, source.repository_name
+        ));
+    }
+    let base = match (&source.host_endpoint, source.provider_type.public_base_url()) {
+        (Some(endpoint), _) => endpoint.trim_end_matches('/').to_string(),
+        (None, Some(public)) => public.to_string(),
+        (None, None) => return Err(format!("provider {} needs a host with a ProviderEndpoint", source.provider_type)),
+    };
+    if !["https://", "http://", "ssh://", "file://"].iter().any(|s| base.starts_with(s)) {
+        return Err(format!("ProviderEndpoint {base} must start with https://, http://, ssh:// or file://"));
+    }
+    let name = source.repository_name.trim_end_matches(".git");
+    Ok(format!("{base}/{}/{name}.git", source.owner_id))
+}
+
+/// The credential stored by `gitsync connections activate` (JSON `{"token": …}` or `{"ssh_key": …}`).
+pub fn credential(stored: Option<&[u8]>) -> Option<Credential> {
+    let value: serde_json::Value = serde_json::from_slice(stored?).ok()?;
+    if let Some(token) = value["token"].as_str() {
+        return Some(Credential::Token(token.to_string()));
+    }
+    value["ssh_key"].as_str().map(|k| Credential::SshKey(k.to_string()))
+}
+
+/// How to reach a link's repository, or why it cannot be reached.
+pub(crate) fn remote_for(source: &LinkSource) -> Result<Remote, String> {
+    if source.connection_status != gitsync_model::ConnectionStatus::Available {
+        return Err(format!(
+            "Connection {arn} is {status}, not AVAILABLE: activate it with `gitsync connections activate {arn} --token-file FILE` \
+             (or --ssh-key-file FILE for ssh, or neither for file://)",
+            arn = source.connection_arn,
+            status = source.connection_status
+        ));
+    }
+    Ok(Remote::new(remote_url(source)?, credential(source.credentials.as_deref())))
+}
+
+/// The paths a stack watches and their tree-entry ids at a commit: the deployment file, and the
+/// template it names when it can be read.
+fn watched_ids(snapshot: &gitsync_git::Snapshot, config: &SyncConfiguration) -> serde_json::Value {
+    let mut ids = serde_json::Map::new();
+    let id = |path: &str| snapshot.entry_id(path).ok().flatten().map(serde_json::Value::String).unwrap_or(serde_json::Value::Null);
+    ids.insert(config.config_file.clone(), id(&config.config_file));
+    if let Ok(Some(bytes)) = snapshot.read_file(&config.config_file)
+        && let Ok(file) = gitsync_deploy::cfn::DeploymentFile::parse(&config.config_file, &bytes)
+    {
+        ids.insert(file.template_file_path.clone(), id(&file.template_file_path));
+    }
+    serde_json::Value::Object(ids)
+}
+
+impl Engine {
+    /// Checks one watched branch and, when it moved, runs its repository sync.
+    pub(crate) async fn check_branch(&self, claim: ClaimedBranch) {
+        use tracing::Instrument;
+        let key = &claim.key;
+        let span = tracing::info_span!("branch_check", tenant = %key.tenant, repository = %key.repository_key, branch = %key.branch);
+        self.check_branch_in_span(claim.clone()).instrument(span).await
+    }
+
+    async fn check_branch_in_span(&self, claim: ClaimedBranch) {
+        let result = match self.repository_sync(&claim).await {
+            Ok(result) => result,
+            Err(message) => self.branch_failed(&claim, &message).await,
+        };
+        if let Err(e) = self.store.finish_branch_check(&claim, &result).await {
+            tracing::warn!(error = %e, "cannot finish the branch check");
+        }
+    }
+
+    fn next_check(&self) -> Timestamp {
+        Timestamp::now().plus_millis(jittered(self.settings.poll_interval).as_millis() as i64)
+    }
+
+    /// Records a failed repository sync (once per run of failures, and whenever a sync was
+    /// already queued or started), and backs off.
+    async fn branch_failed(&self, claim: &ClaimedBranch, message: &str) -> BranchCheckResult {
+        tracing::warn!(failures = claim.failures + 1, error = message, "branch check failed");
+        let queued = self.store.take_queued_attempt(claim).await.ok().flatten();
+        if claim.failures == 0 || queued.is_some() {
+            let attempt = match queued {
+                Some(id) => Ok(id),
+                None => {
+                    self.store
+                        .start_repository_attempt(
+                            &claim.key.tenant,
+                            claim.key.sync_type,
+                            &RepositoryKey::parse(&claim.key.repository_key),
+                            &claim.key.branch,
+                            RepositorySyncStatus::InProgress,
+                            Timestamp::now(),
+                        )
+                        .await
+                }
+            };
+            if let Ok(id) = attempt {
+                let _ = self.store.record_repository_event(id, RepositorySyncStatus::Failed, &event("CLONE_FAILED", message, None)).await;
+            }
+        }
+        let failures = claim.failures + 1;
+        let wait = after_failures(self.settings.poll_interval, failures, MAX_BACKOFF.max(self.settings.poll_interval));
+        BranchCheckResult {
+            remote_sha: None,
+            synced_sha: claim.synced_sha.clone(),
+            failures,
+            last_error: Some(message.to_string()),
+            next_check_at: Timestamp::now().plus_millis(wait.as_millis() as i64),
+        }
+    }
+
+    async fn repository_sync(&self, claim: &ClaimedBranch) -> Result<BranchCheckResult, String> {
+        let key = &claim.key;
+        let link_id = key
+            .repository_key
+            .strip_prefix("link:")
+            .ok_or_else(|| format!("{} repositories are not synced yet", key.repository_key))?;
+        let source = self.store.link_source(&key.tenant, link_id).await.map_err(|e| e.to_string())?;
+        let remote = remote_for(&source)?;
+        let branch = key.branch.clone();
+        let heads = remote
+            .list_branches(&self.git, std::slice::from_ref(&branch))
+            .await
+            .map_err(|e| format!("Could not list refs/heads/{branch} of {}: {e}", remote.url))?;
+        let head = heads.get(&branch).cloned().ok_or_else(|| format!("Branch {branch} does not exist in {}", remote.url))?;
+        let queued = self.store.take_queued_attempt(claim).await.map_err(|e| e.to_string())?;
+        if Some(&head) == claim.synced_sha.as_ref() {
+            // An unchanged remote costs one ref listing: no fetch, no attempt.
+            if let Some(id) = queued {
+                let _ = self
+                    .store
+                    .record_repository_event(id, RepositorySyncStatus::Succeeded, &event("NO_CHANGES", format!("Commit {head} is already synced"), Some(&head)))
+                    .await;
+            }
+            return Ok(BranchCheckResult {
+                remote_sha: Some(head.clone()),
+                synced_sha: Some(head),
+                failures: 0,
+                last_error: None,
+                next_check_at: self.next_check(),
+            });
+        }
+        let repository = RepositoryKey::parse(&key.repository_key);
+        let attempt = match queued {
+            Some(id) => id,
+            None => self
+                .store
+                .start_repository_attempt(&key.tenant, key.sync_type, &repository, &branch, RepositorySyncStatus::Initiated, Timestamp::now())
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        let record = |status, e| {
+            let store = self.store.clone();
+            async move {
+                if let Err(err) = store.record_repository_event(attempt, status, &e).await {
+                    tracing::warn!(error = %err, "cannot record a repository sync event");
+                }
+            }
+        };
+        record(RepositorySyncStatus::InProgress, event("CLONE_STARTED", "Clone started", None)).await;
+        let mirror = Mirror::for_url(&self.git, &remote.url).map_err(|e| e.to_string())?;
+        let head = if mirror.has_commit(&head) {
+            head
+        } else {
+            match remote.fetch(&self.git, std::slice::from_ref(&branch)).await {
+                Ok((_, fetched)) => fetched.get(&branch).cloned().unwrap_or(head),
+                Err(e) => {
+                    let message = match e {
+                        GitError::NoSuchBranch(_) => format!("Branch {branch} does not exist in {}", remote.url),
+                        other => format!("Could not fetch refs/heads/{branch} from {}: {other}", remote.url),
+                    };
+                    record(RepositorySyncStatus::Failed, event("CLONE_FAILED", &message, None)).await;
+                    return Err(message);
+                }
+            }
+        };
+        let configs = self.store.sync_configurations_on(&key.tenant, link_id, &branch).await.map_err(|e| e.to_string())?;
+        record(RepositorySyncStatus::InProgress, event("CONFIG_UPDATED", "Updated configuration", None)).await;
+        let advances = self.relevant_targets(&key.tenant, &source, &mirror, &branch, &head, &configs).await?;
+        let affected = advances.len();
+        self.store.advance_targets(&key.tenant, &repository, &branch, &advances).await.map_err(|e| e.to_string())?;
+        if affected > 0 {
+            record(RepositorySyncStatus::Succeeded, event("STARTING_SYNC", format!("Starting syncs for commit {head}"), Some(&head))).await;
+            self.wake();
+        } else {
+            record(RepositorySyncStatus::Succeeded, event("NO_CHANGES", format!("No sync target is affected by commit {head}"), Some(&head))).await;
+        }
+        tracing::info!(commit = %head, targets = configs.len(), affected, "repository sync finished");
+        Ok(BranchCheckResult {
+            remote_sha: Some(head.clone()),
+            synced_sha: Some(head),
+            failures: 0,
+            last_error: None,
+            next_check_at: self.next_check(),
+        })
+    }
+
+    /// The targets a commit is relevant to: with `FILE_CHANGE` (the default), those whose watched
+    /// paths changed tree-entry id; with `ANY_CHANGE`, every one not already at the commit.
+    async fn relevant_targets(
+        &self,
+        tenant: &Tenant,
+        source: &LinkSource,
+        mirror: &Mirror,
+        branch: &str,
+        head: &str,
+        configs: &[SyncConfiguration],
+    ) -> Result<Vec<TargetAdvance>, String> {
+        if configs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let watches = self.store.target_watches(tenant, SyncType::CfnStackSync).await.map_err(|e| e.to_string())?;
+        let snapshot = mirror.at(head).map_err(|e| e.to_string())?;
+        let mut advances = Vec::new();
+        for config in configs {
+            let target = SyncTarget::CfnStack { stack_name: config.resource_name.clone() };
+            let ids = watched_ids(&snapshot, config).to_string();
+            let watch = watches.get(&target.key());
+            let relevant = match (watch, config.trigger_resource_update_on.unwrap_or(TriggerResourceUpdateOn::FileChange)) {
+                (None, _) => true,
+                (Some(w), TriggerResourceUpdateOn::AnyChange) => w.desired_sha.as_deref() != Some(head),
+                (Some(w), TriggerResourceUpdateOn::FileChange) => w.watched_ids.as_deref() != Some(ids.as_str()),
+            };
+            if relevant {
+                advances.push(TargetAdvance {
+                    target,
+                    directory: config.config_file.clone(),
+                    revision: Revision {
+                        branch: branch.to_string(),
+                        directory: config.config_file.clone(),
+                        owner_id: source.owner_id.clone(),
+                        repository_name: source.repository_name.clone(),
+                        provider_type: source.provider_type.as_str().to_string(),
+                        sha: head.to_string(),
+                    },
+                    watched_ids: ids,
+                });
+            }
+        }
+        Ok(advances)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitsync_model::{ConnectionStatus, ProviderType};
+
+    fn source(owner: &str, repo: &str, endpoint: Option<&str>, provider: ProviderType) -> LinkSource {
+        LinkSource {
+            link_id: "l".into(),
+            owner_id: owner.into(),
+            repository_name: repo.into(),
+            provider_type: provider,
+            connection_arn: "arn".into(),
+            connection_status: ConnectionStatus::Available,
+            host_endpoint: endpoint.map(str::to_string),
+            credentials: None,
+        }
+    }
+
+    #[test]
+    fn remote_urls_come_from_host_or_provider() {
+        assert_eq!(remote_url(&source("octo", "infra", None, ProviderType::GitHub)).unwrap(), "https://github.com/octo/infra.git");
+        assert_eq!(
+            remote_url(&source("grp/sub", "app.git", Some("https://git.example.com/"), ProviderType::GitLabSelfManaged)).unwrap(),
+            "https://git.example.com/grp/sub/app.git"
+        );
+        assert_eq!(remote_url(&source("o", "r", Some("file:///srv/git"), ProviderType::GitHubEnterpriseServer)).unwrap(), "file:///srv/git/o/r.git");
+        assert!(remote_url(&source("o", "r", None, ProviderType::GitLabSelfManaged)).unwrap_err().contains("needs a host"));
+        for (owner, repo) in [("..", "r"), ("o", "../x"), ("-o", "r"), ("o", "r x"), ("o", "a/b")] {
+            assert!(remote_url(&source(owner, repo, None, ProviderType::GitHub)).is_err(), "{owner}/{repo}");
+        }
+        assert!(remote_url(&source("o", "r", Some("ext::sh"), ProviderType::GitHubEnterpriseServer)).is_err());
+    }
+
+    #[test]
+    fn pending_connections_name_the_command_that_fixes_them() {
+        let mut s = source("o", "r", None, ProviderType::GitHub);
+        s.connection_status = ConnectionStatus::Pending;
+        let message = remote_for(&s).unwrap_err();
+        assert!(message.contains("gitsync connections activate arn"), "{message}");
+    }
+
+    #[test]
+    fn stored_credentials_are_read() {
+        assert!(matches!(credential(Some(br#"{"token":"t"}"#)), Some(Credential::Token(t)) if t == "t"));
+        assert!(matches!(credential(Some(br#"{"ssh_key":"k"}"#)), Some(Credential::SshKey(k)) if k == "k"));
+        assert!(credential(Some(b"{}")).is_none());
+        assert!(credential(None).is_none());
+    }
+}
