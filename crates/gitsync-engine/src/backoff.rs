@@ -26,7 +26,9 @@ mod tests {
     fn doubles_and_caps() {
         let base = Duration::from_secs(30);
         let max = Duration::from_secs(600);
-        let around = |d: Duration, s: u64| d.as_millis().abs_diff(u128::from(s) * 1000) <= u128::from(s) * 100 + 1;
+        let around = |d: Duration, s: u64| {
+            d.as_millis().abs_diff(u128::from(s) * 1000) <= u128::from(s) * 100 + 1
+        };
         assert!(around(after_failures(base, 1, max), 30));
         assert!(around(after_failures(base, 2, max), 60));
         assert!(around(after_failures(base, 3, max), 120));

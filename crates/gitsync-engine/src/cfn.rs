@@ -38,7 +38,11 @@ impl Engine {
             let _ = self.store.release_target(&claim).await;
             return;
         }
-        match self.store.get_sync_configuration(&claim.tenant, &claim.target_key).await {
+        match self
+            .store
+            .get_sync_configuration(&claim.tenant, &claim.target_key)
+            .await
+        {
             Ok(config) => self.stack_sync(claim, config).await,
             Err(StoreError::NotFound(_)) => {
                 // The configuration was deleted: nothing to sync any more.
@@ -53,16 +57,37 @@ impl Engine {
 
     async fn stack_sync(&self, claim: ClaimedTarget, config: gitsync_model::SyncConfiguration) {
         let sha = claim.desired.sha.clone();
-        let target = SyncTarget::CfnStack { stack_name: claim.target_key.clone() };
+        let target = SyncTarget::CfnStack {
+            stack_name: claim.target_key.clone(),
+        };
         let mut first = Vec::new();
         if claim.abandoned_attempt_id.is_some() {
-            first.push(event("TAKEN_OVER", format!("The previous worker stopped; resumed by {}", self.settings.replica_id), None));
+            first.push(event(
+                "TAKEN_OVER",
+                format!(
+                    "The previous worker stopped; resumed by {}",
+                    self.settings.replica_id
+                ),
+                None,
+            ));
         }
         for old in &claim.superseded {
-            first.push(event("SUPERSEDED", format!("Commit {old} replaced by newer commit {sha}"), Some(&sha)));
+            first.push(event(
+                "SUPERSEDED",
+                format!("Commit {old} replaced by newer commit {sha}"),
+                Some(&sha),
+            ));
         }
-        first.push(event("SYNC_STARTED", format!("Syncing {} to commit {sha}", claim.display_name), Some(&sha)));
-        let attempt = match self.store.begin_resource_attempt(&claim, &target, &first).await {
+        first.push(event(
+            "SYNC_STARTED",
+            format!("Syncing {} to commit {sha}", claim.display_name),
+            Some(&sha),
+        ));
+        let attempt = match self
+            .store
+            .begin_resource_attempt(&claim, &target, &first)
+            .await
+        {
             Ok(id) => id,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start the attempt");
@@ -77,7 +102,11 @@ impl Engine {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_millis((ttl / 3).max(100) as u64)).await;
-                    if store.renew_target_lease(&claim, Timestamp::now(), ttl).await.is_err() {
+                    if store
+                        .renew_target_lease(&claim, Timestamp::now(), ttl)
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -93,40 +122,81 @@ impl Engine {
             Ending::Failed(events, error) => (events, false, None, Some(error)),
             Ending::Transient(events, error) => {
                 let wait = after_failures(RETRY_BASE, claim.failures + 1, RETRY_MAX);
-                (events, false, Some(Timestamp::now().plus_millis(wait.as_millis() as i64)), Some(error))
+                (
+                    events,
+                    false,
+                    Some(Timestamp::now().plus_millis(wait.as_millis() as i64)),
+                    Some(error),
+                )
             }
         };
         let failures = if succeeded { 0 } else { claim.failures + 1 };
         if failures >= FAILURES_BEFORE_BLOCKER && retry_at.is_none() {
-            let reason = format!("{failures} consecutive sync attempts of stack {} failed", claim.display_name);
+            let reason = format!(
+                "{failures} consecutive sync attempts of stack {} failed",
+                claim.display_name
+            );
             let contexts = vec![
                 ("FailedAttempts".to_string(), failures.to_string()),
                 ("Commit".to_string(), sha.clone()),
                 ("LastError".to_string(), error.clone().unwrap_or_default()),
             ];
-            let scope = BlockerScope { sync_type: SyncType::CfnStackSync, resource_name: claim.display_name.clone(), parent_resource_name: None };
-            match self.store.create_blocker(&claim.tenant, &scope, &reason, &contexts).await {
-                Ok(blocker) => events.push(event("BLOCKED", format!("Sync blocked: {reason}"), Some(&blocker.id))),
+            let scope = BlockerScope {
+                sync_type: SyncType::CfnStackSync,
+                resource_name: claim.display_name.clone(),
+                parent_resource_name: None,
+            };
+            match self
+                .store
+                .create_blocker(&claim.tenant, &scope, &reason, &contexts)
+                .await
+            {
+                Ok(blocker) => events.push(event(
+                    "BLOCKED",
+                    format!("Sync blocked: {reason}"),
+                    Some(&blocker.id),
+                )),
                 Err(e) => tracing::warn!(error = %e, "cannot raise a blocker"),
             }
         }
-        let result = TargetResult { succeeded, failures, retry_at };
-        match self.store.finish_resource_attempt(&claim, attempt, &events, &result).await {
+        let result = TargetResult {
+            succeeded,
+            failures,
+            retry_at,
+        };
+        match self
+            .store
+            .finish_resource_attempt(&claim, attempt, &events, &result)
+            .await
+        {
             Ok(()) => tracing::info!(succeeded, "resource sync finished"),
-            Err(e) => tracing::warn!(error = %e, "cannot finish the attempt (another worker took it over?)"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot finish the attempt (another worker took it over?)")
+            }
         }
     }
 
     /// Reads the deployment file and template at the target commit, checks them, and deploys.
-    async fn sync_stack_source(&self, claim: &ClaimedTarget, config: &gitsync_model::SyncConfiguration) -> Ending {
+    async fn sync_stack_source(
+        &self,
+        claim: &ClaimedTarget,
+        config: &gitsync_model::SyncConfiguration,
+    ) -> Ending {
         let sha = &claim.desired.sha;
         let link_id = match RepositoryKey::parse(&claim.repository_key) {
             RepositoryKey::Link(id) => id,
-            RepositoryKey::Proton { .. } => return Ending::Failed(vec![], "not a repository link".into()),
+            RepositoryKey::Proton { .. } => {
+                return Ending::Failed(vec![], "not a repository link".into());
+            }
         };
         let source = match self.store.link_source(&claim.tenant, &link_id).await {
             Ok(s) => s,
-            Err(e) => return Ending::Transient(vec![event("SOURCE_FAILED", e.to_string(), None)], e.to_string()),
+            Err(e) => {
+                return Ending::Transient(
+                    vec![event("SOURCE_FAILED", e.to_string(), None)],
+                    e.to_string(),
+                );
+            }
         };
         let remote = match remote_for(&source) {
             Ok(r) => r,
@@ -134,16 +204,27 @@ impl Engine {
         };
         let mirror = match Mirror::for_url(&self.git, &remote.url) {
             Ok(m) => m,
-            Err(e) => return Ending::Transient(vec![event("SOURCE_FAILED", e.to_string(), None)], e.to_string()),
+            Err(e) => {
+                return Ending::Transient(
+                    vec![event("SOURCE_FAILED", e.to_string(), None)],
+                    e.to_string(),
+                );
+            }
         };
         if !mirror.has_commit(sha) {
             // Another replica may have made the repository sync; this one fetches for itself.
-            if let Err(e) = remote.fetch(&self.git, std::slice::from_ref(&claim.branch)).await {
+            if let Err(e) = remote
+                .fetch(&self.git, std::slice::from_ref(&claim.branch))
+                .await
+            {
                 let m = format!("Could not fetch commit {sha} from {}: {e}", remote.url);
                 return Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m);
             }
             if !mirror.has_commit(sha) {
-                let m = format!("Commit {sha} is no longer on branch {} of {}", claim.branch, remote.url);
+                let m = format!(
+                    "Commit {sha} is no longer on branch {} of {}",
+                    claim.branch, remote.url
+                );
                 return Ending::Failed(vec![event("SOURCE_FAILED", &m, Some(sha))], m);
             }
         }
@@ -152,8 +233,11 @@ impl Engine {
             Err(ending) => return ending,
         };
         let report = self.deployer.deploy(&stack_plan).await;
-        let events: Vec<SyncEvent> =
-            report.events.into_iter().map(|e| event(e.event_type, e.text, e.external_id.as_deref())).collect();
+        let events: Vec<SyncEvent> = report
+            .events
+            .into_iter()
+            .map(|e| event(e.event_type, e.text, e.external_id.as_deref()))
+            .collect();
         let last = events.last().map(|e| e.event.clone()).unwrap_or_default();
         match report.outcome {
             DeployOutcome::Succeeded => Ending::Succeeded(events),
@@ -165,17 +249,38 @@ impl Engine {
 
 /// Reads and checks the stack's source at a commit, without awaiting: gix repositories stay on
 /// the thread that opened them.
-fn read_plan(mirror: &Mirror, sha: &str, stack: &str, config: &gitsync_model::SyncConfiguration) -> Result<gitsync_deploy::cfn::StackPlan, Ending> {
-    let transient = |e: gitsync_git::GitError| Ending::Transient(vec![event("SOURCE_FAILED", e.to_string(), None)], e.to_string());
+fn read_plan(
+    mirror: &Mirror,
+    sha: &str,
+    stack: &str,
+    config: &gitsync_model::SyncConfiguration,
+) -> Result<gitsync_deploy::cfn::StackPlan, Ending> {
+    let transient = |e: gitsync_git::GitError| {
+        Ending::Transient(
+            vec![event("SOURCE_FAILED", e.to_string(), None)],
+            e.to_string(),
+        )
+    };
     let invalid = |problems: Vec<String>| {
         let error = problems.join("; ");
-        Ending::Failed(problems.into_iter().map(|p| event("VALIDATION_FAILED", p, None)).collect(), error)
+        Ending::Failed(
+            problems
+                .into_iter()
+                .map(|p| event("VALIDATION_FAILED", p, None))
+                .collect(),
+            error,
+        )
     };
     let snapshot = mirror.at(sha).map_err(transient)?;
     let deployment = snapshot
         .read_file(&config.config_file)
         .map_err(transient)?
-        .ok_or_else(|| invalid(vec![format!("{}: no such file at commit {sha}", config.config_file)]))?;
+        .ok_or_else(|| {
+            invalid(vec![format!(
+                "{}: no such file at commit {sha}",
+                config.config_file
+            )])
+        })?;
     let file = DeploymentFile::parse(&config.config_file, &deployment).map_err(invalid)?;
     let template = snapshot.read_file(&file.template_file_path).map_err(transient)?.ok_or_else(|| {
         invalid(vec![format!(

@@ -67,7 +67,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(store: Store, git: GitSettings, deployer: Arc<dyn StackDeployer>, settings: EngineSettings) -> Arc<Engine> {
+    pub fn new(
+        store: Store,
+        git: GitSettings,
+        deployer: Arc<dyn StackDeployer>,
+        settings: EngineSettings,
+    ) -> Arc<Engine> {
         Arc::new(Engine {
             git_slots: Arc::new(Semaphore::new(settings.git_concurrency.max(1))),
             sync_slots: Arc::new(Semaphore::new(settings.sync_concurrency.max(1))),
@@ -99,7 +104,11 @@ impl Engine {
             tracing::error!(error = %e, "cannot read the watched branches");
         }
         match self.store.check_all_branches_now().await {
-            Ok(n) => tracing::info!(branches = n, mode = self.deployer.mode(), "sync engine started; checking every watched branch"),
+            Ok(n) => tracing::info!(
+                branches = n,
+                mode = self.deployer.mode(),
+                "sync engine started; checking every watched branch"
+            ),
             Err(e) => tracing::error!(error = %e, "cannot schedule the start-up checks"),
         }
         let mut last_refresh = std::time::Instant::now();
@@ -128,9 +137,15 @@ impl Engine {
         let free = self.git_slots.available_permits();
         if free > 0 {
             for key in self.store.due_branches(now, free).await? {
-                let Ok(permit) = self.git_slots.clone().try_acquire_owned() else { break };
+                let Ok(permit) = self.git_slots.clone().try_acquire_owned() else {
+                    break;
+                };
                 let ttl = self.lease_ms() + 2 * self.git.network_timeout.as_millis() as i64;
-                if let Some(claim) = self.store.claim_branch(&key, &self.settings.replica_id, now, ttl).await? {
+                if let Some(claim) = self
+                    .store
+                    .claim_branch(&key, &self.settings.replica_id, now, ttl)
+                    .await?
+                {
                     let engine = self.clone();
                     tokio::spawn(async move {
                         engine.check_branch(claim).await;
@@ -143,9 +158,20 @@ impl Engine {
         let free = self.sync_slots.available_permits();
         if free > 0 {
             for (tenant, sync_type, key) in self.store.due_targets(now, free).await? {
-                let Ok(permit) = self.sync_slots.clone().try_acquire_owned() else { break };
-                if let Some(claim) =
-                    self.store.claim_target(&tenant, sync_type, &key, &self.settings.replica_id, now, self.lease_ms()).await?
+                let Ok(permit) = self.sync_slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                if let Some(claim) = self
+                    .store
+                    .claim_target(
+                        &tenant,
+                        sync_type,
+                        &key,
+                        &self.settings.replica_id,
+                        now,
+                        self.lease_ms(),
+                    )
+                    .await?
                 {
                     let engine = self.clone();
                     tokio::spawn(async move {
@@ -160,7 +186,11 @@ impl Engine {
     }
 }
 
-fn event(event_type: &str, text: impl Into<String>, external_id: Option<&str>) -> gitsync_model::SyncEvent {
+fn event(
+    event_type: &str,
+    text: impl Into<String>,
+    external_id: Option<&str>,
+) -> gitsync_model::SyncEvent {
     gitsync_model::SyncEvent {
         event_type: event_type.to_string(),
         event: text.into(),

@@ -3,7 +3,10 @@
 use crate::backoff::{after_failures, jittered};
 use crate::{Engine, event};
 use gitsync_git::{Credential, GitError, Mirror, Remote};
-use gitsync_model::{RepositorySyncStatus, Revision, SyncConfiguration, SyncTarget, SyncType, Tenant, Timestamp, TriggerResourceUpdateOn};
+use gitsync_model::{
+    RepositorySyncStatus, Revision, SyncConfiguration, SyncTarget, SyncType, Tenant, Timestamp,
+    TriggerResourceUpdateOn,
+};
 use gitsync_store::{BranchCheckResult, ClaimedBranch, LinkSource, RepositoryKey, TargetAdvance};
 use std::time::Duration;
 
@@ -15,8 +18,11 @@ pub fn remote_url(source: &LinkSource) -> Result<String, String> {
     let safe = |s: &str, slash: bool| {
         !s.is_empty()
             && !s.starts_with('-')
-            && !s.split('/').any(|part| part.is_empty() || part == "." || part == "..")
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b) || (slash && b == b'/'))
+            && !s
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..")
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b) || (slash && b == b'/'))
     };
     if !safe(&source.owner_id, true) || !safe(&source.repository_name, false) {
         return Err(format!(
@@ -24,13 +30,26 @@ pub fn remote_url(source: &LinkSource) -> Result<String, String> {
             source.owner_id, source.repository_name
         ));
     }
-    let base = match (&source.host_endpoint, source.provider_type.public_base_url()) {
+    let base = match (
+        &source.host_endpoint,
+        source.provider_type.public_base_url(),
+    ) {
         (Some(endpoint), _) => endpoint.trim_end_matches('/').to_string(),
         (None, Some(public)) => public.to_string(),
-        (None, None) => return Err(format!("provider {} needs a host with a ProviderEndpoint", source.provider_type)),
+        (None, None) => {
+            return Err(format!(
+                "provider {} needs a host with a ProviderEndpoint",
+                source.provider_type
+            ));
+        }
     };
-    if !["https://", "http://", "ssh://", "file://"].iter().any(|s| base.starts_with(s)) {
-        return Err(format!("ProviderEndpoint {base} must start with https://, http://, ssh:// or file://"));
+    if !["https://", "http://", "ssh://", "file://"]
+        .iter()
+        .any(|s| base.starts_with(s))
+    {
+        return Err(format!(
+            "ProviderEndpoint {base} must start with https://, http://, ssh:// or file://"
+        ));
     }
     let name = source.repository_name.trim_end_matches(".git");
     Ok(format!("{base}/{}/{name}.git", source.owner_id))
@@ -42,7 +61,9 @@ pub fn credential(stored: Option<&[u8]>) -> Option<Credential> {
     if let Some(token) = value["token"].as_str() {
         return Some(Credential::Token(token.to_string()));
     }
-    value["ssh_key"].as_str().map(|k| Credential::SshKey(k.to_string()))
+    value["ssh_key"]
+        .as_str()
+        .map(|k| Credential::SshKey(k.to_string()))
 }
 
 /// How to reach a link's repository, or why it cannot be reached.
@@ -55,19 +76,32 @@ pub(crate) fn remote_for(source: &LinkSource) -> Result<Remote, String> {
             status = source.connection_status
         ));
     }
-    Ok(Remote::new(remote_url(source)?, credential(source.credentials.as_deref())))
+    Ok(Remote::new(
+        remote_url(source)?,
+        credential(source.credentials.as_deref()),
+    ))
 }
 
 /// The paths a stack watches and their tree-entry ids at a commit: the deployment file, and the
 /// template it names when it can be read.
 fn watched_ids(snapshot: &gitsync_git::Snapshot, config: &SyncConfiguration) -> serde_json::Value {
     let mut ids = serde_json::Map::new();
-    let id = |path: &str| snapshot.entry_id(path).ok().flatten().map(serde_json::Value::String).unwrap_or(serde_json::Value::Null);
+    let id = |path: &str| {
+        snapshot
+            .entry_id(path)
+            .ok()
+            .flatten()
+            .map(serde_json::Value::String)
+            .unwrap_or(serde_json::Value::Null)
+    };
     ids.insert(config.config_file.clone(), id(&config.config_file));
     if let Ok(Some(bytes)) = snapshot.read_file(&config.config_file)
         && let Ok(file) = gitsync_deploy::cfn::DeploymentFile::parse(&config.config_file, &bytes)
     {
-        ids.insert(file.template_file_path.clone(), id(&file.template_file_path));
+        ids.insert(
+            file.template_file_path.clone(),
+            id(&file.template_file_path),
+        );
     }
     serde_json::Value::Object(ids)
 }
@@ -78,7 +112,9 @@ impl Engine {
         use tracing::Instrument;
         let key = &claim.key;
         let span = tracing::info_span!("branch_check", tenant = %key.tenant, repository = %key.repository_key, branch = %key.branch);
-        self.check_branch_in_span(claim.clone()).instrument(span).await
+        self.check_branch_in_span(claim.clone())
+            .instrument(span)
+            .await
     }
 
     async fn check_branch_in_span(&self, claim: ClaimedBranch) {
@@ -98,7 +134,11 @@ impl Engine {
     /// Records a failed repository sync (once per run of failures, and whenever a sync was
     /// already queued or started), and backs off.
     async fn branch_failed(&self, claim: &ClaimedBranch, message: &str) -> BranchCheckResult {
-        tracing::warn!(failures = claim.failures + 1, error = message, "branch check failed");
+        tracing::warn!(
+            failures = claim.failures + 1,
+            error = message,
+            "branch check failed"
+        );
         let queued = self.store.take_queued_attempt(claim).await.ok().flatten();
         if claim.failures == 0 || queued.is_some() {
             let attempt = match queued {
@@ -117,11 +157,22 @@ impl Engine {
                 }
             };
             if let Ok(id) = attempt {
-                let _ = self.store.record_repository_event(id, RepositorySyncStatus::Failed, &event("CLONE_FAILED", message, None)).await;
+                let _ = self
+                    .store
+                    .record_repository_event(
+                        id,
+                        RepositorySyncStatus::Failed,
+                        &event("CLONE_FAILED", message, None),
+                    )
+                    .await;
             }
         }
         let failures = claim.failures + 1;
-        let wait = after_failures(self.settings.poll_interval, failures, MAX_BACKOFF.max(self.settings.poll_interval));
+        let wait = after_failures(
+            self.settings.poll_interval,
+            failures,
+            MAX_BACKOFF.max(self.settings.poll_interval),
+        );
         BranchCheckResult {
             remote_sha: None,
             synced_sha: claim.synced_sha.clone(),
@@ -137,21 +188,40 @@ impl Engine {
             .repository_key
             .strip_prefix("link:")
             .ok_or_else(|| format!("{} repositories are not synced yet", key.repository_key))?;
-        let source = self.store.link_source(&key.tenant, link_id).await.map_err(|e| e.to_string())?;
+        let source = self
+            .store
+            .link_source(&key.tenant, link_id)
+            .await
+            .map_err(|e| e.to_string())?;
         let remote = remote_for(&source)?;
         let branch = key.branch.clone();
         let heads = remote
             .list_branches(&self.git, std::slice::from_ref(&branch))
             .await
             .map_err(|e| format!("Could not list refs/heads/{branch} of {}: {e}", remote.url))?;
-        let head = heads.get(&branch).cloned().ok_or_else(|| format!("Branch {branch} does not exist in {}", remote.url))?;
-        let queued = self.store.take_queued_attempt(claim).await.map_err(|e| e.to_string())?;
+        let head = heads
+            .get(&branch)
+            .cloned()
+            .ok_or_else(|| format!("Branch {branch} does not exist in {}", remote.url))?;
+        let queued = self
+            .store
+            .take_queued_attempt(claim)
+            .await
+            .map_err(|e| e.to_string())?;
         if Some(&head) == claim.synced_sha.as_ref() {
             // An unchanged remote costs one ref listing: no fetch, no attempt.
             if let Some(id) = queued {
                 let _ = self
                     .store
-                    .record_repository_event(id, RepositorySyncStatus::Succeeded, &event("NO_CHANGES", format!("Commit {head} is already synced"), Some(&head)))
+                    .record_repository_event(
+                        id,
+                        RepositorySyncStatus::Succeeded,
+                        &event(
+                            "NO_CHANGES",
+                            format!("Commit {head} is already synced"),
+                            Some(&head),
+                        ),
+                    )
                     .await;
             }
             return Ok(BranchCheckResult {
@@ -167,7 +237,14 @@ impl Engine {
             Some(id) => id,
             None => self
                 .store
-                .start_repository_attempt(&key.tenant, key.sync_type, &repository, &branch, RepositorySyncStatus::Initiated, Timestamp::now())
+                .start_repository_attempt(
+                    &key.tenant,
+                    key.sync_type,
+                    &repository,
+                    &branch,
+                    RepositorySyncStatus::Initiated,
+                    Timestamp::now(),
+                )
                 .await
                 .map_err(|e| e.to_string())?,
         };
@@ -179,7 +256,11 @@ impl Engine {
                 }
             }
         };
-        record(RepositorySyncStatus::InProgress, event("CLONE_STARTED", "Clone started", None)).await;
+        record(
+            RepositorySyncStatus::InProgress,
+            event("CLONE_STARTED", "Clone started", None),
+        )
+        .await;
         let mirror = Mirror::for_url(&self.git, &remote.url).map_err(|e| e.to_string())?;
         let head = if mirror.has_commit(&head) {
             head
@@ -188,24 +269,62 @@ impl Engine {
                 Ok((_, fetched)) => fetched.get(&branch).cloned().unwrap_or(head),
                 Err(e) => {
                     let message = match e {
-                        GitError::NoSuchBranch(_) => format!("Branch {branch} does not exist in {}", remote.url),
-                        other => format!("Could not fetch refs/heads/{branch} from {}: {other}", remote.url),
+                        GitError::NoSuchBranch(_) => {
+                            format!("Branch {branch} does not exist in {}", remote.url)
+                        }
+                        other => format!(
+                            "Could not fetch refs/heads/{branch} from {}: {other}",
+                            remote.url
+                        ),
                     };
-                    record(RepositorySyncStatus::Failed, event("CLONE_FAILED", &message, None)).await;
+                    record(
+                        RepositorySyncStatus::Failed,
+                        event("CLONE_FAILED", &message, None),
+                    )
+                    .await;
                     return Err(message);
                 }
             }
         };
-        let configs = self.store.sync_configurations_on(&key.tenant, link_id, &branch).await.map_err(|e| e.to_string())?;
-        record(RepositorySyncStatus::InProgress, event("CONFIG_UPDATED", "Updated configuration", None)).await;
-        let advances = self.relevant_targets(&key.tenant, &source, &mirror, &branch, &head, &configs).await?;
+        let configs = self
+            .store
+            .sync_configurations_on(&key.tenant, link_id, &branch)
+            .await
+            .map_err(|e| e.to_string())?;
+        record(
+            RepositorySyncStatus::InProgress,
+            event("CONFIG_UPDATED", "Updated configuration", None),
+        )
+        .await;
+        let advances = self
+            .relevant_targets(&key.tenant, &source, &mirror, &branch, &head, &configs)
+            .await?;
         let affected = advances.len();
-        self.store.advance_targets(&key.tenant, &repository, &branch, &advances).await.map_err(|e| e.to_string())?;
+        self.store
+            .advance_targets(&key.tenant, &repository, &branch, &advances)
+            .await
+            .map_err(|e| e.to_string())?;
         if affected > 0 {
-            record(RepositorySyncStatus::Succeeded, event("STARTING_SYNC", format!("Starting syncs for commit {head}"), Some(&head))).await;
+            record(
+                RepositorySyncStatus::Succeeded,
+                event(
+                    "STARTING_SYNC",
+                    format!("Starting syncs for commit {head}"),
+                    Some(&head),
+                ),
+            )
+            .await;
             self.wake();
         } else {
-            record(RepositorySyncStatus::Succeeded, event("NO_CHANGES", format!("No sync target is affected by commit {head}"), Some(&head))).await;
+            record(
+                RepositorySyncStatus::Succeeded,
+                event(
+                    "NO_CHANGES",
+                    format!("No sync target is affected by commit {head}"),
+                    Some(&head),
+                ),
+            )
+            .await;
         }
         tracing::info!(commit = %head, targets = configs.len(), affected, "repository sync finished");
         Ok(BranchCheckResult {
@@ -231,17 +350,32 @@ impl Engine {
         if configs.is_empty() {
             return Ok(Vec::new());
         }
-        let watches = self.store.target_watches(tenant, SyncType::CfnStackSync).await.map_err(|e| e.to_string())?;
+        let watches = self
+            .store
+            .target_watches(tenant, SyncType::CfnStackSync)
+            .await
+            .map_err(|e| e.to_string())?;
         let snapshot = mirror.at(head).map_err(|e| e.to_string())?;
         let mut advances = Vec::new();
         for config in configs {
-            let target = SyncTarget::CfnStack { stack_name: config.resource_name.clone() };
+            let target = SyncTarget::CfnStack {
+                stack_name: config.resource_name.clone(),
+            };
             let ids = watched_ids(&snapshot, config).to_string();
             let watch = watches.get(&target.key());
-            let relevant = match (watch, config.trigger_resource_update_on.unwrap_or(TriggerResourceUpdateOn::FileChange)) {
+            let relevant = match (
+                watch,
+                config
+                    .trigger_resource_update_on
+                    .unwrap_or(TriggerResourceUpdateOn::FileChange),
+            ) {
                 (None, _) => true,
-                (Some(w), TriggerResourceUpdateOn::AnyChange) => w.desired_sha.as_deref() != Some(head),
-                (Some(w), TriggerResourceUpdateOn::FileChange) => w.watched_ids.as_deref() != Some(ids.as_str()),
+                (Some(w), TriggerResourceUpdateOn::AnyChange) => {
+                    w.desired_sha.as_deref() != Some(head)
+                }
+                (Some(w), TriggerResourceUpdateOn::FileChange) => {
+                    w.watched_ids.as_deref() != Some(ids.as_str())
+                }
             };
             if relevant {
                 advances.push(TargetAdvance {
@@ -268,7 +402,12 @@ mod tests {
     use super::*;
     use gitsync_model::{ConnectionStatus, ProviderType};
 
-    fn source(owner: &str, repo: &str, endpoint: Option<&str>, provider: ProviderType) -> LinkSource {
+    fn source(
+        owner: &str,
+        repo: &str,
+        endpoint: Option<&str>,
+        provider: ProviderType,
+    ) -> LinkSource {
         LinkSource {
             link_id: "l".into(),
             owner_id: owner.into(),
@@ -283,17 +422,56 @@ mod tests {
 
     #[test]
     fn remote_urls_come_from_host_or_provider() {
-        assert_eq!(remote_url(&source("octo", "infra", None, ProviderType::GitHub)).unwrap(), "https://github.com/octo/infra.git");
         assert_eq!(
-            remote_url(&source("grp/sub", "app.git", Some("https://git.example.com/"), ProviderType::GitLabSelfManaged)).unwrap(),
+            remote_url(&source("octo", "infra", None, ProviderType::GitHub)).unwrap(),
+            "https://github.com/octo/infra.git"
+        );
+        assert_eq!(
+            remote_url(&source(
+                "grp/sub",
+                "app.git",
+                Some("https://git.example.com/"),
+                ProviderType::GitLabSelfManaged
+            ))
+            .unwrap(),
             "https://git.example.com/grp/sub/app.git"
         );
-        assert_eq!(remote_url(&source("o", "r", Some("file:///srv/git"), ProviderType::GitHubEnterpriseServer)).unwrap(), "file:///srv/git/o/r.git");
-        assert!(remote_url(&source("o", "r", None, ProviderType::GitLabSelfManaged)).unwrap_err().contains("needs a host"));
-        for (owner, repo) in [("..", "r"), ("o", "../x"), ("-o", "r"), ("o", "r x"), ("o", "a/b")] {
-            assert!(remote_url(&source(owner, repo, None, ProviderType::GitHub)).is_err(), "{owner}/{repo}");
+        assert_eq!(
+            remote_url(&source(
+                "o",
+                "r",
+                Some("file:///srv/git"),
+                ProviderType::GitHubEnterpriseServer
+            ))
+            .unwrap(),
+            "file:///srv/git/o/r.git"
+        );
+        assert!(
+            remote_url(&source("o", "r", None, ProviderType::GitLabSelfManaged))
+                .unwrap_err()
+                .contains("needs a host")
+        );
+        for (owner, repo) in [
+            ("..", "r"),
+            ("o", "../x"),
+            ("-o", "r"),
+            ("o", "r x"),
+            ("o", "a/b"),
+        ] {
+            assert!(
+                remote_url(&source(owner, repo, None, ProviderType::GitHub)).is_err(),
+                "{owner}/{repo}"
+            );
         }
-        assert!(remote_url(&source("o", "r", Some("ext::sh"), ProviderType::GitHubEnterpriseServer)).is_err());
+        assert!(
+            remote_url(&source(
+                "o",
+                "r",
+                Some("ext::sh"),
+                ProviderType::GitHubEnterpriseServer
+            ))
+            .is_err()
+        );
     }
 
     #[test]
@@ -301,13 +479,20 @@ mod tests {
         let mut s = source("o", "r", None, ProviderType::GitHub);
         s.connection_status = ConnectionStatus::Pending;
         let message = remote_for(&s).unwrap_err();
-        assert!(message.contains("gitsync connections activate arn"), "{message}");
+        assert!(
+            message.contains("gitsync connections activate arn"),
+            "{message}"
+        );
     }
 
     #[test]
     fn stored_credentials_are_read() {
-        assert!(matches!(credential(Some(br#"{"token":"t"}"#)), Some(Credential::Token(t)) if t == "t"));
-        assert!(matches!(credential(Some(br#"{"ssh_key":"k"}"#)), Some(Credential::SshKey(k)) if k == "k"));
+        assert!(
+            matches!(credential(Some(br#"{"token":"t"}"#)), Some(Credential::Token(t)) if t == "t")
+        );
+        assert!(
+            matches!(credential(Some(br#"{"ssh_key":"k"}"#)), Some(Credential::SshKey(k)) if k == "k")
+        );
         assert!(credential(Some(b"{}")).is_none());
         assert!(credential(None).is_none());
     }

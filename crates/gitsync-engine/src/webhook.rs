@@ -47,7 +47,8 @@ pub struct Push {
 
 /// Reads a push from a delivery body; `Err` says why it is not one gitsync acts on.
 pub fn parse_push(provider: Provider, body: &[u8]) -> Result<Push, String> {
-    let doc: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
     let (full_name, reference, sha) = match provider {
         Provider::GitHub | Provider::Generic => (
             doc["repository"]["full_name"].as_str(),
@@ -61,28 +62,62 @@ pub fn parse_push(provider: Provider, body: &[u8]) -> Result<Push, String> {
         ),
         Provider::Bitbucket => {
             let change = &doc["push"]["changes"][0]["new"];
-            let branch = (change["type"].as_str() == Some("branch")).then(|| change["name"].as_str()).flatten();
-            (doc["repository"]["full_name"].as_str(), branch.map(|b| format!("refs/heads/{b}")), change["target"]["hash"].as_str())
+            let branch = (change["type"].as_str() == Some("branch"))
+                .then(|| change["name"].as_str())
+                .flatten();
+            (
+                doc["repository"]["full_name"].as_str(),
+                branch.map(|b| format!("refs/heads/{b}")),
+                change["target"]["hash"].as_str(),
+            )
         }
     };
     let full_name = full_name.ok_or("the delivery names no repository")?;
-    let (owner, repository) = full_name.rsplit_once('/').ok_or_else(|| format!("repository '{full_name}' is not owner/name"))?;
+    let (owner, repository) = full_name
+        .rsplit_once('/')
+        .ok_or_else(|| format!("repository '{full_name}' is not owner/name"))?;
     let reference = reference.ok_or("the delivery names no ref")?;
-    let branch = reference.strip_prefix("refs/heads/").ok_or_else(|| format!("{reference} is not a branch"))?;
-    Ok(Push { owner: owner.into(), repository: repository.into(), branch: branch.into(), sha: sha.map(str::to_string) })
+    let branch = reference
+        .strip_prefix("refs/heads/")
+        .ok_or_else(|| format!("{reference} is not a branch"))?;
+    Ok(Push {
+        owner: owner.into(),
+        repository: repository.into(),
+        branch: branch.into(),
+        sha: sha.map(str::to_string),
+    })
 }
 
 /// Whether a delivery's signature (GitHub, Bitbucket, generic: HMAC-SHA256 of the body) or
 /// token (GitLab) matches `secret`. Comparisons are constant-time.
-pub fn verify(provider: Provider, headers: &dyn Fn(&str) -> Option<String>, body: &[u8], secret: &[u8]) -> bool {
+pub fn verify(
+    provider: Provider,
+    headers: &dyn Fn(&str) -> Option<String>,
+    body: &[u8],
+    secret: &[u8],
+) -> bool {
     match provider {
-        Provider::GitLab => headers("x-gitlab-token").is_some_and(|t| bool::from(t.as_bytes().ct_eq(secret))),
+        Provider::GitLab => {
+            headers("x-gitlab-token").is_some_and(|t| bool::from(t.as_bytes().ct_eq(secret)))
+        }
         Provider::GitHub | Provider::Generic | Provider::Bitbucket => {
-            let header = if provider == Provider::Bitbucket { "x-hub-signature" } else { "x-hub-signature-256" };
-            let Some(given) = headers(header) else { return false };
-            let Some(hex_sig) = given.strip_prefix("sha256=") else { return false };
-            let Ok(given) = hex::decode(hex_sig) else { return false };
-            let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret) else { return false };
+            let header = if provider == Provider::Bitbucket {
+                "x-hub-signature"
+            } else {
+                "x-hub-signature-256"
+            };
+            let Some(given) = headers(header) else {
+                return false;
+            };
+            let Some(hex_sig) = given.strip_prefix("sha256=") else {
+                return false;
+            };
+            let Ok(given) = hex::decode(hex_sig) else {
+                return false;
+            };
+            let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret) else {
+                return false;
+            };
             mac.update(body);
             mac.verify_slice(&given).is_ok()
         }
@@ -91,7 +126,8 @@ pub fn verify(provider: Provider, headers: &dyn Fn(&str) -> Option<String>, body
 
 /// The `sha256=<hex>` signature GitHub sends, for tests and for documentation.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts keys of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -102,17 +138,37 @@ mod tests {
 
     #[test]
     fn reads_pushes_of_each_provider() {
-        let gh = br#"{"ref":"refs/heads/main","after":"abc","repository":{"full_name":"octo/infra"}}"#;
+        let gh =
+            br#"{"ref":"refs/heads/main","after":"abc","repository":{"full_name":"octo/infra"}}"#;
         assert_eq!(
             parse_push(Provider::GitHub, gh).unwrap(),
-            Push { owner: "octo".into(), repository: "infra".into(), branch: "main".into(), sha: Some("abc".into()) }
+            Push {
+                owner: "octo".into(),
+                repository: "infra".into(),
+                branch: "main".into(),
+                sha: Some("abc".into())
+            }
         );
         let gl = br#"{"ref":"refs/heads/dev","checkout_sha":"def","project":{"path_with_namespace":"grp/sub/app"}}"#;
         let push = parse_push(Provider::GitLab, gl).unwrap();
-        assert_eq!((push.owner.as_str(), push.repository.as_str(), push.branch.as_str()), ("grp/sub", "app", "dev"));
+        assert_eq!(
+            (
+                push.owner.as_str(),
+                push.repository.as_str(),
+                push.branch.as_str()
+            ),
+            ("grp/sub", "app", "dev")
+        );
         let bb = br#"{"repository":{"full_name":"team/repo"},"push":{"changes":[{"new":{"type":"branch","name":"main","target":{"hash":"123"}}}]}}"#;
         assert_eq!(parse_push(Provider::Bitbucket, bb).unwrap().branch, "main");
-        assert!(parse_push(Provider::GitHub, br#"{"ref":"refs/tags/v1","repository":{"full_name":"a/b"}}"#).unwrap_err().contains("not a branch"));
+        assert!(
+            parse_push(
+                Provider::GitHub,
+                br#"{"ref":"refs/tags/v1","repository":{"full_name":"a/b"}}"#
+            )
+            .unwrap_err()
+            .contains("not a branch")
+        );
         assert!(parse_push(Provider::GitHub, b"nope").is_err());
     }
 

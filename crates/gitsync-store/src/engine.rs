@@ -10,8 +10,8 @@ use crate::rows::{int, opt_int, opt_text, parsed, text};
 use crate::status::RepositoryKey;
 use crate::{Result, Store, StoreError};
 use gitsync_model::{
-    ConnectionStatus, ProviderType, RepositorySyncStatus, ResourceSyncStatus, Revision, SyncEvent, SyncTarget, SyncType, Tenant,
-    Timestamp,
+    ConnectionStatus, ProviderType, RepositorySyncStatus, ResourceSyncStatus, Revision, SyncEvent,
+    SyncTarget, SyncType, Tenant, Timestamp,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -148,7 +148,9 @@ impl Store {
     /// Makes every watched branch due now (at start-up: webhooks are hints, not a ledger).
     pub async fn check_all_branches_now(&self) -> Result<u64> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query("UPDATE watched_branches SET next_check_at = 0").execute(&mut *tx).await?;
+        let done = sqlx::query("UPDATE watched_branches SET next_check_at = 0")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }
@@ -167,7 +169,13 @@ impl Store {
     }
 
     /// Claims a due branch; `None` when another worker got it first or it is no longer due.
-    pub async fn claim_branch(&self, key: &BranchKey, owner: &str, now: Timestamp, ttl_ms: i64) -> Result<Option<ClaimedBranch>> {
+    pub async fn claim_branch(
+        &self,
+        key: &BranchKey,
+        owner: &str,
+        now: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<Option<ClaimedBranch>> {
         let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             // While checked, the branch is not due; a trigger during the check makes it due again
@@ -220,7 +228,11 @@ impl Store {
     }
 
     /// Ends a branch check: records what was seen, schedules the next check, frees the lease.
-    pub async fn finish_branch_check(&self, claim: &ClaimedBranch, result: &BranchCheckResult) -> Result<()> {
+    pub async fn finish_branch_check(
+        &self,
+        claim: &ClaimedBranch,
+        result: &BranchCheckResult,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE watched_branches SET remote_sha = COALESCE($1, remote_sha), synced_sha = $2, failures = $3, last_error = $4, \
@@ -250,7 +262,13 @@ impl Store {
     /// Asks for an immediate check of the branches of links to `owner/repository` (all tenants, or
     /// one), as a verified webhook does. A branch being checked right now gets a QUEUED
     /// repository sync that runs when the current one ends. Answers how many branches were hit.
-    pub async fn trigger_branch(&self, tenant: &Tenant, owner: &str, repository: &str, branch: &str) -> Result<u64> {
+    pub async fn trigger_branch(
+        &self,
+        tenant: &Tenant,
+        owner: &str,
+        repository: &str,
+        branch: &str,
+    ) -> Result<u64> {
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
             "SELECT w.sync_type, w.repository_key, w.lease_owner, w.lease_expires_at, w.queued_attempt_id FROM watched_branches w \
@@ -268,7 +286,8 @@ impl Store {
         for row in &rows {
             let repository_key = text(row, "repository_key")?;
             let sync_type = text(row, "sync_type")?;
-            let busy = opt_text(row, "lease_owner")?.is_some() && opt_int(row, "lease_expires_at")?.is_some_and(|t| t >= now.millis());
+            let busy = opt_text(row, "lease_owner")?.is_some()
+                && opt_int(row, "lease_expires_at")?.is_some_and(|t| t >= now.millis());
             let mut queued = opt_int(row, "queued_attempt_id")?;
             if busy && queued.is_none() {
                 let id = sqlx::query(
@@ -337,7 +356,11 @@ impl Store {
         let connection_arn = text(&row, "connection_arn")?;
         let status = match opt_text(&row, "status")? {
             Some(s) => ConnectionStatus::parse(&s).ok_or_else(|| StoreError::corrupt(s))?,
-            None => return Err(StoreError::NotFound(format!("Connection {connection_arn} of repository link {link_id} was deleted"))),
+            None => {
+                return Err(StoreError::NotFound(format!(
+                    "Connection {connection_arn} of repository link {link_id} was deleted"
+                )));
+            }
         };
         let credentials = match opt_text(&row, "credentials_sealed")? {
             Some(sealed) => Some(self.sealer.open(&sealed)?),
@@ -356,11 +379,18 @@ impl Store {
     }
 
     /// The sync configurations that watch one branch of a link.
-    pub async fn sync_configurations_on(&self, tenant: &Tenant, link_id: &str, branch: &str) -> Result<Vec<gitsync_model::SyncConfiguration>> {
+    pub async fn sync_configurations_on(
+        &self,
+        tenant: &Tenant,
+        link_id: &str,
+        branch: &str,
+    ) -> Result<Vec<gitsync_model::SyncConfiguration>> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.list_sync_configurations(tenant, link_id, after.as_deref(), 500).await?;
+            let page = self
+                .list_sync_configurations(tenant, link_id, after.as_deref(), 500)
+                .await?;
             out.extend(page.items.into_iter().filter(|c| c.branch == branch));
             match page.next {
                 Some(next) => after = Some(next),
@@ -370,7 +400,11 @@ impl Store {
     }
 
     /// What each target currently wants, to decide whether a new commit is relevant to it.
-    pub async fn target_watches(&self, tenant: &Tenant, sync_type: SyncType) -> Result<std::collections::HashMap<String, TargetWatch>> {
+    pub async fn target_watches(
+        &self,
+        tenant: &Tenant,
+        sync_type: SyncType,
+    ) -> Result<std::collections::HashMap<String, TargetWatch>> {
         let rows = sqlx::query(
             "SELECT target_key, desired_revision, watched_ids FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3",
         )
@@ -381,10 +415,15 @@ impl Store {
         .await?;
         let mut out = std::collections::HashMap::new();
         for row in rows {
-            let desired = opt_text(&row, "desired_revision")?.map(|j| revision_json(&j)).transpose()?;
+            let desired = opt_text(&row, "desired_revision")?
+                .map(|j| revision_json(&j))
+                .transpose()?;
             out.insert(
                 text(&row, "target_key")?,
-                TargetWatch { desired_sha: desired.map(|r| r.sha), watched_ids: opt_text(&row, "watched_ids")? },
+                TargetWatch {
+                    desired_sha: desired.map(|r| r.sha),
+                    watched_ids: opt_text(&row, "watched_ids")?,
+                },
             );
         }
         Ok(out)
@@ -392,7 +431,13 @@ impl Store {
 
     /// Moves the desired state of targets to new revisions, in one transaction. A desired commit
     /// that was never attempted is remembered as superseded by the new one.
-    pub async fn advance_targets(&self, tenant: &Tenant, repository: &RepositoryKey, branch: &str, advances: &[TargetAdvance]) -> Result<()> {
+    pub async fn advance_targets(
+        &self,
+        tenant: &Tenant,
+        repository: &RepositoryKey,
+        branch: &str,
+        advances: &[TargetAdvance],
+    ) -> Result<()> {
         if advances.is_empty() {
             return Ok(());
         }
@@ -412,9 +457,13 @@ impl Store {
             .await?;
             let mut superseded: Vec<String> = Vec::new();
             if let Some(row) = &existing {
-                superseded = opt_text(row, "superseded")?.map(|j| serde_json::from_str(&j).unwrap_or_default()).unwrap_or_default();
+                superseded = opt_text(row, "superseded")?
+                    .map(|j| serde_json::from_str(&j).unwrap_or_default())
+                    .unwrap_or_default();
                 let attempted = opt_text(row, "attempted_sha")?;
-                if let Some(old) = opt_text(row, "desired_revision")?.map(|j| revision_json(&j)).transpose()?
+                if let Some(old) = opt_text(row, "desired_revision")?
+                    .map(|j| revision_json(&j))
+                    .transpose()?
                     && Some(&old.sha) != attempted.as_ref()
                     && old.sha != a.revision.sha
                 {
@@ -422,7 +471,8 @@ impl Store {
                 }
             }
             let desired = serde_json::to_string(&a.revision).map_err(StoreError::corrupt)?;
-            let superseded = (!superseded.is_empty()).then(|| serde_json::to_string(&superseded).unwrap_or_default());
+            let superseded = (!superseded.is_empty())
+                .then(|| serde_json::to_string(&superseded).unwrap_or_default());
             sqlx::query(
                 "INSERT INTO sync_targets (account_id, region, sync_type, target_key, display_name, repository_key, branch, directory, \
                    desired_revision, watched_ids, superseded, desired_sha) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
@@ -450,7 +500,11 @@ impl Store {
 
     /// Targets whose desired commit has not been attempted (or whose retry is due), not blocked,
     /// with a free lease.
-    pub async fn due_targets(&self, now: Timestamp, limit: usize) -> Result<Vec<(Tenant, SyncType, String)>> {
+    pub async fn due_targets(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Tenant, SyncType, String)>> {
         let rows = sqlx::query(
             "SELECT t.account_id, t.region, t.sync_type, t.target_key FROM sync_targets t \
              WHERE t.desired_revision IS NOT NULL AND (t.lease_owner IS NULL OR t.lease_expires_at < $1) \
@@ -466,7 +520,11 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok((Tenant::new(text(r, "account_id")?, text(r, "region")?), parsed(r, "sync_type", SyncType::parse)?, text(r, "target_key")?))
+                Ok((
+                    Tenant::new(text(r, "account_id")?, text(r, "region")?),
+                    parsed(r, "sync_type", SyncType::parse)?,
+                    text(r, "target_key")?,
+                ))
             })
             .collect()
     }
@@ -498,7 +556,9 @@ impl Store {
         .await?;
         tx.commit().await?;
         let Some(row) = row else { return Ok(None) };
-        let Some(desired) = opt_text(&row, "desired_revision")? else { return Ok(None) };
+        let Some(desired) = opt_text(&row, "desired_revision")? else {
+            return Ok(None);
+        };
         Ok(Some(ClaimedTarget {
             tenant: tenant.clone(),
             sync_type,
@@ -508,15 +568,24 @@ impl Store {
             branch: text(&row, "branch")?,
             epoch: int(&row, "lease_epoch")?,
             desired: revision_json(&desired)?,
-            applied: opt_text(&row, "applied_revision")?.map(|j| revision_json(&j)).transpose()?,
-            superseded: opt_text(&row, "superseded")?.map(|j| serde_json::from_str(&j).unwrap_or_default()).unwrap_or_default(),
+            applied: opt_text(&row, "applied_revision")?
+                .map(|j| revision_json(&j))
+                .transpose()?,
+            superseded: opt_text(&row, "superseded")?
+                .map(|j| serde_json::from_str(&j).unwrap_or_default())
+                .unwrap_or_default(),
             failures: int(&row, "failures")?,
             abandoned_attempt_id: opt_int(&row, "running_attempt_id")?,
         }))
     }
 
     /// Extends a held target lease (for long deployments); fails once the lease is lost.
-    pub async fn renew_target_lease(&self, claim: &ClaimedTarget, now: Timestamp, ttl_ms: i64) -> Result<()> {
+    pub async fn renew_target_lease(
+        &self,
+        claim: &ClaimedTarget,
+        now: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE sync_targets SET lease_expires_at = $1 WHERE account_id = $2 AND region = $3 AND sync_type = $4 AND target_key = $5 AND lease_epoch = $6",
@@ -539,7 +608,12 @@ impl Store {
     /// Starts the resource sync of a claimed target at its desired revision: closes an attempt a
     /// stopped worker left behind, records the new attempt with its first events, and marks the
     /// desired commit attempted. Returns the new attempt's id.
-    pub async fn begin_resource_attempt(&self, claim: &ClaimedTarget, target: &SyncTarget, events: &[SyncEvent]) -> Result<i64> {
+    pub async fn begin_resource_attempt(
+        &self,
+        claim: &ClaimedTarget,
+        target: &SyncTarget,
+        events: &[SyncEvent],
+    ) -> Result<i64> {
         let mut tx = self.write_tx().await?;
         let fence = sqlx::query(
             "SELECT lease_epoch FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4",
@@ -569,7 +643,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let initial = claim.applied.clone().unwrap_or_else(|| claim.desired.clone());
+        let initial = claim
+            .applied
+            .clone()
+            .unwrap_or_else(|| claim.desired.clone());
         let row = sqlx::query(
             "INSERT INTO resource_sync_attempts (account_id, region, sync_type, target_key, target, status, initial_revision, target_revision, started_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING attempt_id",
@@ -606,7 +683,12 @@ impl Store {
     }
 
     /// Appends an event to a running attempt, if the lease is still held.
-    pub async fn record_attempt_event(&self, claim: &ClaimedTarget, attempt_id: i64, event: &SyncEvent) -> Result<()> {
+    pub async fn record_attempt_event(
+        &self,
+        claim: &ClaimedTarget,
+        attempt_id: i64,
+        event: &SyncEvent,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         self.check_fence(&mut tx, claim).await?;
         insert_event(&mut tx, "resource_sync_events", attempt_id, event).await?;
@@ -614,7 +696,11 @@ impl Store {
         Ok(())
     }
 
-    async fn check_fence(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, claim: &ClaimedTarget) -> Result<()> {
+    async fn check_fence(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        claim: &ClaimedTarget,
+    ) -> Result<()> {
         let epoch: i64 = sqlx::query(
             "SELECT lease_epoch FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4",
         )
@@ -625,7 +711,11 @@ impl Store {
         .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
-        if epoch == claim.epoch { Ok(()) } else { Err(lease_lost(&claim.target_key)) }
+        if epoch == claim.epoch {
+            Ok(())
+        } else {
+            Err(lease_lost(&claim.target_key))
+        }
     }
 
     /// Ends a resource sync: its final events and status, the target's applied revision, failure
@@ -643,16 +733,28 @@ impl Store {
             insert_event(&mut tx, "resource_sync_events", attempt_id, event).await?;
         }
         let now = Timestamp::now();
-        let status = if result.succeeded { ResourceSyncStatus::Succeeded } else { ResourceSyncStatus::Failed };
-        sqlx::query("UPDATE resource_sync_attempts SET status = $1, finished_at = $2 WHERE attempt_id = $3")
-            .bind(status.as_str())
-            .bind(now.millis())
-            .bind(attempt_id)
-            .execute(&mut *tx)
-            .await?;
-        let applied = result.succeeded.then(|| serde_json::to_string(&claim.desired).unwrap_or_default());
+        let status = if result.succeeded {
+            ResourceSyncStatus::Succeeded
+        } else {
+            ResourceSyncStatus::Failed
+        };
+        sqlx::query(
+            "UPDATE resource_sync_attempts SET status = $1, finished_at = $2 WHERE attempt_id = $3",
+        )
+        .bind(status.as_str())
+        .bind(now.millis())
+        .bind(attempt_id)
+        .execute(&mut *tx)
+        .await?;
+        let applied = result
+            .succeeded
+            .then(|| serde_json::to_string(&claim.desired).unwrap_or_default());
         // A transient failure keeps the commit un-attempted so it is retried at `retry_at`.
-        let attempted = if result.retry_at.is_some() { None } else { Some(claim.desired.sha.clone()) };
+        let attempted = if result.retry_at.is_some() {
+            None
+        } else {
+            Some(claim.desired.sha.clone())
+        };
         sqlx::query(
             "UPDATE sync_targets SET applied_revision = COALESCE($1, applied_revision), failures = $2, next_attempt_at = $3, \
              attempted_sha = $4, running_attempt_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
@@ -693,7 +795,12 @@ impl Store {
 
     /// Makes a target try its desired commit again now (after a blocker was resolved). False when
     /// it has nothing to retry.
-    pub async fn retry_target(&self, tenant: &Tenant, sync_type: SyncType, target_key: &str) -> Result<bool> {
+    pub async fn retry_target(
+        &self,
+        tenant: &Tenant,
+        sync_type: SyncType,
+        target_key: &str,
+    ) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE sync_targets SET attempted_sha = NULL, next_attempt_at = 0, failures = 0 \
@@ -711,7 +818,13 @@ impl Store {
 
     // ----- webhooks -----
 
-    pub async fn set_webhook_secret(&self, tenant: &Tenant, owner: &str, repository: &str, secret: &[u8]) -> Result<()> {
+    pub async fn set_webhook_secret(
+        &self,
+        tenant: &Tenant,
+        owner: &str,
+        repository: &str,
+        secret: &[u8],
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO webhook_secrets (account_id, region, owner_id, repository_name, secret_sealed) VALUES ($1, $2, $3, $4, $5) \
@@ -729,7 +842,11 @@ impl Store {
     }
 
     /// Every tenant's webhook secret for `owner/repository`, opened.
-    pub async fn webhook_secrets(&self, owner: &str, repository: &str) -> Result<Vec<(Tenant, Vec<u8>)>> {
+    pub async fn webhook_secrets(
+        &self,
+        owner: &str,
+        repository: &str,
+    ) -> Result<Vec<(Tenant, Vec<u8>)>> {
         let rows = sqlx::query(
             "SELECT account_id, region, secret_sealed FROM webhook_secrets WHERE owner_id = $1 AND repository_name = $2",
         )
@@ -738,7 +855,12 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((Tenant::new(text(r, "account_id")?, text(r, "region")?), self.sealer.open(&text(r, "secret_sealed")?)?)))
+            .map(|r| {
+                Ok((
+                    Tenant::new(text(r, "account_id")?, text(r, "region")?),
+                    self.sealer.open(&text(r, "secret_sealed")?)?,
+                ))
+            })
             .collect()
     }
 
@@ -753,7 +875,11 @@ impl Store {
         outcome: &str,
     ) -> Result<i64> {
         let mut tx = self.write_tx().await?;
-        let verified = verified.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",");
+        let verified = verified
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         let row = sqlx::query(
             "INSERT INTO webhook_deliveries (provider, received_at, repository, branch, sha, verified, outcome) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING delivery_id",

@@ -20,7 +20,10 @@ mod secrets;
 mod status;
 mod tags;
 
-pub use engine::{BranchCheckResult, BranchKey, ClaimedBranch, ClaimedTarget, LinkSource, TargetAdvance, TargetResult, TargetWatch};
+pub use engine::{
+    BranchCheckResult, BranchKey, ClaimedBranch, ClaimedTarget, LinkSource, TargetAdvance,
+    TargetResult, TargetWatch,
+};
 pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};
 pub use secrets::{MasterKey, Sealer};

@@ -29,7 +29,10 @@ impl RepositoryKey {
             && let Some((provider, name)) = rest.split_once(':')
             && let Some(provider) = ProtonProvider::parse(provider)
         {
-            return RepositoryKey::Proton { provider, name: name.to_string() };
+            return RepositoryKey::Proton {
+                provider,
+                name: name.to_string(),
+            };
         }
         RepositoryKey::Link(key.strip_prefix("link:").unwrap_or(key).to_string())
     }
@@ -322,7 +325,9 @@ impl Store {
         // instance of a service.
         let (exact, prefix) = match &scope.parent_resource_name {
             Some(service) => (format!("{service}/{}", scope.resource_name), String::new()),
-            None if sync_type == SyncType::ServiceSync => (String::new(), format!("{}/", scope.resource_name)),
+            None if sync_type == SyncType::ServiceSync => {
+                (String::new(), format!("{}/", scope.resource_name))
+            }
             None => (scope.resource_name.clone(), String::new()),
         };
         let retried = sqlx::query(

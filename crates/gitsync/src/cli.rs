@@ -26,6 +26,101 @@ pub enum Command {
     /// Manage API access keys (one account per key; several accounts make several tenants).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage connections: give them the credentials that make them usable.
+    #[command(subcommand)]
+    Connections(ConnectionsCommand),
+    /// Manage webhook secrets, so pushes trigger syncs at once.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+    /// Show a stack's sync status: desired state, latest and latest successful attempts with
+    /// their events, and blockers. What to read when something goes wrong.
+    Status(StatusArgs),
+}
+
+/// Durations such as `500ms`, `2s`, `1m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 500ms, 2s, 1m or 1h"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" | "" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        _ => {
+            return Err(format!(
+                "'{text}': unknown unit '{unit}' (use ms, s, m or h)"
+            ));
+        }
+    };
+    if ms == 0 {
+        return Err(format!("'{text}' must be longer than zero"));
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsCommand {
+    /// Make a PENDING connection AVAILABLE, storing its Git credentials encrypted. Give a token
+    /// file for https remotes, an SSH private key for ssh remotes, or neither for file:// remotes.
+    Activate {
+        /// The connection's ARN (as CreateConnection answered it).
+        connection_arn: String,
+        /// File holding an access token for https (sent as the password of HTTP basic auth).
+        #[arg(long, value_name = "FILE", conflicts_with = "ssh_key_file")]
+        token_file: Option<PathBuf>,
+        /// File holding an SSH private key (OpenSSH format) for ssh:// remotes.
+        #[arg(long, value_name = "FILE")]
+        ssh_key_file: Option<PathBuf>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Set the secret that verifies webhook deliveries for a repository (GitHub and Bitbucket
+    /// sign with it, GitLab sends it as its token). Deliveries go to /webhooks/github,
+    /// /webhooks/gitlab, /webhooks/bitbucket or /webhooks/generic.
+    SetSecret {
+        /// The ARN of a repository link (from CreateRepositoryLink).
+        repository_link_arn: String,
+        /// File holding the secret.
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The stack (the sync configuration's ResourceName).
+    #[arg(long, value_name = "NAME")]
+    pub resource_name: String,
+    /// The account that owns it.
+    #[arg(
+        long,
+        env = "GITSYNC_ACCOUNT_ID",
+        default_value = "000000000000",
+        value_name = "ID"
+    )]
+    pub account_id: String,
+    /// The region it lives in.
+    #[arg(
+        long,
+        env = "AWS_DEFAULT_REGION",
+        default_value = "us-east-1",
+        value_name = "REGION"
+    )]
+    pub region: String,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 /// Where gitsync keeps its state. Every command that reads or changes state takes these, and
@@ -69,6 +164,26 @@ pub struct ServeArgs {
         value_name = "ADDR"
     )]
     pub listen: SocketAddr,
+
+    /// How often each watched branch is checked for new commits (webhooks trigger checks at once).
+    #[arg(long, env = "GITSYNC_POLL_INTERVAL", default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub poll_interval: std::time::Duration,
+
+    /// How long a replica holds work without renewing; a stopped replica's work is taken over after it.
+    #[arg(long, env = "GITSYNC_LEASE_TTL", default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub lease_ttl: std::time::Duration,
+
+    /// Time limit of every git network call (listing refs, fetching).
+    #[arg(long, env = "GITSYNC_GIT_TIMEOUT", default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub git_timeout: std::time::Duration,
+
+    /// This replica's name in leases and events (default: host name and process id).
+    #[arg(long, env = "GITSYNC_REPLICA_ID", value_name = "NAME")]
+    pub replica_id: Option<String>,
+
+    /// Testing aid: pause every resource sync this long, to stop a server in the middle of one.
+    #[arg(long, env = "GITSYNC_TEST_ATTEMPT_DELAY", value_parser = parse_duration, hide = true)]
+    pub test_attempt_delay: Option<std::time::Duration>,
 
     /// Account of the access key created on first start of a data directory.
     #[arg(

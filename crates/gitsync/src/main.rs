@@ -1,9 +1,12 @@
 //! `gitsync`: the self-hosted Git sync server, and the commands that manage its state.
 
 mod cli;
+mod connections;
 mod keys;
 mod serve;
 mod state;
+mod status;
+mod webhooks;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -15,6 +18,9 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Serve(args) => serve::run(args).await,
         cli::Command::Keys(cmd) => keys::run(cmd).await,
+        cli::Command::Connections(cmd) => connections::run(cmd).await,
+        cli::Command::Webhooks(cmd) => webhooks::run_command(cmd).await,
+        cli::Command::Status(args) => status::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,9 +27,41 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "created an access key; use it with AWS_SHARED_CREDENTIALS_FILE"
         );
     }
+    let git = {
+        let mut g = gitsync_git::GitSettings::new(state.data_dir.join("git"));
+        g.network_timeout = args.git_timeout;
+        g
+    };
+    let settings = gitsync_engine::EngineSettings {
+        poll_interval: args.poll_interval,
+        lease_ttl: args.lease_ttl,
+        replica_id: args.replica_id.clone().unwrap_or_else(default_replica_id),
+        attempt_delay: args.test_attempt_delay,
+        ..Default::default()
+    };
+    let engine = gitsync_engine::Engine::new(
+        state.store.clone(),
+        git,
+        Arc::new(gitsync_deploy::ValidateOnly),
+        settings,
+    );
+    let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine_task = tokio::spawn(engine.clone().run(async move {
+        let _ = engine_stopped.await;
+    }));
     let api = Arc::new(Api::new(state.store.clone()));
+    let hooks = crate::webhooks::Webhooks {
+        store: state.store.clone(),
+        engine: engine.clone(),
+    };
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/webhooks/{provider}",
+            axum::routing::post(crate::webhooks::deliver)
+                .with_state(hooks)
+                .layer(axum::extract::DefaultBodyLimit::max(5 * 1024 * 1024)),
+        )
         .merge(api.router())
         .layer(axum::middleware::map_response(ensure_request_id));
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -39,9 +71,23 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    let _ = stop_engine.send(());
+    let _ = engine_task.await;
     state.store.close().await;
     tracing::info!("gitsync stopped");
     Ok(())
+}
+
+fn default_replica_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let host = if host.is_empty() {
+        "gitsync".to_string()
+    } else {
+        host
+    };
+    format!("{host}-{}", std::process::id())
 }
 
 /// Every answer carries `x-amzn-RequestId`; API answers set their own, this covers the rest.

@@ -1,0 +1,175 @@
+//! Webhook deliveries (`POST /webhooks/{github|gitlab|bitbucket|generic}`) and
+//! `gitsync webhooks set-secret`.
+
+use crate::cli::WebhooksCommand;
+use crate::connections::tenant_of;
+use anyhow::{Context, Result, bail};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gitsync_engine::Engine;
+use gitsync_engine::webhook::{Provider, parse_push, verify};
+use gitsync_store::Store;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Webhooks {
+    pub store: Store,
+    pub engine: Arc<Engine>,
+}
+
+fn answer(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        serde_json::json!({ "message": message }).to_string(),
+    )
+        .into_response()
+}
+
+/// Verifies a delivery against every tenant's secret for its repository, records it, then
+/// triggers an immediate check of the pushed branch for each tenant it verified for.
+pub async fn deliver(
+    State(hooks): State<Webhooks>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(provider) = Provider::from_path(&provider) else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no webhook endpoint for '{provider}'; use github, gitlab, bitbucket or generic"
+            ),
+        );
+    };
+    let push = match parse_push(provider, &body) {
+        Ok(push) => push,
+        Err(reason) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                format!("not a push delivery: {reason}"),
+            );
+        }
+    };
+    let full_name = format!("{}/{}", push.owner, push.repository);
+    let secrets = match hooks
+        .store
+        .webhook_secrets(&push.owner, &push.repository)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read webhook secrets");
+            return answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read webhook secrets".into(),
+            );
+        }
+    };
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let verified: Vec<_> = secrets
+        .into_iter()
+        .filter(|(_, secret)| verify(provider, &header, &body, secret))
+        .map(|(t, _)| t)
+        .collect();
+    let outcome = if verified.is_empty() {
+        "unverified"
+    } else {
+        "accepted"
+    };
+    // Recorded before anything is acknowledged.
+    let delivery = match hooks
+        .store
+        .record_webhook_delivery(
+            provider.as_str(),
+            &full_name,
+            &push.branch,
+            push.sha.as_deref(),
+            &verified,
+            outcome,
+        )
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a webhook delivery");
+            return answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot record the delivery".into(),
+            );
+        }
+    };
+    if verified.is_empty() {
+        tracing::warn!(delivery, repository = %full_name, "webhook delivery refused: no secret verifies it");
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "delivery {delivery} for {full_name} is not signed with a secret set for that repository"
+            ),
+        );
+    }
+    let mut triggered = 0;
+    for tenant in &verified {
+        match hooks
+            .store
+            .trigger_branch(tenant, &push.owner, &push.repository, &push.branch)
+            .await
+        {
+            Ok(n) => triggered += n,
+            Err(e) => tracing::warn!(error = %e, "cannot trigger a branch check"),
+        }
+    }
+    hooks.engine.wake();
+    tracing::info!(delivery, repository = %full_name, branch = %push.branch, triggered, "webhook delivery accepted");
+    (
+        StatusCode::ACCEPTED,
+        [("content-type", "application/json")],
+        serde_json::json!({ "delivery": delivery, "branchesTriggered": triggered }).to_string(),
+    )
+        .into_response()
+}
+
+pub async fn run_command(command: WebhooksCommand) -> Result<()> {
+    match command {
+        WebhooksCommand::SetSecret {
+            repository_link_arn,
+            secret_file,
+            state,
+        } => {
+            let tenant = tenant_of(&repository_link_arn)?;
+            let secret = std::fs::read_to_string(&secret_file)
+                .with_context(|| format!("cannot read {}", secret_file.display()))?;
+            let secret = secret.trim_end_matches(['\n', '\r']);
+            if secret.is_empty() {
+                bail!("{} is empty", secret_file.display());
+            }
+            let link_id = repository_link_arn
+                .rsplit_once("repository-link/")
+                .map(|(_, id)| id.to_string())
+                .with_context(|| format!("'{repository_link_arn}' is not a repository link ARN"))?;
+            let state = state.open().await?;
+            let link = state.store.get_repository_link(&tenant, &link_id).await?;
+            state
+                .store
+                .set_webhook_secret(
+                    &tenant,
+                    &link.owner_id,
+                    &link.repository_name,
+                    secret.as_bytes(),
+                )
+                .await?;
+            println!(
+                "webhook secret set for {}/{}",
+                link.owner_id, link.repository_name
+            );
+        }
+    }
+    Ok(())
+}
