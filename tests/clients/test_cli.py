@@ -107,7 +107,8 @@ def test_readme_quick_start_runs(tmp_path):
         wait_healthy(f"http://127.0.0.1:{port}", process, str(log))
         aws_dir = os.path.dirname(os.environ.get("GITSYNC_AWS_CLI", "/usr/bin/aws"))
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env["PATH"] = aws_dir + os.pathsep + env["PATH"]
+        env["PATH"] = os.pathsep.join([aws_dir, os.path.dirname(GITSYNC), env["PATH"]])
+        (tmp_path / "my-token.txt").write_text("a-token\n")
         script = "shopt -s expand_aliases\nset -e\n" + script.replace("7450", str(port))
         result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
         # Every command succeeds but the last, which says that nothing has synced my-stack yet.
