@@ -343,3 +343,35 @@ def test_monorepo_commit_touching_three_of_two_hundred(git_http, tmp_path):
         assert git_http.stats[("/octo/mono.git", "fetch")] - fetches_before == 1
     finally:
         server.cleanup()
+
+
+def test_file_remotes_sync_too(engine, tmp_path):
+    root = tmp_path / "file-root"
+    root.mkdir()
+    repo = Repo(str(root), "octo", "local", str(tmp_path / "work"))
+    sha = repo.commit({"deploy/stack.yaml": deployment(), "infra/queue.yaml": TEMPLATE})
+    tenant = make_tenant(engine)
+    cc = tenant.client("codeconnections")
+    host = cc.create_host(Name="files", ProviderEndpoint=f"file://{root}", ProviderType="GitLabSelfManaged")["HostArn"]
+    conn = cc.create_connection(ConnectionName="files", HostArn=host)["ConnectionArn"]
+    engine.cli("connections", "activate", conn)  # file:// needs no credentials
+    link = cc.create_repository_link(ConnectionArn=conn, OwnerId="octo", RepositoryName="local")["RepositoryLinkInfo"]
+    cc.create_sync_configuration(Branch="main", ConfigFile="deploy/stack.yaml", RepositoryLinkId=link["RepositoryLinkId"], ResourceName="local", RoleArn=ROLE, SyncType="CFN_STACK_SYNC")
+    status = wait_for(lambda: (lambda s: s if s["LatestSync"]["Status"] == "SUCCEEDED" else None)(cc.get_resource_sync_status(ResourceName="local", SyncType="CFN_STACK_SYNC")), what="file:// sync")
+    assert status["LatestSync"]["TargetRevision"]["Sha"] == sha
+    assert status["LatestSync"]["TargetRevision"]["ProviderType"] == "GitLabSelfManaged"
+
+
+def test_a_configuration_added_to_a_synced_branch_syncs_without_a_new_commit(engine, git_http, tmp_path):
+    repo = Repo(git_http.root, "octo", "late", str(tmp_path / "work"))
+    sha = repo.commit({"deploy/a.yaml": deployment("a"), "deploy/b.yaml": deployment("b"), "infra/queue.yaml": TEMPLATE})
+    stack = Stack(engine, make_tenant(engine), git_http.url, "octo", "late", tmp_path)
+    stack.configure("first-stack", config_file="deploy/a.yaml")
+    stack.settled("first-stack", sha)
+    time.sleep(1.5)  # the branch is synced at sha and polled unchanged
+    stack.configure("late-stack", config_file="deploy/b.yaml")
+    stack.settled("late-stack", sha)
+    # The stack already in sync was not synced again.
+    assert stack.status("first-stack")["LatestSync"]["StartedAt"] == stack.status("first-stack")["LatestSuccessfulSync"]["StartedAt"]
+    out = engine.cli("status", "--resource-name", "first-stack", "--account-id", stack.tenant.account_id).stdout
+    assert out.count("SYNC_STARTED") == 1

@@ -770,6 +770,7 @@ impl Store {
             }
             other => other?,
         };
+        reevaluate_branch(&mut tx, tenant, &link.id, &spec.branch).await?;
         tx.commit().await?;
         Ok(SyncConfiguration {
             resource_name: spec.resource_name.clone(),
@@ -880,6 +881,7 @@ impl Store {
         .bind(resource_name)
         .execute(&mut *tx)
         .await?;
+        reevaluate_branch(&mut tx, tenant, &config.repository_link_id, &config.branch).await?;
         tx.commit().await?;
         Ok(config)
     }
@@ -945,6 +947,27 @@ fn sync_config_by_link_sql() -> &'static str {
              ORDER BY c.resource_name LIMIT $5"
         )
     })
+}
+
+/// A new or changed sync configuration must be evaluated against the branch's current head, not
+/// only against the next commit: the watched branch forgets which head it synced and becomes due.
+async fn reevaluate_branch(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &Tenant,
+    link_id: &str,
+    branch: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE watched_branches SET synced_sha = NULL, next_check_at = 0 \
+         WHERE account_id = $1 AND region = $2 AND repository_key = $3 AND branch = $4",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(format!("link:{link_id}"))
+    .bind(branch)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Cuts `limit + 1` fetched rows into a page; the extra row only says that there is more.

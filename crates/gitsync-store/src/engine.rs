@@ -195,8 +195,39 @@ impl Store {
         .bind(now.millis())
         .fetch_optional(&mut *tx)
         .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        // A repository sync left INITIATED or IN_PROGRESS by a worker that stopped is closed here,
+        // so that no attempt stays in flight forever.
+        let orphans = sqlx::query(
+            "SELECT attempt_id FROM repository_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 \
+             AND repository_key = $4 AND branch = $5 AND status IN ('INITIATED', 'IN_PROGRESS')",
+        )
+        .bind(&key.tenant.account_id)
+        .bind(&key.tenant.region)
+        .bind(key.sync_type.as_str())
+        .bind(&key.repository_key)
+        .bind(&key.branch)
+        .fetch_all(&mut *tx)
+        .await?;
+        for orphan in orphans {
+            let id = int(&orphan, "attempt_id")?;
+            let stopped = SyncEvent {
+                event_type: "ABANDONED".into(),
+                event: "The worker running this repository sync stopped before it finished; the branch is checked again".into(),
+                time: now,
+                external_id: None,
+            };
+            insert_event(&mut tx, "repository_sync_events", id, &stopped).await?;
+            sqlx::query("UPDATE repository_sync_attempts SET status = 'FAILED', finished_at = $1 WHERE attempt_id = $2")
+                .bind(now.millis())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        let Some(row) = row else { return Ok(None) };
         Ok(Some(ClaimedBranch {
             key: key.clone(),
             epoch: int(&row, "lease_epoch")?,
@@ -235,7 +266,10 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
-            "UPDATE watched_branches SET remote_sha = COALESCE($1, remote_sha), synced_sha = $2, failures = $3, last_error = $4, \
+            // A trigger or configuration change during the check (next_check_at = 0) means the
+            // branch must be evaluated again, even at the same head.
+            "UPDATE watched_branches SET remote_sha = COALESCE($1, remote_sha), \
+             synced_sha = CASE WHEN next_check_at = 0 THEN NULL ELSE $2 END, failures = $3, last_error = $4, \
              next_check_at = CASE WHEN next_check_at = 0 THEN 0 ELSE $5 END, lease_owner = NULL, lease_expires_at = NULL \
              WHERE account_id = $6 AND region = $7 AND sync_type = $8 AND repository_key = $9 AND branch = $10 AND lease_epoch = $11",
         )

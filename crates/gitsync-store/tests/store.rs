@@ -470,7 +470,10 @@ async fn leases(store: Store) {
     use gitsync_store::{TargetAdvance, TargetResult};
     let a = tenant("111111111111");
     let l = link(&store, &a, "leased").await;
-    store.create_sync_configuration(&a, &stack_spec(&l, "web", "main")).await.unwrap();
+    store
+        .create_sync_configuration(&a, &stack_spec(&l, "web", "main"))
+        .await
+        .unwrap();
     let revision = Revision {
         branch: "main".into(),
         directory: "deploy.yaml".into(),
@@ -479,31 +482,88 @@ async fn leases(store: Store) {
         provider_type: "GitHub".into(),
         sha: "a".repeat(40),
     };
-    let target = SyncTarget::CfnStack { stack_name: "web".into() };
-    let advance = TargetAdvance { target: target.clone(), directory: "deploy.yaml".into(), revision: revision.clone(), watched_ids: "{}".into() };
-    store.advance_targets(&a, &RepositoryKey::Link(l.id.clone()), "main", &[advance]).await.unwrap();
+    let target = SyncTarget::CfnStack {
+        stack_name: "web".into(),
+    };
+    let advance = TargetAdvance {
+        target: target.clone(),
+        directory: "deploy.yaml".into(),
+        revision: revision.clone(),
+        watched_ids: "{}".into(),
+    };
+    store
+        .advance_targets(&a, &RepositoryKey::Link(l.id.clone()), "main", &[advance])
+        .await
+        .unwrap();
     let now = Timestamp::now();
     assert_eq!(store.due_targets(now, 10).await.unwrap().len(), 1);
-    let first = store.claim_target(&a, SyncType::CfnStackSync, "web", "one", now, 1_000).await.unwrap().unwrap();
-    assert!(store.claim_target(&a, SyncType::CfnStackSync, "web", "two", now, 1_000).await.unwrap().is_none());
+    let first = store
+        .claim_target(&a, SyncType::CfnStackSync, "web", "one", now, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .claim_target(&a, SyncType::CfnStackSync, "web", "two", now, 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(store.due_targets(now, 10).await.unwrap().is_empty());
-    let attempt = store.begin_resource_attempt(&first, &target, &[]).await.unwrap();
+    let attempt = store
+        .begin_resource_attempt(&first, &target, &[])
+        .await
+        .unwrap();
     // The lease runs out; another worker takes over with a higher epoch and sees the orphan.
     let later = now.plus_millis(2_000);
     assert_eq!(store.due_targets(later, 10).await.unwrap().len(), 1);
-    let second = store.claim_target(&a, SyncType::CfnStackSync, "web", "two", later, 1_000).await.unwrap().unwrap();
+    let second = store
+        .claim_target(&a, SyncType::CfnStackSync, "web", "two", later, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(second.epoch > first.epoch);
     assert_eq!(second.abandoned_attempt_id, Some(attempt));
     // The first worker's writes are fenced off.
-    let done = TargetResult { succeeded: true, failures: 0, retry_at: None };
-    assert!(matches!(store.finish_resource_attempt(&first, attempt, &[], &done).await, Err(StoreError::Conflict(_))));
-    assert!(store.renew_target_lease(&first, later, 1_000).await.is_err());
-    let taken = store.begin_resource_attempt(&second, &target, &[]).await.unwrap();
-    store.finish_resource_attempt(&second, taken, &[], &done).await.unwrap();
-    let state = store.resource_sync_state(&a, &target).await.unwrap().unwrap();
+    let done = TargetResult {
+        succeeded: true,
+        failures: 0,
+        retry_at: None,
+    };
+    assert!(matches!(
+        store
+            .finish_resource_attempt(&first, attempt, &[], &done)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .renew_target_lease(&first, later, 1_000)
+            .await
+            .is_err()
+    );
+    let taken = store
+        .begin_resource_attempt(&second, &target, &[])
+        .await
+        .unwrap();
+    store
+        .finish_resource_attempt(&second, taken, &[], &done)
+        .await
+        .unwrap();
+    let state = store
+        .resource_sync_state(&a, &target)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(state.latest_sync.status, ResourceSyncStatus::Succeeded);
     // Done: nothing is due until the desired commit moves.
-    assert!(store.due_targets(later.plus_millis(5_000), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .due_targets(later.plus_millis(5_000), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -514,7 +574,9 @@ async fn leases_fence_on_sqlite() {
 
 #[tokio::test]
 async fn leases_fence_on_postgres() {
-    let Some(db) = PgDatabase::create().await else { return };
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
     leases(db.store.clone()).await;
     db.drop_now().await;
 }
