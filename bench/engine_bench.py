@@ -215,11 +215,14 @@ def idle_cost(binary, remotes, poll, window):
     lists = sum(after.get(k, 0) - before.get(k, 0) for k in after if k[1] == "ls-refs")
     fetches = sum(after.get(k, 0) - before.get(k, 0) for k in after if k[1] == "fetch")
     core_share = (cpu1 - cpu0) / (t1 - t0)
+    # CPU per listing, times the listings a 60 s interval needs (remotes / 60 per second).
+    per_listing = (cpu1 - cpu0) / max(lists, 1)
     result = {
         "remotes": remotes, "poll_interval_s": poll, "window_s": window,
-        "ref_listings": lists, "fetches": fetches,
-        "cpu_core_fraction_at_this_interval": round(core_share, 4),
-        "cpu_core_fraction_scaled_to_60s_interval": round(core_share * poll / 60, 4),
+        "ref_listings": lists, "listings_expected": int(remotes * window / poll), "fetches": fetches,
+        "cpu_core_fraction_measured": round(core_share, 4),
+        "cpu_ms_per_listing": round(per_listing * 1000, 2),
+        "cpu_core_fraction_at_60s_interval": round(per_listing * remotes / 60, 4),
         "rss_peak_mib": round(rss_kib(proc.pid) / 1024, 1), "rss_now_mib": round(rss_kib(proc.pid, "VmRSS") / 1024, 1),
     }
     proc.terminate()

@@ -83,25 +83,28 @@ pub(crate) fn remote_for(source: &LinkSource) -> Result<Remote, String> {
 }
 
 /// The paths a stack watches and their tree-entry ids at a commit: the deployment file, and the
-/// template it names when it can be read.
-fn watched_ids(snapshot: &gitsync_git::Snapshot, config: &SyncConfiguration) -> serde_json::Value {
+/// template it names when it can be read. `previous` (the ids at the desired commit) saves
+/// reading and parsing a deployment file whose id did not change: it still names the same template.
+fn watched_ids(snapshot: &gitsync_git::Snapshot, config: &SyncConfiguration, previous: Option<&str>) -> serde_json::Value {
+    let id = |path: &str| snapshot.entry_id(path).ok().flatten().map(serde_json::Value::String).unwrap_or(serde_json::Value::Null);
     let mut ids = serde_json::Map::new();
-    let id = |path: &str| {
-        snapshot
-            .entry_id(path)
+    let deployment_id = id(&config.config_file);
+    let previous: Option<serde_json::Map<String, serde_json::Value>> = previous.and_then(|p| serde_json::from_str(p).ok());
+    let template_path = match previous {
+        Some(prev) if prev.get(&config.config_file) == Some(&deployment_id) => {
+            prev.keys().find(|k| **k != config.config_file).cloned()
+        }
+        _ => snapshot
+            .read_file(&config.config_file)
             .ok()
             .flatten()
-            .map(serde_json::Value::String)
-            .unwrap_or(serde_json::Value::Null)
+            .and_then(|bytes| gitsync_deploy::cfn::DeploymentFile::parse(&config.config_file, &bytes).ok())
+            .map(|file| file.template_file_path),
     };
-    ids.insert(config.config_file.clone(), id(&config.config_file));
-    if let Ok(Some(bytes)) = snapshot.read_file(&config.config_file)
-        && let Ok(file) = gitsync_deploy::cfn::DeploymentFile::parse(&config.config_file, &bytes)
-    {
-        ids.insert(
-            file.template_file_path.clone(),
-            id(&file.template_file_path),
-        );
+    ids.insert(config.config_file.clone(), deployment_id);
+    if let Some(path) = template_path {
+        let template_id = id(&path);
+        ids.insert(path, template_id);
     }
     serde_json::Value::Object(ids)
 }
@@ -361,8 +364,8 @@ impl Engine {
             let target = SyncTarget::CfnStack {
                 stack_name: config.resource_name.clone(),
             };
-            let ids = watched_ids(&snapshot, config).to_string();
             let watch = watches.get(&target.key());
+            let ids = watched_ids(&snapshot, config, watch.and_then(|w| w.watched_ids.as_deref())).to_string();
             let relevant = match (
                 watch,
                 config

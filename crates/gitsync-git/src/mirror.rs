@@ -2,7 +2,9 @@
 
 use crate::{GitError, GitSettings, Result};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::path::{Path, PathBuf};
 
 /// The local copy of one remote URL.
@@ -76,14 +78,19 @@ impl Mirror {
             .tree_id()
             .map_err(local)?
             .detach();
-        Ok(Snapshot { repo, tree })
+        Ok(Snapshot { repo, tree, dirs: RefCell::new(HashMap::new()) })
     }
 }
 
-/// One commit of a mirror, for reading paths.
+/// A directory's entries: name → (id, is directory, is file).
+type Listing = Rc<HashMap<String, (gix::ObjectId, bool, bool)>>;
+
+/// One commit of a mirror, for reading paths. Directories are decoded once and remembered, so
+/// a thousand lookups under one large directory decode it once.
 pub struct Snapshot {
     repo: gix::Repository,
     tree: gix::ObjectId,
+    dirs: RefCell<HashMap<gix::ObjectId, Listing>>,
 }
 
 /// Paths in the repository are relative to its root; a leading `./` or `/` is allowed.
@@ -92,28 +99,53 @@ fn clean(path: &str) -> &str {
 }
 
 impl Snapshot {
-    fn entry(&self, path: &str) -> Result<Option<gix::object::tree::Entry<'_>>> {
+    fn listing(&self, tree: gix::ObjectId) -> Result<Listing> {
+        if let Some(l) = self.dirs.borrow().get(&tree) {
+            return Ok(l.clone());
+        }
+        let decoded = self.repo.find_tree(tree).map_err(local)?;
+        let mut entries = HashMap::new();
+        for entry in decoded.iter() {
+            let entry = entry.map_err(local)?;
+            let mode = entry.mode();
+            entries.insert(entry.filename().to_string(), (entry.oid().to_owned(), mode.is_tree(), mode.is_blob()));
+        }
+        let listing = Rc::new(entries);
+        self.dirs.borrow_mut().insert(tree, listing.clone());
+        Ok(listing)
+    }
+
+    /// (id, is directory, is file) of what is at `path`.
+    fn entry(&self, path: &str) -> Result<Option<(gix::ObjectId, bool, bool)>> {
         let path = clean(path);
-        if path.is_empty() || path.split('/').any(|c| c == ".." || c == ".") {
+        if path.is_empty() || path.split('/').any(|c| c.is_empty() || c == ".." || c == ".") {
             return Ok(None);
         }
-        let tree = self.repo.find_tree(self.tree).map_err(local)?;
-        tree.lookup_entry_by_path(path).map_err(local)
+        let mut current = self.tree;
+        let mut parts = path.split('/').peekable();
+        while let Some(part) = parts.next() {
+            let Some(&(id, is_dir, is_file)) = self.listing(current)?.get(part) else { return Ok(None) };
+            if parts.peek().is_none() {
+                return Ok(Some((id, is_dir, is_file)));
+            }
+            if !is_dir {
+                return Ok(None);
+            }
+            current = id;
+        }
+        Ok(None)
     }
 
     /// The id of the blob or tree at `path`, `None` when there is nothing there. Two commits
     /// whose ids for a path agree have identical content there.
     pub fn entry_id(&self, path: &str) -> Result<Option<String>> {
-        Ok(self.entry(path)?.map(|e| e.object_id().to_string()))
+        Ok(self.entry(path)?.map(|(id, _, _)| id.to_string()))
     }
 
     /// The contents of the file at `path`, `None` when it is missing or a directory.
     pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>> {
         match self.entry(path)? {
-            Some(entry) if entry.mode().is_blob() => {
-                let object = entry.object().map_err(local)?;
-                Ok(Some(object.data.clone()))
-            }
+            Some((id, _, true)) => Ok(Some(self.repo.find_object(id).map_err(local)?.data.clone())),
             _ => Ok(None),
         }
     }
@@ -121,24 +153,19 @@ impl Snapshot {
     /// The entries of the directory at `path` ("" for the root), `None` when it is not one.
     pub fn list_dir(&self, path: &str) -> Result<Option<Vec<DirEntry>>> {
         let tree = if clean(path).is_empty() {
-            self.repo.find_tree(self.tree).map_err(local)?
+            self.tree
         } else {
             match self.entry(path)? {
-                Some(e) if e.mode().is_tree() => {
-                    self.repo.find_tree(e.object_id()).map_err(local)?
-                }
+                Some((id, true, _)) => id,
                 _ => return Ok(None),
             }
         };
-        let mut out = Vec::new();
-        for entry in tree.iter() {
-            let entry = entry.map_err(local)?;
-            out.push(DirEntry {
-                name: entry.filename().to_string(),
-                id: entry.oid().to_string(),
-                is_dir: entry.mode().is_tree(),
-            });
-        }
+        let mut out: Vec<DirEntry> = self
+            .listing(tree)?
+            .iter()
+            .map(|(name, (id, is_dir, _))| DirEntry { name: name.clone(), id: id.to_string(), is_dir: *is_dir })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Some(out))
     }
 }
