@@ -85,11 +85,23 @@ pub(crate) fn remote_for(source: &LinkSource) -> Result<Remote, String> {
 /// The paths a stack watches and their tree-entry ids at a commit: the deployment file, and the
 /// template it names when it can be read. `previous` (the ids at the desired commit) saves
 /// reading and parsing a deployment file whose id did not change: it still names the same template.
-fn watched_ids(snapshot: &gitsync_git::Snapshot, config: &SyncConfiguration, previous: Option<&str>) -> serde_json::Value {
-    let id = |path: &str| snapshot.entry_id(path).ok().flatten().map(serde_json::Value::String).unwrap_or(serde_json::Value::Null);
+fn watched_ids(
+    snapshot: &gitsync_git::Snapshot,
+    config: &SyncConfiguration,
+    previous: Option<&str>,
+) -> serde_json::Value {
+    let id = |path: &str| {
+        snapshot
+            .entry_id(path)
+            .ok()
+            .flatten()
+            .map(serde_json::Value::String)
+            .unwrap_or(serde_json::Value::Null)
+    };
     let mut ids = serde_json::Map::new();
     let deployment_id = id(&config.config_file);
-    let previous: Option<serde_json::Map<String, serde_json::Value>> = previous.and_then(|p| serde_json::from_str(p).ok());
+    let previous: Option<serde_json::Map<String, serde_json::Value>> =
+        previous.and_then(|p| serde_json::from_str(p).ok());
     let template_path = match previous {
         Some(prev) if prev.get(&config.config_file) == Some(&deployment_id) => {
             prev.keys().find(|k| **k != config.config_file).cloned()
@@ -98,7 +110,9 @@ fn watched_ids(snapshot: &gitsync_git::Snapshot, config: &SyncConfiguration, pre
             .read_file(&config.config_file)
             .ok()
             .flatten()
-            .and_then(|bytes| gitsync_deploy::cfn::DeploymentFile::parse(&config.config_file, &bytes).ok())
+            .and_then(|bytes| {
+                gitsync_deploy::cfn::DeploymentFile::parse(&config.config_file, &bytes).ok()
+            })
             .map(|file| file.template_file_path),
     };
     ids.insert(config.config_file.clone(), deployment_id);
@@ -365,7 +379,12 @@ impl Engine {
                 stack_name: config.resource_name.clone(),
             };
             let watch = watches.get(&target.key());
-            let ids = watched_ids(&snapshot, config, watch.and_then(|w| w.watched_ids.as_deref())).to_string();
+            let ids = watched_ids(
+                &snapshot,
+                config,
+                watch.and_then(|w| w.watched_ids.as_deref()),
+            )
+            .to_string();
             let relevant = match (
                 watch,
                 config

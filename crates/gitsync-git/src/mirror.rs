@@ -4,8 +4,8 @@ use crate::{GitError, GitSettings, Result};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// The local copy of one remote URL.
 #[derive(Debug, Clone)]
@@ -78,7 +78,11 @@ impl Mirror {
             .tree_id()
             .map_err(local)?
             .detach();
-        Ok(Snapshot { repo, tree, dirs: RefCell::new(HashMap::new()) })
+        Ok(Snapshot {
+            repo,
+            tree,
+            dirs: RefCell::new(HashMap::new()),
+        })
     }
 }
 
@@ -108,7 +112,10 @@ impl Snapshot {
         for entry in decoded.iter() {
             let entry = entry.map_err(local)?;
             let mode = entry.mode();
-            entries.insert(entry.filename().to_string(), (entry.oid().to_owned(), mode.is_tree(), mode.is_blob()));
+            entries.insert(
+                entry.filename().to_string(),
+                (entry.oid().to_owned(), mode.is_tree(), mode.is_blob()),
+            );
         }
         let listing = Rc::new(entries);
         self.dirs.borrow_mut().insert(tree, listing.clone());
@@ -118,13 +125,19 @@ impl Snapshot {
     /// (id, is directory, is file) of what is at `path`.
     fn entry(&self, path: &str) -> Result<Option<(gix::ObjectId, bool, bool)>> {
         let path = clean(path);
-        if path.is_empty() || path.split('/').any(|c| c.is_empty() || c == ".." || c == ".") {
+        if path.is_empty()
+            || path
+                .split('/')
+                .any(|c| c.is_empty() || c == ".." || c == ".")
+        {
             return Ok(None);
         }
         let mut current = self.tree;
         let mut parts = path.split('/').peekable();
         while let Some(part) = parts.next() {
-            let Some(&(id, is_dir, is_file)) = self.listing(current)?.get(part) else { return Ok(None) };
+            let Some(&(id, is_dir, is_file)) = self.listing(current)?.get(part) else {
+                return Ok(None);
+            };
             if parts.peek().is_none() {
                 return Ok(Some((id, is_dir, is_file)));
             }
@@ -163,7 +176,11 @@ impl Snapshot {
         let mut out: Vec<DirEntry> = self
             .listing(tree)?
             .iter()
-            .map(|(name, (id, is_dir, _))| DirEntry { name: name.clone(), id: id.to_string(), is_dir: *is_dir })
+            .map(|(name, (id, is_dir, _))| DirEntry {
+                name: name.clone(),
+                id: id.to_string(),
+                is_dir: *is_dir,
+            })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Some(out))
