@@ -29,3 +29,50 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(millis))
     }
 }
+
+impl Timestamp {
+    /// `2026-11-22T02:00:02Z`, for people.
+    pub fn utc_string(self) -> String {
+        let secs = self.0.div_euclid(1000);
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        let rem = secs.rem_euclid(86_400);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
+    }
+}
+
+/// (year, month, day) of a day count since 1970-01-01, proleptic Gregorian (Howard Hinnant's
+/// algorithm, exact for every representable day).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc() {
+        assert_eq!(Timestamp(0).utc_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            Timestamp(1_700_000_000_123).utc_string(),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            Timestamp(951_782_400_000).utc_string(),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+}
