@@ -26,6 +26,13 @@ venv() {
   echo "$dir"
 }
 
+# PostgreSQL: the store tests and a second run of the wire tests use GITSYNC_TEST_DATABASE_URL.
+# Without it, a local server on 127.0.0.1:5432 is used when one answers; otherwise those runs are
+# skipped, and say so.
+if [ -z "${GITSYNC_TEST_DATABASE_URL:-}" ] && command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then
+  export GITSYNC_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/test"
+fi
+
 step "cargo build"
 cargo build --workspace --bins --examples
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
@@ -48,6 +55,12 @@ if ! cmp -s tests/js/package-lock.json "$js/package-lock.json" 2>/dev/null || [ 
 fi
 export GITSYNC_JS_MODULES="$js/node_modules"
 
-step "wire tests (pytest)"
 cd "$root/tests/clients"
-"$clients/bin/python" -m pytest -q "$@"
+if [ -n "${GITSYNC_TEST_DATABASE_URL:-}" ]; then
+  step "wire tests on PostgreSQL (pytest, $GITSYNC_TEST_DATABASE_URL)"
+  "$clients/bin/python" -m pytest -q "$@"
+else
+  step "wire tests on PostgreSQL: SKIPPED (set GITSYNC_TEST_DATABASE_URL to run them)"
+fi
+step "wire tests on SQLite (pytest)"
+env -u GITSYNC_TEST_DATABASE_URL "$clients/bin/python" -m pytest -q "$@"

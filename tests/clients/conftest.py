@@ -43,21 +43,49 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Server:
-    """A running `gitsync serve`."""
+# When set (for example postgres://postgres@127.0.0.1:5432/test), every server runs on a fresh
+# PostgreSQL database made from this one's server instead of on SQLite.
+POSTGRES = os.environ.get("GITSYNC_TEST_DATABASE_URL")
 
-    def __init__(self, extra_args=()):
+
+def psql(url, sql):
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql], check=True, capture_output=True, timeout=60)
+
+
+def new_postgres_database():
+    name = "gitsync_it_" + "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12))
+    psql(POSTGRES, f"CREATE DATABASE {name}")
+    return POSTGRES.rsplit("/", 1)[0] + "/" + name, name
+
+
+class Server:
+    """A running `gitsync serve`, on SQLite in its data directory or on its own PostgreSQL database."""
+
+    def __init__(self, extra_args=(), database_url=None):
         self.data_dir = tempfile.mkdtemp(prefix="gitsync-test-")
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(self.data_dir, "server.log")
         self.extra_args = list(extra_args)
         self.process = None
+        self.owned_database = None
+        if database_url:
+            self.database_url = database_url
+        elif POSTGRES:
+            self.database_url, self.owned_database = new_postgres_database()
+        else:
+            self.database_url = f"sqlite://{self.data_dir}/gitsync.db"
+
+    def state_args(self):
+        args = ["--data-dir", self.data_dir]
+        if not self.database_url.startswith("sqlite:"):
+            args += ["--database-url", self.database_url]
+        return args
 
     def start(self):
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [GITSYNC, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir, *self.extra_args],
+            [GITSYNC, "serve", "--listen", f"127.0.0.1:{self.port}", *self.state_args(), *self.extra_args],
             stdout=log,
             stderr=log,
         )
@@ -84,7 +112,7 @@ class Server:
 
     def cli(self, *args, check=True):
         """Runs a `gitsync` subcommand against this server's data directory."""
-        result = subprocess.run([GITSYNC, *args, "--data-dir", self.data_dir], capture_output=True, text=True, timeout=60)
+        result = subprocess.run([GITSYNC, *args, *self.state_args()], capture_output=True, text=True, timeout=60)
         if check and result.returncode != 0:
             raise AssertionError(f"gitsync {' '.join(args)} failed: {result.stderr}")
         return result
@@ -96,6 +124,8 @@ class Server:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.owned_database:
+            psql(POSTGRES, f"DROP DATABASE IF EXISTS {self.owned_database} WITH (FORCE)")
 
 
 def parse_credentials(text):
@@ -141,7 +171,7 @@ class Tenant:
         """Writes a sync history for this tenant through the store (see seed_sync_history.rs)."""
         args = [
             SEED,
-            f"sqlite://{self.server.data_dir}/gitsync.db",
+            self.server.database_url,
             os.path.join(self.server.data_dir, "master.key"),
             self.account_id,
             self.region,

@@ -54,6 +54,9 @@ def test_plain_serve_uses_home_defaults_and_env_twins():
 def test_secrets_never_reach_the_database_file_or_the_log(server):
     tenant = make_tenant(server)
     tenant.client("codeconnections").list_connections()
+    if not server.database_url.startswith("sqlite:"):
+        dump = subprocess.run(["pg_dump", "-d", server.database_url], capture_output=True, text=True, check=True).stdout
+        assert tenant.access_key_id in dump and tenant.secret_access_key not in dump
     for name in os.listdir(server.data_dir):
         path = os.path.join(server.data_dir, name)
         if name in ("credentials", "master.key") or not os.path.isfile(path):

@@ -267,7 +267,7 @@ def test_a_restart_in_the_middle_of_an_attempt_loses_nothing(git_http, tmp_path)
         wait_for(lambda: stack.status("restart")["LatestSync"]["Status"] == "IN_PROGRESS", what="attempt running")
         slow.process.send_signal(signal.SIGKILL)
         slow.process.wait()
-        again = Server(["--poll-interval", "1s", "--lease-ttl", "2s", "--replica-id", "second"])
+        again = Server(["--poll-interval", "1s", "--lease-ttl", "2s", "--replica-id", "second"], database_url=slow.database_url)
         again.data_dir = data_dir
         again.log_path = os.path.join(data_dir, "server2.log")
         again.start()

@@ -16,8 +16,9 @@ async fn sqlite(limits: Limits) -> (Store, tempfile::TempDir) {
     )
 }
 
-/// A throw-away PostgreSQL database on the local server (`GITSYNC_TEST_POSTGRES`, by default the
-/// machine's trust-auth server), dropped again by [`PgDatabase::drop_now`].
+/// A throw-away PostgreSQL database on the server `GITSYNC_TEST_DATABASE_URL` names (made by
+/// copying a migrated template database, which is fast), dropped again by
+/// [`PgDatabase::drop_now`]. Without the variable the PostgreSQL tests are skipped, and say so.
 struct PgDatabase {
     admin: String,
     name: String,
@@ -25,23 +26,36 @@ struct PgDatabase {
 }
 
 impl PgDatabase {
-    /// `None` when no server answers, unless `GITSYNC_REQUIRE_POSTGRES` is set (as CI does).
     async fn create() -> Option<PgDatabase> {
         use sqlx::Connection;
         sqlx::any::install_default_drivers();
-        let admin = std::env::var("GITSYNC_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let required = std::env::var_os("GITSYNC_REQUIRE_POSTGRES").is_some();
-        let mut conn = match sqlx::AnyConnection::connect(&admin).await {
-            Ok(c) => c,
-            Err(e) if required => panic!("PostgreSQL at {admin} is required but unreachable: {e}"),
-            Err(_) => return None,
+        let Ok(admin) = std::env::var("GITSYNC_TEST_DATABASE_URL") else {
+            eprintln!(
+                "SKIPPED: set GITSYNC_TEST_DATABASE_URL=postgres://… to run the PostgreSQL store tests"
+            );
+            return None;
         };
-        let name = format!("gitsync_store_{}_{}", std::process::id(), uuid_like());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
+        let mut conn = sqlx::AnyConnection::connect(&admin)
             .await
-            .unwrap();
+            .unwrap_or_else(|e| {
+                panic!("GITSYNC_TEST_DATABASE_URL={admin} is set but unreachable: {e}")
+            });
+        let template = template_database(&admin).await;
+        let name = format!("gitsync_store_{}_{}", std::process::id(), uuid_like());
+        // Copies of one template made at the same moment can collide; try again briefly.
+        for attempt in 0.. {
+            let create = format!("CREATE DATABASE {name} TEMPLATE {template}");
+            match sqlx::query(sqlx::AssertSqlSafe(create))
+                .execute(&mut conn)
+                .await
+            {
+                Ok(_) => break,
+                Err(_) if attempt < 50 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("cannot copy the template database: {e}"),
+            }
+        }
         let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
         let store = Store::open(&url, MasterKey::generate(), Limits::default())
             .await
@@ -58,6 +72,57 @@ impl PgDatabase {
             .await
             .unwrap();
     }
+}
+
+/// A database with the current schema, named by a hash of the migrations so that it is made once
+/// and reused by later runs (a changed migration makes a new one), copied for each test.
+async fn template_database(admin: &str) -> String {
+    use sqlx::Connection;
+    let migrations = [
+        include_str!("../migrations/postgres/0001_init.sql"),
+        include_str!("../migrations/postgres/0002_engine.sql"),
+    ];
+    let hash = migrations
+        .concat()
+        .bytes()
+        .fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+    let name = format!("gitsync_template_{:012x}", hash & 0xffff_ffff_ffff);
+    let mut conn = sqlx::AnyConnection::connect(admin).await.unwrap();
+    let exists = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM pg_database WHERE datname = '{name}'"
+    )))
+    .fetch_optional(&mut conn)
+    .await
+    .unwrap()
+    .is_some();
+    if !exists {
+        let building = format!("{name}_{}", uuid_like());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let url = format!("{}/{building}", admin.rsplit_once('/').unwrap().0);
+        Store::open(&url, MasterKey::generate(), Limits::default())
+            .await
+            .unwrap()
+            .close()
+            .await;
+        // Another test process may have won the race; then its template serves.
+        if sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {building} RENAME TO {name}"
+        )))
+        .execute(&mut conn)
+        .await
+        .is_err()
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {building}")))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+    name
 }
 
 fn uuid_like() -> u64 {
@@ -377,7 +442,6 @@ async fn history_round_trips_on_sqlite() {
 #[tokio::test]
 async fn rules_and_history_hold_on_postgres() {
     let Some(db) = PgDatabase::create().await else {
-        eprintln!("PostgreSQL is not reachable: skipping the PostgreSQL store test");
         return;
     };
     rules(db.store.clone()).await;
