@@ -103,7 +103,11 @@ impl Engine {
                 loop {
                     tokio::time::sleep(Duration::from_millis((ttl / 3).max(100) as u64)).await;
                     if store
-                        .renew_target_lease(&claim, Timestamp::now(), ttl)
+                        .renew_target_lease(
+                            &claim,
+                            store.now().await.unwrap_or_else(|_| Timestamp::now()),
+                            ttl,
+                        )
                         .await
                         .is_err()
                     {
@@ -125,7 +129,7 @@ impl Engine {
                 (
                     events,
                     false,
-                    Some(Timestamp::now().plus_millis(wait.as_millis() as i64)),
+                    Some(self.db_now().await.plus_millis(wait.as_millis() as i64)),
                     Some(error),
                 )
             }

@@ -93,6 +93,11 @@ impl Engine {
         self.deployer.mode()
     }
 
+    /// The database's clock (leases and schedules are compared with it), or ours if it cannot say.
+    async fn db_now(&self) -> Timestamp {
+        self.store.now().await.unwrap_or_else(|_| Timestamp::now())
+    }
+
     fn lease_ms(&self) -> i64 {
         self.settings.lease_ttl.as_millis() as i64
     }
@@ -133,7 +138,7 @@ impl Engine {
 
     /// Claims as much due work as there are free slots, and starts it.
     async fn dispatch(self: &Arc<Self>) -> gitsync_store::Result<()> {
-        let now = Timestamp::now();
+        let now = self.store.now().await?;
         let free = self.git_slots.available_permits();
         if free > 0 {
             for key in self.store.due_branches(now, free).await? {

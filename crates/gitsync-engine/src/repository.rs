@@ -144,8 +144,10 @@ impl Engine {
         }
     }
 
-    fn next_check(&self) -> Timestamp {
-        Timestamp::now().plus_millis(jittered(self.settings.poll_interval).as_millis() as i64)
+    async fn next_check(&self) -> Timestamp {
+        self.db_now()
+            .await
+            .plus_millis(jittered(self.settings.poll_interval).as_millis() as i64)
     }
 
     /// Records a failed repository sync (once per run of failures, and whenever a sync was
@@ -195,7 +197,7 @@ impl Engine {
             synced_sha: claim.synced_sha.clone(),
             failures,
             last_error: Some(message.to_string()),
-            next_check_at: Timestamp::now().plus_millis(wait.as_millis() as i64),
+            next_check_at: self.db_now().await.plus_millis(wait.as_millis() as i64),
         }
     }
 
@@ -246,7 +248,7 @@ impl Engine {
                 synced_sha: Some(head),
                 failures: 0,
                 last_error: None,
-                next_check_at: self.next_check(),
+                next_check_at: self.next_check().await,
             });
         }
         let repository = RepositoryKey::parse(&key.repository_key);
@@ -349,7 +351,7 @@ impl Engine {
             synced_sha: Some(head),
             failures: 0,
             last_error: None,
-            next_check_at: self.next_check(),
+            next_check_at: self.next_check().await,
         })
     }
 

@@ -8,7 +8,7 @@
 
 use crate::rows::{int, opt_int, opt_text, parsed, text};
 use crate::status::RepositoryKey;
-use crate::{Result, Store, StoreError};
+use crate::{Backend, Result, Store, StoreError};
 use gitsync_model::{
     ConnectionStatus, ProviderType, RepositorySyncStatus, ResourceSyncStatus, Revision, SyncEvent,
     SyncTarget, SyncType, Tenant, Timestamp,
@@ -123,6 +123,25 @@ fn lease_lost(what: &str) -> StoreError {
 }
 
 impl Store {
+    /// The database's clock, in epoch milliseconds. Leases are stamped with it, so replicas whose
+    /// own clocks disagree still agree on when a lease runs out.
+    pub async fn now(&self) -> Result<Timestamp> {
+        let sql: &'static str = match self.backend {
+            Backend::Sqlite => {
+                "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+            }
+        };
+        Ok(Timestamp(
+            sqlx::query(sql)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get::<i64, _>(0)?,
+        ))
+    }
+
     /// Makes `watched_branches` match the sync configurations: one row per (link, branch).
     pub async fn refresh_watched_branches(&self) -> Result<()> {
         let mut tx = self.write_tx().await?;
@@ -177,6 +196,24 @@ impl Store {
         ttl_ms: i64,
     ) -> Result<Option<ClaimedBranch>> {
         let mut tx = self.write_tx().await?;
+        if self.backend == Backend::Postgres {
+            // Replicas claiming at once skip rows another is locking instead of queueing on them.
+            let free = sqlx::query(
+                "SELECT 1 FROM watched_branches WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 \
+                 AND branch = $5 AND next_check_at <= $6 AND (lease_owner IS NULL OR lease_expires_at < $6) FOR UPDATE SKIP LOCKED",
+            )
+            .bind(&key.tenant.account_id)
+            .bind(&key.tenant.region)
+            .bind(key.sync_type.as_str())
+            .bind(&key.repository_key)
+            .bind(&key.branch)
+            .bind(now.millis())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if free.is_none() {
+                return Ok(None);
+            }
+        }
         let row = sqlx::query(
             // While checked, the branch is not due; a trigger during the check makes it due again
             // (next_check_at = 0), which `finish_branch_check` keeps.
@@ -316,7 +353,7 @@ impl Store {
         .bind(branch)
         .fetch_all(&mut *tx)
         .await?;
-        let now = Timestamp::now();
+        let now = self.now().await?;
         for row in &rows {
             let repository_key = text(row, "repository_key")?;
             let sync_type = text(row, "sync_type")?;
@@ -574,6 +611,22 @@ impl Store {
         ttl_ms: i64,
     ) -> Result<Option<ClaimedTarget>> {
         let mut tx = self.write_tx().await?;
+        if self.backend == Backend::Postgres {
+            let free = sqlx::query(
+                "SELECT 1 FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 \
+                 AND (lease_owner IS NULL OR lease_expires_at < $5) FOR UPDATE SKIP LOCKED",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(sync_type.as_str())
+            .bind(target_key)
+            .bind(now.millis())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if free.is_none() {
+                return Ok(None);
+            }
+        }
         let row = sqlx::query(
             "UPDATE sync_targets SET lease_owner = $1, lease_expires_at = $2, lease_epoch = lease_epoch + 1 \
              WHERE account_id = $3 AND region = $4 AND sync_type = $5 AND target_key = $6 AND (lease_owner IS NULL OR lease_expires_at < $7) \
