@@ -69,7 +69,9 @@ class Server:
         self.extra_args = list(extra_args)
         self.process = None
         self.owned_database = None
-        if database_url:
+        if database_url == "sqlite":
+            self.database_url = f"sqlite://{self.data_dir}/gitsync.db"
+        elif database_url:
             self.database_url = database_url
         elif POSTGRES:
             self.database_url, self.owned_database = new_postgres_database()

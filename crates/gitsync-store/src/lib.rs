@@ -10,6 +10,7 @@
 //! outside the database ([`Sealer`]).
 
 mod connections;
+mod copy;
 mod engine;
 mod error;
 mod keys;

@@ -32,6 +32,19 @@ pub enum Command {
     /// Manage webhook secrets, so pushes trigger syncs at once.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Copy an installation's whole database (configuration, keys, history) into another, for
+    /// example from the embedded SQLite file to PostgreSQL. Stop the server first; the target must
+    /// be empty, and the server on it must use the same master key.
+    MigrateStore {
+        /// The database to copy from, e.g. sqlite:///var/lib/gitsync/gitsync.db
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The database to copy into, e.g. postgres://gitsync@db/gitsync
+        #[arg(long, value_name = "URL")]
+        to: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Show a stack's sync status: desired state, latest and latest successful attempts with
     /// their events, and blockers. What to read when something goes wrong.
     Status(StatusArgs),

@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
         cli::Command::Connections(cmd) => connections::run(cmd).await,
         cli::Command::Webhooks(cmd) => webhooks::run_command(cmd).await,
         cli::Command::Status(args) => status::run(args).await,
+        cli::Command::MigrateStore { from, to, state } => migrate_store(&from, &to, &state).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,6 +30,21 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `gitsync migrate-store`: copies every table from one database into another.
+async fn migrate_store(from: &str, to: &str, state: &cli::StateArgs) -> anyhow::Result<()> {
+    let source = state.open_url(from).await?;
+    let target = state.open_url(to).await?;
+    let copied = source.copy_into(&target).await?;
+    for (table, rows) in &copied {
+        println!("{table:<26} {rows:>8} rows");
+    }
+    println!(
+        "copied {} rows; start gitsync with --database-url {to} and the same master key",
+        copied.iter().map(|(_, n)| n).sum::<u64>()
+    );
+    Ok(())
 }
 
 /// Logs go to stderr; `GITSYNC_LOG` (or `RUST_LOG`) sets the filter, `info` by default.

@@ -24,8 +24,8 @@ impl StateArgs {
         base.join("gitsync")
     }
 
-    /// Opens (and on first use creates) the data directory, the master key and the database.
-    pub async fn open(&self) -> Result<State> {
+    /// The master key (created in the data directory on first use unless a file is named).
+    pub fn master_key(&self) -> Result<MasterKey> {
         let data_dir = self.data_dir();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -33,18 +33,28 @@ impl StateArgs {
             .master_key_file
             .clone()
             .unwrap_or_else(|| data_dir.join("master.key"));
-        let master_key = load_or_create_master_key(&key_file, self.master_key_file.is_none())?;
-        let url = match &self.database_url {
-            Some(url) => url.clone(),
-            None => format!("sqlite://{}", data_dir.join("gitsync.db").display()),
-        };
+        load_or_create_master_key(&key_file, self.master_key_file.is_none())
+    }
+
+    /// Opens a database by URL with this installation's master key and quotas.
+    pub async fn open_url(&self, url: &str) -> Result<Store> {
         let mut limits = Limits::default();
         for assignment in &self.limits {
             limits.set(assignment).map_err(anyhow::Error::msg)?;
         }
-        let store = Store::open(&url, master_key, limits)
+        Store::open(url, self.master_key()?, limits)
             .await
-            .with_context(|| format!("cannot open database {}", redact_url(&url)))?;
+            .with_context(|| format!("cannot open database {}", redact_url(url)))
+    }
+
+    /// Opens (and on first use creates) the data directory, the master key and the database.
+    pub async fn open(&self) -> Result<State> {
+        let data_dir = self.data_dir();
+        let url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", data_dir.join("gitsync.db").display()),
+        };
+        let store = self.open_url(&url).await?;
         Ok(State { data_dir, store })
     }
 }
