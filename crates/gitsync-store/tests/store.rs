@@ -644,3 +644,27 @@ async fn leases_fence_on_postgres() {
     leases(db.store.clone()).await;
     db.drop_now().await;
 }
+
+async fn database_clock(store: Store) {
+    let db = store.now().await.unwrap().millis();
+    let local = Timestamp::now().millis();
+    assert!(
+        (db - local).abs() < 5_000,
+        "database clock {db} vs local {local}"
+    );
+}
+
+#[tokio::test]
+async fn the_database_clock_is_read_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    database_clock(store).await;
+}
+
+#[tokio::test]
+async fn the_database_clock_is_read_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    database_clock(db.store.clone()).await;
+    db.drop_now().await;
+}
