@@ -35,7 +35,8 @@ impl Engine {
 
     async fn resource_sync_in_span(&self, claim: ClaimedTarget) {
         if claim.sync_type != SyncType::CfnStackSync {
-            let _ = self.store.release_target(&claim).await;
+            // Proton targets are synced by their own engines (to come); leave them settled.
+            let _ = self.store.retire_target(&claim).await;
             return;
         }
         match self
@@ -45,8 +46,8 @@ impl Engine {
         {
             Ok(config) => self.stack_sync(claim, config).await,
             Err(StoreError::NotFound(_)) => {
-                // The configuration was deleted: nothing to sync any more.
-                let _ = self.store.release_target(&claim).await;
+                // The configuration was deleted: nothing to sync any more (history is kept).
+                let _ = self.store.retire_target(&claim).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the sync configuration");

@@ -41,7 +41,7 @@ async fn history(
     new: Revision,
 ) -> Result<(), Box<dyn std::error::Error>> {
     store
-        .upsert_sync_target(tenant, &target, &repo, "main", &new.directory, Some(&new))
+        .upsert_sync_target(tenant, &target, &repo, &new, Some(&new.sha))
         .await?;
     let first = store
         .start_resource_attempt(

@@ -862,6 +862,25 @@ impl Store {
         Ok(())
     }
 
+    /// Settles a target with nothing to sync (its configuration was deleted): its desired commit
+    /// counts as attempted, so it stops being due until a new commit is desired.
+    pub async fn retire_target(&self, claim: &ClaimedTarget) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE sync_targets SET attempted_sha = desired_sha, running_attempt_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 AND lease_epoch = $5",
+        )
+        .bind(&claim.tenant.account_id)
+        .bind(&claim.tenant.region)
+        .bind(claim.sync_type.as_str())
+        .bind(&claim.target_key)
+        .bind(claim.epoch)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Frees a target lease without an attempt (nothing to do after all).
     pub async fn release_target(&self, claim: &ClaimedTarget) -> Result<()> {
         let mut tx = self.write_tx().await?;

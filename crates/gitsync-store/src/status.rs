@@ -365,20 +365,20 @@ impl Store {
 
     // ----- writes made by the engine -----
 
-    /// Files a target under its repository and branch, and moves its desired state.
+    /// Files a target under its repository and the branch of `desired`, and sets its desired
+    /// state. `attempted` says which commit its newest attempt was at (so the engine does not
+    /// start another for it); importers and fixtures that write history directly use it.
     pub async fn upsert_sync_target(
         &self,
         tenant: &Tenant,
         target: &SyncTarget,
         repository: &RepositoryKey,
-        branch: &str,
-        directory: &str,
-        desired: Option<&Revision>,
+        desired: &Revision,
+        attempted: Option<&str>,
     ) -> Result<()> {
-        let desired_sha = desired.map(|r| r.sha.clone());
-        let desired = desired
-            .map(|r| serde_json::to_string(r).map_err(StoreError::corrupt))
-            .transpose()?;
+        let (branch, directory) = (&desired.branch, &desired.directory);
+        let desired_sha = Some(desired.sha.clone());
+        let desired = Some(serde_json::to_string(desired).map_err(StoreError::corrupt)?);
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO sync_targets (account_id, region, sync_type, target_key, display_name, repository_key, branch, directory, desired_revision, desired_sha) \
@@ -399,6 +399,18 @@ impl Store {
         .bind(desired_sha)
         .execute(&mut *tx)
         .await?;
+        if let Some(sha) = attempted {
+            sqlx::query(
+                "UPDATE sync_targets SET attempted_sha = $1 WHERE account_id = $2 AND region = $3 AND sync_type = $4 AND target_key = $5",
+            )
+            .bind(sha)
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(target.sync_type().as_str())
+            .bind(target.key())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -301,7 +301,7 @@ async fn history(store: Store) {
     };
     let repo = RepositoryKey::Link("l1".into());
     store
-        .upsert_sync_target(&a, &target, &repo, "main", "deploy.yaml", Some(&rev("b")))
+        .upsert_sync_target(&a, &target, &repo, &rev("b"), None)
         .await
         .unwrap();
     let attempt = |sha: &str| NewResourceAttempt {
