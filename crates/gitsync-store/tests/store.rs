@@ -668,3 +668,46 @@ async fn the_database_clock_is_read_on_postgres() {
     database_clock(db.store.clone()).await;
     db.drop_now().await;
 }
+
+/// Replicas that start together migrate a fresh database once, under the advisory lock.
+#[tokio::test]
+async fn replicas_starting_together_migrate_once_on_postgres() {
+    use sqlx::{Connection, Row};
+    let Ok(admin) = std::env::var("GITSYNC_TEST_DATABASE_URL") else {
+        eprintln!(
+            "SKIPPED: set GITSYNC_TEST_DATABASE_URL=postgres://… to run the PostgreSQL store tests"
+        );
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+    let name = format!("gitsync_store_{}_{}", std::process::id(), uuid_like());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let key = MasterKey::generate();
+    let open = || Store::open(&url, key.clone(), Limits::default());
+    let (a, b, c) = tokio::join!(open(), open(), open());
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let mut check = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let versions: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations ORDER BY version")
+        .fetch_all(&mut check)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0).unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    drop(check);
+    for s in [a, b, c] {
+        s.close().await;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
