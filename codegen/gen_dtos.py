@@ -28,6 +28,13 @@ SERVED = {
         "GetTemplateSyncStatus", "GetServiceInstanceSyncStatus", "GetRepositorySyncStatus",
         "ListRepositorySyncDefinitions", "GetServiceSyncBlockerSummary", "UpdateServiceSyncBlocker",
         "TagResource", "UntagResource", "ListTagsForResource",
+        # The template registry (issue 5).
+        "CreateEnvironmentTemplate", "GetEnvironmentTemplate", "ListEnvironmentTemplates",
+        "UpdateEnvironmentTemplate", "DeleteEnvironmentTemplate", "GetEnvironmentTemplateVersion",
+        "ListEnvironmentTemplateVersions", "UpdateEnvironmentTemplateVersion", "DeleteEnvironmentTemplateVersion",
+        "CreateServiceTemplate", "GetServiceTemplate", "ListServiceTemplates",
+        "UpdateServiceTemplate", "DeleteServiceTemplate", "GetServiceTemplateVersion",
+        "ListServiceTemplateVersions", "UpdateServiceTemplateVersion", "DeleteServiceTemplateVersion",
     ],
     "codeconnections": None,  # every operation
 }

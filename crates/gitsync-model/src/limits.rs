@@ -13,6 +13,7 @@ pub struct Limits {
     pub proton_repositories: u32,
     pub template_sync_configs: u32,
     pub service_sync_configs: u32,
+    pub proton_templates: u32,
 }
 
 impl Default for Limits {
@@ -28,6 +29,7 @@ impl Default for Limits {
             proton_repositories: 100,
             template_sync_configs: 100,
             service_sync_configs: 1000,
+            proton_templates: 100,
         }
     }
 }
@@ -45,6 +47,7 @@ impl Limits {
         "proton_repositories",
         "template_sync_configs",
         "service_sync_configs",
+        "proton_templates",
     ];
 
     /// Sets one quota from `name=value` (for example `repository_links=200`).
@@ -67,6 +70,7 @@ impl Limits {
             "proton_repositories" => &mut self.proton_repositories,
             "template_sync_configs" => &mut self.template_sync_configs,
             "service_sync_configs" => &mut self.service_sync_configs,
+            "proton_templates" => &mut self.proton_templates,
             other => {
                 return Err(format!(
                     "unknown limit '{other}'; known limits: {}",

@@ -247,3 +247,62 @@ pub struct RepositoryLinkSpec {
     pub repository_name: String,
     pub encryption_key_arn: Option<String>,
 }
+
+string_enum! {
+    /// Where a Proton template version stands.
+    TemplateVersionStatus {
+        RegistrationInProgress = "REGISTRATION_IN_PROGRESS",
+        RegistrationFailed = "REGISTRATION_FAILED",
+        Draft = "DRAFT",
+        Published = "PUBLISHED",
+    }
+}
+
+/// A Proton environment or service template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtonTemplate {
+    pub template_type: TemplateType,
+    pub name: String,
+    pub arn: String,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub encryption_key: Option<String>,
+    /// `provisioning` of environment templates, `pipelineProvisioning` of service templates.
+    pub provisioning: Option<String>,
+    pub created_at: Timestamp,
+    pub last_modified_at: Timestamp,
+    /// The highest PUBLISHED version, `major.minor`.
+    pub recommended_version: Option<String>,
+}
+
+/// One `major.minor` version of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateVersion {
+    pub template_type: TemplateType,
+    pub template_name: String,
+    pub major: i64,
+    pub minor: i64,
+    pub arn: String,
+    pub description: Option<String>,
+    pub status: TemplateVersionStatus,
+    pub status_message: Option<String>,
+    pub schema: Option<String>,
+    /// Service templates: `(environment template, major)` pairs.
+    pub compatible_environments: Vec<(String, String)>,
+    pub supported_component_sources: Vec<String>,
+    pub source_commit: Option<String>,
+    pub created_at: Timestamp,
+    pub last_modified_at: Timestamp,
+    /// The highest PUBLISHED minor of this major.
+    pub recommended_minor: Option<i64>,
+}
+
+impl ProtonTemplate {
+    /// `environment-template/{name}` or `service-template/{name}`.
+    pub fn arn_resource(template_type: TemplateType, name: &str) -> String {
+        match template_type {
+            TemplateType::Environment => format!("environment-template/{name}"),
+            TemplateType::Service => format!("service-template/{name}"),
+        }
+    }
+}

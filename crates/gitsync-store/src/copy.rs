@@ -24,6 +24,9 @@ const TABLES: &[&str] = &[
     "watched_branches",
     "webhook_secrets",
     "webhook_deliveries",
+    "proton_templates",
+    "proton_template_versions",
+    "template_bundles",
 ];
 
 /// Tables whose id column the database generates.

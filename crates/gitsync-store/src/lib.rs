@@ -20,6 +20,7 @@ mod rows;
 mod secrets;
 mod status;
 mod tags;
+mod templates;
 
 pub use engine::{
     BranchCheckResult, BranchKey, ClaimedBranch, ClaimedTarget, LinkSource, TargetAdvance,
@@ -30,6 +31,7 @@ pub use keys::{AccessKey, AccessKeySummary};
 pub use secrets::{MasterKey, Sealer};
 pub use status::{NewResourceAttempt, RepositoryKey};
 pub use tags::TaggedResource;
+pub use templates::{NewTemplateVersion, TemplateSpec};
 
 use gitsync_model::Limits;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

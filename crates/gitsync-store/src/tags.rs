@@ -13,6 +13,8 @@ pub enum TaggedResource {
     Host(String),
     RepositoryLink(String),
     ProtonRepository(String),
+    /// A template or a template version.
+    ProtonTemplate(String),
 }
 
 impl TaggedResource {
@@ -62,6 +64,11 @@ impl Store {
             ),
             Some(TaggedResource::ProtonRepository(arn)) => (
                 "SELECT arn FROM proton_repositories WHERE account_id = $1 AND region = $2 AND arn = $3",
+                arn,
+            ),
+            Some(TaggedResource::ProtonTemplate(arn)) => (
+                "SELECT arn FROM proton_templates WHERE account_id = $1 AND region = $2 AND arn = $3 \
+                 UNION SELECT arn FROM proton_template_versions WHERE account_id = $1 AND region = $2 AND arn = $3",
                 arn,
             ),
             None => {

@@ -81,6 +81,7 @@ async fn template_database(admin: &str) -> String {
     let migrations = [
         include_str!("../migrations/postgres/0001_init.sql"),
         include_str!("../migrations/postgres/0002_engine.sql"),
+        include_str!("../migrations/postgres/0003_templates.sql"),
     ];
     let hash = migrations
         .concat()
@@ -699,7 +700,7 @@ async fn replicas_starting_together_migrate_once_on_postgres() {
         .iter()
         .map(|r| r.try_get::<i64, _>(0).unwrap())
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     drop(check);
     for s in [a, b, c] {
         s.close().await;

@@ -48,6 +48,64 @@ impl BlockerType {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompatibleEnvironmentTemplate {
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompatibleEnvironmentTemplateInput {
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+pub type CompatibleEnvironmentTemplateInputList = Vec<CompatibleEnvironmentTemplateInput>;
+
+pub type CompatibleEnvironmentTemplateList = Vec<CompatibleEnvironmentTemplate>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateEnvironmentTemplateInput {
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "displayName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<String>,
+    #[serde(
+        rename = "encryptionKey",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub encryption_key: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "provisioning",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioning: Option<Provisioning>,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<TagList>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateEnvironmentTemplateOutput {
+    #[serde(rename = "environmentTemplate")]
+    pub environment_template: EnvironmentTemplate,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateRepositoryInput {
     #[serde(rename = "connectionArn")]
     pub connection_arn: String,
@@ -96,6 +154,44 @@ pub struct CreateServiceSyncConfigOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateServiceTemplateInput {
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "displayName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<String>,
+    #[serde(
+        rename = "encryptionKey",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub encryption_key: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "pipelineProvisioning",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pipeline_provisioning: Option<Provisioning>,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<TagList>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateServiceTemplateOutput {
+    #[serde(rename = "serviceTemplate")]
+    pub service_template: ServiceTemplate,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateTemplateSyncConfigInput {
     #[serde(rename = "branch")]
     pub branch: String,
@@ -123,6 +219,42 @@ pub struct CreateTemplateSyncConfigOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_sync_config: Option<TemplateSyncConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteEnvironmentTemplateInput {
+    #[serde(rename = "name")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteEnvironmentTemplateOutput {
+    #[serde(
+        rename = "environmentTemplate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_template: Option<EnvironmentTemplate>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteEnvironmentTemplateVersionInput {
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "minorVersion")]
+    pub minor_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteEnvironmentTemplateVersionOutput {
+    #[serde(
+        rename = "environmentTemplateVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_template_version: Option<EnvironmentTemplateVersion>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -160,6 +292,42 @@ pub struct DeleteServiceSyncConfigOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteServiceTemplateInput {
+    #[serde(rename = "name")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteServiceTemplateOutput {
+    #[serde(
+        rename = "serviceTemplate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_template: Option<ServiceTemplate>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteServiceTemplateVersionInput {
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "minorVersion")]
+    pub minor_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteServiceTemplateVersionOutput {
+    #[serde(
+        rename = "serviceTemplateVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_template_version: Option<ServiceTemplateVersion>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteTemplateSyncConfigInput {
     #[serde(rename = "templateName")]
     pub template_name: String,
@@ -175,6 +343,190 @@ pub struct DeleteTemplateSyncConfigOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_sync_config: Option<TemplateSyncConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentTemplate {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "displayName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<String>,
+    #[serde(
+        rename = "encryptionKey",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub encryption_key: Option<String>,
+    #[serde(rename = "lastModifiedAt")]
+    pub last_modified_at: Timestamp,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "provisioning",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioning: Option<Provisioning>,
+    #[serde(
+        rename = "recommendedVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recommended_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentTemplateSummary {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "displayName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<String>,
+    #[serde(rename = "lastModifiedAt")]
+    pub last_modified_at: Timestamp,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "provisioning",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioning: Option<Provisioning>,
+    #[serde(
+        rename = "recommendedVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recommended_version: Option<String>,
+}
+
+pub type EnvironmentTemplateSummaryList = Vec<EnvironmentTemplateSummary>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentTemplateVersion {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(rename = "lastModifiedAt")]
+    pub last_modified_at: Timestamp,
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "minorVersion")]
+    pub minor_version: String,
+    #[serde(
+        rename = "recommendedMinorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recommended_minor_version: Option<String>,
+    #[serde(rename = "schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    #[serde(rename = "status")]
+    pub status: TemplateVersionStatus,
+    #[serde(
+        rename = "statusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_message: Option<String>,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentTemplateVersionSummary {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(rename = "lastModifiedAt")]
+    pub last_modified_at: Timestamp,
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "minorVersion")]
+    pub minor_version: String,
+    #[serde(
+        rename = "recommendedMinorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recommended_minor_version: Option<String>,
+    #[serde(rename = "status")]
+    pub status: TemplateVersionStatus,
+    #[serde(
+        rename = "statusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_message: Option<String>,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+pub type EnvironmentTemplateVersionSummaryList = Vec<EnvironmentTemplateVersionSummary>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetEnvironmentTemplateInput {
+    #[serde(rename = "name")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetEnvironmentTemplateOutput {
+    #[serde(rename = "environmentTemplate")]
+    pub environment_template: EnvironmentTemplate,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetEnvironmentTemplateVersionInput {
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "minorVersion")]
+    pub minor_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetEnvironmentTemplateVersionOutput {
+    #[serde(rename = "environmentTemplateVersion")]
+    pub environment_template_version: EnvironmentTemplateVersion,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -282,6 +634,34 @@ pub struct GetServiceSyncConfigOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetServiceTemplateInput {
+    #[serde(rename = "name")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetServiceTemplateOutput {
+    #[serde(rename = "serviceTemplate")]
+    pub service_template: ServiceTemplate,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetServiceTemplateVersionInput {
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "minorVersion")]
+    pub minor_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetServiceTemplateVersionOutput {
+    #[serde(rename = "serviceTemplateVersion")]
+    pub service_template_version: ServiceTemplateVersion,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetTemplateSyncConfigInput {
     #[serde(rename = "templateName")]
     pub template_name: String,
@@ -334,6 +714,54 @@ pub struct GetTemplateSyncStatusOutput {
 pub type LatestSyncBlockers = Vec<SyncBlocker>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListEnvironmentTemplateVersionsInput {
+    #[serde(
+        rename = "majorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub major_version: Option<String>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<MaxPageResults>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListEnvironmentTemplateVersionsOutput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "templateVersions")]
+    pub template_versions: EnvironmentTemplateVersionSummaryList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListEnvironmentTemplatesInput {
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<MaxPageResults>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListEnvironmentTemplatesOutput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "templates")]
+    pub templates: EnvironmentTemplateSummaryList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListRepositoriesInput {
     #[serde(
         rename = "maxResults",
@@ -374,6 +802,54 @@ pub struct ListRepositorySyncDefinitionsOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceTemplateVersionsInput {
+    #[serde(
+        rename = "majorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub major_version: Option<String>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<MaxPageResults>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceTemplateVersionsOutput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "templateVersions")]
+    pub template_versions: ServiceTemplateVersionSummaryList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceTemplatesInput {
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<MaxPageResults>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceTemplatesOutput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "templates")]
+    pub templates: ServiceTemplateSummaryList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListTagsForResourceInput {
     #[serde(
         rename = "maxResults",
@@ -396,6 +872,25 @@ pub struct ListTagsForResourceOutput {
 }
 
 pub type MaxPageResults = i32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Provisioning {
+    #[default]
+    #[serde(rename = "CUSTOMER_MANAGED")]
+    CustomerManaged,
+}
+
+impl Provisioning {
+    pub const ALL: &'static [Provisioning] = &[Provisioning::CustomerManaged];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provisioning::CustomerManaged => "CUSTOMER_MANAGED",
+        }
+    }
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == value)
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Repository {
@@ -651,6 +1146,193 @@ pub struct ServiceSyncConfig {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceTemplate {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "displayName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<String>,
+    #[serde(
+        rename = "encryptionKey",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub encryption_key: Option<String>,
+    #[serde(rename = "lastModifiedAt")]
+    pub last_modified_at: Timestamp,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "pipelineProvisioning",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pipeline_provisioning: Option<Provisioning>,
+    #[serde(
+        rename = "recommendedVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recommended_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceTemplateSummary {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "displayName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<String>,
+    #[serde(rename = "lastModifiedAt")]
+    pub last_modified_at: Timestamp,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "pipelineProvisioning",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pipeline_provisioning: Option<Provisioning>,
+    #[serde(
+        rename = "recommendedVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recommended_version: Option<String>,
+}
+
+pub type ServiceTemplateSummaryList = Vec<ServiceTemplateSummary>;
+
+pub type ServiceTemplateSupportedComponentSourceInputList =
+    Vec<ServiceTemplateSupportedComponentSourceType>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ServiceTemplateSupportedComponentSourceType {
+    #[default]
+    #[serde(rename = "DIRECTLY_DEFINED")]
+    DirectlyDefined,
+}
+
+impl ServiceTemplateSupportedComponentSourceType {
+    pub const ALL: &'static [ServiceTemplateSupportedComponentSourceType] =
+        &[ServiceTemplateSupportedComponentSourceType::DirectlyDefined];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceTemplateSupportedComponentSourceType::DirectlyDefined => "DIRECTLY_DEFINED",
+        }
+    }
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == value)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceTemplateVersion {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "compatibleEnvironmentTemplates")]
+    pub compatible_environment_templates: CompatibleEnvironmentTemplateList,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(rename = "lastModifiedAt")]
+    pub last_modified_at: Timestamp,
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "minorVersion")]
+    pub minor_version: String,
+    #[serde(
+        rename = "recommendedMinorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recommended_minor_version: Option<String>,
+    #[serde(rename = "schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    #[serde(rename = "status")]
+    pub status: TemplateVersionStatus,
+    #[serde(
+        rename = "statusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_message: Option<String>,
+    #[serde(
+        rename = "supportedComponentSources",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub supported_component_sources: Option<ServiceTemplateSupportedComponentSourceInputList>,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceTemplateVersionSummary {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(rename = "lastModifiedAt")]
+    pub last_modified_at: Timestamp,
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "minorVersion")]
+    pub minor_version: String,
+    #[serde(
+        rename = "recommendedMinorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recommended_minor_version: Option<String>,
+    #[serde(rename = "status")]
+    pub status: TemplateVersionStatus,
+    #[serde(
+        rename = "statusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_message: Option<String>,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+pub type ServiceTemplateVersionSummaryList = Vec<ServiceTemplateVersionSummary>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncBlocker {
     #[serde(rename = "contexts", default, skip_serializing_if = "Option::is_none")]
     pub contexts: Option<SyncBlockerContexts>,
@@ -775,6 +1457,39 @@ impl TemplateType {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum TemplateVersionStatus {
+    #[default]
+    #[serde(rename = "REGISTRATION_IN_PROGRESS")]
+    RegistrationInProgress,
+    #[serde(rename = "REGISTRATION_FAILED")]
+    RegistrationFailed,
+    #[serde(rename = "DRAFT")]
+    Draft,
+    #[serde(rename = "PUBLISHED")]
+    Published,
+}
+
+impl TemplateVersionStatus {
+    pub const ALL: &'static [TemplateVersionStatus] = &[
+        TemplateVersionStatus::RegistrationInProgress,
+        TemplateVersionStatus::RegistrationFailed,
+        TemplateVersionStatus::Draft,
+        TemplateVersionStatus::Published,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateVersionStatus::RegistrationInProgress => "REGISTRATION_IN_PROGRESS",
+            TemplateVersionStatus::RegistrationFailed => "REGISTRATION_FAILED",
+            TemplateVersionStatus::Draft => "DRAFT",
+            TemplateVersionStatus::Published => "PUBLISHED",
+        }
+    }
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == value)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UntagResourceInput {
     #[serde(rename = "resourceArn")]
@@ -785,6 +1500,54 @@ pub struct UntagResourceInput {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UntagResourceOutput {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateEnvironmentTemplateInput {
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "displayName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateEnvironmentTemplateOutput {
+    #[serde(rename = "environmentTemplate")]
+    pub environment_template: EnvironmentTemplate,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateEnvironmentTemplateVersionInput {
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "minorVersion")]
+    pub minor_version: String,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TemplateVersionStatus>,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateEnvironmentTemplateVersionOutput {
+    #[serde(rename = "environmentTemplateVersion")]
+    pub environment_template_version: EnvironmentTemplateVersion,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateServiceSyncBlockerInput {
@@ -830,6 +1593,66 @@ pub struct UpdateServiceSyncConfigOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub service_sync_config: Option<ServiceSyncConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServiceTemplateInput {
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "displayName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServiceTemplateOutput {
+    #[serde(rename = "serviceTemplate")]
+    pub service_template: ServiceTemplate,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServiceTemplateVersionInput {
+    #[serde(
+        rename = "compatibleEnvironmentTemplates",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compatible_environment_templates: Option<CompatibleEnvironmentTemplateInputList>,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "minorVersion")]
+    pub minor_version: String,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TemplateVersionStatus>,
+    #[serde(
+        rename = "supportedComponentSources",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub supported_component_sources: Option<ServiceTemplateSupportedComponentSourceInputList>,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServiceTemplateVersionOutput {
+    #[serde(rename = "serviceTemplateVersion")]
+    pub service_template_version: ServiceTemplateVersion,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
