@@ -19,6 +19,7 @@ pub mod server;
 pub mod service;
 pub mod shapes;
 pub mod sigv4;
+mod templates;
 
 use axum::Router;
 use gitsync_store::Store;
