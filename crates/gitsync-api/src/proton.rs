@@ -18,6 +18,9 @@ pub(crate) async fn call(
     operation: &str,
     input: Value,
 ) -> Result<Value, ApiError> {
+    if let Some((template_type, op)) = crate::templates::operation(operation) {
+        return crate::templates::call(api, tenant, template_type, op, &input).await;
+    }
     let ops = Ops { api, tenant };
     match operation {
         "CreateRepository" => run(input, |i| ops.create_repository(i)).await,
@@ -47,14 +50,6 @@ pub(crate) async fn call(
         "TagResource" => run(input, |i| ops.tag_resource(i)).await,
         "UntagResource" => run(input, |i| ops.untag_resource(i)).await,
         "ListTagsForResource" => run(input, |i| ops.list_tags_for_resource(i)).await,
-        other if crate::templates::operation(other).is_some() => {
-            match crate::templates::operation(other) {
-                Some((template_type, op)) => {
-                    crate::templates::call(api, tenant, template_type, op, &input).await
-                }
-                None => Err(ApiError::unknown_operation(other.to_string())),
-            }
-        }
         other => Err(ApiError::invalid(
             Service::Proton,
             format!(
