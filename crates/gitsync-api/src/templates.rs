@@ -284,10 +284,12 @@ pub(crate) async fn call(
             let v = store
                 .update_template_version(
                     tenant,
-                    template_type,
-                    required(input, "templateName")?,
-                    part(input, "majorVersion")?,
-                    part(input, "minorVersion")?,
+                    &gitsync_store::VersionRef {
+                        template_type,
+                        name: required(input, "templateName")?.to_string(),
+                        major: part(input, "majorVersion")?,
+                        minor: part(input, "minorVersion")?,
+                    },
                     s(input, "description"),
                     status,
                 )

@@ -31,7 +31,7 @@ pub use keys::{AccessKey, AccessKeySummary};
 pub use secrets::{MasterKey, Sealer};
 pub use status::{NewResourceAttempt, RepositoryKey};
 pub use tags::TaggedResource;
-pub use templates::{NewTemplateVersion, TemplateSpec};
+pub use templates::{NewTemplateVersion, TemplateSpec, VersionRef};
 
 use gitsync_model::Limits;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

@@ -24,6 +24,15 @@ pub struct TemplateSpec {
     pub provisioning: Option<String>,
 }
 
+/// Names one `major.minor` version of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRef {
+    pub template_type: TemplateType,
+    pub name: String,
+    pub major: i64,
+    pub minor: i64,
+}
+
 /// A version to register from a bundle (by template sync).
 #[derive(Debug, Clone, Default)]
 pub struct NewTemplateVersion {
@@ -433,13 +442,16 @@ impl Store {
     pub async fn update_template_version(
         &self,
         tenant: &Tenant,
-        template_type: TemplateType,
-        name: &str,
-        major: i64,
-        minor: i64,
+        version: &VersionRef,
         description: Option<&str>,
         status: Option<TemplateVersionStatus>,
     ) -> Result<TemplateVersion> {
+        let (template_type, name, major, minor) = (
+            version.template_type,
+            version.name.as_str(),
+            version.major,
+            version.minor,
+        );
         let mut tx = self.write_tx().await?;
         let mut v = self
             .version_in(&mut *tx, tenant, template_type, name, major, minor)
