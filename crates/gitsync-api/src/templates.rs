@@ -361,7 +361,7 @@ fn redeem(
     match s(input, "nextToken") {
         None => Ok(None),
         Some(t) => api.pages.redeem(tenant, listing, t).map(Some).ok_or_else(|| {
-            ApiError::invalid(Service::Proton, format!("nextToken: the token is not one this server issued for this listing to this account"))
+            ApiError::invalid(Service::Proton, "nextToken: the token is not one this server issued for this listing to this account")
         }),
     }
 }
