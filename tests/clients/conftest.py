@@ -35,6 +35,7 @@ def _binary(env_name, relative):
 
 GITSYNC = _binary("GITSYNC_BIN", "gitsync")
 SEED = _binary("GITSYNC_SEED_BIN", os.path.join("examples", "seed_sync_history"))
+REGISTER = os.path.join(os.path.dirname(SEED), "register_template_version")
 
 
 def free_port():
@@ -182,6 +183,13 @@ class Tenant:
             args.append(link_id)
         out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=True).stdout
         return json.loads(out)
+
+
+def register_version(tenant, template_type, name, major):
+    """Registers the next minor of `major` through the store (see register_template_version.rs)."""
+    args = [REGISTER, tenant.server.database_url, os.path.join(tenant.server.data_dir, "master.key"),
+            tenant.account_id, tenant.region, template_type, name, str(major)]
+    return json.loads(subprocess.run(args, capture_output=True, text=True, timeout=60, check=True).stdout)
 
 
 def new_account_id():

@@ -37,6 +37,11 @@ impl TaggedResource {
         {
             return Some(TaggedResource::ProtonRepository(arn.to_string()));
         }
+        let template = parsed.resource.starts_with("environment-template/")
+            || parsed.resource.starts_with("service-template/");
+        if parsed.service == "proton" && parsed.belongs_to(tenant) && template {
+            return Some(TaggedResource::ProtonTemplate(arn.to_string()));
+        }
         None
     }
 }
