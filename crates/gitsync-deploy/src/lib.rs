@@ -6,6 +6,7 @@
 //! [`ValidateOnly`], which says plainly that nothing was deployed.
 
 pub mod cfn;
+pub mod proton;
 
 use std::future::Future;
 use std::pin::Pin;

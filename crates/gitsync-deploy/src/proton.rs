@@ -1,0 +1,312 @@
+//! Proton template bundles: what a `v<major>/` directory must hold to register as a version.
+//!
+//! Environment templates: `schema/schema.yaml` and `infrastructure/manifest.yaml` plus the files
+//! the manifest names. Service templates: `schema/schema.yaml`, `instance_infrastructure/manifest.yaml`
+//! (+ the files it names), optionally `pipeline_infrastructure/`, and `.template-registration.yaml`
+//! with `compatible_environments`. Every problem names the file and the rule.
+
+use serde_norway::Value;
+use std::collections::BTreeMap;
+
+pub const MAX_BUNDLE_BYTES: usize = 5 * 1024 * 1024;
+pub const MAX_MANIFEST_OR_SCHEMA_BYTES: usize = 50 * 1024;
+pub const MAX_OTHER_FILE_BYTES: usize = 200 * 1024;
+pub const MAX_TEMPLATE_FILES: usize = 10;
+
+/// Environment or service template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Environment,
+    Service,
+}
+
+/// What a checked bundle registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    pub schema: String,
+    pub compatible_environments: Vec<(String, String)>,
+    pub supported_component_sources: Vec<String>,
+}
+
+fn yaml(path: &str, bytes: &[u8], problems: &mut Vec<String>) -> Option<Value> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        problems.push(format!("{path}: is not UTF-8 text"));
+        return None;
+    };
+    match serde_norway::from_str::<Value>(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.push(format!("{path}: is not valid YAML: {e}"));
+            None
+        }
+    }
+}
+
+/// The files a manifest names under `infrastructure.templates[].file` (`*` means every file).
+fn manifest_files(path: &str, doc: &Value, problems: &mut Vec<String>) -> Vec<String> {
+    let templates = doc
+        .get("infrastructure")
+        .and_then(|i| i.get("templates"))
+        .and_then(Value::as_sequence);
+    let Some(templates) = templates else {
+        problems.push(format!("{path}: must list infrastructure.templates"));
+        return Vec::new();
+    };
+    templates
+        .iter()
+        .filter_map(|t| t.get("file").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// Checks a bundle (paths relative to `v<major>/`).
+pub fn check_bundle(
+    family: Family,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<Bundle, Vec<String>> {
+    let mut problems = Vec::new();
+    let total: usize = files.values().map(Vec::len).sum();
+    if total > MAX_BUNDLE_BYTES {
+        problems.push(format!(
+            "the bundle is {total} bytes; at most {MAX_BUNDLE_BYTES} are allowed"
+        ));
+    }
+    let infrastructure = match family {
+        Family::Environment => "infrastructure",
+        Family::Service => "instance_infrastructure",
+    };
+    let input_type = match family {
+        Family::Environment => "environment_input_type",
+        Family::Service => "service_input_type",
+    };
+    let mut template_files = 0;
+    for (path, bytes) in files {
+        let is_meta = path.ends_with("manifest.yaml") || path == "schema/schema.yaml";
+        let limit = if is_meta {
+            MAX_MANIFEST_OR_SCHEMA_BYTES
+        } else {
+            MAX_OTHER_FILE_BYTES
+        };
+        if bytes.len() > limit {
+            problems.push(format!(
+                "{path}: {} bytes; at most {limit} are allowed",
+                bytes.len()
+            ));
+        }
+        if !is_meta
+            && (path.starts_with(&format!("{infrastructure}/"))
+                || path.starts_with("pipeline_infrastructure/"))
+        {
+            template_files += 1;
+        }
+    }
+    if template_files > MAX_TEMPLATE_FILES {
+        problems.push(format!(
+            "{template_files} template files; at most {MAX_TEMPLATE_FILES} are allowed"
+        ));
+    }
+    let schema_text = match files.get("schema/schema.yaml") {
+        None => {
+            problems.push("schema/schema.yaml: missing; every bundle needs a schema".into());
+            None
+        }
+        Some(bytes) => {
+            if let Some(doc) = yaml("schema/schema.yaml", bytes, &mut problems) {
+                let schema = doc.get("schema");
+                let named = schema
+                    .and_then(|s| s.get(input_type))
+                    .and_then(Value::as_str);
+                match named {
+                    None => {
+                        problems.push(format!("schema/schema.yaml: must name schema.{input_type}"))
+                    }
+                    Some(name) => {
+                        let ty = schema
+                            .and_then(|s| s.get("types"))
+                            .and_then(|t| t.get(name));
+                        if ty.and_then(|t| t.get("type")).and_then(Value::as_str) != Some("object")
+                        {
+                            problems.push(format!("schema/schema.yaml: schema.types.{name} must be an object schema (type: object)"));
+                        }
+                    }
+                }
+            }
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        }
+    };
+    for dir in [infrastructure, "pipeline_infrastructure"] {
+        let manifest = format!("{dir}/manifest.yaml");
+        match files.get(&manifest) {
+            None if dir == infrastructure => problems.push(format!("{manifest}: missing")),
+            None => {}
+            Some(bytes) => {
+                if let Some(doc) = yaml(&manifest, bytes, &mut problems) {
+                    for file in manifest_files(&manifest, &doc, &mut problems) {
+                        if file != "*" && !files.contains_key(&format!("{dir}/{file}")) {
+                            problems
+                                .push(format!("{manifest}: names {file}, which is not in {dir}/"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (path, bytes) in files {
+        if (path.ends_with(".yaml") || path.ends_with(".yml"))
+            && !path.ends_with("manifest.yaml")
+            && path != "schema/schema.yaml"
+        {
+            yaml(path, bytes, &mut problems);
+        }
+    }
+    let mut compatible_environments = Vec::new();
+    let mut supported_component_sources = Vec::new();
+    if family == Family::Service {
+        match files.get(".template-registration.yaml") {
+            None => problems.push(".template-registration.yaml: missing; service templates must list compatible_environments".into()),
+            Some(bytes) => {
+                if let Some(doc) = yaml(".template-registration.yaml", bytes, &mut problems) {
+                    match doc.get("compatible_environments").and_then(Value::as_sequence) {
+                        Some(list) if !list.is_empty() => {
+                            for item in list {
+                                match item.as_str().and_then(|s| s.split_once(':')) {
+                                    Some((name, major)) if !name.is_empty() && major.parse::<u64>().is_ok() => {
+                                        compatible_environments.push((name.to_string(), major.to_string()))
+                                    }
+                                    _ => problems.push(format!(
+                                        ".template-registration.yaml: compatible_environments entry {item:?} must be <environment template>:<major>"
+                                    )),
+                                }
+                            }
+                        }
+                        _ => problems.push(".template-registration.yaml: compatible_environments must list at least one <template>:<major>".into()),
+                    }
+                    if let Some(list) = doc.get("supported_component_sources").and_then(Value::as_sequence) {
+                        for item in list {
+                            match item.as_str() {
+                                Some("DIRECTLY_DEFINED") => supported_component_sources.push("DIRECTLY_DEFINED".to_string()),
+                                other => problems.push(format!(
+                                    ".template-registration.yaml: supported_component_sources may only hold DIRECTLY_DEFINED, not {other:?}"
+                                )),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    match (problems.is_empty(), schema_text) {
+        (true, Some(schema)) => Ok(Bundle {
+            schema,
+            compatible_environments,
+            supported_component_sources,
+        }),
+        _ => Err(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_bundle() -> BTreeMap<String, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        files.insert(
+            "schema/schema.yaml".into(),
+            b"schema:\n  format:\n    openapi: \"3.0.0\"\n  environment_input_type: \"Input\"\n  types:\n    Input:\n      type: object\n".to_vec(),
+        );
+        files.insert("infrastructure/manifest.yaml".into(), b"infrastructure:\n  templates:\n    - file: cloudformation.yaml\n      rendering_engine: jinja\n      template_language: cloudformation\n".to_vec());
+        files.insert(
+            "infrastructure/cloudformation.yaml".into(),
+            b"Resources: {}\n".to_vec(),
+        );
+        files
+    }
+
+    #[test]
+    fn a_complete_environment_bundle_checks() {
+        let bundle = check_bundle(Family::Environment, &env_bundle()).unwrap();
+        assert!(bundle.schema.contains("environment_input_type"));
+        assert!(bundle.compatible_environments.is_empty());
+    }
+
+    #[test]
+    fn problems_name_the_file_and_rule() {
+        let mut files = env_bundle();
+        files.remove("infrastructure/cloudformation.yaml");
+        files.insert(
+            "schema/schema.yaml".into(),
+            b"schema:\n  types: {}\n".to_vec(),
+        );
+        let problems = check_bundle(Family::Environment, &files).unwrap_err();
+        assert!(
+            problems.contains(
+                &"schema/schema.yaml: must name schema.environment_input_type".to_string()
+            ),
+            "{problems:?}"
+        );
+        assert!(problems.contains(&"infrastructure/manifest.yaml: names cloudformation.yaml, which is not in infrastructure/".to_string()), "{problems:?}");
+        let problems = check_bundle(Family::Environment, &BTreeMap::new()).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("schema/schema.yaml: missing"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("infrastructure/manifest.yaml: missing"))
+        );
+    }
+
+    #[test]
+    fn service_bundles_need_their_registration() {
+        let mut files = BTreeMap::new();
+        files.insert(
+            "schema/schema.yaml".into(),
+            b"schema:\n  service_input_type: \"S\"\n  types:\n    S:\n      type: object\n"
+                .to_vec(),
+        );
+        files.insert(
+            "instance_infrastructure/manifest.yaml".into(),
+            b"infrastructure:\n  templates:\n    - file: \"*\"\n".to_vec(),
+        );
+        let problems = check_bundle(Family::Service, &files).unwrap_err();
+        assert!(
+            problems[0].starts_with(".template-registration.yaml: missing"),
+            "{problems:?}"
+        );
+        files.insert(".template-registration.yaml".into(), b"compatible_environments:\n  - vpc:1\n  - net:2\nsupported_component_sources:\n  - DIRECTLY_DEFINED\n".to_vec());
+        let bundle = check_bundle(Family::Service, &files).unwrap();
+        assert_eq!(
+            bundle.compatible_environments,
+            vec![("vpc".into(), "1".into()), ("net".into(), "2".into())]
+        );
+        assert_eq!(
+            bundle.supported_component_sources,
+            vec!["DIRECTLY_DEFINED".to_string()]
+        );
+        files.insert(
+            ".template-registration.yaml".into(),
+            b"compatible_environments:\n  - vpc\n".to_vec(),
+        );
+        assert!(
+            check_bundle(Family::Service, &files).unwrap_err()[0]
+                .contains("must be <environment template>:<major>")
+        );
+    }
+
+    #[test]
+    fn sizes_are_limited() {
+        let mut files = env_bundle();
+        files.insert(
+            "infrastructure/big.json".into(),
+            vec![b'x'; MAX_OTHER_FILE_BYTES + 1],
+        );
+        assert!(
+            check_bundle(Family::Environment, &files)
+                .unwrap_err()
+                .iter()
+                .any(|p| p.starts_with("infrastructure/big.json:"))
+        );
+    }
+}
