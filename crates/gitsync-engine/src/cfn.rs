@@ -16,8 +16,14 @@ const RETRY_MAX: Duration = Duration::from_secs(600);
 /// Consecutive failed attempts after which a stack is blocked until a person looks.
 const FAILURES_BEFORE_BLOCKER: i64 = 3;
 
+/// What a resource sync applies.
+enum Work {
+    Stack(gitsync_model::SyncConfiguration),
+    Template(crate::template::TemplateMajor),
+}
+
 /// How a sync of the source ended before or after deployment.
-enum Ending {
+pub(crate) enum Ending {
     Succeeded(Vec<SyncEvent>),
     /// Fails the same way until the source changes.
     Failed(Vec<SyncEvent>, String),
@@ -34,32 +40,50 @@ impl Engine {
     }
 
     async fn resource_sync_in_span(&self, claim: ClaimedTarget) {
-        if claim.sync_type != SyncType::CfnStackSync {
-            // Proton targets are synced by their own engines (to come); leave them settled.
-            let _ = self.store.retire_target(&claim).await;
-            return;
-        }
-        match self
-            .store
-            .get_sync_configuration(&claim.tenant, &claim.target_key)
-            .await
-        {
-            Ok(config) => self.stack_sync(claim, config).await,
-            Err(StoreError::NotFound(_)) => {
-                // The configuration was deleted: nothing to sync any more (history is kept).
+        let work = match claim.sync_type {
+            SyncType::CfnStackSync => match self
+                .store
+                .get_sync_configuration(&claim.tenant, &claim.target_key)
+                .await
+            {
+                Ok(config) => Work::Stack(config),
+                Err(StoreError::NotFound(_)) => {
+                    // The configuration was deleted: nothing to sync any more (history is kept).
+                    let _ = self.store.retire_target(&claim).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the sync configuration");
+                    let _ = self.store.release_target(&claim).await;
+                    return;
+                }
+            },
+            SyncType::TemplateSync => {
+                match crate::template::TemplateMajor::from_key(&claim.target_key) {
+                    Some(major) => Work::Template(major),
+                    None => {
+                        let _ = self.store.retire_target(&claim).await;
+                        return;
+                    }
+                }
+            }
+            SyncType::ServiceSync => {
+                // Service sync comes with its own issue; leave such targets settled.
                 let _ = self.store.retire_target(&claim).await;
+                return;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the sync configuration");
-                let _ = self.store.release_target(&claim).await;
-            }
-        }
+        };
+        self.stack_sync(claim, work).await
     }
 
-    async fn stack_sync(&self, claim: ClaimedTarget, config: gitsync_model::SyncConfiguration) {
+    /// One attempt: record it, keep the lease, do the work, record how it ended.
+    async fn stack_sync(&self, claim: ClaimedTarget, work: Work) {
         let sha = claim.desired.sha.clone();
-        let target = SyncTarget::CfnStack {
-            stack_name: claim.target_key.clone(),
+        let target = match &work {
+            Work::Stack(_) => SyncTarget::CfnStack {
+                stack_name: claim.target_key.clone(),
+            },
+            Work::Template(t) => t.target(),
         };
         let mut first = Vec::new();
         if claim.abandoned_attempt_id.is_some() {
@@ -120,7 +144,10 @@ impl Engine {
         if let Some(delay) = self.settings.attempt_delay {
             tokio::time::sleep(delay).await;
         }
-        let ending = self.sync_stack_source(&claim, &config).await;
+        let ending = match &work {
+            Work::Stack(config) => self.sync_stack_source(&claim, config).await,
+            Work::Template(major) => self.sync_template_source(&claim, major).await,
+        };
         heartbeat.abort();
         let (mut events, succeeded, retry_at, error) = match ending {
             Ending::Succeeded(events) => (events, true, None, None),
@@ -136,7 +163,11 @@ impl Engine {
             }
         };
         let failures = if succeeded { 0 } else { claim.failures + 1 };
-        if failures >= FAILURES_BEFORE_BLOCKER && retry_at.is_none() {
+        // Template versions get no blockers (as in AWS): failures are attempt failures.
+        if failures >= FAILURES_BEFORE_BLOCKER
+            && retry_at.is_none()
+            && matches!(work, Work::Stack(_))
+        {
             let reason = format!(
                 "{failures} consecutive sync attempts of stack {} failed",
                 claim.display_name

@@ -16,6 +16,7 @@
 mod backoff;
 mod cfn;
 mod repository;
+mod template;
 pub mod webhook;
 
 use gitsync_deploy::StackDeployer;

@@ -203,15 +203,14 @@ impl Engine {
 
     async fn repository_sync(&self, claim: &ClaimedBranch) -> Result<BranchCheckResult, String> {
         let key = &claim.key;
-        let link_id = key
-            .repository_key
-            .strip_prefix("link:")
-            .ok_or_else(|| format!("{} repositories are not synced yet", key.repository_key))?;
-        let source = self
-            .store
-            .link_source(&key.tenant, link_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let repository = RepositoryKey::parse(&key.repository_key);
+        let source = match &repository {
+            RepositoryKey::Link(link_id) => self.store.link_source(&key.tenant, link_id).await,
+            RepositoryKey::Proton { provider, name } => {
+                self.store.proton_source(&key.tenant, *provider, name).await
+            }
+        }
+        .map_err(|e| e.to_string())?;
         let remote = remote_for(&source)?;
         let branch = key.branch.clone();
         let heads = remote
@@ -251,7 +250,6 @@ impl Engine {
                 next_check_at: self.next_check().await,
             });
         }
-        let repository = RepositoryKey::parse(&key.repository_key);
         let attempt = match queued {
             Some(id) => id,
             None => self
@@ -305,19 +303,41 @@ impl Engine {
                 }
             }
         };
-        let configs = self
-            .store
-            .sync_configurations_on(&key.tenant, link_id, &branch)
-            .await
-            .map_err(|e| e.to_string())?;
         record(
             RepositorySyncStatus::InProgress,
             event("CONFIG_UPDATED", "Updated configuration", None),
         )
         .await;
-        let advances = self
-            .relevant_targets(&key.tenant, &source, &mirror, &branch, &head, &configs)
-            .await?;
+        let (advances, targets) = match &repository {
+            RepositoryKey::Link(link_id) => {
+                let configs = self
+                    .store
+                    .sync_configurations_on(&key.tenant, link_id, &branch)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let advances = self
+                    .relevant_targets(&key.tenant, &source, &mirror, &branch, &head, &configs)
+                    .await?;
+                (advances, configs.len())
+            }
+            RepositoryKey::Proton { provider, name } => {
+                let configs = self
+                    .store
+                    .template_sync_configs_on(&key.tenant, *provider, name, &branch)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.relevant_template_majors(
+                    &key.tenant,
+                    *provider,
+                    &source,
+                    &mirror,
+                    &branch,
+                    &head,
+                    &configs,
+                )
+                .await?
+            }
+        };
         let affected = advances.len();
         self.store
             .advance_targets(&key.tenant, &repository, &branch, &advances)
@@ -345,7 +365,7 @@ impl Engine {
             )
             .await;
         }
-        tracing::info!(commit = %head, targets = configs.len(), affected, "repository sync finished");
+        tracing::info!(commit = %head, targets, affected, "repository sync finished");
         Ok(BranchCheckResult {
             remote_sha: Some(head.clone()),
             synced_sha: Some(head),

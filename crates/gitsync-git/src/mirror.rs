@@ -163,6 +163,43 @@ impl Snapshot {
         }
     }
 
+    /// Every file under the directory at `path`, by path relative to it; `None` when it is not a
+    /// directory. Stops with an error past `max_files` files, so a huge tree cannot exhaust memory.
+    pub fn files_under(
+        &self,
+        path: &str,
+        max_files: usize,
+    ) -> Result<Option<BTreeMap<String, Vec<u8>>>> {
+        let Some(root) = self.list_dir(path)? else {
+            return Ok(None);
+        };
+        let mut out = BTreeMap::new();
+        let mut pending: Vec<(String, Vec<DirEntry>)> = vec![(String::new(), root)];
+        while let Some((prefix, entries)) = pending.pop() {
+            for entry in entries {
+                let relative = if prefix.is_empty() {
+                    entry.name.clone()
+                } else {
+                    format!("{prefix}/{}", entry.name)
+                };
+                let full = format!("{}/{relative}", clean(path).trim_end_matches('/'));
+                if entry.is_dir {
+                    if let Some(children) = self.list_dir(&full)? {
+                        pending.push((relative, children));
+                    }
+                } else if let Some(bytes) = self.read_file(&full)? {
+                    if out.len() >= max_files {
+                        return Err(GitError::Local(format!(
+                            "{path} holds more than {max_files} files"
+                        )));
+                    }
+                    out.insert(relative, bytes);
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// The entries of the directory at `path` ("" for the root), `None` when it is not one.
     pub fn list_dir(&self, path: &str) -> Result<Option<Vec<DirEntry>>> {
         let tree = if clean(path).is_empty() {

@@ -770,7 +770,7 @@ impl Store {
             }
             other => other?,
         };
-        reevaluate_branch(&mut tx, tenant, &link.id, &spec.branch).await?;
+        reevaluate_branch(&mut tx, tenant, &format!("link:{}", link.id), &spec.branch).await?;
         tx.commit().await?;
         Ok(SyncConfiguration {
             resource_name: spec.resource_name.clone(),
@@ -881,7 +881,13 @@ impl Store {
         .bind(resource_name)
         .execute(&mut *tx)
         .await?;
-        reevaluate_branch(&mut tx, tenant, &config.repository_link_id, &config.branch).await?;
+        reevaluate_branch(
+            &mut tx,
+            tenant,
+            &format!("link:{}", config.repository_link_id),
+            &config.branch,
+        )
+        .await?;
         tx.commit().await?;
         Ok(config)
     }
@@ -951,10 +957,10 @@ fn sync_config_by_link_sql() -> &'static str {
 
 /// A new or changed sync configuration must be evaluated against the branch's current head, not
 /// only against the next commit: the watched branch forgets which head it synced and becomes due.
-async fn reevaluate_branch(
+pub(crate) async fn reevaluate_branch(
     tx: &mut Transaction<'static, Any>,
     tenant: &Tenant,
-    link_id: &str,
+    repository_key: &str,
     branch: &str,
 ) -> Result<()> {
     sqlx::query(
@@ -963,7 +969,7 @@ async fn reevaluate_branch(
     )
     .bind(&tenant.account_id)
     .bind(&tenant.region)
-    .bind(format!("link:{link_id}"))
+    .bind(repository_key)
     .bind(branch)
     .execute(&mut **tx)
     .await?;

@@ -154,6 +154,23 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
+            "INSERT INTO watched_branches (account_id, region, sync_type, repository_key, branch, next_check_at, failures, lease_epoch) \
+             SELECT DISTINCT c.account_id, c.region, 'TEMPLATE_SYNC', 'proton:' || c.repository_provider || ':' || c.repository_name, c.branch, 0, 0, 0 \
+             FROM template_sync_configs c WHERE NOT EXISTS (SELECT 1 FROM watched_branches w WHERE w.account_id = c.account_id \
+               AND w.region = c.region AND w.sync_type = 'TEMPLATE_SYNC' \
+               AND w.repository_key = 'proton:' || c.repository_provider || ':' || c.repository_name AND w.branch = c.branch)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM watched_branches WHERE sync_type = 'TEMPLATE_SYNC' AND lease_owner IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM template_sync_configs c WHERE c.account_id = watched_branches.account_id AND c.region = watched_branches.region \
+              AND 'proton:' || c.repository_provider || ':' || c.repository_name = watched_branches.repository_key \
+              AND c.branch = watched_branches.branch)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
             "DELETE FROM watched_branches WHERE sync_type = 'CFN_STACK_SYNC' AND lease_owner IS NULL AND NOT EXISTS \
              (SELECT 1 FROM sync_configurations c WHERE c.account_id = watched_branches.account_id AND c.region = watched_branches.region \
               AND 'link:' || c.link_id = watched_branches.repository_key AND c.branch = watched_branches.branch)",
@@ -447,6 +464,84 @@ impl Store {
             host_endpoint: opt_text(&row, "provider_endpoint")?,
             credentials,
         })
+    }
+
+    /// Where a Proton repository lives: its connection's state, host and credentials.
+    pub async fn proton_source(
+        &self,
+        tenant: &Tenant,
+        provider: gitsync_model::ProtonProvider,
+        name: &str,
+    ) -> Result<LinkSource> {
+        let repository = self.get_proton_repository(tenant, provider, name).await?;
+        let (owner, repo) = gitsync_model::split_owner_repo(name)
+            .ok_or_else(|| StoreError::corrupt(format!("repository name {name}")))?;
+        let connection = self
+            .get_connection(tenant, &repository.connection_arn)
+            .await
+            .map_err(|_| {
+                StoreError::NotFound(format!(
+                    "Connection {} of repository {name} was deleted",
+                    repository.connection_arn
+                ))
+            })?;
+        let row = sqlx::query(
+            "SELECT c.credentials_sealed, h.provider_endpoint FROM connections c \
+             LEFT JOIN hosts h ON h.account_id = c.account_id AND h.region = c.region AND h.arn = c.host_arn \
+             WHERE c.account_id = $1 AND c.region = $2 AND c.connection_id = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(&connection.id)
+        .fetch_one(&self.pool)
+        .await?;
+        let credentials = match opt_text(&row, "credentials_sealed")? {
+            Some(sealed) => Some(self.sealer.open(&sealed)?),
+            None => None,
+        };
+        Ok(LinkSource {
+            link_id: String::new(),
+            owner_id: owner.to_string(),
+            repository_name: repo.to_string(),
+            provider_type: connection.provider_type,
+            connection_arn: connection.arn,
+            connection_status: connection.status,
+            host_endpoint: opt_text(&row, "provider_endpoint")?,
+            credentials,
+        })
+    }
+
+    /// The template sync configurations that watch one branch of a Proton repository.
+    pub async fn template_sync_configs_on(
+        &self,
+        tenant: &Tenant,
+        provider: gitsync_model::ProtonProvider,
+        name: &str,
+        branch: &str,
+    ) -> Result<Vec<gitsync_model::TemplateSyncConfig>> {
+        let rows = sqlx::query(
+            "SELECT template_name, template_type, subdirectory FROM template_sync_configs WHERE account_id = $1 AND region = $2 \
+             AND repository_provider = $3 AND repository_name = $4 AND branch = $5 ORDER BY template_name, template_type",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(provider.as_str())
+        .bind(name)
+        .bind(branch)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(gitsync_model::TemplateSyncConfig {
+                    template_name: text(r, "template_name")?,
+                    template_type: parsed(r, "template_type", gitsync_model::TemplateType::parse)?,
+                    repository_provider: provider,
+                    repository_name: name.to_string(),
+                    branch: branch.to_string(),
+                    subdirectory: opt_text(r, "subdirectory")?,
+                })
+            })
+            .collect()
     }
 
     /// The sync configurations that watch one branch of a link.

@@ -278,6 +278,12 @@ impl Store {
             }
             other => other?,
         };
+        let key = crate::status::RepositoryKey::Proton {
+            provider: config.repository_provider,
+            name: config.repository_name.clone(),
+        };
+        crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
+            .await?;
         tx.commit().await?;
         Ok(config.clone())
     }
@@ -349,6 +355,12 @@ impl Store {
         .bind(config.template_type.as_str())
         .execute(&mut *tx)
         .await?;
+        let key = crate::status::RepositoryKey::Proton {
+            provider: config.repository_provider,
+            name: config.repository_name.clone(),
+        };
+        crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
+            .await?;
         tx.commit().await?;
         Ok(config.clone())
     }
@@ -426,6 +438,12 @@ impl Store {
             }
             other => other?,
         };
+        let key = crate::status::RepositoryKey::Proton {
+            provider: config.repository_provider,
+            name: config.repository_name.clone(),
+        };
+        crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
+            .await?;
         tx.commit().await?;
         Ok(config.clone())
     }
@@ -486,6 +504,12 @@ impl Store {
         .bind(&config.service_name)
         .execute(&mut *tx)
         .await?;
+        let key = crate::status::RepositoryKey::Proton {
+            provider: config.repository_provider,
+            name: config.repository_name.clone(),
+        };
+        crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
+            .await?;
         tx.commit().await?;
         Ok(config.clone())
     }

@@ -1,0 +1,293 @@
+//! Proton template sync (`TEMPLATE_SYNC`): each `v<major>/` directory of a synced template is a
+//! target; a commit that changes one registers the next minor version of that major.
+
+use crate::cfn::Ending;
+use crate::repository::remote_for;
+use crate::{Engine, event};
+use gitsync_deploy::proton::{Family, check_bundle};
+use gitsync_git::Mirror;
+use gitsync_model::{
+    ProtonProvider, Revision, SyncTarget, TemplateSyncConfig, TemplateType, Tenant,
+};
+use gitsync_store::{
+    ClaimedTarget, LinkSource, NewTemplateVersion, RepositoryKey, StoreError, TargetAdvance,
+};
+
+/// The most files a bundle may have (the registry allows 10 template files plus schema,
+/// manifests and registration); more is refused before reading them all.
+const MAX_BUNDLE_FILES: usize = 64;
+
+/// One major version of one template: what a template sync target is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateMajor {
+    pub template_type: TemplateType,
+    pub name: String,
+    pub major: i64,
+}
+
+impl TemplateMajor {
+    pub fn target(&self) -> SyncTarget {
+        SyncTarget::TemplateVersion {
+            template_name: self.name.clone(),
+            template_type: self.template_type,
+            major: self.major.to_string(),
+        }
+    }
+
+    /// Reads back `SyncTarget::key()` of a template version: `TYPE/name/major`.
+    pub fn from_key(key: &str) -> Option<TemplateMajor> {
+        let mut parts = key.splitn(3, '/');
+        let template_type = TemplateType::parse(parts.next()?)?;
+        let name = parts.next()?.to_string();
+        let major = parts.next()?.parse().ok()?;
+        Some(TemplateMajor {
+            template_type,
+            name,
+            major,
+        })
+    }
+}
+
+/// `v<major>` directory names: `v0`, `v1`, `v12` (no leading zeros, as version parts have none).
+fn major_of(dir: &str) -> Option<i64> {
+    let digits = dir.strip_prefix('v')?;
+    let valid = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    if valid { digits.parse().ok() } else { None }
+}
+
+/// Where a template's `v<major>` directories are: `subdirectory/name`, or the first directory
+/// named like the template (breadth first, shallowest first).
+fn template_dir(
+    snapshot: &gitsync_git::Snapshot,
+    config: &TemplateSyncConfig,
+) -> Result<Option<String>, String> {
+    if let Some(sub) = &config.subdirectory {
+        let path = format!("{}/{}", sub.trim_matches('/'), config.template_name);
+        return Ok(snapshot
+            .list_dir(&path)
+            .map_err(|e| e.to_string())?
+            .map(|_| path));
+    }
+    let mut level = vec![String::new()];
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for dir in &level {
+            let Some(entries) = snapshot.list_dir(dir).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            for entry in entries.iter().filter(|e| e.is_dir) {
+                let path = if dir.is_empty() {
+                    entry.name.clone()
+                } else {
+                    format!("{dir}/{}", entry.name)
+                };
+                if entry.name == config.template_name {
+                    return Ok(Some(path));
+                }
+                next.push(path);
+            }
+        }
+        level = next;
+    }
+    Ok(None)
+}
+
+impl Engine {
+    /// The template majors a commit changed: every `v<major>/` of every synced template whose
+    /// tree id differs from the one at its desired commit (or that is new).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn relevant_template_majors(
+        &self,
+        tenant: &Tenant,
+        provider: ProtonProvider,
+        source: &LinkSource,
+        mirror: &Mirror,
+        branch: &str,
+        head: &str,
+        configs: &[TemplateSyncConfig],
+    ) -> Result<(Vec<TargetAdvance>, usize), String> {
+        let watches = self
+            .store
+            .target_watches(tenant, gitsync_model::SyncType::TemplateSync)
+            .await
+            .map_err(|e| e.to_string())?;
+        let snapshot = mirror.at(head).map_err(|e| e.to_string())?;
+        let mut advances = Vec::new();
+        let mut targets = 0;
+        for config in configs {
+            let Some(dir) = template_dir(&snapshot, config)? else {
+                continue;
+            };
+            let Some(entries) = snapshot.list_dir(&dir).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            for entry in entries.iter().filter(|e| e.is_dir) {
+                let Some(major) = major_of(&entry.name) else {
+                    continue;
+                };
+                targets += 1;
+                let target = TemplateMajor {
+                    template_type: config.template_type,
+                    name: config.template_name.clone(),
+                    major,
+                }
+                .target();
+                let ids = serde_json::json!({ "tree": entry.id }).to_string();
+                let relevant = watches
+                    .get(&target.key())
+                    .is_none_or(|w| w.watched_ids.as_deref() != Some(ids.as_str()));
+                if relevant {
+                    let directory = format!("{dir}/{}", entry.name);
+                    advances.push(TargetAdvance {
+                        target,
+                        directory: directory.clone(),
+                        revision: Revision {
+                            branch: branch.to_string(),
+                            directory,
+                            owner_id: source.owner_id.clone(),
+                            repository_name: source.repository_name.clone(),
+                            provider_type: provider.as_str().to_string(),
+                            sha: head.to_string(),
+                        },
+                        watched_ids: ids,
+                    });
+                }
+            }
+        }
+        Ok((advances, targets))
+    }
+
+    /// Reads a major's bundle at the target commit, checks it, and registers the next minor.
+    pub(crate) async fn sync_template_source(
+        &self,
+        claim: &ClaimedTarget,
+        major: &TemplateMajor,
+    ) -> Ending {
+        let sha = &claim.desired.sha;
+        let transient = |m: String| Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m);
+        let RepositoryKey::Proton { provider, name } = RepositoryKey::parse(&claim.repository_key)
+        else {
+            return Ending::Failed(vec![], "not a Proton repository".into());
+        };
+        let source = match self
+            .store
+            .proton_source(&claim.tenant, provider, &name)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => return transient(e.to_string()),
+        };
+        let remote = match remote_for(&source) {
+            Ok(r) => r,
+            Err(m) => return transient(m),
+        };
+        let mirror = match Mirror::for_url(&self.git, &remote.url) {
+            Ok(m) => m,
+            Err(e) => return transient(e.to_string()),
+        };
+        if !mirror.has_commit(sha)
+            && remote
+                .fetch(&self.git, std::slice::from_ref(&claim.branch))
+                .await
+                .is_err()
+        {
+            return transient(format!("Could not fetch commit {sha} from {}", remote.url));
+        }
+        let files = match mirror
+            .at(sha)
+            .and_then(|s| s.files_under(&claim.desired.directory, MAX_BUNDLE_FILES))
+        {
+            Ok(Some(files)) => files,
+            Ok(None) => {
+                let m = format!(
+                    "{}: no such directory at commit {sha}",
+                    claim.desired.directory
+                );
+                return Ending::Failed(vec![event("VALIDATION_FAILED", &m, None)], m);
+            }
+            Err(e) => return transient(e.to_string()),
+        };
+        let family = match major.template_type {
+            TemplateType::Environment => Family::Environment,
+            TemplateType::Service => Family::Service,
+        };
+        let bundle = match check_bundle(family, &files) {
+            Ok(b) => b,
+            Err(problems) => {
+                let error = problems.join("; ");
+                let events = problems
+                    .into_iter()
+                    .map(|p| {
+                        event(
+                            "VALIDATION_FAILED",
+                            format!("{}/{p}", claim.desired.directory),
+                            None,
+                        )
+                    })
+                    .collect();
+                return Ending::Failed(events, error);
+            }
+        };
+        let new = NewTemplateVersion {
+            major: major.major,
+            description: Some(format!("Synced from commit {sha}")),
+            schema: Some(bundle.schema),
+            compatible_environments: bundle.compatible_environments,
+            supported_component_sources: bundle.supported_component_sources,
+            source_commit: Some(sha.clone()),
+            files,
+        };
+        let kind = match major.template_type {
+            TemplateType::Environment => "Environment",
+            TemplateType::Service => "Service",
+        };
+        match self
+            .store
+            .register_template_version(&claim.tenant, major.template_type, &major.name, &new)
+            .await
+        {
+            Ok(v) => Ending::Succeeded(vec![event(
+                "VERSION_REGISTERED",
+                format!(
+                    "Registered {} template {} version {}.{} (DRAFT)",
+                    kind.to_lowercase(),
+                    major.name,
+                    v.major,
+                    v.minor
+                ),
+                Some(&v.arn),
+            )]),
+            Err(StoreError::NotFound(_)) => {
+                let m = format!(
+                    "{kind} template {} does not exist: create it with Create{kind}Template, then sync again",
+                    major.name
+                );
+                Ending::Failed(vec![event("VALIDATION_FAILED", &m, None)], m)
+            }
+            Err(e) => transient(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn major_directories_and_target_keys() {
+        assert_eq!(major_of("v1"), Some(1));
+        assert_eq!(major_of("v0"), Some(0));
+        assert_eq!(major_of("v12"), Some(12));
+        for bad in ["v", "v01", "1", "va", "version1"] {
+            assert_eq!(major_of(bad), None, "{bad}");
+        }
+        let m = TemplateMajor {
+            template_type: TemplateType::Service,
+            name: "api".into(),
+            major: 3,
+        };
+        assert_eq!(TemplateMajor::from_key(&m.target().key()), Some(m));
+    }
+}
