@@ -34,7 +34,7 @@ def deployment(queue="orders", template="infra/queue.yaml", **params):
     return "\n".join(lines) + "\n"
 
 
-def wait_for(check, timeout=30, what="condition"):
+def wait_for(check, timeout=60, what="condition"):
     deadline = time.time() + timeout
     last = None
     while time.time() < deadline:

@@ -41,7 +41,9 @@ def git_http(tmp_path):
 
 def replica(first, name, *extra):
     """A replica on `first`'s database and master key."""
-    r = Server(["--poll-interval", "1h", "--lease-ttl", "2s", "--replica-id", name,
+    # Polling every 2 s as well as webhooks, and a short git timeout: a Git request that the test
+    # server leaves hanging is retried instead of holding the branch for the whole test.
+    r = Server(["--poll-interval", "2s", "--git-timeout", "10s", "--lease-ttl", "2s", "--replica-id", name,
                 "--master-key-file", os.path.join(first.data_dir, "master.key"), *extra], database_url=first.database_url)
     return r.start()
 
