@@ -121,3 +121,19 @@ def test_a_missing_template_is_named(engine, git_http, tmp_path):
                                        repositoryProvider="GITHUB_ENTERPRISE", branch="main")
     s = settled(proton, "ghost", 1, sha, "FAILED")
     assert "create it with CreateEnvironmentTemplate" in s["latestSync"]["events"][-1]["event"]
+
+
+def test_deleting_the_last_synced_version_registers_again(engine, git_http, tmp_path):
+    repo, tenant, proton = setup(engine, git_http, tmp_path, "again")
+    first = repo.commit({**bundle("app", 1), **bundle("app", 2)})
+    proton.create_environment_template(name="app")
+    proton.create_template_sync_config(templateName="app", templateType="ENVIRONMENT", repositoryName="octo/again",
+                                       repositoryProvider="GITHUB_ENTERPRISE", branch="main")
+    settled(proton, "app", 1, first)
+    settled(proton, "app", 2, first)
+    proton.delete_environment_template_version(templateName="app", majorVersion="1", minorVersion="0")
+    second = repo.commit({"README.md": "unrelated"})
+    settled(proton, "app", 1, second)
+    assert sorted(versions(proton, "app")) == [("1", "0", "DRAFT"), ("2", "0", "DRAFT")]
+    # Major 2 still has the version it registered: nothing new there.
+    assert status(proton, "app", 2)["latestSync"]["targetRevision"]["sha"] == first

@@ -113,47 +113,72 @@ impl Engine {
             .target_watches(tenant, gitsync_model::SyncType::TemplateSync)
             .await
             .map_err(|e| e.to_string())?;
-        let snapshot = mirror.at(head).map_err(|e| e.to_string())?;
-        let mut advances = Vec::new();
-        let mut targets = 0;
-        for config in configs {
-            let Some(dir) = template_dir(&snapshot, config)? else {
-                continue;
-            };
-            let Some(entries) = snapshot.list_dir(&dir).map_err(|e| e.to_string())? else {
-                continue;
-            };
-            for entry in entries.iter().filter(|e| e.is_dir) {
-                let Some(major) = major_of(&entry.name) else {
+        // Read the tree first: gix repositories cannot be held across an await.
+        let mut found = Vec::new();
+        {
+            let snapshot = mirror.at(head).map_err(|e| e.to_string())?;
+            for config in configs {
+                let Some(dir) = template_dir(&snapshot, config)? else {
                     continue;
                 };
-                targets += 1;
-                let target = TemplateMajor {
-                    template_type: config.template_type,
-                    name: config.template_name.clone(),
-                    major,
+                let Some(entries) = snapshot.list_dir(&dir).map_err(|e| e.to_string())? else {
+                    continue;
+                };
+                for entry in entries.iter().filter(|e| e.is_dir) {
+                    if let Some(major) = major_of(&entry.name) {
+                        found.push((
+                            config,
+                            major,
+                            format!("{dir}/{}", entry.name),
+                            entry.id.clone(),
+                        ));
+                    }
                 }
-                .target();
-                let ids = serde_json::json!({ "tree": entry.id }).to_string();
-                let relevant = watches
-                    .get(&target.key())
-                    .is_none_or(|w| w.watched_ids.as_deref() != Some(ids.as_str()));
-                if relevant {
-                    let directory = format!("{dir}/{}", entry.name);
-                    advances.push(TargetAdvance {
-                        target,
-                        directory: directory.clone(),
-                        revision: Revision {
-                            branch: branch.to_string(),
-                            directory,
-                            owner_id: source.owner_id.clone(),
-                            repository_name: source.repository_name.clone(),
-                            provider_type: provider.as_str().to_string(),
-                            sha: head.to_string(),
-                        },
-                        watched_ids: ids,
-                    });
-                }
+            }
+        }
+        let targets = found.len();
+        let mut advances = Vec::new();
+        for (config, major, directory, tree) in found {
+            let target = TemplateMajor {
+                template_type: config.template_type,
+                name: config.template_name.clone(),
+                major,
+            }
+            .target();
+            let ids = serde_json::json!({ "tree": tree }).to_string();
+            let relevant = match watches.get(&target.key()) {
+                None => true,
+                Some(w) if w.watched_ids.as_deref() != Some(ids.as_str()) => true,
+                // Unchanged bundle: register again only if the version it registered was deleted.
+                Some(w) => match (&w.desired_sha, &w.applied_sha) {
+                    (Some(desired), Some(applied)) if desired == applied => !self
+                        .store
+                        .template_version_from_commit_exists(
+                            tenant,
+                            config.template_type,
+                            &config.template_name,
+                            major,
+                            desired,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    _ => false,
+                },
+            };
+            if relevant {
+                advances.push(TargetAdvance {
+                    target,
+                    directory: directory.clone(),
+                    revision: Revision {
+                        branch: branch.to_string(),
+                        directory,
+                        owner_id: source.owner_id.clone(),
+                        repository_name: source.repository_name.clone(),
+                        provider_type: provider.as_str().to_string(),
+                        sha: head.to_string(),
+                    },
+                    watched_ids: ids,
+                });
             }
         }
         Ok((advances, targets))

@@ -76,6 +76,8 @@ pub struct TargetAdvance {
 pub struct TargetWatch {
     pub desired_sha: Option<String>,
     pub watched_ids: Option<String>,
+    /// The commit of the last successful attempt.
+    pub applied_sha: Option<String>,
 }
 
 /// A target claimed for a resource sync.
@@ -572,7 +574,8 @@ impl Store {
         sync_type: SyncType,
     ) -> Result<std::collections::HashMap<String, TargetWatch>> {
         let rows = sqlx::query(
-            "SELECT target_key, desired_revision, watched_ids FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3",
+            "SELECT target_key, desired_revision, watched_ids, applied_revision FROM sync_targets \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
@@ -589,6 +592,10 @@ impl Store {
                 TargetWatch {
                     desired_sha: desired.map(|r| r.sha),
                     watched_ids: opt_text(&row, "watched_ids")?,
+                    applied_sha: opt_text(&row, "applied_revision")?
+                        .map(|j| revision_json(&j))
+                        .transpose()?
+                        .map(|r| r.sha),
                 },
             );
         }

@@ -604,6 +604,30 @@ impl Store {
             .await
     }
 
+    /// Whether some version of a major was registered from a commit (and is still there).
+    pub async fn template_version_from_commit_exists(
+        &self,
+        tenant: &Tenant,
+        template_type: TemplateType,
+        name: &str,
+        major: i64,
+        commit: &str,
+    ) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM proton_template_versions WHERE account_id = $1 AND region = $2 AND template_type = $3 \
+             AND template_name = $4 AND major = $5 AND source_commit = $6",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(template_type.as_str())
+        .bind(name)
+        .bind(major)
+        .bind(commit)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// The files a version was registered from.
     pub async fn template_version_files(
         &self,
