@@ -88,6 +88,25 @@ def test_majors_register_minors_independently(engine, git_http, tmp_path):
     time.sleep(1)
     assert len(versions(proton, "vpc")) == 3
 
+    # gitsync shows what a version was registered from.
+    out = engine.cli("template-files", "--template-type", "ENVIRONMENT", "--name", "vpc", "--version", "1.1",
+                     "--account-id", tenant.account_id).stdout
+    assert f"registered from commit {second}" in out and "infrastructure/cloudformation.yaml" in out
+    body = engine.cli("template-files", "--template-type", "ENVIRONMENT", "--name", "vpc", "--version", "1.1",
+                      "--path", "infrastructure/cloudformation.yaml", "--account-id", tenant.account_id).stdout
+    assert "AWS::SQS::Queue" in body
+    # The AWS CLI reads the template sync status too.
+    import json
+    import os
+    import subprocess
+    aws = os.environ.get("GITSYNC_AWS_CLI", "aws")
+    result = subprocess.run([aws, "proton", "get-template-sync-status", "--template-name", "vpc", "--template-type", "ENVIRONMENT",
+                             "--template-version", "1", "--endpoint-url", engine.endpoint, "--output", "json"],
+                            capture_output=True, text=True, env=tenant.env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    cli_status = json.loads(result.stdout)
+    assert cli_status["latestSync"]["targetRevision"]["sha"] == second and cli_status["latestSync"]["status"] == "SUCCEEDED"
+
     # Publishing does not disturb sync.
     proton.update_environment_template_version(templateName="vpc", majorVersion="1", minorVersion="1", status="PUBLISHED")
     assert proton.get_environment_template(name="vpc")["environmentTemplate"]["recommendedVersion"] == "1.1"

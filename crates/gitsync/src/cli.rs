@@ -45,6 +45,37 @@ pub enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Show what a Proton template version was registered from: its files and source commit.
+    TemplateFiles {
+        /// ENVIRONMENT or SERVICE.
+        #[arg(long, value_name = "TYPE")]
+        template_type: String,
+        /// The template's name.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// The version, as MAJOR.MINOR.
+        #[arg(long, value_name = "MAJOR.MINOR")]
+        version: String,
+        /// Print this file's contents instead of the list.
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
+        #[arg(
+            long,
+            env = "GITSYNC_ACCOUNT_ID",
+            default_value = "000000000000",
+            value_name = "ID"
+        )]
+        account_id: String,
+        #[arg(
+            long,
+            env = "AWS_DEFAULT_REGION",
+            default_value = "us-east-1",
+            value_name = "REGION"
+        )]
+        region: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Show a stack's sync status: desired state, latest and latest successful attempts with
     /// their events, and blockers. What to read when something goes wrong.
     Status(StatusArgs),

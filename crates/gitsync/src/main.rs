@@ -22,6 +22,25 @@ async fn main() -> ExitCode {
         cli::Command::Webhooks(cmd) => webhooks::run_command(cmd).await,
         cli::Command::Status(args) => status::run(args).await,
         cli::Command::MigrateStore { from, to, state } => migrate_store(&from, &to, &state).await,
+        cli::Command::TemplateFiles {
+            template_type,
+            name,
+            version,
+            path,
+            account_id,
+            region,
+            state,
+        } => {
+            template_files(
+                &template_type,
+                &name,
+                &version,
+                path.as_deref(),
+                &gitsync_model::Tenant::new(account_id, region),
+                &state,
+            )
+            .await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,6 +63,53 @@ async fn migrate_store(from: &str, to: &str, state: &cli::StateArgs) -> anyhow::
         "copied {} rows; start gitsync with --database-url {to} and the same master key",
         copied.iter().map(|(_, n)| n).sum::<u64>()
     );
+    Ok(())
+}
+
+/// `gitsync template-files`: what a template version was registered from.
+async fn template_files(
+    template_type: &str,
+    name: &str,
+    version: &str,
+    path: Option<&str>,
+    tenant: &gitsync_model::Tenant,
+    state: &cli::StateArgs,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let template_type = gitsync_model::TemplateType::parse(template_type)
+        .context("--template-type must be ENVIRONMENT or SERVICE")?;
+    let (major, minor) = version
+        .split_once('.')
+        .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
+        .context("--version must be MAJOR.MINOR, for example 1.0")?;
+    let state = state.open().await?;
+    let v = state
+        .store
+        .get_template_version(tenant, template_type, name, major, minor)
+        .await?;
+    let files = state
+        .store
+        .template_version_files(tenant, template_type, name, major, minor)
+        .await?;
+    match path {
+        Some(p) => {
+            let bytes = files
+                .get(p)
+                .with_context(|| format!("version {version} has no file {p}"))?;
+            print!("{}", String::from_utf8_lossy(bytes));
+        }
+        None => {
+            println!(
+                "{} template {name} version {version} ({}), registered from commit {}",
+                template_type,
+                v.status,
+                v.source_commit.as_deref().unwrap_or("?")
+            );
+            for (file, bytes) in &files {
+                println!("{:>8}  {file}", bytes.len());
+            }
+        }
+    }
     Ok(())
 }
 
