@@ -156,3 +156,35 @@ def test_deleting_the_last_synced_version_registers_again(engine, git_http, tmp_
     assert sorted(versions(proton, "app")) == [("1", "0", "DRAFT"), ("2", "0", "DRAFT")]
     # Major 2 still has the version it registered: nothing new there.
     assert status(proton, "app", 2)["latestSync"]["targetRevision"]["sha"] == first
+
+
+def service_bundle(root, major, compat="vpc:1"):
+    schema = 'schema:\n  format:\n    openapi: "3.0.0"\n  service_input_type: "Svc"\n  types:\n    Svc:\n      type: object\n'
+    return {
+        f"{root}/v{major}/schema/schema.yaml": schema,
+        f"{root}/v{major}/instance_infrastructure/manifest.yaml": MANIFEST,
+        f"{root}/v{major}/instance_infrastructure/cloudformation.yaml": "Resources: {}\n",
+        f"{root}/v{major}/.template-registration.yaml": f"compatible_environments:\n  - {compat}\nsupported_component_sources:\n  - DIRECTLY_DEFINED\n",
+    }
+
+
+def test_service_templates_with_two_majors(engine, git_http, tmp_path):
+    repo, tenant, proton = setup(engine, git_http, tmp_path, "services")
+    first = repo.commit({**service_bundle("svc/api", 1), **service_bundle("svc/api", 2, compat="vpc:2")})
+    proton.create_service_template(name="api")
+    proton.create_template_sync_config(templateName="api", templateType="SERVICE", repositoryName="octo/services",
+                                       repositoryProvider="GITHUB_ENTERPRISE", branch="main", subdirectory="svc")
+    for major in (1, 2):
+        wait_for(lambda: (proton.get_template_sync_status(templateName="api", templateType="SERVICE", templateVersion=str(major))
+                          .get("latestSync", {}).get("status") == "SUCCEEDED"), what=f"api:{major}")
+    v2 = proton.get_service_template_version(templateName="api", majorVersion="2", minorVersion="0")["serviceTemplateVersion"]
+    assert v2["compatibleEnvironmentTemplates"] == [{"templateName": "vpc", "majorVersion": "2"}]
+    assert v2["supportedComponentSources"] == ["DIRECTLY_DEFINED"]
+    # A registration without compatible environments fails, naming the file.
+    bad = repo.commit({"svc/api/v1/.template-registration.yaml": "supported_component_sources: []\n"})
+    def failed():
+        s = proton.get_template_sync_status(templateName="api", templateType="SERVICE", templateVersion="1")["latestSync"]
+        return s if s["targetRevision"]["sha"] == bad and s["status"] == "FAILED" else None
+    s = wait_for(failed, what="api:1 FAILED")
+    assert "svc/api/v1/.template-registration.yaml: compatible_environments must list" in s["events"][-1]["event"]
+    assert [v["minorVersion"] for v in proton.list_service_template_versions(templateName="api", majorVersion="1")["templateVersions"]] == ["0"]
