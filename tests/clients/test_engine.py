@@ -375,3 +375,28 @@ def test_a_configuration_added_to_a_synced_branch_syncs_without_a_new_commit(eng
     assert stack.status("first-stack")["LatestSync"]["StartedAt"] == stack.status("first-stack")["LatestSuccessfulSync"]["StartedAt"]
     out = engine.cli("status", "--resource-name", "first-stack", "--account-id", stack.tenant.account_id).stdout
     assert out.count("SYNC_STARTED") == 1
+
+
+def test_three_failures_block_the_stack_until_the_blocker_is_resolved(engine, git_http, tmp_path):
+    repo = Repo(git_http.root, "octo", "blocked", str(tmp_path / "work"))
+    bad = repo.commit({"deploy/stack.yaml": deployment(Foo="1"), "infra/queue.yaml": TEMPLATE})
+    stack = Stack(engine, make_tenant(engine), git_http.url, "octo", "blocked", tmp_path)
+    stack.configure("blocked")
+    stack.settled("blocked", bad, "FAILED")
+    for i in range(2, 4):
+        bad = repo.commit({"deploy/stack.yaml": deployment(Foo=str(i))})
+        stack.settled("blocked", bad, "FAILED")
+    events = stack.status("blocked")["LatestSync"]["Events"]
+    assert events[-1]["Type"] == "BLOCKED" and "3 consecutive sync attempts" in events[-1]["Event"]
+    (blocker,) = stack.cc.get_sync_blocker_summary(ResourceName="blocked", SyncType="CFN_STACK_SYNC")["SyncBlockerSummary"]["LatestBlockers"]
+    assert blocker["Status"] == "ACTIVE"
+    assert {"Key": "FailedAttempts", "Value": "3"} in blocker["Contexts"] and {"Key": "Commit", "Value": bad} in blocker["Contexts"]
+    # While blocked, a fix moves the desired state but starts no attempt.
+    fixed = repo.commit({"deploy/stack.yaml": deployment()})
+    wait_for(lambda: stack.status("blocked")["DesiredState"]["Sha"] == fixed, what="desired state moves while blocked")
+    time.sleep(2)
+    assert stack.status("blocked")["LatestSync"]["TargetRevision"]["Sha"] == bad
+    # Resolving retries the latest commit at once.
+    resolved = stack.cc.update_sync_blocker(Id=blocker["Id"], ResolvedReason="fixed the parameters", ResourceName="blocked", SyncType="CFN_STACK_SYNC")
+    assert resolved["SyncBlocker"]["Status"] == "RESOLVED"
+    stack.settled("blocked", fixed)

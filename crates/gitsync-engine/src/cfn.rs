@@ -7,7 +7,7 @@ use gitsync_deploy::DeployOutcome;
 use gitsync_deploy::cfn::{DeploymentFile, plan};
 use gitsync_git::Mirror;
 use gitsync_model::{BlockerScope, SyncEvent, SyncTarget, SyncType, Timestamp};
-use gitsync_store::{ClaimedTarget, RepositoryKey, StoreError, TargetResult};
+use gitsync_store::{ClaimedTarget, Release, RepositoryKey, StoreError, TargetResult};
 use std::time::Duration;
 
 /// Transient failures retry after 30 s, doubling to 10 min.
@@ -49,12 +49,12 @@ impl Engine {
                 Ok(config) => Work::Stack(config),
                 Err(StoreError::NotFound(_)) => {
                     // The configuration was deleted: nothing to sync any more (history is kept).
-                    let _ = self.store.retire_target(&claim).await;
+                    let _ = self.store.release_target(&claim, Release::Settle).await;
                     return;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the sync configuration");
-                    let _ = self.store.release_target(&claim).await;
+                    let _ = self.store.release_target(&claim, Release::KeepDue).await;
                     return;
                 }
             },
@@ -62,14 +62,14 @@ impl Engine {
                 match crate::template::TemplateMajor::from_key(&claim.target_key) {
                     Some(major) => Work::Template(major),
                     None => {
-                        let _ = self.store.retire_target(&claim).await;
+                        let _ = self.store.release_target(&claim, Release::Settle).await;
                         return;
                     }
                 }
             }
             SyncType::ServiceSync => {
                 // Service sync comes with its own issue; leave such targets settled.
-                let _ = self.store.retire_target(&claim).await;
+                let _ = self.store.release_target(&claim, Release::Settle).await;
                 return;
             }
         };

@@ -80,6 +80,15 @@ pub struct TargetWatch {
     pub applied_sha: Option<String>,
 }
 
+/// What releasing a target without an attempt means for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// It stays due (the work could not be read this time).
+    KeepDue,
+    /// Nothing to sync: its desired commit counts as attempted.
+    Settle,
+}
+
 /// A target claimed for a resource sync.
 #[derive(Debug, Clone)]
 pub struct ClaimedTarget {
@@ -964,12 +973,15 @@ impl Store {
         Ok(())
     }
 
-    /// Settles a target with nothing to sync (its configuration was deleted): its desired commit
-    /// counts as attempted, so it stops being due until a new commit is desired.
-    pub async fn retire_target(&self, claim: &ClaimedTarget) -> Result<()> {
+    /// Frees a target lease without an attempt. `Release::Settle` also counts its desired commit
+    /// as attempted (there is nothing to sync: its configuration was deleted), so it stops being due
+    /// until a new commit is desired; `Release::KeepDue` leaves it to be tried again.
+    pub async fn release_target(&self, claim: &ClaimedTarget, how: Release) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "UPDATE sync_targets SET attempted_sha = desired_sha, running_attempt_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
+            "UPDATE sync_targets SET lease_owner = NULL, lease_expires_at = NULL, \
+             attempted_sha = CASE WHEN $6 = 1 THEN desired_sha ELSE attempted_sha END, \
+             running_attempt_id = CASE WHEN $6 = 1 THEN NULL ELSE running_attempt_id END \
              WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 AND lease_epoch = $5",
         )
         .bind(&claim.tenant.account_id)
@@ -977,24 +989,7 @@ impl Store {
         .bind(claim.sync_type.as_str())
         .bind(&claim.target_key)
         .bind(claim.epoch)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Frees a target lease without an attempt (nothing to do after all).
-    pub async fn release_target(&self, claim: &ClaimedTarget) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE sync_targets SET lease_owner = NULL, lease_expires_at = NULL \
-             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 AND lease_epoch = $5",
-        )
-        .bind(&claim.tenant.account_id)
-        .bind(&claim.tenant.region)
-        .bind(claim.sync_type.as_str())
-        .bind(&claim.target_key)
-        .bind(claim.epoch)
+        .bind(i64::from(how == Release::Settle))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -23,7 +23,7 @@ mod tags;
 mod templates;
 
 pub use engine::{
-    BranchCheckResult, BranchKey, ClaimedBranch, ClaimedTarget, LinkSource, TargetAdvance,
+    BranchCheckResult, BranchKey, ClaimedBranch, ClaimedTarget, LinkSource, Release, TargetAdvance,
     TargetResult, TargetWatch,
 };
 pub use error::StoreError;
