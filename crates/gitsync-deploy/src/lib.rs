@@ -7,6 +7,7 @@
 
 pub mod cfn;
 pub mod proton;
+pub mod spec;
 
 use std::future::Future;
 use std::pin::Pin;
