@@ -306,3 +306,98 @@ impl ProtonTemplate {
         }
     }
 }
+
+string_enum! {
+    /// Where a deployment of an environment or service instance stands.
+    DeploymentStatus {
+        InProgress = "IN_PROGRESS",
+        Failed = "FAILED",
+        Succeeded = "SUCCEEDED",
+        DeleteInProgress = "DELETE_IN_PROGRESS",
+        DeleteFailed = "DELETE_FAILED",
+        DeleteComplete = "DELETE_COMPLETE",
+        Cancelling = "CANCELLING",
+        Cancelled = "CANCELLED",
+    }
+}
+
+/// The template version a deployment uses: an environment or a service template, `major.minor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedTemplate {
+    pub name: String,
+    pub major: i64,
+    pub minor: i64,
+}
+
+/// What the last deployment of an environment or instance did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentState {
+    pub status: DeploymentStatus,
+    pub status_message: Option<String>,
+    pub last_attempted_at: Timestamp,
+    pub last_succeeded_at: Timestamp,
+    pub last_attempted_id: Option<String>,
+    pub last_succeeded_id: Option<String>,
+}
+
+/// A Proton environment: where service instances run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    pub name: String,
+    pub arn: String,
+    pub description: Option<String>,
+    pub template: DeployedTemplate,
+    pub spec: Option<String>,
+    pub proton_service_role_arn: Option<String>,
+    pub codebuild_role_arn: Option<String>,
+    pub component_role_arn: Option<String>,
+    pub created_at: Timestamp,
+    pub deployment: DeploymentState,
+}
+
+/// A Proton service: a service template's major version and the spec of its instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    pub arn: String,
+    pub description: Option<String>,
+    pub template_name: String,
+    pub template_major: i64,
+    pub spec: String,
+    pub repository_connection_arn: Option<String>,
+    pub repository_id: Option<String>,
+    pub branch_name: Option<String>,
+    pub created_at: Timestamp,
+    pub last_modified_at: Timestamp,
+}
+
+impl Service {
+    pub const STATUS: &'static str = "ACTIVE";
+}
+
+/// One instance of a service, deployed to an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInstance {
+    pub service_name: String,
+    pub name: String,
+    pub arn: String,
+    pub environment_name: String,
+    pub template: DeployedTemplate,
+    pub spec: Option<String>,
+    pub last_client_request_token: Option<String>,
+    /// The commit its last deployment came from, when service sync made it.
+    pub source_commit: Option<String>,
+    pub created_at: Timestamp,
+    pub deployment: DeploymentState,
+}
+
+/// What a deployment of an instance applies (from the API or from a commit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceDeployment {
+    pub environment_name: String,
+    pub template: DeployedTemplate,
+    pub spec: String,
+    pub client_token: Option<String>,
+    /// `Some(sha)` when service sync applies a commit.
+    pub source_commit: Option<String>,
+}

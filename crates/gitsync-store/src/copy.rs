@@ -27,6 +27,11 @@ const TABLES: &[&str] = &[
     "proton_templates",
     "proton_template_versions",
     "template_bundles",
+    "proton_environments",
+    "proton_services",
+    "proton_service_instances",
+    "proton_deployments",
+    "service_sync_branches",
 ];
 
 /// Tables whose id column the database generates.

@@ -181,6 +181,29 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
+        // Service sync watches the proton-ops file's branch and every branch the file names.
+        sqlx::query(
+            "INSERT INTO watched_branches (account_id, region, sync_type, repository_key, branch, next_check_at, failures, lease_epoch) \
+             SELECT DISTINCT s.account_id, s.region, 'SERVICE_SYNC', s.repository_key, s.branch, 0, 0, 0 FROM ( \
+               SELECT c.account_id, c.region, 'proton:' || c.repository_provider || ':' || c.repository_name AS repository_key, c.branch \
+               FROM service_sync_configs c \
+               UNION SELECT c.account_id, c.region, 'proton:' || c.repository_provider || ':' || c.repository_name, b.branch \
+               FROM service_sync_configs c JOIN service_sync_branches b ON b.account_id = c.account_id AND b.region = c.region \
+                 AND b.service_name = c.service_name) s \
+             WHERE NOT EXISTS (SELECT 1 FROM watched_branches w WHERE w.account_id = s.account_id AND w.region = s.region \
+               AND w.sync_type = 'SERVICE_SYNC' AND w.repository_key = s.repository_key AND w.branch = s.branch)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM watched_branches WHERE sync_type = 'SERVICE_SYNC' AND lease_owner IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM service_sync_configs c WHERE c.account_id = watched_branches.account_id AND c.region = watched_branches.region \
+              AND 'proton:' || c.repository_provider || ':' || c.repository_name = watched_branches.repository_key \
+              AND (c.branch = watched_branches.branch OR EXISTS (SELECT 1 FROM service_sync_branches b WHERE b.account_id = c.account_id \
+                AND b.region = c.region AND b.service_name = c.service_name AND b.branch = watched_branches.branch)))",
+        )
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "DELETE FROM watched_branches WHERE sync_type = 'CFN_STACK_SYNC' AND lease_owner IS NULL AND NOT EXISTS \
              (SELECT 1 FROM sync_configurations c WHERE c.account_id = watched_branches.account_id AND c.region = watched_branches.region \
@@ -555,6 +578,61 @@ impl Store {
             .collect()
     }
 
+    /// The service sync configurations whose proton-ops file is in one Proton repository.
+    pub async fn service_sync_configs_in(
+        &self,
+        tenant: &Tenant,
+        provider: gitsync_model::ProtonProvider,
+        name: &str,
+    ) -> Result<Vec<gitsync_model::ServiceSyncConfig>> {
+        let rows = sqlx::query(
+            "SELECT service_name, branch, file_path FROM service_sync_configs WHERE account_id = $1 AND region = $2 \
+             AND repository_provider = $3 AND repository_name = $4 ORDER BY service_name",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(provider.as_str())
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(gitsync_model::ServiceSyncConfig {
+                    service_name: text(r, "service_name")?,
+                    repository_provider: provider,
+                    repository_name: name.to_string(),
+                    branch: text(r, "branch")?,
+                    file_path: text(r, "file_path")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes the other watched branches of a repository look again at their head (the
+    /// proton-ops file changed what they are read for).
+    pub async fn reevaluate_other_branches(
+        &self,
+        tenant: &Tenant,
+        sync_type: SyncType,
+        repository_key: &str,
+        except: &str,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE watched_branches SET synced_sha = NULL, next_check_at = 0 \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch <> $5",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type.as_str())
+        .bind(repository_key)
+        .bind(except)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The sync configurations that watch one branch of a link.
     pub async fn sync_configurations_on(
         &self,
@@ -693,7 +771,11 @@ impl Store {
              AND (t.attempted_sha IS NULL OR t.attempted_sha <> t.desired_sha OR t.running_attempt_id IS NOT NULL) \
              AND t.next_attempt_at <= $1 \
              AND NOT EXISTS (SELECT 1 FROM sync_blockers b WHERE b.account_id = t.account_id AND b.region = t.region \
-               AND b.sync_type = t.sync_type AND b.status = 'ACTIVE' AND (b.resource_name = t.display_name OR b.resource_name = t.target_key)) \
+               AND b.sync_type = t.sync_type AND b.status = 'ACTIVE' AND ( \
+                 (b.parent_resource_name IS NULL AND b.resource_name = t.target_key) \
+                 OR (b.parent_resource_name IS NOT NULL AND b.parent_resource_name || '/' || b.resource_name = t.target_key) \
+                 OR (t.sync_type = 'SERVICE_SYNC' AND b.parent_resource_name IS NULL \
+                     AND substr(t.target_key, 1, length(b.resource_name) + 1) = b.resource_name || '/'))) \
              ORDER BY t.next_attempt_at LIMIT $2",
         )
         .bind(now.millis())

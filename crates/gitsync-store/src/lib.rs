@@ -18,6 +18,7 @@ mod migrate;
 mod proton;
 mod rows;
 mod secrets;
+mod services;
 mod status;
 mod tags;
 mod templates;
@@ -29,6 +30,7 @@ pub use engine::{
 pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};
 pub use secrets::{MasterKey, Sealer};
+pub use services::{DeployedInstance, InstanceWrite, NewEnvironment, NewService};
 pub use status::{NewResourceAttempt, RepositoryKey};
 pub use tags::TaggedResource;
 pub use templates::{NewTemplateVersion, TemplateSpec, VersionRef};

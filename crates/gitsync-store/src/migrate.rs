@@ -8,11 +8,13 @@ const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_engine.sql")),
     (3, include_str!("../migrations/sqlite/0003_templates.sql")),
+    (4, include_str!("../migrations/sqlite/0004_services.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_engine.sql")),
     (3, include_str!("../migrations/postgres/0003_templates.sql")),
+    (4, include_str!("../migrations/postgres/0004_services.sql")),
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<()> {

@@ -549,33 +549,45 @@ impl Store {
         reason: &str,
         contexts: &[(String, String)],
     ) -> Result<SyncBlocker> {
-        let blocker = SyncBlocker {
-            id: uuid::Uuid::new_v4().to_string(),
-            status: BlockerStatus::Active,
-            created_reason: reason.to_string(),
-            created_at: Timestamp::now(),
-            contexts: contexts.to_vec(),
-            resolved_reason: None,
-            resolved_at: None,
-        };
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO sync_blockers (blocker_id, account_id, region, sync_type, resource_name, parent_resource_name, status, created_reason, created_at, contexts) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&blocker.id)
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(scope.sync_type.as_str())
-        .bind(&scope.resource_name)
-        .bind(&scope.parent_resource_name)
-        .bind(blocker.status.as_str())
-        .bind(reason)
-        .bind(blocker.created_at.millis())
-        .bind(serde_json::to_string(contexts).map_err(StoreError::corrupt)?)
-        .execute(&mut *tx)
-        .await?;
+        let blocker = insert_blocker(&mut tx, tenant, scope, reason, contexts).await?;
         tx.commit().await?;
         Ok(blocker)
     }
+}
+
+/// Raises an ACTIVE blocker inside a caller's transaction (with the change that caused it).
+pub(crate) async fn insert_blocker(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: &Tenant,
+    scope: &BlockerScope,
+    reason: &str,
+    contexts: &[(String, String)],
+) -> Result<SyncBlocker> {
+    let blocker = SyncBlocker {
+        id: uuid::Uuid::new_v4().to_string(),
+        status: BlockerStatus::Active,
+        created_reason: reason.to_string(),
+        created_at: Timestamp::now(),
+        contexts: contexts.to_vec(),
+        resolved_reason: None,
+        resolved_at: None,
+    };
+    sqlx::query(
+        "INSERT INTO sync_blockers (blocker_id, account_id, region, sync_type, resource_name, parent_resource_name, status, created_reason, created_at, contexts) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&blocker.id)
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(scope.sync_type.as_str())
+    .bind(&scope.resource_name)
+    .bind(&scope.parent_resource_name)
+    .bind(blocker.status.as_str())
+    .bind(reason)
+    .bind(blocker.created_at.millis())
+    .bind(serde_json::to_string(contexts).map_err(StoreError::corrupt)?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(blocker)
 }

@@ -15,6 +15,8 @@ pub enum TaggedResource {
     ProtonRepository(String),
     /// A template or a template version.
     ProtonTemplate(String),
+    /// An environment, a service or a service instance.
+    ProtonDeployable(String),
 }
 
 impl TaggedResource {
@@ -41,6 +43,11 @@ impl TaggedResource {
             || parsed.resource.starts_with("service-template/");
         if parsed.service == "proton" && parsed.belongs_to(tenant) && template {
             return Some(TaggedResource::ProtonTemplate(arn.to_string()));
+        }
+        let deployable =
+            parsed.resource.starts_with("environment/") || parsed.resource.starts_with("service/");
+        if parsed.service == "proton" && parsed.belongs_to(tenant) && deployable {
+            return Some(TaggedResource::ProtonDeployable(arn.to_string()));
         }
         None
     }
@@ -74,6 +81,12 @@ impl Store {
             Some(TaggedResource::ProtonTemplate(arn)) => (
                 "SELECT arn FROM proton_templates WHERE account_id = $1 AND region = $2 AND arn = $3 \
                  UNION SELECT arn FROM proton_template_versions WHERE account_id = $1 AND region = $2 AND arn = $3",
+                arn,
+            ),
+            Some(TaggedResource::ProtonDeployable(arn)) => (
+                "SELECT arn FROM proton_environments WHERE account_id = $1 AND region = $2 AND arn = $3 \
+                 UNION SELECT arn FROM proton_services WHERE account_id = $1 AND region = $2 AND arn = $3 \
+                 UNION SELECT arn FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND arn = $3",
                 arn,
             ),
             None => {

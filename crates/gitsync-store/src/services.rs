@@ -1,0 +1,945 @@
+//! Proton environments, services and service instances, and the deployments that change them.
+//!
+//! A deployment made through the API of an instance whose service has a service sync
+//! configuration raises a blocker on that instance in the same transaction; deleting a service
+//! that service sync deployed raises one on the service. Deployments from Git (service sync)
+//! carry their commit and raise nothing.
+
+use crate::rows::{int, opt_text, parsed, text};
+use crate::tags::{delete_tags, insert_tags};
+use crate::{Page, Result, Store, StoreError};
+use gitsync_model::{
+    Arn, BlockerScope, DeployedTemplate, DeploymentState, DeploymentStatus, Environment,
+    InstanceDeployment, Service, ServiceInstance, SyncBlocker, SyncType, Tag, TemplateType,
+    TemplateVersion, TemplateVersionStatus, Tenant, Timestamp,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+/// What a user gives to create an environment (the template version already resolved).
+#[derive(Debug, Clone)]
+pub struct NewEnvironment {
+    pub name: String,
+    pub description: Option<String>,
+    pub template: DeployedTemplate,
+    pub spec: Option<String>,
+    pub proton_service_role_arn: Option<String>,
+    pub codebuild_role_arn: Option<String>,
+    pub component_role_arn: Option<String>,
+}
+
+/// What a user gives to create a service; its instances are deployed with it.
+#[derive(Debug, Clone)]
+pub struct NewService {
+    pub name: String,
+    pub description: Option<String>,
+    pub template_name: String,
+    pub template_major: i64,
+    pub spec: String,
+    pub repository_connection_arn: Option<String>,
+    pub repository_id: Option<String>,
+    pub branch_name: Option<String>,
+}
+
+/// Whether deploying an instance creates it, updates it, or either (service sync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceWrite {
+    Create,
+    Update,
+    CreateOrUpdate,
+}
+
+/// An instance deployment's result, and the blocker it raised when it was made outside sync.
+#[derive(Debug, Clone)]
+pub struct DeployedInstance {
+    pub instance: ServiceInstance,
+    pub created: bool,
+    pub deployment_id: String,
+    pub blocker: Option<SyncBlocker>,
+}
+
+fn deployment_from(row: &AnyRow) -> Result<DeploymentState> {
+    Ok(DeploymentState {
+        status: parsed(row, "deployment_status", DeploymentStatus::parse)?,
+        status_message: opt_text(row, "deployment_status_message")?,
+        last_attempted_at: Timestamp(int(row, "last_attempted_at")?),
+        last_succeeded_at: Timestamp(int(row, "last_succeeded_at")?),
+        last_attempted_id: opt_text(row, "last_attempted_deployment_id")?,
+        last_succeeded_id: opt_text(row, "last_succeeded_deployment_id")?,
+    })
+}
+
+fn template_from(row: &AnyRow) -> Result<DeployedTemplate> {
+    Ok(DeployedTemplate {
+        name: text(row, "template_name")?,
+        major: int(row, "template_major")?,
+        minor: int(row, "template_minor")?,
+    })
+}
+
+fn environment_from(row: &AnyRow) -> Result<Environment> {
+    Ok(Environment {
+        name: text(row, "name")?,
+        arn: text(row, "arn")?,
+        description: opt_text(row, "description")?,
+        template: template_from(row)?,
+        spec: opt_text(row, "spec")?,
+        proton_service_role_arn: opt_text(row, "proton_service_role_arn")?,
+        codebuild_role_arn: opt_text(row, "codebuild_role_arn")?,
+        component_role_arn: opt_text(row, "component_role_arn")?,
+        created_at: Timestamp(int(row, "created_at")?),
+        deployment: deployment_from(row)?,
+    })
+}
+
+fn service_from(row: &AnyRow) -> Result<Service> {
+    Ok(Service {
+        name: text(row, "name")?,
+        arn: text(row, "arn")?,
+        description: opt_text(row, "description")?,
+        template_name: text(row, "template_name")?,
+        template_major: int(row, "template_major")?,
+        spec: text(row, "spec")?,
+        repository_connection_arn: opt_text(row, "repository_connection_arn")?,
+        repository_id: opt_text(row, "repository_id")?,
+        branch_name: opt_text(row, "branch_name")?,
+        created_at: Timestamp(int(row, "created_at")?),
+        last_modified_at: Timestamp(int(row, "last_modified_at")?),
+    })
+}
+
+fn instance_from(row: &AnyRow) -> Result<ServiceInstance> {
+    Ok(ServiceInstance {
+        service_name: text(row, "service_name")?,
+        name: text(row, "name")?,
+        arn: text(row, "arn")?,
+        environment_name: text(row, "environment_name")?,
+        template: template_from(row)?,
+        spec: opt_text(row, "spec")?,
+        last_client_request_token: opt_text(row, "last_client_request_token")?,
+        source_commit: opt_text(row, "source_commit")?,
+        created_at: Timestamp(int(row, "created_at")?),
+        deployment: deployment_from(row)?,
+    })
+}
+
+fn missing_environment(name: &str) -> StoreError {
+    StoreError::NotFound(format!("Environment {name} does not exist"))
+}
+
+fn missing_service(name: &str) -> StoreError {
+    StoreError::NotFound(format!("Service {name} does not exist"))
+}
+
+fn missing_instance(service: &str, name: &str) -> StoreError {
+    StoreError::NotFound(format!(
+        "Service instance {name} of service {service} does not exist"
+    ))
+}
+
+/// Appends a deployment to the history; returns its id.
+#[allow(clippy::too_many_arguments)]
+async fn record_deployment(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &Tenant,
+    kind: &str,
+    target: &str,
+    environment: &str,
+    template: &DeployedTemplate,
+    spec: Option<&str>,
+    source_commit: Option<&str>,
+    now: Timestamp,
+) -> Result<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO proton_deployments (deployment_id, account_id, region, target_kind, target_name, environment_name, \
+         template_name, template_major, template_minor, spec, source_commit, status, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'SUCCEEDED', $12)",
+    )
+    .bind(&id)
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(kind)
+    .bind(target)
+    .bind(environment)
+    .bind(&template.name)
+    .bind(template.major)
+    .bind(template.minor)
+    .bind(spec)
+    .bind(source_commit)
+    .bind(now.millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+impl Store {
+    // ----- template versions as deployments use them -----
+
+    /// The version a deployment uses: `major.minor` as given, or the major's recommended
+    /// (highest PUBLISHED) minor. Only PUBLISHED versions can be deployed.
+    pub async fn deployable_template_version(
+        &self,
+        tenant: &Tenant,
+        template_type: TemplateType,
+        name: &str,
+        major: i64,
+        minor: Option<i64>,
+    ) -> Result<TemplateVersion> {
+        let kind = match template_type {
+            TemplateType::Environment => "Environment",
+            TemplateType::Service => "Service",
+        };
+        self.get_template(tenant, template_type, name).await?;
+        let minor = match minor {
+            Some(m) => m,
+            None => {
+                let page = self
+                    .list_template_versions(tenant, template_type, name, Some(major), None, 1)
+                    .await?;
+                page.items
+                    .first()
+                    .and_then(|v| v.recommended_minor)
+                    .ok_or_else(|| {
+                        StoreError::Invalid(format!(
+                            "{kind} template {name} has no PUBLISHED version in major version {major}: \
+                             publish one with Update{kind}TemplateVersion (status PUBLISHED)"
+                        ))
+                    })?
+            }
+        };
+        let version = self
+            .get_template_version(tenant, template_type, name, major, minor)
+            .await?;
+        if version.status != TemplateVersionStatus::Published {
+            return Err(StoreError::Invalid(format!(
+                "{kind} template {name} version {major}.{minor} is {}, not PUBLISHED: publish it with Update{kind}TemplateVersion",
+                version.status
+            )));
+        }
+        Ok(version)
+    }
+
+    // ----- environments -----
+
+    pub async fn create_environment(
+        &self,
+        tenant: &Tenant,
+        new: &NewEnvironment,
+        tags: &[Tag],
+    ) -> Result<Environment> {
+        let mut tx = self.write_tx().await?;
+        let now = Timestamp::now();
+        let arn = Arn::new("proton", tenant, format!("environment/{}", new.name)).to_string();
+        let deployment = record_deployment(
+            &mut tx,
+            tenant,
+            "ENVIRONMENT",
+            &new.name,
+            &new.name,
+            &new.template,
+            new.spec.as_deref(),
+            None,
+            now,
+        )
+        .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO proton_environments (account_id, region, name, arn, description, template_name, template_major, template_minor, \
+             spec, proton_service_role_arn, codebuild_role_arn, component_role_arn, created_at, deployment_status, last_attempted_at, \
+             last_succeeded_at, last_attempted_deployment_id, last_succeeded_deployment_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'SUCCEEDED', $13, $13, $14, $14)",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(&new.name)
+        .bind(&arn)
+        .bind(&new.description)
+        .bind(&new.template.name)
+        .bind(new.template.major)
+        .bind(new.template.minor)
+        .bind(&new.spec)
+        .bind(&new.proton_service_role_arn)
+        .bind(&new.codebuild_role_arn)
+        .bind(&new.component_role_arn)
+        .bind(now.millis())
+        .bind(&deployment)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if crate::rows::is_unique_violation(&e) => {
+                return Err(StoreError::AlreadyExists(format!(
+                    "Environment {} already exists",
+                    new.name
+                )));
+            }
+            other => other?,
+        };
+        insert_tags(&mut tx, tenant, &arn, tags, self.limits.tags_per_resource).await?;
+        tx.commit().await?;
+        self.get_environment(tenant, &new.name).await
+    }
+
+    pub async fn get_environment(&self, tenant: &Tenant, name: &str) -> Result<Environment> {
+        let row = sqlx::query(
+            "SELECT * FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| missing_environment(name))?;
+        environment_from(&row)
+    }
+
+    /// Environments by name; `templates` keeps those of the given (template, major) pairs.
+    pub async fn list_environments(
+        &self,
+        tenant: &Tenant,
+        templates: &[(String, i64)],
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Environment>> {
+        let rows = sqlx::query(
+            "SELECT * FROM proton_environments WHERE account_id = $1 AND region = $2 AND name > $3 ORDER BY name",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(after.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut items = Vec::new();
+        for row in &rows {
+            let e = environment_from(row)?;
+            if templates.is_empty()
+                || templates
+                    .iter()
+                    .any(|(t, m)| *t == e.template.name && *m == e.template.major)
+            {
+                items.push(e);
+            }
+        }
+        Ok(paged(items, limit, |e| e.name.clone()))
+    }
+
+    /// Changes an environment; a new spec or template version is a new deployment.
+    pub async fn update_environment(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        description: Option<&str>,
+        template: &DeployedTemplate,
+        spec: Option<&str>,
+        roles: [Option<&str>; 3],
+    ) -> Result<Environment> {
+        let mut tx = self.write_tx().await?;
+        let current = sqlx::query(
+            "SELECT * FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| missing_environment(name))?;
+        let current = environment_from(&current)?;
+        let now = Timestamp::now();
+        let deployment = record_deployment(
+            &mut tx,
+            tenant,
+            "ENVIRONMENT",
+            name,
+            name,
+            template,
+            spec.or(current.spec.as_deref()),
+            None,
+            now,
+        )
+        .await?;
+        let [service_role, codebuild_role, component_role] = roles;
+        sqlx::query(
+            "UPDATE proton_environments SET description = COALESCE($4, description), template_name = $5, template_major = $6, \
+             template_minor = $7, spec = COALESCE($8, spec), proton_service_role_arn = COALESCE($9, proton_service_role_arn), \
+             codebuild_role_arn = COALESCE($10, codebuild_role_arn), component_role_arn = COALESCE($11, component_role_arn), \
+             deployment_status = 'SUCCEEDED', deployment_status_message = NULL, last_attempted_at = $12, last_succeeded_at = $12, \
+             last_attempted_deployment_id = $13, last_succeeded_deployment_id = $13 \
+             WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(name)
+        .bind(description)
+        .bind(&template.name)
+        .bind(template.major)
+        .bind(template.minor)
+        .bind(spec)
+        .bind(service_role)
+        .bind(codebuild_role)
+        .bind(component_role)
+        .bind(now.millis())
+        .bind(&deployment)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.get_environment(tenant, name).await
+    }
+
+    /// Deletes an environment no service instance runs in.
+    pub async fn delete_environment(&self, tenant: &Tenant, name: &str) -> Result<Environment> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "SELECT * FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| missing_environment(name))?;
+        let mut environment = environment_from(&row)?;
+        let users: Vec<AnyRow> = sqlx::query(
+            "SELECT service_name, name FROM proton_service_instances WHERE account_id = $1 AND region = $2 \
+             AND environment_name = $3 ORDER BY service_name, name LIMIT 3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !users.is_empty() {
+            let names = users
+                .iter()
+                .map(|r| Ok(format!("{}/{}", text(r, "service_name")?, text(r, "name")?)))
+                .collect::<Result<Vec<_>>>()?;
+            return Err(StoreError::Conflict(format!(
+                "Environment {name} still has service instances ({}); delete or move them first",
+                names.join(", ")
+            )));
+        }
+        sqlx::query(
+            "DELETE FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        delete_tags(&mut tx, tenant, &environment.arn).await?;
+        tx.commit().await?;
+        environment.deployment.status = DeploymentStatus::DeleteComplete;
+        Ok(environment)
+    }
+
+    // ----- services -----
+
+    /// Creates a service and deploys the instances its spec lists, in one transaction.
+    pub async fn create_service(
+        &self,
+        tenant: &Tenant,
+        new: &NewService,
+        instances: &[(String, InstanceDeployment)],
+        tags: &[Tag],
+    ) -> Result<(Service, Vec<DeployedInstance>)> {
+        let mut tx = self.write_tx().await?;
+        let now = Timestamp::now();
+        let arn = Arn::new("proton", tenant, format!("service/{}", new.name)).to_string();
+        let inserted = sqlx::query(
+            "INSERT INTO proton_services (account_id, region, name, arn, description, template_name, template_major, spec, \
+             repository_connection_arn, repository_id, branch_name, created_at, last_modified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(&new.name)
+        .bind(&arn)
+        .bind(&new.description)
+        .bind(&new.template_name)
+        .bind(new.template_major)
+        .bind(&new.spec)
+        .bind(&new.repository_connection_arn)
+        .bind(&new.repository_id)
+        .bind(&new.branch_name)
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if crate::rows::is_unique_violation(&e) => {
+                return Err(StoreError::AlreadyExists(format!(
+                    "Service {} already exists",
+                    new.name
+                )));
+            }
+            other => other?,
+        };
+        insert_tags(&mut tx, tenant, &arn, tags, self.limits.tags_per_resource).await?;
+        let mut deployed = Vec::new();
+        for (name, deployment) in instances {
+            deployed.push(
+                deploy_instance_in(
+                    &mut tx,
+                    tenant,
+                    &new.name,
+                    name,
+                    deployment,
+                    InstanceWrite::Create,
+                    &[],
+                    self.limits.tags_per_resource,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok((self.get_service(tenant, &new.name).await?, deployed))
+    }
+
+    pub async fn get_service(&self, tenant: &Tenant, name: &str) -> Result<Service> {
+        let row = sqlx::query(
+            "SELECT * FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| missing_service(name))?;
+        service_from(&row)
+    }
+
+    pub async fn list_services(
+        &self,
+        tenant: &Tenant,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Service>> {
+        let rows = sqlx::query(
+            "SELECT * FROM proton_services WHERE account_id = $1 AND region = $2 AND name > $3 ORDER BY name LIMIT $4",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        crate::connections::page(rows, limit, service_from, |s| s.name.clone())
+    }
+
+    /// Changes a service's description or spec, and deploys the instances the new spec adds.
+    pub async fn update_service(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        description: Option<&str>,
+        spec: Option<&str>,
+        new_instances: &[(String, InstanceDeployment)],
+    ) -> Result<(Service, Vec<DeployedInstance>)> {
+        let mut tx = self.write_tx().await?;
+        let updated = sqlx::query(
+            "UPDATE proton_services SET description = COALESCE($4, description), spec = COALESCE($5, spec), last_modified_at = $6 \
+             WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(name)
+        .bind(description)
+        .bind(spec)
+        .bind(Timestamp::now().millis())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(missing_service(name));
+        }
+        let mut deployed = Vec::new();
+        for (instance, deployment) in new_instances {
+            deployed.push(
+                deploy_instance_in(
+                    &mut tx,
+                    tenant,
+                    name,
+                    instance,
+                    deployment,
+                    InstanceWrite::Create,
+                    &[],
+                    self.limits.tags_per_resource,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok((self.get_service(tenant, name).await?, deployed))
+    }
+
+    /// Deletes a service and its instances. When service sync deployed any of them and the
+    /// service still has a service sync configuration, a blocker on the service is raised: the
+    /// next commit must not quietly bring the instances back.
+    pub async fn delete_service(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<(Service, Option<SyncBlocker>)> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "SELECT * FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| missing_service(name))?;
+        let service = service_from(&row)?;
+        let instances = sqlx::query(
+            "SELECT * FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 ORDER BY name",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(instance_from)
+        .collect::<Result<Vec<_>>>()?;
+        let synced: Vec<&ServiceInstance> = instances
+            .iter()
+            .filter(|i| i.source_commit.is_some())
+            .collect();
+        let blocker = if !synced.is_empty() && has_service_sync(&mut tx, tenant, name).await? {
+            let names: Vec<&str> = synced.iter().map(|i| i.name.as_str()).collect();
+            let reason = format!(
+                "Service {name} was deleted outside service sync while it had synced instances ({})",
+                names.join(", ")
+            );
+            let contexts = vec![
+                ("ServiceName".to_string(), name.to_string()),
+                ("DeletedInstances".to_string(), names.join(",")),
+                ("Operation".to_string(), "DeleteService".to_string()),
+            ];
+            let scope = BlockerScope {
+                sync_type: SyncType::ServiceSync,
+                resource_name: name.to_string(),
+                parent_resource_name: None,
+            };
+            Some(crate::status::insert_blocker(&mut tx, tenant, &scope, &reason, &contexts).await?)
+        } else {
+            None
+        };
+        for instance in &instances {
+            delete_tags(&mut tx, tenant, &instance.arn).await?;
+        }
+        sqlx::query(
+            "DELETE FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        delete_tags(&mut tx, tenant, &service.arn).await?;
+        tx.commit().await?;
+        Ok((service, blocker))
+    }
+
+    // ----- service instances -----
+
+    /// Creates or updates an instance and records the deployment. Made through the API
+    /// (`source_commit` None) while the service has a service sync configuration, it raises a
+    /// blocker on the instance.
+    pub async fn deploy_service_instance(
+        &self,
+        tenant: &Tenant,
+        service: &str,
+        name: &str,
+        deployment: &InstanceDeployment,
+        write: InstanceWrite,
+        tags: &[Tag],
+    ) -> Result<DeployedInstance> {
+        let mut tx = self.write_tx().await?;
+        let deployed = deploy_instance_in(
+            &mut tx,
+            tenant,
+            service,
+            name,
+            deployment,
+            write,
+            tags,
+            self.limits.tags_per_resource,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(deployed)
+    }
+
+    pub async fn get_service_instance(
+        &self,
+        tenant: &Tenant,
+        service: &str,
+        name: &str,
+    ) -> Result<ServiceInstance> {
+        let row = sqlx::query(
+            "SELECT * FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(service)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| missing_instance(service, name))?;
+        instance_from(&row)
+    }
+
+    /// Every instance of the tenant, or of one service (which must exist), by service and name.
+    /// Filtering and ordering are the caller's: instance counts are small.
+    pub async fn service_instances(
+        &self,
+        tenant: &Tenant,
+        service: Option<&str>,
+    ) -> Result<Vec<ServiceInstance>> {
+        if let Some(s) = service {
+            self.get_service(tenant, s).await?;
+        }
+        let rows = sqlx::query(
+            "SELECT * FROM proton_service_instances WHERE account_id = $1 AND region = $2 \
+             AND ($3 = '' OR service_name = $3) ORDER BY service_name, name",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(service.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(instance_from).collect()
+    }
+
+    // ----- service sync's branches -----
+
+    /// Remembers the branches a service's proton-ops file names, so the engine watches them.
+    pub async fn set_service_sync_branches(
+        &self,
+        tenant: &Tenant,
+        service: &str,
+        branches: &[String],
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "DELETE FROM service_sync_branches WHERE account_id = $1 AND region = $2 AND service_name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(service)
+        .execute(&mut *tx)
+        .await?;
+        for branch in branches {
+            sqlx::query(
+                "INSERT INTO service_sync_branches (account_id, region, service_name, branch) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (account_id, region, service_name, branch) DO NOTHING",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(service)
+            .bind(branch)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Pages an in-memory listing sorted by `key`.
+fn paged<T>(items: Vec<T>, limit: usize, key: fn(&T) -> String) -> Page<T> {
+    let more = items.len() > limit;
+    let items: Vec<T> = items.into_iter().take(limit).collect();
+    let next = if more { items.last().map(key) } else { None };
+    Page { items, next }
+}
+
+async fn has_service_sync(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &Tenant,
+    service: &str,
+) -> Result<bool> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM service_sync_configs WHERE account_id = $1 AND region = $2 AND service_name = $3",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(service)
+    .fetch_optional(&mut **tx)
+    .await?
+    .is_some())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn deploy_instance_in(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &Tenant,
+    service: &str,
+    name: &str,
+    deployment: &InstanceDeployment,
+    write: InstanceWrite,
+    tags: &[Tag],
+    tag_limit: u32,
+) -> Result<DeployedInstance> {
+    let known = sqlx::query(
+        "SELECT 1 FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(service)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if known.is_none() {
+        return Err(missing_service(service));
+    }
+    let environment = sqlx::query(
+        "SELECT 1 FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(&deployment.environment_name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if environment.is_none() {
+        return Err(StoreError::NotFound(format!(
+            "Environment {} does not exist (service instance {name} is to run in it)",
+            deployment.environment_name
+        )));
+    }
+    let existing = sqlx::query(
+        "SELECT * FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(service)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let now = Timestamp::now();
+    let target = format!("{service}/{name}");
+    let deployment_id = record_deployment(
+        tx,
+        tenant,
+        "SERVICE_INSTANCE",
+        &target,
+        &deployment.environment_name,
+        &deployment.template,
+        Some(&deployment.spec),
+        deployment.source_commit.as_deref(),
+        now,
+    )
+    .await?;
+    let arn = Arn::new(
+        "proton",
+        tenant,
+        format!("service/{service}/service-instance/{name}"),
+    )
+    .to_string();
+    let created = match (&existing, write) {
+        (Some(_), InstanceWrite::Create) => {
+            return Err(StoreError::AlreadyExists(format!(
+                "Service instance {name} of service {service} already exists"
+            )));
+        }
+        (None, InstanceWrite::Update) => return Err(missing_instance(service, name)),
+        (Some(_), _) => {
+            sqlx::query(
+                "UPDATE proton_service_instances SET environment_name = $5, template_name = $6, template_major = $7, template_minor = $8, \
+                 spec = $9, last_client_request_token = COALESCE($10, last_client_request_token), source_commit = $11, \
+                 deployment_status = 'SUCCEEDED', deployment_status_message = NULL, last_attempted_at = $12, last_succeeded_at = $12, \
+                 last_attempted_deployment_id = $13, last_succeeded_deployment_id = $13 \
+                 WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(service)
+            .bind(name)
+            .bind(&deployment.environment_name)
+            .bind(&deployment.template.name)
+            .bind(deployment.template.major)
+            .bind(deployment.template.minor)
+            .bind(&deployment.spec)
+            .bind(&deployment.client_token)
+            .bind(&deployment.source_commit)
+            .bind(now.millis())
+            .bind(&deployment_id)
+            .execute(&mut **tx)
+            .await?;
+            false
+        }
+        (None, _) => {
+            sqlx::query(
+                "INSERT INTO proton_service_instances (account_id, region, service_name, name, arn, environment_name, template_name, \
+                 template_major, template_minor, spec, last_client_request_token, source_commit, created_at, deployment_status, \
+                 last_attempted_at, last_succeeded_at, last_attempted_deployment_id, last_succeeded_deployment_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'SUCCEEDED', $13, $13, $14, $14)",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(service)
+            .bind(name)
+            .bind(&arn)
+            .bind(&deployment.environment_name)
+            .bind(&deployment.template.name)
+            .bind(deployment.template.major)
+            .bind(deployment.template.minor)
+            .bind(&deployment.spec)
+            .bind(&deployment.client_token)
+            .bind(&deployment.source_commit)
+            .bind(now.millis())
+            .bind(&deployment_id)
+            .execute(&mut **tx)
+            .await?;
+            true
+        }
+    };
+    insert_tags(tx, tenant, &arn, tags, tag_limit).await?;
+    let blocker = if deployment.source_commit.is_none()
+        && has_service_sync(tx, tenant, service).await?
+    {
+        let operation = if created {
+            "CreateServiceInstance"
+        } else {
+            "UpdateServiceInstance"
+        };
+        let reason = format!(
+            "Service instance {name} was {} outside service sync ({operation}); Git will not overwrite it until this blocker is resolved",
+            if created { "created" } else { "updated" }
+        );
+        let contexts = vec![
+            ("ServiceName".to_string(), service.to_string()),
+            ("ServiceInstanceName".to_string(), name.to_string()),
+            ("Operation".to_string(), operation.to_string()),
+            ("DeploymentId".to_string(), deployment_id.clone()),
+        ];
+        let scope = BlockerScope {
+            sync_type: SyncType::ServiceSync,
+            resource_name: name.to_string(),
+            parent_resource_name: Some(service.to_string()),
+        };
+        Some(crate::status::insert_blocker(tx, tenant, &scope, &reason, &contexts).await?)
+    } else {
+        None
+    };
+    let row = sqlx::query(
+        "SELECT * FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(service)
+    .bind(name)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(DeployedInstance {
+        instance: instance_from(&row)?,
+        created,
+        deployment_id,
+        blocker,
+    })
+}
