@@ -181,6 +181,6 @@ def test_tags_on_proton_resources(tenant, github):
 def test_other_proton_operations_say_they_are_not_supported(tenant):
     proton = tenant.client("proton")
     with pytest.raises(ClientError) as e:
-        proton.list_environments()
+        proton.list_components()
     assert error_code(e) == "ValidationException"
-    assert "does not support the Proton operation ListEnvironments yet" in error_message(e)
+    assert "does not support the Proton operation ListComponents yet" in error_message(e)

@@ -10,6 +10,7 @@
 pub mod cbor;
 mod connections;
 mod dispatch;
+mod document;
 pub mod dto;
 pub mod error;
 mod history;
@@ -17,6 +18,7 @@ pub mod pagination;
 mod proton;
 pub mod server;
 pub mod service;
+mod services;
 pub mod shapes;
 pub mod sigv4;
 mod templates;

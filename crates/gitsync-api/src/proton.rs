@@ -1,6 +1,7 @@
 //! The AWS Proton operations gitsync answers: repositories, template and service sync
-//! configurations, their statuses and blockers, and tags. Other Proton operations are answered
-//! with a validation error that says they are not supported yet.
+//! configurations, their statuses and blockers, and tags; the template registry (`templates`) and
+//! environments, services and instances (`services`) are dispatched to their own modules. Other
+//! Proton operations are answered with a validation error that says they are not supported yet.
 
 use crate::Api;
 use crate::dispatch::run;
@@ -20,6 +21,9 @@ pub(crate) async fn call(
 ) -> Result<Value, ApiError> {
     if let Some((template_type, op)) = crate::templates::operation(operation) {
         return crate::templates::call(api, tenant, template_type, op, &input).await;
+    }
+    if crate::services::serves(operation) {
+        return crate::services::call(api, tenant, operation, &input).await;
     }
     let ops = Ops { api, tenant };
     match operation {
@@ -53,8 +57,9 @@ pub(crate) async fn call(
         other => Err(ApiError::invalid(
             Service::Proton,
             format!(
-                "gitsync does not support the Proton operation {other} yet. It serves Proton's Git sync operations: \
-                 repositories, template and service sync configurations, their sync statuses and blockers, and tags."
+                "gitsync does not support the Proton operation {other} yet. It serves Proton's Git sync operations \
+                 (repositories, template and service sync configurations, their sync statuses and blockers), the template \
+                 registry, environments, services and service instances, and tags."
             ),
         )),
     }

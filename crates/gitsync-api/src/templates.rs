@@ -4,11 +4,10 @@
 //! serves both, reading the validated input document and writing the output document directly.
 
 use crate::Api;
+use crate::document::{insert_opt, page_size, part, redeem, required, s, tags};
 use crate::error::ApiError;
 use crate::service::Service;
-use gitsync_model::{
-    ProtonTemplate, Tag, TemplateType, TemplateVersion, TemplateVersionStatus, Tenant,
-};
+use gitsync_model::{ProtonTemplate, TemplateType, TemplateVersion, TemplateVersionStatus, Tenant};
 use gitsync_store::{StoreError, TemplateSpec};
 use serde_json::{Map, Value, json};
 
@@ -42,25 +41,6 @@ fn err(e: StoreError) -> ApiError {
     ApiError::from_store(Service::Proton, e)
 }
 
-fn s<'a>(input: &'a Value, member: &str) -> Option<&'a str> {
-    input.get(member).and_then(Value::as_str)
-}
-
-fn required<'a>(input: &'a Value, member: &str) -> Result<&'a str, ApiError> {
-    s(input, member)
-        .ok_or_else(|| ApiError::invalid(Service::Proton, format!("{member} is required")))
-}
-
-/// A version part (`^(0|[1-9]\d*)$`, checked by the model) as a number.
-fn part(input: &Value, member: &str) -> Result<i64, ApiError> {
-    required(input, member)?.parse().map_err(|_| {
-        ApiError::invalid(
-            Service::Proton,
-            format!("{member}: not a version number this server can hold"),
-        )
-    })
-}
-
 fn provisioning_member(template_type: TemplateType) -> &'static str {
     match template_type {
         TemplateType::Environment => "provisioning",
@@ -77,12 +57,6 @@ fn names(template_type: TemplateType) -> (&'static str, &'static str, &'static s
             "templates",
         ),
         TemplateType::Service => ("serviceTemplate", "serviceTemplateVersion", "templates"),
-    }
-}
-
-fn insert_opt(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
-    if let Some(v) = value {
-        map.insert(key.into(), v);
     }
 }
 
@@ -173,23 +147,6 @@ fn version_json(v: &TemplateVersion, summary: bool) -> Value {
         }
     }
     Value::Object(m)
-}
-
-fn tags(input: &Value) -> Vec<Tag> {
-    input
-        .get("tags")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|t| {
-                    Some(Tag {
-                        key: s(t, "key")?.to_string(),
-                        value: s(t, "value")?.to_string(),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Runs one registry operation.
@@ -341,29 +298,6 @@ pub(crate) async fn call(
             )));
         }
     })
-}
-
-fn page_size(input: &Value) -> usize {
-    input
-        .get("maxResults")
-        .and_then(Value::as_i64)
-        .filter(|n| *n > 0)
-        .map(|n| n as usize)
-        .unwrap_or(50)
-}
-
-fn redeem(
-    api: &Api,
-    tenant: &Tenant,
-    listing: &str,
-    input: &Value,
-) -> Result<Option<String>, ApiError> {
-    match s(input, "nextToken") {
-        None => Ok(None),
-        Some(t) => api.pages.redeem(tenant, listing, t).map(Some).ok_or_else(|| {
-            ApiError::invalid(Service::Proton, "nextToken: the token is not one this server issued for this listing to this account")
-        }),
-    }
 }
 
 #[cfg(test)]

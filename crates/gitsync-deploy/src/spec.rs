@@ -477,6 +477,45 @@ impl ServiceSpec {
     }
 }
 
+/// Checks one instance of a service spec for deployment with a service template version:
+/// its inputs against the version's schema, its environment's template against the version's
+/// compatible environments. Returns the spec text the instance is stored with.
+pub fn check_instance(
+    instance: &InstanceSpec,
+    template: &str,
+    schema: Option<&str>,
+    compatible_environments: &[(String, String)],
+    environment_template: (&str, i64),
+) -> Result<String, Vec<String>> {
+    let subject = format!("instance {}", instance.name);
+    let schema = schema.ok_or_else(|| {
+        vec![format!(
+            "{subject}: service template {template} has no schema"
+        )]
+    })?;
+    let schema = Schema::parse(schema, InputKind::ServiceInstance)
+        .map_err(|e| vec![format!("{subject}: {e}")])?;
+    let inputs = schema.check(&subject, instance.inputs.as_ref())?;
+    let (env_template, env_major) = environment_template;
+    if !compatible_environments.is_empty()
+        && !compatible_environments
+            .iter()
+            .any(|(t, m)| t == env_template && *m == env_major.to_string())
+    {
+        let listed: Vec<String> = compatible_environments
+            .iter()
+            .map(|(t, m)| format!("{t}:{m}"))
+            .collect();
+        return Err(vec![format!(
+            "{subject}: environment {} uses environment template {env_template}:{env_major}, which service template {template} \
+             is not compatible with (compatible: {})",
+            instance.environment,
+            listed.join(", ")
+        )]);
+    }
+    Ok(ServiceSpec::instance_text(instance, &inputs))
+}
+
 /// An environment spec: `proton: EnvironmentSpec` and `spec` (the inputs).
 pub fn environment_inputs(text: &str) -> Result<Option<Value>, String> {
     let doc = parse_yaml("the spec", text)?;

@@ -20,6 +20,7 @@ const FAILURES_BEFORE_BLOCKER: i64 = 3;
 enum Work {
     Stack(gitsync_model::SyncConfiguration),
     Template(crate::template::TemplateMajor),
+    Instance(crate::service::SyncedInstance),
 }
 
 /// How a sync of the source ended before or after deployment.
@@ -68,9 +69,13 @@ impl Engine {
                 }
             }
             SyncType::ServiceSync => {
-                // Service sync comes with its own issue; leave such targets settled.
-                let _ = self.store.release_target(&claim, Release::Settle).await;
-                return;
+                match crate::service::SyncedInstance::from_key(&claim.target_key) {
+                    Some(instance) => Work::Instance(instance),
+                    None => {
+                        let _ = self.store.release_target(&claim, Release::Settle).await;
+                        return;
+                    }
+                }
             }
         };
         self.stack_sync(claim, work).await
@@ -84,6 +89,7 @@ impl Engine {
                 stack_name: claim.target_key.clone(),
             },
             Work::Template(t) => t.target(),
+            Work::Instance(i) => i.target(),
         };
         let mut first = Vec::new();
         if claim.abandoned_attempt_id.is_some() {
@@ -147,6 +153,7 @@ impl Engine {
         let ending = match &work {
             Work::Stack(config) => self.sync_stack_source(&claim, config).await,
             Work::Template(major) => self.sync_template_source(&claim, major).await,
+            Work::Instance(instance) => self.sync_service_instance(&claim, instance).await,
         };
         heartbeat.abort();
         let (mut events, succeeded, retry_at, error) = match ending {
@@ -163,7 +170,8 @@ impl Engine {
             }
         };
         let failures = if succeeded { 0 } else { claim.failures + 1 };
-        // Template versions get no blockers (as in AWS): failures are attempt failures.
+        // Template versions and service instances get no blockers for failures (as in AWS):
+        // failures are attempt failures; instance blockers come from changes outside sync.
         if failures >= FAILURES_BEFORE_BLOCKER
             && retry_at.is_none()
             && matches!(work, Work::Stack(_))

@@ -16,6 +16,7 @@
 mod backoff;
 mod cfn;
 mod repository;
+mod service;
 mod template;
 pub mod webhook;
 

@@ -308,6 +308,8 @@ impl Engine {
             event("CONFIG_UPDATED", "Updated configuration", None),
         )
         .await;
+        // Configuration files on this branch that cannot be used (service sync's ops files).
+        let mut problems: Vec<String> = Vec::new();
         let (advances, targets) = match &repository {
             RepositoryKey::Link(link_id) => {
                 let configs = self
@@ -319,6 +321,22 @@ impl Engine {
                     .relevant_targets(&key.tenant, &source, &mirror, &branch, &head, &configs)
                     .await?;
                 (advances, configs.len())
+            }
+            RepositoryKey::Proton { provider, name } if key.sync_type == SyncType::ServiceSync => {
+                let scan = self
+                    .relevant_service_instances(
+                        &key.tenant,
+                        *provider,
+                        name,
+                        &source,
+                        &remote,
+                        &mirror,
+                        &branch,
+                        &head,
+                    )
+                    .await?;
+                problems = scan.problems;
+                (scan.advances, scan.targets)
             }
             RepositoryKey::Proton { provider, name } => {
                 let configs = self
@@ -343,7 +361,25 @@ impl Engine {
             .advance_targets(&key.tenant, &repository, &branch, &advances)
             .await
             .map_err(|e| e.to_string())?;
-        if affected > 0 {
+        for problem in &problems {
+            record(
+                RepositorySyncStatus::InProgress,
+                event("VALIDATION_FAILED", problem, Some(&head)),
+            )
+            .await;
+        }
+        if !problems.is_empty() && affected == 0 {
+            // Recorded against this commit; a new commit (or a configuration change) retries.
+            record(
+                RepositorySyncStatus::Failed,
+                event(
+                    "NO_CHANGES",
+                    format!("No sync target could be started for commit {head}"),
+                    Some(&head),
+                ),
+            )
+            .await;
+        } else if affected > 0 {
             record(
                 RepositorySyncStatus::Succeeded,
                 event(

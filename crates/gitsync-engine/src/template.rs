@@ -95,6 +95,37 @@ fn template_dir(
 }
 
 impl Engine {
+    /// The mirror of a Proton repository target's repository, holding the target's commit
+    /// (fetched when this replica does not have it yet).
+    pub(crate) async fn proton_commit(&self, claim: &ClaimedTarget) -> Result<Mirror, Ending> {
+        let sha = &claim.desired.sha;
+        let transient = |m: String| Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m);
+        let RepositoryKey::Proton { provider, name } = RepositoryKey::parse(&claim.repository_key)
+        else {
+            return Err(Ending::Failed(vec![], "not a Proton repository".into()));
+        };
+        let source = self
+            .store
+            .proton_source(&claim.tenant, provider, &name)
+            .await
+            .map_err(|e| transient(e.to_string()))?;
+        let remote = remote_for(&source).map_err(transient)?;
+        let mirror =
+            Mirror::for_url(&self.git, &remote.url).map_err(|e| transient(e.to_string()))?;
+        if !mirror.has_commit(sha)
+            && remote
+                .fetch(&self.git, std::slice::from_ref(&claim.branch))
+                .await
+                .is_err()
+        {
+            return Err(transient(format!(
+                "Could not fetch commit {sha} from {}",
+                remote.url
+            )));
+        }
+        Ok(mirror)
+    }
+
     /// The template majors a commit changed: every `v<major>/` of every synced template whose
     /// tree id differs from the one at its desired commit (or that is new).
     #[allow(clippy::too_many_arguments)]
@@ -192,34 +223,10 @@ impl Engine {
     ) -> Ending {
         let sha = &claim.desired.sha;
         let transient = |m: String| Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m);
-        let RepositoryKey::Proton { provider, name } = RepositoryKey::parse(&claim.repository_key)
-        else {
-            return Ending::Failed(vec![], "not a Proton repository".into());
-        };
-        let source = match self
-            .store
-            .proton_source(&claim.tenant, provider, &name)
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => return transient(e.to_string()),
-        };
-        let remote = match remote_for(&source) {
-            Ok(r) => r,
-            Err(m) => return transient(m),
-        };
-        let mirror = match Mirror::for_url(&self.git, &remote.url) {
+        let mirror = match self.proton_commit(claim).await {
             Ok(m) => m,
-            Err(e) => return transient(e.to_string()),
+            Err(ending) => return ending,
         };
-        if !mirror.has_commit(sha)
-            && remote
-                .fetch(&self.git, std::slice::from_ref(&claim.branch))
-                .await
-                .is_err()
-        {
-            return transient(format!("Could not fetch commit {sha} from {}", remote.url));
-        }
         let files = match mirror
             .at(sha)
             .and_then(|s| s.files_under(&claim.desired.directory, MAX_BUNDLE_FILES))

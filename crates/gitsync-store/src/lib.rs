@@ -30,7 +30,7 @@ pub use engine::{
 pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};
 pub use secrets::{MasterKey, Sealer};
-pub use services::{DeployedInstance, InstanceWrite, NewEnvironment, NewService};
+pub use services::{DeployedInstance, InstanceContext, InstanceWrite, NewEnvironment, NewService};
 pub use status::{NewResourceAttempt, RepositoryKey};
 pub use tags::TaggedResource;
 pub use templates::{NewTemplateVersion, TemplateSpec, VersionRef};

@@ -49,6 +49,14 @@ pub enum InstanceWrite {
     CreateOrUpdate,
 }
 
+/// What deploying an instance needs to know besides its spec.
+#[derive(Debug, Clone)]
+pub struct InstanceContext {
+    pub service: Service,
+    pub version: TemplateVersion,
+    pub environment: Environment,
+}
+
 /// An instance deployment's result, and the blocker it raised when it was made outside sync.
 #[derive(Debug, Clone)]
 pub struct DeployedInstance {
@@ -220,6 +228,34 @@ impl Store {
         Ok(version)
     }
 
+    /// The service, the template version (`major` defaults to the service's, `minor` to the
+    /// recommended one) and the environment an instance deployment uses.
+    pub async fn instance_context(
+        &self,
+        tenant: &Tenant,
+        service: &str,
+        environment: &str,
+        major: Option<i64>,
+        minor: Option<i64>,
+    ) -> Result<InstanceContext> {
+        let service = self.get_service(tenant, service).await?;
+        let version = self
+            .deployable_template_version(
+                tenant,
+                TemplateType::Service,
+                &service.template_name,
+                major.unwrap_or(service.template_major),
+                minor,
+            )
+            .await?;
+        let environment = self.get_environment(tenant, environment).await?;
+        Ok(InstanceContext {
+            service,
+            version,
+            environment,
+        })
+    }
+
     // ----- environments -----
 
     pub async fn create_environment(
@@ -322,64 +358,67 @@ impl Store {
         Ok(paged(items, limit, |e| e.name.clone()))
     }
 
-    /// Changes an environment; a new spec or template version is a new deployment.
+    /// Changes an environment's description and roles and, with `deploy` (template version,
+    /// spec), deploys it again.
     pub async fn update_environment(
         &self,
         tenant: &Tenant,
         name: &str,
         description: Option<&str>,
-        template: &DeployedTemplate,
-        spec: Option<&str>,
+        deploy: Option<(&DeployedTemplate, Option<&str>)>,
         roles: [Option<&str>; 3],
     ) -> Result<Environment> {
         let mut tx = self.write_tx().await?;
-        let current = sqlx::query(
-            "SELECT * FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3",
-        )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| missing_environment(name))?;
-        let current = environment_from(&current)?;
-        let now = Timestamp::now();
-        let deployment = record_deployment(
-            &mut tx,
-            tenant,
-            "ENVIRONMENT",
-            name,
-            name,
-            template,
-            spec.or(current.spec.as_deref()),
-            None,
-            now,
-        )
-        .await?;
         let [service_role, codebuild_role, component_role] = roles;
-        sqlx::query(
-            "UPDATE proton_environments SET description = COALESCE($4, description), template_name = $5, template_major = $6, \
-             template_minor = $7, spec = COALESCE($8, spec), proton_service_role_arn = COALESCE($9, proton_service_role_arn), \
-             codebuild_role_arn = COALESCE($10, codebuild_role_arn), component_role_arn = COALESCE($11, component_role_arn), \
-             deployment_status = 'SUCCEEDED', deployment_status_message = NULL, last_attempted_at = $12, last_succeeded_at = $12, \
-             last_attempted_deployment_id = $13, last_succeeded_deployment_id = $13 \
-             WHERE account_id = $1 AND region = $2 AND name = $3",
+        let updated = sqlx::query(
+            "UPDATE proton_environments SET description = COALESCE($4, description), \
+             proton_service_role_arn = COALESCE($5, proton_service_role_arn), codebuild_role_arn = COALESCE($6, codebuild_role_arn), \
+             component_role_arn = COALESCE($7, component_role_arn) WHERE account_id = $1 AND region = $2 AND name = $3",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(name)
         .bind(description)
-        .bind(&template.name)
-        .bind(template.major)
-        .bind(template.minor)
-        .bind(spec)
         .bind(service_role)
         .bind(codebuild_role)
         .bind(component_role)
-        .bind(now.millis())
-        .bind(&deployment)
         .execute(&mut *tx)
         .await?;
+        if updated.rows_affected() == 0 {
+            return Err(missing_environment(name));
+        }
+        if let Some((template, spec)) = deploy {
+            let now = Timestamp::now();
+            let deployment = record_deployment(
+                &mut tx,
+                tenant,
+                "ENVIRONMENT",
+                name,
+                name,
+                template,
+                spec,
+                None,
+                now,
+            )
+            .await?;
+            sqlx::query(
+                "UPDATE proton_environments SET template_name = $4, template_major = $5, template_minor = $6, spec = COALESCE($7, spec), \
+                 deployment_status = 'SUCCEEDED', deployment_status_message = NULL, last_attempted_at = $8, last_succeeded_at = $8, \
+                 last_attempted_deployment_id = $9, last_succeeded_deployment_id = $9 \
+                 WHERE account_id = $1 AND region = $2 AND name = $3",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(name)
+            .bind(&template.name)
+            .bind(template.major)
+            .bind(template.minor)
+            .bind(spec)
+            .bind(now.millis())
+            .bind(&deployment)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         self.get_environment(tenant, name).await
     }

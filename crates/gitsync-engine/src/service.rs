@@ -1,0 +1,381 @@
+//! Proton service sync (`SERVICE_SYNC`): the proton-ops file of a service sync configuration
+//! names, per instance, a branch and a spec file. Each instance is a target; a commit that
+//! changes its spec file (or its entry in the ops file) deploys that instance, and only it.
+
+use crate::cfn::Ending;
+use crate::{Engine, event};
+use gitsync_deploy::spec::{OpsEntry, OpsFile, ServiceSpec, check_instance};
+use gitsync_git::Mirror;
+use gitsync_model::{InstanceDeployment, ProtonProvider, Revision, SyncTarget, SyncType, Tenant};
+use gitsync_store::{
+    ClaimedTarget, InstanceWrite, LinkSource, RepositoryKey, StoreError, TargetAdvance,
+};
+use std::collections::BTreeSet;
+
+/// One instance of one service: what a service sync target is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncedInstance {
+    pub service: String,
+    pub instance: String,
+}
+
+impl SyncedInstance {
+    pub fn target(&self) -> SyncTarget {
+        SyncTarget::ServiceInstance {
+            service_name: self.service.clone(),
+            instance_name: self.instance.clone(),
+        }
+    }
+
+    /// Reads back `SyncTarget::key()` of an instance: `service/instance`.
+    pub fn from_key(key: &str) -> Option<SyncedInstance> {
+        let (service, instance) = key.split_once('/')?;
+        Some(SyncedInstance {
+            service: service.to_string(),
+            instance: instance.to_string(),
+        })
+    }
+}
+
+/// What a branch check of a service sync repository found.
+pub(crate) struct ServiceScan {
+    pub advances: Vec<TargetAdvance>,
+    pub targets: usize,
+    /// Problems with ops files read from this branch, each naming the file.
+    pub problems: Vec<String>,
+}
+
+/// The instances one ops file assigns to `branch`, with the ids of what each watches.
+fn instances_on(
+    snapshot: &gitsync_git::Snapshot,
+    service: &str,
+    entries: &std::collections::BTreeMap<String, OpsEntry>,
+    branch: &str,
+) -> Vec<(SyncedInstance, OpsEntry, String)> {
+    entries
+        .iter()
+        .filter(|(_, e)| e.branch == branch)
+        .map(|(instance, entry)| {
+            let spec_id = snapshot.entry_id(&entry.spec).ok().flatten();
+            let ids = serde_json::json!({
+                "entry": { "branch": entry.branch, "spec": entry.spec },
+                "spec": spec_id,
+            })
+            .to_string();
+            (
+                SyncedInstance {
+                    service: service.to_string(),
+                    instance: instance.clone(),
+                },
+                entry.clone(),
+                ids,
+            )
+        })
+        .collect()
+}
+
+impl Engine {
+    /// The instances a commit on `branch` is relevant to, over every service whose ops file is
+    /// in this repository. The ops file is read at its own branch's head; when this branch
+    /// holds it, the branches it names are recorded (so they are watched) and re-read.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn relevant_service_instances(
+        &self,
+        tenant: &Tenant,
+        provider: ProtonProvider,
+        name: &str,
+        source: &LinkSource,
+        remote: &gitsync_git::Remote,
+        mirror: &Mirror,
+        branch: &str,
+        head: &str,
+    ) -> Result<ServiceScan, String> {
+        let configs = self
+            .store
+            .service_sync_configs_in(tenant, provider, name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let watches = self
+            .store
+            .target_watches(tenant, SyncType::ServiceSync)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut scan = ServiceScan {
+            advances: Vec::new(),
+            targets: 0,
+            problems: Vec::new(),
+        };
+        let mut ops_changed = false;
+        for config in configs {
+            // Where the ops file is read: this commit, or the head of the ops file's branch.
+            let ops_commit = if config.branch == branch {
+                head.to_string()
+            } else {
+                let wanted = std::slice::from_ref(&config.branch);
+                let known = mirror.branch_heads(wanted).map_err(|e| e.to_string())?;
+                match known.get(&config.branch) {
+                    Some(sha) => sha.clone(),
+                    None => match remote.fetch(&self.git, wanted).await {
+                        Ok((_, fetched)) => match fetched.get(&config.branch) {
+                            Some(sha) => sha.clone(),
+                            None => continue,
+                        },
+                        // The ops branch's own check reports why it cannot be read.
+                        Err(_) => continue,
+                    },
+                }
+            };
+            let own = config.branch == branch;
+            let found = {
+                let snapshot = mirror.at(&ops_commit).map_err(|e| e.to_string())?;
+                let ops = match snapshot.read_file(&config.file_path) {
+                    Ok(Some(bytes)) => {
+                        OpsFile::parse(&config.file_path, &String::from_utf8_lossy(&bytes))
+                    }
+                    Ok(None) => Err(vec![format!(
+                        "{}: no such file on branch {} at commit {ops_commit} (service {})",
+                        config.file_path, config.branch, config.service_name
+                    )]),
+                    Err(e) => return Err(e.to_string()),
+                };
+                match ops {
+                    Err(problems) => Err(problems),
+                    Ok(ops) => match ops.services.get(&config.service_name) {
+                        None => Err(vec![format!(
+                            "{}: sync.services has no entry for service {}",
+                            config.file_path, config.service_name
+                        )]),
+                        Some(entries) => {
+                            let branches: BTreeSet<String> =
+                                entries.values().map(|e| e.branch.clone()).collect();
+                            let here = if own || branches.contains(branch) {
+                                let at_head = mirror.at(head).map_err(|e| e.to_string())?;
+                                instances_on(&at_head, &config.service_name, entries, branch)
+                            } else {
+                                Vec::new()
+                            };
+                            Ok((branches, here))
+                        }
+                    },
+                }
+            };
+            let (branches, here) = match found {
+                Ok(found) => found,
+                Err(problems) => {
+                    // Reported by the check of the branch that holds the ops file.
+                    if own {
+                        scan.problems.extend(problems);
+                    }
+                    continue;
+                }
+            };
+            if own {
+                let others: Vec<String> = branches.into_iter().filter(|b| b != branch).collect();
+                self.store
+                    .set_service_sync_branches(tenant, &config.service_name, &others)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ops_changed |= !others.is_empty();
+            }
+            scan.targets += here.len();
+            for (instance, entry, ids) in here {
+                let target = instance.target();
+                let relevant = watches
+                    .get(&target.key())
+                    .is_none_or(|w| w.watched_ids.as_deref() != Some(ids.as_str()));
+                if relevant {
+                    scan.advances.push(TargetAdvance {
+                        target,
+                        directory: entry.spec.clone(),
+                        revision: Revision {
+                            branch: branch.to_string(),
+                            directory: entry.spec,
+                            owner_id: source.owner_id.clone(),
+                            repository_name: source.repository_name.clone(),
+                            provider_type: provider.as_str().to_string(),
+                            sha: head.to_string(),
+                        },
+                        watched_ids: ids,
+                    });
+                }
+            }
+        }
+        if ops_changed {
+            // The ops file may have moved instances to, or changed their entries on, the other
+            // branches: each looks at its head again (a ref listing, no fetch when unchanged).
+            let key = RepositoryKey::Proton {
+                provider,
+                name: name.to_string(),
+            };
+            self.store
+                .reevaluate_other_branches(tenant, SyncType::ServiceSync, &key.as_key(), branch)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(scan)
+    }
+
+    /// Reads the instance's spec at the target commit, checks it against the service template
+    /// version and the environment, and deploys the instance.
+    pub(crate) async fn sync_service_instance(
+        &self,
+        claim: &ClaimedTarget,
+        target: &SyncedInstance,
+    ) -> Ending {
+        let sha = &claim.desired.sha;
+        let path = &claim.desired.directory;
+        let invalid = |problems: Vec<String>| {
+            let error = problems.join("; ");
+            Ending::Failed(
+                problems
+                    .into_iter()
+                    .map(|p| event("VALIDATION_FAILED", p, None))
+                    .collect(),
+                error,
+            )
+        };
+        let mirror = match self.proton_commit(claim).await {
+            Ok(m) => m,
+            Err(ending) => return ending,
+        };
+        let text = match mirror.at(sha).and_then(|s| s.read_file(path)) {
+            Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(None) => {
+                return invalid(vec![format!(
+                    "{path}: no such file on branch {} at commit {sha}",
+                    claim.branch
+                )]);
+            }
+            Err(e) => {
+                return Ending::Transient(
+                    vec![event("SOURCE_FAILED", e.to_string(), None)],
+                    e.to_string(),
+                );
+            }
+        };
+        let spec = match ServiceSpec::parse(path, &text) {
+            Ok(s) => s,
+            Err(p) => return invalid(vec![p]),
+        };
+        let Some(instance) = spec.instance(&target.instance) else {
+            return invalid(vec![format!(
+                "{path}: lists no instance named {} (it lists: {})",
+                target.instance,
+                spec.instances
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )]);
+        };
+        // An existing instance stays on its major version; a new one takes the service's.
+        let major = match self
+            .store
+            .get_service_instance(&claim.tenant, &target.service, &target.instance)
+            .await
+        {
+            Ok(current) => Some(current.template.major),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Ending::Transient(vec![], e.to_string()),
+        };
+        let context = match self
+            .store
+            .instance_context(
+                &claim.tenant,
+                &target.service,
+                &instance.environment,
+                major,
+                None,
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(StoreError::NotFound(m) | StoreError::Invalid(m)) => {
+                return invalid(vec![format!("instance {}: {m}", target.instance)]);
+            }
+            Err(e) => return Ending::Transient(vec![], e.to_string()),
+        };
+        let version = &context.version;
+        let label = format!(
+            "{} {}.{}",
+            version.template_name, version.major, version.minor
+        );
+        let spec_text = match check_instance(
+            instance,
+            &label,
+            version.schema.as_deref(),
+            &version.compatible_environments,
+            (
+                &context.environment.template.name,
+                context.environment.template.major,
+            ),
+        ) {
+            Ok(t) => t,
+            Err(problems) => return invalid(problems),
+        };
+        let deployment = InstanceDeployment {
+            environment_name: instance.environment.clone(),
+            template: gitsync_model::DeployedTemplate {
+                name: version.template_name.clone(),
+                major: version.major,
+                minor: version.minor,
+            },
+            spec: spec_text,
+            client_token: None,
+            source_commit: Some(sha.clone()),
+        };
+        match self
+            .store
+            .deploy_service_instance(
+                &claim.tenant,
+                &target.service,
+                &target.instance,
+                &deployment,
+                InstanceWrite::CreateOrUpdate,
+                &[],
+            )
+            .await
+        {
+            Ok(done) => Ending::Succeeded(vec![
+                event(
+                    "DEPLOYMENT_STARTED",
+                    format!(
+                        "Deployment {} of service instance {} started from {path}",
+                        done.deployment_id, target.instance
+                    ),
+                    Some(&done.deployment_id),
+                ),
+                event(
+                    "DEPLOYMENT_SUCCEEDED",
+                    format!(
+                        "Service instance {} of service {} {} with service template {label} in environment {}",
+                        target.instance,
+                        target.service,
+                        if done.created { "created" } else { "updated" },
+                        instance.environment
+                    ),
+                    Some(&done.instance.arn),
+                ),
+            ]),
+            Err(StoreError::NotFound(m) | StoreError::Invalid(m)) => {
+                invalid(vec![format!("instance {}: {m}", target.instance)])
+            }
+            Err(e) => Ending::Transient(vec![], e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_target_keys_read_back() {
+        let t = SyncedInstance {
+            service: "api".into(),
+            instance: "dev".into(),
+        };
+        assert_eq!(SyncedInstance::from_key(&t.target().key()), Some(t));
+        assert_eq!(SyncedInstance::from_key("nokey"), None);
+    }
+}
