@@ -467,6 +467,16 @@ impl ServiceSpec {
         self.instances.iter().find(|i| i.name == name)
     }
 
+    /// What an instance's entry says, as canonical JSON: service sync compares it between
+    /// commits, so a change to one instance of a shared spec file moves only that instance.
+    pub fn fingerprint(&self, name: &str) -> Option<String> {
+        let i = self.instance(name)?;
+        Some(
+            serde_json::json!({ "name": i.name, "environment": i.environment, "spec": i.inputs })
+                .to_string(),
+        )
+    }
+
     /// The spec text an instance is stored with: its own entry, inputs with defaults filled.
     pub fn instance_text(instance: &InstanceSpec, inputs: &Value) -> String {
         let doc = serde_json::json!({

@@ -45,21 +45,36 @@ pub(crate) struct ServiceScan {
     pub problems: Vec<String>,
 }
 
-/// The instances one ops file assigns to `branch`, with the ids of what each watches.
+/// The instances one ops file assigns to `branch`, with what each watches: its ops entry, and
+/// its own entry in the spec file (or the file's id when the file cannot be read as a spec, so
+/// that the attempt reports why).
 fn instances_on(
     snapshot: &gitsync_git::Snapshot,
     service: &str,
     entries: &std::collections::BTreeMap<String, OpsEntry>,
     branch: &str,
 ) -> Vec<(SyncedInstance, OpsEntry, String)> {
+    let mut specs: std::collections::HashMap<&str, Option<ServiceSpec>> = Default::default();
     entries
         .iter()
         .filter(|(_, e)| e.branch == branch)
         .map(|(instance, entry)| {
-            let spec_id = snapshot.entry_id(&entry.spec).ok().flatten();
+            let spec = specs.entry(&entry.spec).or_insert_with(|| {
+                let bytes = snapshot.read_file(&entry.spec).ok().flatten()?;
+                ServiceSpec::parse(&entry.spec, &String::from_utf8_lossy(&bytes)).ok()
+            });
+            let watched = match spec.as_ref().and_then(|s| s.fingerprint(instance)) {
+                Some(fingerprint) => serde_json::Value::String(fingerprint),
+                None => snapshot
+                    .entry_id(&entry.spec)
+                    .ok()
+                    .flatten()
+                    .map(serde_json::Value::String)
+                    .unwrap_or(serde_json::Value::Null),
+            };
             let ids = serde_json::json!({
                 "entry": { "branch": entry.branch, "spec": entry.spec },
-                "spec": spec_id,
+                "instance": watched,
             })
             .to_string();
             (
