@@ -252,6 +252,12 @@ def test_service_sync_story(engine, git_http, tmp_path):
     assert [b["status"] for b in proton.get_service_sync_blocker_summary(serviceName="api", serviceInstanceName="dev")
             ["serviceSyncBlockerSummary"]["latestBlockers"]] == ["RESOLVED"]
 
+    # `gitsync status` shows the instance, its deployment and its blockers.
+    out = engine.cli("status", "--service", "api", "--instance", "dev", "--account-id", tenant.account_id).stdout
+    assert "Service api syncs from octo/svc (GITHUB_ENTERPRISE) branch main, proton-ops file proton-ops.yaml" in out
+    assert f"Instance dev: environment staging, template web 1.0, last deployment" in out and f"from commit {again}" in out
+    assert f"Blocker {blocker['id']} RESOLVED" in out and "resolved: Git is right again" in out
+
     # Other clients read the real status: the AWS CLI, the JavaScript SDK and the Rust SDK.
     env = tenant.env()
     aws = os.environ.get("GITSYNC_AWS_CLI", "aws")
@@ -377,3 +383,25 @@ def test_api_created_instances_before_and_after_the_sync_config(engine, git_http
         other.get_service(name="api")
     assert error_code(e) == "ResourceNotFoundException"
     assert other.list_environments()["environments"] == []
+
+
+def test_a_broken_ops_file_fails_the_repository_sync(engine, git_http, tmp_path):
+    repo, tenant, proton = setup_repository(engine, git_http, tmp_path, "broken-ops")
+    register_templates(repo, proton, "broken-ops")
+    proton.create_environment(name="staging", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
+    proton.create_service(name="api", templateName="web", templateMajorVersion="1", spec="proton: ServiceSpec\n")
+    bad = repo.commit({"ops.yaml": "sync:\n  services:\n    api:\n      one:\n        spec: spec.yaml\n"})
+    proton.create_service_sync_config(serviceName="api", repositoryName="octo/broken-ops", repositoryProvider=PROVIDER,
+                                      branch="main", filePath="ops.yaml")
+    failed = repository_synced(proton, "broken-ops", "main", bad)
+    assert failed["status"] == "FAILED"
+    problems = [e["event"] for e in failed["events"] if e["type"] == "VALIDATION_FAILED"]
+    assert problems == ["ops.yaml: sync.services.api.one.branch is required"]
+    # Naming another service only is a problem too; a fix syncs.
+    other = repo.commit({"ops.yaml": "sync:\n  services:\n    web:\n      one: {branch: main, spec: spec.yaml}\n"})
+    failed = repository_synced(proton, "broken-ops", "main", other)
+    assert [e["event"] for e in failed["events"] if e["type"] == "VALIDATION_FAILED"] == ["ops.yaml: sync.services has no entry for service api"]
+    spec = "proton: ServiceSpec\ninstances:\n  - name: one\n    environment: staging\n    spec: {replicas: 1}\n"
+    good = repo.commit({"ops.yaml": "sync:\n  services:\n    api:\n      one: {branch: main, spec: spec.yaml}\n", "spec.yaml": spec})
+    synced(proton, "one", good)
+    assert repository_synced(proton, "broken-ops", "main", good)["status"] == "SUCCEEDED"

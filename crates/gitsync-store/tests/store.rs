@@ -712,3 +712,247 @@ async fn replicas_starting_together_migrate_once_on_postgres() {
     .await
     .unwrap();
 }
+
+/// Service instances: API changes of a synced service raise blockers in the same write, a
+/// blocker stops only its own instance (instance names repeat across services), a service
+/// blocker stops every instance of that service, and deleting a synced service blocks it.
+async fn service_blockers(store: Store) {
+    use gitsync_store::{InstanceWrite, NewEnvironment, NewService, TargetAdvance};
+    let t = tenant("555555555555");
+    let c = store
+        .create_connection(
+            &t,
+            ArnService::CodeConnections,
+            "c",
+            Some(ProviderType::GitHub),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    store
+        .create_proton_repository(&t, ProtonProvider::GitHub, "o/ops", &c.arn, None, &[])
+        .await
+        .unwrap();
+    let template = DeployedTemplate {
+        name: "net".into(),
+        major: 1,
+        minor: 0,
+    };
+    store
+        .create_environment(
+            &t,
+            &NewEnvironment {
+                name: "staging".into(),
+                description: None,
+                template: template.clone(),
+                spec: None,
+                proton_service_role_arn: None,
+                codebuild_role_arn: None,
+                component_role_arn: None,
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    for name in ["a", "b"] {
+        let new = NewService {
+            name: name.into(),
+            description: None,
+            template_name: "web".into(),
+            template_major: 1,
+            spec: "proton: ServiceSpec\n".into(),
+            repository_connection_arn: None,
+            repository_id: None,
+            branch_name: None,
+        };
+        store.create_service(&t, &new, &[], &[]).await.unwrap();
+    }
+    let deployment = |commit: Option<&str>| InstanceDeployment {
+        environment_name: "staging".into(),
+        template: DeployedTemplate {
+            name: "web".into(),
+            major: 1,
+            minor: 0,
+        },
+        spec: "proton: ServiceSpec\n".into(),
+        client_token: None,
+        source_commit: commit.map(str::to_string),
+    };
+    // Before the service sync configuration exists, API changes raise nothing.
+    let early = store
+        .deploy_service_instance(
+            &t,
+            "a",
+            "dev",
+            &deployment(None),
+            InstanceWrite::Create,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(early.created && early.blocker.is_none());
+    for service in ["a", "b"] {
+        store
+            .create_service_sync_config(
+                &t,
+                &ServiceSyncConfig {
+                    service_name: service.into(),
+                    repository_provider: ProtonProvider::GitHub,
+                    repository_name: "o/ops".into(),
+                    branch: "main".into(),
+                    file_path: "ops.yaml".into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // Sync deploys raise nothing; API updates of a synced service's instance raise a blocker.
+    let synced = store
+        .deploy_service_instance(
+            &t,
+            "b",
+            "dev",
+            &deployment(Some("c1")),
+            InstanceWrite::CreateOrUpdate,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(synced.blocker.is_none() && synced.instance.source_commit.as_deref() == Some("c1"));
+    let manual = store
+        .deploy_service_instance(
+            &t,
+            "a",
+            "dev",
+            &deployment(None),
+            InstanceWrite::Update,
+            &[],
+        )
+        .await
+        .unwrap();
+    let blocker = manual
+        .blocker
+        .expect("an API update of a synced service raises a blocker");
+    assert!(
+        blocker
+            .created_reason
+            .contains("updated outside service sync"),
+        "{}",
+        blocker.created_reason
+    );
+    // Creating again, or updating a missing instance, is refused and writes nothing.
+    assert!(matches!(
+        store
+            .deploy_service_instance(
+                &t,
+                "a",
+                "dev",
+                &deployment(None),
+                InstanceWrite::Create,
+                &[]
+            )
+            .await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store
+            .deploy_service_instance(
+                &t,
+                "a",
+                "nope",
+                &deployment(None),
+                InstanceWrite::Update,
+                &[]
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store
+            .latest_blockers(&t, SyncType::ServiceSync, "dev", Some("a"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The blocker on a/dev stops a/dev only, not b/dev.
+    let advance = |service: &str| TargetAdvance {
+        target: SyncTarget::ServiceInstance {
+            service_name: service.into(),
+            instance_name: "dev".into(),
+        },
+        directory: "spec.yaml".into(),
+        revision: Revision {
+            branch: "main".into(),
+            directory: "spec.yaml".into(),
+            owner_id: "o".into(),
+            repository_name: "ops".into(),
+            provider_type: "GITHUB".into(),
+            sha: "d".repeat(40),
+        },
+        watched_ids: "{}".into(),
+    };
+    let repo = RepositoryKey::Proton {
+        provider: ProtonProvider::GitHub,
+        name: "o/ops".into(),
+    };
+    store
+        .advance_targets(&t, &repo, "main", &[advance("a"), advance("b")])
+        .await
+        .unwrap();
+    let due = |store: Store| async move {
+        let mut keys: Vec<String> = store
+            .due_targets(Timestamp::now(), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(tn, _, _)| tn.account_id == "555555555555")
+            .map(|(_, _, k)| k)
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(due(store.clone()).await, vec!["b/dev".to_string()]);
+    // Deleting a service that sync deployed blocks the service: none of its instances is due.
+    let (_, service_blocker) = store.delete_service(&t, "b").await.unwrap();
+    let service_blocker = service_blocker.expect("deleting a synced service raises a blocker");
+    assert_eq!(
+        service_blocker.contexts[1],
+        ("DeletedInstances".to_string(), "dev".to_string())
+    );
+    assert!(due(store.clone()).await.is_empty());
+    assert!(matches!(
+        store.get_service_instance(&t, "b", "dev").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Resolving it retries b's instances; a/dev stays blocked.
+    store
+        .resolve_blocker(&t, SyncType::ServiceSync, None, &service_blocker.id, "back")
+        .await
+        .unwrap();
+    assert_eq!(due(store.clone()).await, vec!["b/dev".to_string()]);
+    // A service without synced instances is deleted without a blocker; environments in use stay.
+    assert!(matches!(
+        store.delete_environment(&t, "staging").await,
+        Err(StoreError::Conflict(_))
+    ));
+    let (_, none) = store.delete_service(&t, "a").await.unwrap();
+    assert!(none.is_none());
+    store.delete_environment(&t, "staging").await.unwrap();
+}
+
+#[tokio::test]
+async fn service_blockers_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    service_blockers(store).await;
+}
+
+#[tokio::test]
+async fn service_blockers_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    service_blockers(db.store.clone()).await;
+    db.drop_now().await;
+}

@@ -143,10 +143,17 @@ pub enum WebhooksCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["resource_name", "service"])))]
 pub struct StatusArgs {
     /// The stack (the sync configuration's ResourceName).
     #[arg(long, value_name = "NAME")]
-    pub resource_name: String,
+    pub resource_name: Option<String>,
+    /// The Proton service whose instance to show (with --instance).
+    #[arg(long, value_name = "NAME", requires = "instance")]
+    pub service: Option<String>,
+    /// The service instance to show.
+    #[arg(long, value_name = "NAME", requires = "service")]
+    pub instance: Option<String>,
     /// The account that owns it.
     #[arg(
         long,

@@ -30,26 +30,67 @@ pub async fn run(args: StatusArgs) -> Result<()> {
     let state = args.state.open().await?;
     let tenant = Tenant::new(&args.account_id, &args.region);
     let store = &state.store;
-    match store
-        .get_sync_configuration(&tenant, &args.resource_name)
-        .await
-    {
-        Ok(c) => println!(
-            "Stack {} syncs from {}/{} branch {} ({}), deployment file {}",
-            c.resource_name,
-            c.owner_id,
-            c.repository_name,
-            c.branch,
-            c.provider_type,
-            c.config_file
-        ),
-        Err(_) => println!(
-            "Stack {} has no sync configuration (history is kept)",
-            args.resource_name
-        ),
-    }
-    let target = SyncTarget::CfnStack {
-        stack_name: args.resource_name.clone(),
+    // Which target, and the (resource, parent) names its blockers are filed under.
+    let (target, blocker_scopes) = match (&args.resource_name, &args.service, &args.instance) {
+        (Some(stack), _, _) => {
+            match store.get_sync_configuration(&tenant, stack).await {
+                Ok(c) => println!(
+                    "Stack {} syncs from {}/{} branch {} ({}), deployment file {}",
+                    c.resource_name,
+                    c.owner_id,
+                    c.repository_name,
+                    c.branch,
+                    c.provider_type,
+                    c.config_file
+                ),
+                Err(_) => println!("Stack {stack} has no sync configuration (history is kept)"),
+            }
+            (
+                SyncTarget::CfnStack {
+                    stack_name: stack.clone(),
+                },
+                vec![(SyncType::CfnStackSync, stack.clone(), None)],
+            )
+        }
+        (None, Some(service), Some(instance)) => {
+            match store.get_service_sync_config(&tenant, service).await {
+                Ok(c) => println!(
+                    "Service {service} syncs from {} ({}) branch {}, proton-ops file {}",
+                    c.repository_name, c.repository_provider, c.branch, c.file_path
+                ),
+                Err(_) => println!("Service {service} has no service sync configuration"),
+            }
+            match store.get_service_instance(&tenant, service, instance).await {
+                Ok(i) => println!(
+                    "Instance {instance}: environment {}, template {} {}.{}, last deployment {} {}{}",
+                    i.environment_name,
+                    i.template.name,
+                    i.template.major,
+                    i.template.minor,
+                    i.deployment.last_attempted_id.as_deref().unwrap_or("-"),
+                    i.deployment.status,
+                    i.source_commit
+                        .map(|c| format!(" from commit {c}"))
+                        .unwrap_or_else(|| " (made through the API)".into())
+                ),
+                Err(_) => println!("Instance {instance} does not exist"),
+            }
+            (
+                SyncTarget::ServiceInstance {
+                    service_name: service.clone(),
+                    instance_name: instance.clone(),
+                },
+                vec![
+                    (
+                        SyncType::ServiceSync,
+                        instance.clone(),
+                        Some(service.clone()),
+                    ),
+                    (SyncType::ServiceSync, service.clone(), None),
+                ],
+            )
+        }
+        _ => anyhow::bail!("give --resource-name STACK, or --service NAME --instance NAME"),
     };
     match store.resource_sync_state(&tenant, &target).await? {
         None => println!("Nothing has synced it yet."),
@@ -69,15 +110,14 @@ pub async fn run(args: StatusArgs) -> Result<()> {
             }
         }
     }
-    let blockers = store
-        .latest_blockers(
-            &tenant,
-            SyncType::CfnStackSync,
-            &args.resource_name,
-            None,
-            5,
-        )
-        .await?;
+    let mut blockers = Vec::new();
+    for (sync_type, resource, parent) in &blocker_scopes {
+        blockers.extend(
+            store
+                .latest_blockers(&tenant, *sync_type, resource, parent.as_deref(), 5)
+                .await?,
+        );
+    }
     if blockers.is_empty() {
         println!("Blockers: none");
     }
