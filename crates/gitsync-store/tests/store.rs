@@ -700,7 +700,7 @@ async fn replicas_starting_together_migrate_once_on_postgres() {
         .iter()
         .map(|r| r.try_get::<i64, _>(0).unwrap())
         .collect();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
     drop(check);
     for s in [a, b, c] {
         s.close().await;
