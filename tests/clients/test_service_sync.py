@@ -377,6 +377,14 @@ def test_api_created_instances_before_and_after_the_sync_config(engine, git_http
     with pytest.raises(ClientError) as e:
         proton.create_service(name="other", templateName="web", templateMajorVersion="1", spec="proton: ServiceSpec\n")
     assert error_code(e) == "ValidationException" and "UpdateServiceTemplateVersion" in error_message(e)
+    # Tags on services and instances.
+    service_arn = proton.get_service(name="api")["service"]["arn"]
+    assert service_arn.endswith(":service/api")
+    proton.tag_resource(resourceArn=service_arn, tags=[{"key": "team", "value": "web"}])
+    proton.tag_resource(resourceArn=created["arn"], tags=[{"key": "tier", "value": "late"}])
+    assert proton.list_tags_for_resource(resourceArn=service_arn)["tags"] == [{"key": "team", "value": "web"}]
+    assert created["arn"].endswith(":service/api/service-instance/late")
+    assert proton.list_tags_for_resource(resourceArn=created["arn"])["tags"] == [{"key": "tier", "value": "late"}]
     # Other tenants see nothing.
     other = make_tenant(engine).client("proton")
     with pytest.raises(ClientError) as e:

@@ -49,7 +49,7 @@ const template = await proton.send(new pr.GetTemplateSyncStatusCommand({ templat
 out.templateStartedAt = template.latestSuccessfulSync.startedAt.toISOString();
 out.templateDesiredSha = template.desiredState.sha;
 out.missingRepository = await error(proton.send(new pr.GetRepositoryCommand({ name: "octo/none", provider: "GITHUB" })));
-out.unsupported = await error(proton.send(new pr.ListEnvironmentsCommand({})));
+out.unsupported = await error(proton.send(new pr.ListComponentsCommand({})));
 await proton.send(new pr.DeleteRepositoryCommand({ name: "octo/js", provider: "GITHUB" }));
 
 console.log(JSON.stringify(out));

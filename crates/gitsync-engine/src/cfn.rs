@@ -69,10 +69,25 @@ impl Engine {
                 }
             }
             SyncType::ServiceSync => {
-                match crate::service::SyncedInstance::from_key(&claim.target_key) {
-                    Some(instance) => Work::Instance(instance),
-                    None => {
+                let Some(instance) = crate::service::SyncedInstance::from_key(&claim.target_key)
+                else {
+                    let _ = self.store.release_target(&claim, Release::Settle).await;
+                    return;
+                };
+                match self
+                    .store
+                    .get_service_sync_config(&claim.tenant, &instance.service)
+                    .await
+                {
+                    Ok(_) => Work::Instance(instance),
+                    Err(StoreError::NotFound(_)) => {
+                        // Service sync was turned off for the service: its instances stay as they are.
                         let _ = self.store.release_target(&claim, Release::Settle).await;
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the service sync configuration");
+                        let _ = self.store.release_target(&claim, Release::KeepDue).await;
                         return;
                     }
                 }
