@@ -192,6 +192,16 @@ def register_version(tenant, template_type, name, major):
     return json.loads(subprocess.run(args, capture_output=True, text=True, timeout=60, check=True).stdout)
 
 
+def make_service(tenant, name, template="svc-template"):
+    """A Proton service without instances, on a published version of a service template."""
+    proton = tenant.client("proton")
+    if template not in [t["name"] for t in proton.list_service_templates()["templates"]]:
+        proton.create_service_template(name=template)
+    version = register_version(tenant, "SERVICE", template, 1)
+    proton.update_service_template_version(templateName=template, majorVersion="1", minorVersion=str(version["minor"]), status="PUBLISHED")
+    return proton.create_service(name=name, templateName=template, templateMajorVersion="1", spec="proton: ServiceSpec\n")["service"]
+
+
 def new_account_id():
     return "".join(random.choice("0123456789") for _ in range(12))
 

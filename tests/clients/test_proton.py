@@ -2,7 +2,7 @@
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import error_code, error_message
+from conftest import error_code, error_message, make_service
 
 
 @pytest.fixture
@@ -93,6 +93,11 @@ def test_template_sync_config_needs_its_repository(tenant):
 def test_service_sync_config_lifecycle_status_and_blockers(tenant, github):
     proton = tenant.client("proton")
     proton.create_repository(connectionArn=github, name="octo/services", provider="GITHUB")
+    with pytest.raises(ClientError) as e:
+        proton.create_service_sync_config(serviceName="api", repositoryName="octo/services", repositoryProvider="GITHUB", branch="main", filePath="proton-ops.yaml")
+    assert error_code(e) == "ResourceNotFoundException"
+    assert error_message(e) == "Service api does not exist: create it with CreateService, then its service sync configuration"
+    make_service(tenant, "api")
     created = proton.create_service_sync_config(serviceName="api", repositoryName="octo/services", repositoryProvider="GITHUB", branch="main", filePath="proton-ops.yaml")["serviceSyncConfig"]
     assert created == {"serviceName": "api", "repositoryName": "octo/services", "repositoryProvider": "GITHUB", "branch": "main", "filePath": "proton-ops.yaml"}
     assert proton.get_service_sync_config(serviceName="api")["serviceSyncConfig"] == created
@@ -132,6 +137,7 @@ def test_statuses_answer_from_recorded_history(tenant, github):
     proton = tenant.client("proton")
     proton.create_repository(connectionArn=github, name="octo/templates", provider="GITHUB")
     proton.create_template_sync_config(templateName="seeded-template", templateType="ENVIRONMENT", repositoryName="octo/templates", repositoryProvider="GITHUB", branch="main")
+    make_service(tenant, "seeded-service")
     proton.create_service_sync_config(serviceName="seeded-service", repositoryName="octo/templates", repositoryProvider="GITHUB", branch="main", filePath="ops.yaml")
     seeded = tenant.seed_history()
     status = proton.get_template_sync_status(templateName="seeded-template", templateType="ENVIRONMENT", templateVersion="1")

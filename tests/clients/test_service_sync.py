@@ -337,6 +337,8 @@ def test_api_created_instances_before_and_after_the_sync_config(engine, git_http
     assert created["templateMinorVersion"] == "0"
     (b,) = proton.get_service_sync_blocker_summary(serviceName="api", serviceInstanceName="late")["serviceSyncBlockerSummary"]["latestBlockers"]
     assert "created outside service sync (CreateServiceInstance)" in b["createdReason"]
+    # Git has never synced `late`, so there is nothing to retry: resolving just lifts the hold.
+    assert proton.update_service_sync_blocker(id=b["id"], resolvedReason="ok")["serviceSyncBlocker"]["status"] == "RESOLVED"
     # Bad input is refused with the instance, the input and the rule, and nothing is written.
     for bad_spec, message in (
         ("proton: ServiceSpec\ninstances:\n  - name: x\n    environment: staging\n    spec: {replicas: 0}\n",

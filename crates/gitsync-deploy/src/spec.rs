@@ -11,6 +11,10 @@ use std::collections::BTreeMap;
 /// Specs are at most this long (the API's `SpecContents` limit, applied to files from Git too).
 pub const MAX_SPEC_BYTES: usize = 51_200;
 
+/// proton-ops files name every synced instance of every service in a repository, so they may be
+/// much longer than one spec.
+pub const MAX_OPS_FILE_BYTES: usize = 1024 * 1024;
+
 /// How deep schemas may nest (and `$ref`s chain) before we call the schema unusable.
 const MAX_DEPTH: usize = 32;
 
@@ -38,10 +42,10 @@ impl InputKind {
     }
 }
 
-fn parse_yaml(what: &str, text: &str) -> Result<Value, String> {
-    if text.len() > MAX_SPEC_BYTES {
+fn parse_yaml(what: &str, text: &str, limit: usize) -> Result<Value, String> {
+    if text.len() > limit {
         return Err(format!(
-            "{what}: is {} bytes; at most {MAX_SPEC_BYTES} are allowed",
+            "{what}: is {} bytes; at most {limit} are allowed",
             text.len()
         ));
     }
@@ -413,7 +417,7 @@ fn check_proton_key(what: &str, doc: &Value, expected: &str) -> Result<(), Strin
 impl ServiceSpec {
     /// Reads a service spec; `what` names it in problems (`the spec`, `services/api/spec.yaml`).
     pub fn parse(what: &str, text: &str) -> Result<ServiceSpec, String> {
-        let doc = parse_yaml(what, text)?;
+        let doc = parse_yaml(what, text, MAX_SPEC_BYTES)?;
         if !doc.is_object() {
             return Err(format!(
                 "{what}: must be a mapping with 'proton: ServiceSpec' and 'instances'"
@@ -528,7 +532,7 @@ pub fn check_instance(
 
 /// An environment spec: `proton: EnvironmentSpec` and `spec` (the inputs).
 pub fn environment_inputs(text: &str) -> Result<Option<Value>, String> {
-    let doc = parse_yaml("the spec", text)?;
+    let doc = parse_yaml("the spec", text, MAX_SPEC_BYTES)?;
     if !(doc.is_object() || doc.is_null()) {
         return Err("the spec: must be a mapping with 'proton: EnvironmentSpec' and 'spec'".into());
     }
@@ -555,7 +559,7 @@ pub struct OpsFile {
 
 impl OpsFile {
     pub fn parse(path: &str, text: &str) -> Result<OpsFile, Vec<String>> {
-        let doc = parse_yaml(path, text).map_err(|e| vec![e])?;
+        let doc = parse_yaml(path, text, MAX_OPS_FILE_BYTES).map_err(|e| vec![e])?;
         let services = doc
             .get("sync")
             .and_then(|s| s.get("services"))
@@ -764,6 +768,19 @@ schema:
         assert_eq!(
             e,
             vec!["ops.yaml: sync.services.api.dev.branch is required".to_string()]
+        );
+        let big = format!(
+            "sync:\n  services:\n    api:\n{}",
+            (0..1000)
+                .map(|i| format!(
+                    "      i{i:04}:\n        branch: main\n        spec: specs/i{i:04}.yaml\n"
+                ))
+                .collect::<String>()
+        );
+        assert!(big.len() > MAX_SPEC_BYTES);
+        assert_eq!(
+            OpsFile::parse("ops.yaml", &big).unwrap().services["api"].len(),
+            1000
         );
         let e = OpsFile::parse("ops.yaml", "services: {}").unwrap_err();
         assert_eq!(

@@ -401,6 +401,20 @@ impl Store {
             &config.repository_name,
         )
         .await?;
+        let service = sqlx::query(
+            "SELECT 1 FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(&config.service_name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if service.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "Service {} does not exist: create it with CreateService, then its service sync configuration",
+                config.service_name
+            )));
+        }
         let existing: i64 = sqlx::query(
             "SELECT COUNT(*) FROM service_sync_configs WHERE account_id = $1 AND region = $2",
         )

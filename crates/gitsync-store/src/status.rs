@@ -342,7 +342,9 @@ impl Store {
         .bind(&prefix)
         .execute(&mut *tx)
         .await?;
-        if retried.rows_affected() == 0 {
+        // A stack's blocker promises a retry; an instance (or service) that Git has not synced yet
+        // has nothing to retry, and resolving its blocker just lets the next commit through.
+        if retried.rows_affected() == 0 && sync_type != SyncType::ServiceSync {
             return Err(StoreError::Conflict(format!(
                 "Retrying the latest commit failed: {} has no commit to retry yet; the blocker stays active",
                 scope.resource_name
