@@ -186,6 +186,9 @@ def test_service_sync_story(engine, git_http, tmp_path):
     assert (prod["environmentName"], prod["templateName"], prod["templateMajorVersion"], prod["templateMinorVersion"]) == \
         ("production", "web", "1", "0")
     assert "replicas: 3" in prod["spec"] and "port: 80" in prod["spec"]  # the schema's default is filled in
+    defs = proton.list_repository_sync_definitions(repositoryName="octo/svc", repositoryProvider=PROVIDER, syncType="SERVICE_SYNC")
+    assert sorted((d["parent"], d["target"], d["branch"], d["directory"]) for d in defs["syncDefinitions"]) == [
+        ("api", "dev", "dev", "specs/dev.yaml"), ("api", "prod", "main", "specs/prod.yaml"), ("api", "qa", "dev", "specs/dev.yaml")]
     listed = proton.list_service_instances(serviceName="api")["serviceInstances"]
     assert sorted(i["name"] for i in listed) == ["dev", "prod", "qa"]
     ops_repo = repository_synced(proton, "svc", "main", main)
@@ -298,13 +301,21 @@ def test_deleting_a_synced_service_blocks_it(engine, git_http, tmp_path):
     proton.create_service_sync_config(serviceName="api", repositoryName="octo/deleted", repositoryProvider=PROVIDER,
                                       branch="main", filePath="ops.yaml")
     synced(proton, "one", first)
+    # UpdateService with a spec that leaves `one` out deletes it (as in Proton) and blocks the service.
+    proton.update_service(name="api", spec="proton: ServiceSpec\ninstances: []\n")
+    assert proton.list_service_instances(serviceName="api")["serviceInstances"] == []
+    (removed,) = proton.get_service_sync_blocker_summary(serviceName="api")["serviceSyncBlockerSummary"]["latestBlockers"]
+    assert {c["key"]: c["value"] for c in removed["contexts"]}["Operation"] == "UpdateService"
+    # Resolving retries the latest commit: Git brings `one` back.
+    proton.update_service_sync_blocker(id=removed["id"], resolvedReason="bring it back")
+    wait_for(lambda: proton.get_service_instance(serviceName="api", name="one"), what="instance one recreated")
     with pytest.raises(ClientError) as e:
         proton.delete_environment(name="staging")
     assert error_code(e) == "ConflictException" and "api/one" in error_message(e)
 
-    proton.delete_service(name="api")
-    (blocker,) = proton.get_service_sync_blocker_summary(serviceName="api")["serviceSyncBlockerSummary"]["latestBlockers"]
-    assert blocker["status"] == "ACTIVE" and "deleted outside service sync" in blocker["createdReason"]
+    assert proton.delete_service(name="api")["service"]["status"] == "DELETE_IN_PROGRESS"
+    blocker = proton.get_service_sync_blocker_summary(serviceName="api")["serviceSyncBlockerSummary"]["latestBlockers"][0]
+    assert blocker["status"] == "ACTIVE" and "deleted outside service sync (DeleteService: one)" in blocker["createdReason"]
     assert {c["key"]: c["value"] for c in blocker["contexts"]}["DeletedInstances"] == "one"
     # While the service is blocked, no instance of it syncs, even when the service is back.
     proton.create_service(name="api", templateName="web", templateMajorVersion="1", spec="proton: ServiceSpec\n")
@@ -339,6 +350,16 @@ def test_api_created_instances_before_and_after_the_sync_config(engine, git_http
     assert "created outside service sync (CreateServiceInstance)" in b["createdReason"]
     # Git has never synced `late`, so there is nothing to retry: resolving just lifts the hold.
     assert proton.update_service_sync_blocker(id=b["id"], resolvedReason="ok")["serviceSyncBlocker"]["status"] == "RESOLVED"
+    # A retried create (same clientToken, as SDKs do after a lost response) answers the instance.
+    retry = late.replace("late", "again")
+    first = proton.create_service_instance(serviceName="api", name="again", spec=retry, clientToken="token-1")["serviceInstance"]
+    second = proton.create_service_instance(serviceName="api", name="again", spec=retry, clientToken="token-1")["serviceInstance"]
+    assert first["lastAttemptedDeploymentId"] == second["lastAttemptedDeploymentId"]
+    with pytest.raises(ClientError) as e:
+        proton.create_service_instance(serviceName="api", name="again", spec=retry, clientToken="token-2")
+    assert error_code(e) == "ConflictException"
+    proton.update_service(name="api", spec="proton: ServiceSpec\ninstances:\n  - name: early\n    environment: staging\n"
+                          "    spec: {replicas: 1}\n  - name: late\n    environment: staging\n    spec: {replicas: 1}\n")
     # Bad input is refused with the instance, the input and the rule, and nothing is written.
     for bad_spec, message in (
         ("proton: ServiceSpec\ninstances:\n  - name: x\n    environment: staging\n    spec: {replicas: 0}\n",

@@ -486,10 +486,11 @@ pub(crate) async fn call(
         "UpdateService" => {
             let name = required(input, "name")?;
             let spec_text = s(input, "spec");
-            let mut added = Vec::new();
+            let (mut added, mut removed) = (Vec::new(), Vec::new());
             if let Some(text) = spec_text {
                 let spec = ServiceSpec::parse("spec", text).map_err(invalid)?;
-                // UpdateService adds instances; existing ones change with UpdateServiceInstance.
+                // As in Proton: the spec adds the instances it lists that do not exist and deletes
+                // those it leaves out; existing ones change with UpdateServiceInstance.
                 let existing = store
                     .service_instances(tenant, Some(name))
                     .await
@@ -503,9 +504,21 @@ pub(crate) async fn call(
                         .await?;
                     added.push((instance.name.clone(), deployment));
                 }
+                removed = existing
+                    .iter()
+                    .filter(|e| spec.instance(&e.name).is_none())
+                    .map(|e| e.name.clone())
+                    .collect();
             }
-            let (svc, _) = store
-                .update_service(tenant, name, s(input, "description"), spec_text, &added)
+            let (svc, _, _) = store
+                .update_service(
+                    tenant,
+                    name,
+                    s(input, "description"),
+                    spec_text,
+                    &added,
+                    &removed,
+                )
                 .await
                 .map_err(err)?;
             json!({ "service": service_json(&svc, false) })
@@ -518,11 +531,17 @@ pub(crate) async fn call(
             if let Some(b) = blocker {
                 tracing::info!(service = %svc.name, blocker = %b.id, "service deleted outside service sync; blocker raised");
             }
-            json!({ "service": service_json(&svc, false) })
+            // Gone already; Proton's model has no deleted status, it answers DELETE_IN_PROGRESS.
+            let mut out = service_json(&svc, false);
+            out["status"] = json!("DELETE_IN_PROGRESS");
+            json!({ "service": out })
         }
         "CreateServiceInstance" => {
             let service = required(input, "serviceName")?;
             let name = required(input, "name")?;
+            if let Some(done) = retried(api, tenant, service, name, input).await? {
+                return Ok(done);
+            }
             let entry = instance_entry(required(input, "spec")?, name)?;
             let deployment = api
                 .plan_instance(
@@ -561,6 +580,9 @@ pub(crate) async fn call(
         "UpdateServiceInstance" => {
             let service = required(input, "serviceName")?;
             let name = required(input, "name")?;
+            if let Some(done) = retried(api, tenant, service, name, input).await? {
+                return Ok(done);
+            }
             let current = store
                 .get_service_instance(tenant, service, name)
                 .await
@@ -611,6 +633,27 @@ pub(crate) async fn call(
             )));
         }
     })
+}
+
+/// A retried create or update (the same `clientToken` as the instance's last deployment) answers
+/// the instance as it is: SDKs resend the token when a response was lost.
+async fn retried(
+    api: &Api,
+    tenant: &Tenant,
+    service: &str,
+    name: &str,
+    input: &Value,
+) -> Result<Option<Value>, ApiError> {
+    let Some(token) = s(input, "clientToken") else {
+        return Ok(None);
+    };
+    match api.store.get_service_instance(tenant, service, name).await {
+        Ok(i) if i.last_client_request_token.as_deref() == Some(token) => {
+            Ok(Some(json!({ "serviceInstance": instance_json(&i, false) })))
+        }
+        Ok(_) | Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(err(e)),
+    }
 }
 
 /// Plans every instance a new service's spec lists (the service does not exist yet, so its

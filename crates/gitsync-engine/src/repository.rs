@@ -361,27 +361,29 @@ impl Engine {
             .advance_targets(&key.tenant, &repository, &branch, &advances)
             .await
             .map_err(|e| e.to_string())?;
-        for problem in &problems {
+        // Unusable configuration files fail the repository sync (after any targets that could
+        // still move did); a new commit, or a configuration change, tries again.
+        let failed = !problems.is_empty();
+        let done = if failed {
+            RepositorySyncStatus::Failed
+        } else {
+            RepositorySyncStatus::Succeeded
+        };
+        for (i, problem) in problems.iter().enumerate() {
+            let last = i + 1 == problems.len() && affected == 0;
             record(
-                RepositorySyncStatus::InProgress,
+                if last {
+                    done
+                } else {
+                    RepositorySyncStatus::InProgress
+                },
                 event("VALIDATION_FAILED", problem, Some(&head)),
             )
             .await;
         }
-        if !problems.is_empty() && affected == 0 {
-            // Recorded against this commit; a new commit (or a configuration change) retries.
+        if affected > 0 {
             record(
-                RepositorySyncStatus::Failed,
-                event(
-                    "NO_CHANGES",
-                    format!("No sync target could be started for commit {head}"),
-                    Some(&head),
-                ),
-            )
-            .await;
-        } else if affected > 0 {
-            record(
-                RepositorySyncStatus::Succeeded,
+                done,
                 event(
                     "STARTING_SYNC",
                     format!("Starting syncs for commit {head}"),
@@ -390,9 +392,9 @@ impl Engine {
             )
             .await;
             self.wake();
-        } else {
+        } else if !failed {
             record(
-                RepositorySyncStatus::Succeeded,
+                done,
                 event(
                     "NO_CHANGES",
                     format!("No sync target is affected by commit {head}"),

@@ -10,7 +10,7 @@ use gitsync_model::{InstanceDeployment, ProtonProvider, Revision, SyncTarget, Sy
 use gitsync_store::{
     ClaimedTarget, InstanceWrite, LinkSource, RepositoryKey, StoreError, TargetAdvance,
 };
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// One instance of one service: what a service sync target is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,27 +120,53 @@ impl Engine {
             targets: 0,
             problems: Vec::new(),
         };
-        let mut ops_changed = false;
+        let key = RepositoryKey::Proton {
+            provider,
+            name: name.to_string(),
+        };
         for config in configs {
-            // Where the ops file is read: this commit, or the head of the ops file's branch.
-            let ops_commit = if config.branch == branch {
+            let own = config.branch == branch;
+            // Where the ops file is read: this commit, or the head its own branch was last
+            // synced at (by any replica; listed from the remote before its first check).
+            let ops_commit = if own {
                 head.to_string()
             } else {
+                let synced = self
+                    .store
+                    .synced_head(tenant, SyncType::ServiceSync, &key.as_key(), &config.branch)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let wanted = std::slice::from_ref(&config.branch);
-                let known = mirror.branch_heads(wanted).map_err(|e| e.to_string())?;
-                match known.get(&config.branch) {
-                    Some(sha) => sha.clone(),
-                    None => match remote.fetch(&self.git, wanted).await {
-                        Ok((_, fetched)) => match fetched.get(&config.branch) {
-                            Some(sha) => sha.clone(),
-                            None => continue,
-                        },
-                        // The ops branch's own check reports why it cannot be read.
-                        Err(_) => continue,
-                    },
+                let sha = match synced {
+                    Some(sha) => sha,
+                    None => remote
+                        .list_branches(&self.git, wanted)
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "Could not list refs/heads/{} of {}: {e}",
+                                config.branch, remote.url
+                            )
+                        })?
+                        .get(&config.branch)
+                        .cloned()
+                        .ok_or_else(|| {
+                            format!(
+                                "Branch {} (holding {} of service {}) does not exist in {}",
+                                config.branch, config.file_path, config.service_name, remote.url
+                            )
+                        })?,
+                };
+                if !mirror.has_commit(&sha) {
+                    remote.fetch(&self.git, wanted).await.map_err(|e| {
+                        format!(
+                            "Could not fetch refs/heads/{} from {}: {e}",
+                            config.branch, remote.url
+                        )
+                    })?;
                 }
+                sha
             };
-            let own = config.branch == branch;
             let found = {
                 let snapshot = mirror.at(&ops_commit).map_err(|e| e.to_string())?;
                 let ops = match snapshot.read_file(&config.file_path) {
@@ -161,20 +187,35 @@ impl Engine {
                             config.file_path, config.service_name
                         )]),
                         Some(entries) => {
-                            let branches: BTreeSet<String> =
-                                entries.values().map(|e| e.branch.clone()).collect();
-                            let here = if own || branches.contains(branch) {
+                            // The entries on each other branch, as the ops file now says.
+                            let mut others: BTreeMap<
+                                String,
+                                serde_json::Map<String, serde_json::Value>,
+                            > = BTreeMap::new();
+                            for (instance, entry) in
+                                entries.iter().filter(|(_, e)| e.branch != config.branch)
+                            {
+                                others.entry(entry.branch.clone()).or_default().insert(
+                                    instance.clone(),
+                                    serde_json::Value::String(entry.spec.clone()),
+                                );
+                            }
+                            let others: BTreeMap<String, String> = others
+                                .into_iter()
+                                .map(|(b, m)| (b, serde_json::Value::Object(m).to_string()))
+                                .collect();
+                            let here = if entries.values().any(|e| e.branch == branch) {
                                 let at_head = mirror.at(head).map_err(|e| e.to_string())?;
                                 instances_on(&at_head, &config.service_name, entries, branch)
                             } else {
                                 Vec::new()
                             };
-                            Ok((branches, here))
+                            Ok((others, here))
                         }
                     },
                 }
             };
-            let (branches, here) = match found {
+            let (others, here) = match found {
                 Ok(found) => found,
                 Err(problems) => {
                     // Reported by the check of the branch that holds the ops file.
@@ -185,12 +226,20 @@ impl Engine {
                 }
             };
             if own {
-                let others: Vec<String> = branches.into_iter().filter(|b| b != branch).collect();
-                self.store
+                // Branches whose entries the ops file changed look at their heads again (a ref
+                // listing each; no fetch when they did not move). Unchanged ones are left alone.
+                let changed = self
+                    .store
                     .set_service_sync_branches(tenant, &config.service_name, &others)
                     .await
                     .map_err(|e| e.to_string())?;
-                ops_changed |= !others.is_empty();
+                let changed: Vec<String> = changed.into_iter().filter(|b| b != branch).collect();
+                if !changed.is_empty() {
+                    self.store
+                        .reevaluate_branches(tenant, SyncType::ServiceSync, &key.as_key(), &changed)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
             }
             scan.targets += here.len();
             for (instance, entry, ids) in here {
@@ -214,18 +263,6 @@ impl Engine {
                     });
                 }
             }
-        }
-        if ops_changed {
-            // The ops file may have moved instances to, or changed their entries on, the other
-            // branches: each looks at its head again (a ref listing, no fetch when unchanged).
-            let key = RepositoryKey::Proton {
-                provider,
-                name: name.to_string(),
-            };
-            self.store
-                .reevaluate_other_branches(tenant, SyncType::ServiceSync, &key.as_key(), branch)
-                .await
-                .map_err(|e| e.to_string())?;
         }
         Ok(scan)
     }
@@ -305,8 +342,11 @@ impl Engine {
             .await
         {
             Ok(c) => c,
+            // A missing service or environment, or an unpublished version, is fixed through
+            // the API rather than in Git: retried with backoff, so the fix is picked up.
             Err(StoreError::NotFound(m) | StoreError::Invalid(m)) => {
-                return invalid(vec![format!("instance {}: {m}", target.instance)]);
+                let m = format!("instance {}: {m}", target.instance);
+                return Ending::Transient(vec![event("VALIDATION_FAILED", &m, None)], m);
             }
             Err(e) => return Ending::Transient(vec![], e.to_string()),
         };
@@ -372,8 +412,11 @@ impl Engine {
                     Some(&done.instance.arn),
                 ),
             ]),
+            // A blocker raised while this attempt ran (a change through the API) wins.
+            Err(StoreError::Conflict(m)) => Ending::Failed(vec![event("BLOCKED", &m, None)], m),
             Err(StoreError::NotFound(m) | StoreError::Invalid(m)) => {
-                invalid(vec![format!("instance {}: {m}", target.instance)])
+                let m = format!("instance {}: {m}", target.instance);
+                Ending::Transient(vec![event("VALIDATION_FAILED", &m, None)], m)
             }
             Err(e) => Ending::Transient(vec![], e.to_string()),
         }

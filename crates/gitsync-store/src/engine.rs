@@ -608,29 +608,56 @@ impl Store {
             .collect()
     }
 
-    /// Makes the other watched branches of a repository look again at their head (the
-    /// proton-ops file changed what they are read for).
-    pub async fn reevaluate_other_branches(
+    /// Makes watched branches of a repository look again at their head (the proton-ops file
+    /// changed what they are read for).
+    pub async fn reevaluate_branches(
         &self,
         tenant: &Tenant,
         sync_type: SyncType,
         repository_key: &str,
-        except: &str,
+        branches: &[String],
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE watched_branches SET synced_sha = NULL, next_check_at = 0 \
-             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch <> $5",
+        for branch in branches {
+            sqlx::query(
+                "UPDATE watched_branches SET synced_sha = NULL, next_check_at = 0 \
+                 WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(sync_type.as_str())
+            .bind(repository_key)
+            .bind(branch)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The commit a watched branch was last synced at, by whichever replica checked it.
+    pub async fn synced_head(
+        &self,
+        tenant: &Tenant,
+        sync_type: SyncType,
+        repository_key: &str,
+        branch: &str,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT synced_sha FROM watched_branches WHERE account_id = $1 AND region = $2 AND sync_type = $3 \
+             AND repository_key = $4 AND branch = $5",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(sync_type.as_str())
         .bind(repository_key)
-        .bind(except)
-        .execute(&mut *tx)
+        .bind(branch)
+        .fetch_optional(&self.pool)
         .await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(row
+            .map(|r| opt_text(&r, "synced_sha"))
+            .transpose()?
+            .flatten())
     }
 
     /// The sync configurations that watch one branch of a link.

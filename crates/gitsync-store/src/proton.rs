@@ -458,6 +458,17 @@ impl Store {
         };
         crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
             .await?;
+        // A service synced before (its configuration deleted and created again) is taken over
+        // anew: every instance Git names is deployed from Git at the next check.
+        sqlx::query(
+            "UPDATE sync_targets SET watched_ids = NULL WHERE account_id = $1 AND region = $2 AND sync_type = 'SERVICE_SYNC' \
+             AND substr(target_key, 1, length($3)) = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(format!("{}/", config.service_name))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(config.clone())
     }
@@ -522,6 +533,15 @@ impl Store {
             provider: config.repository_provider,
             name: config.repository_name.clone(),
         };
+        // The branches the old ops file named are read again from the new one.
+        sqlx::query(
+            "DELETE FROM service_sync_branches WHERE account_id = $1 AND region = $2 AND service_name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(&config.service_name)
+        .execute(&mut *tx)
+        .await?;
         crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
             .await?;
         tx.commit().await?;
@@ -537,12 +557,17 @@ impl Store {
         let config = self
             .service_config_in(&mut *tx, tenant, service_name)
             .await?;
-        sqlx::query("DELETE FROM service_sync_configs WHERE account_id = $1 AND region = $2 AND service_name = $3")
-            .bind(&tenant.account_id)
-            .bind(&tenant.region)
-            .bind(service_name)
-            .execute(&mut *tx)
-            .await?;
+        for table in [
+            "DELETE FROM service_sync_configs WHERE account_id = $1 AND region = $2 AND service_name = $3",
+            "DELETE FROM service_sync_branches WHERE account_id = $1 AND region = $2 AND service_name = $3",
+        ] {
+            sqlx::query(table)
+                .bind(&tenant.account_id)
+                .bind(&tenant.region)
+                .bind(service_name)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(config)
     }

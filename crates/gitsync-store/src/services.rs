@@ -15,6 +15,7 @@ use gitsync_model::{
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
+use std::collections::BTreeMap;
 
 /// What a user gives to create an environment (the template version already resolved).
 #[derive(Debug, Clone)]
@@ -426,9 +427,11 @@ impl Store {
     /// Deletes an environment no service instance runs in.
     pub async fn delete_environment(&self, tenant: &Tenant, name: &str) -> Result<Environment> {
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query(
+        let row = sqlx::query(locking(
+            self.backend == crate::Backend::Postgres,
             "SELECT * FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3",
-        )
+            "SELECT * FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3 FOR UPDATE",
+        ))
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(name)
@@ -516,6 +519,7 @@ impl Store {
             deployed.push(
                 deploy_instance_in(
                     &mut tx,
+                    self.backend == crate::Backend::Postgres,
                     tenant,
                     &new.name,
                     name,
@@ -562,7 +566,8 @@ impl Store {
         crate::connections::page(rows, limit, service_from, |s| s.name.clone())
     }
 
-    /// Changes a service's description or spec, and deploys the instances the new spec adds.
+    /// Changes a service's description or spec, deploys the instances the new spec adds and
+    /// deletes those it leaves out (`removed`), as Proton's UpdateService does.
     pub async fn update_service(
         &self,
         tenant: &Tenant,
@@ -570,7 +575,8 @@ impl Store {
         description: Option<&str>,
         spec: Option<&str>,
         new_instances: &[(String, InstanceDeployment)],
-    ) -> Result<(Service, Vec<DeployedInstance>)> {
+        removed: &[String],
+    ) -> Result<(Service, Vec<DeployedInstance>, Option<SyncBlocker>)> {
         let mut tx = self.write_tx().await?;
         let updated = sqlx::query(
             "UPDATE proton_services SET description = COALESCE($4, description), spec = COALESCE($5, spec), last_modified_at = $6 \
@@ -592,6 +598,7 @@ impl Store {
             deployed.push(
                 deploy_instance_in(
                     &mut tx,
+                    self.backend == crate::Backend::Postgres,
                     tenant,
                     name,
                     instance,
@@ -603,8 +610,24 @@ impl Store {
                 .await?,
             );
         }
+        let mut gone = Vec::new();
+        for instance in removed {
+            let row = sqlx::query(
+                "SELECT * FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(name)
+            .bind(instance)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row {
+                gone.push(instance_from(&row)?);
+            }
+        }
+        let blocker = remove_instances(&mut tx, tenant, name, &gone, "UpdateService").await?;
         tx.commit().await?;
-        Ok((self.get_service(tenant, name).await?, deployed))
+        Ok((self.get_service(tenant, name).await?, deployed, blocker))
     }
 
     /// Deletes a service and its instances. When service sync deployed any of them and the
@@ -616,9 +639,11 @@ impl Store {
         name: &str,
     ) -> Result<(Service, Option<SyncBlocker>)> {
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query(
+        let row = sqlx::query(locking(
+            self.backend == crate::Backend::Postgres,
             "SELECT * FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3",
-        )
+            "SELECT * FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3 FOR UPDATE",
+        ))
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(name)
@@ -637,41 +662,7 @@ impl Store {
         .iter()
         .map(instance_from)
         .collect::<Result<Vec<_>>>()?;
-        let synced: Vec<&ServiceInstance> = instances
-            .iter()
-            .filter(|i| i.source_commit.is_some())
-            .collect();
-        let blocker = if !synced.is_empty() && has_service_sync(&mut tx, tenant, name).await? {
-            let names: Vec<&str> = synced.iter().map(|i| i.name.as_str()).collect();
-            let reason = format!(
-                "Service {name} was deleted outside service sync while it had synced instances ({})",
-                names.join(", ")
-            );
-            let contexts = vec![
-                ("ServiceName".to_string(), name.to_string()),
-                ("DeletedInstances".to_string(), names.join(",")),
-                ("Operation".to_string(), "DeleteService".to_string()),
-            ];
-            let scope = BlockerScope {
-                sync_type: SyncType::ServiceSync,
-                resource_name: name.to_string(),
-                parent_resource_name: None,
-            };
-            Some(crate::status::insert_blocker(&mut tx, tenant, &scope, &reason, &contexts).await?)
-        } else {
-            None
-        };
-        for instance in &instances {
-            delete_tags(&mut tx, tenant, &instance.arn).await?;
-        }
-        sqlx::query(
-            "DELETE FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3",
-        )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+        let blocker = remove_instances(&mut tx, tenant, name, &instances, "DeleteService").await?;
         sqlx::query(
             "DELETE FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3",
         )
@@ -702,6 +693,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let deployed = deploy_instance_in(
             &mut tx,
+            self.backend == crate::Backend::Postgres,
             tenant,
             service,
             name,
@@ -758,14 +750,39 @@ impl Store {
 
     // ----- service sync's branches -----
 
-    /// Remembers the branches a service's proton-ops file names, so the engine watches them.
+    /// Remembers the branches a service's proton-ops file names (other than its own) and the
+    /// entries on each, so the engine watches them. Returns the branches whose entries changed
+    /// (added, removed or edited): only those need another look at their head.
     pub async fn set_service_sync_branches(
         &self,
         tenant: &Tenant,
         service: &str,
-        branches: &[String],
-    ) -> Result<()> {
+        branches: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>> {
         let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT branch, entries FROM service_sync_branches WHERE account_id = $1 AND region = $2 AND service_name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(service)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut before = BTreeMap::new();
+        for row in &rows {
+            before.insert(text(row, "branch")?, text(row, "entries")?);
+        }
+        if &before == branches {
+            return Ok(Vec::new());
+        }
+        let changed: Vec<String> = before
+            .keys()
+            .chain(branches.keys())
+            .filter(|b| before.get(*b) != branches.get(*b))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         sqlx::query(
             "DELETE FROM service_sync_branches WHERE account_id = $1 AND region = $2 AND service_name = $3",
         )
@@ -774,20 +791,20 @@ impl Store {
         .bind(service)
         .execute(&mut *tx)
         .await?;
-        for branch in branches {
+        for (branch, entries) in branches {
             sqlx::query(
-                "INSERT INTO service_sync_branches (account_id, region, service_name, branch) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (account_id, region, service_name, branch) DO NOTHING",
+                "INSERT INTO service_sync_branches (account_id, region, service_name, branch, entries) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&tenant.account_id)
             .bind(&tenant.region)
             .bind(service)
             .bind(branch)
+            .bind(entries)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(changed)
     }
 }
 
@@ -815,9 +832,110 @@ async fn has_service_sync(
     .is_some())
 }
 
+/// Reads one row by key; on PostgreSQL it is locked for the rest of the transaction, so a
+/// concurrent delete of the service or environment waits for the deployment (SQLite write
+/// transactions are serial already).
+fn locking(pg: bool, sql: &'static str, locked: &'static str) -> &'static str {
+    if pg { locked } else { sql }
+}
+
+/// An ACTIVE blocker that stops service sync from deploying this instance, if any.
+async fn active_blocker(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &Tenant,
+    service: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT created_reason FROM sync_blockers WHERE account_id = $1 AND region = $2 AND sync_type = 'SERVICE_SYNC' \
+         AND status = 'ACTIVE' AND ((parent_resource_name = $3 AND resource_name = $4) \
+           OR (parent_resource_name IS NULL AND resource_name = $3)) ORDER BY created_at LIMIT 1",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(service)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| text(&r, "created_reason")).transpose()
+}
+
+/// The instances of a service that service sync has deployed at some point (a target with an
+/// applied commit), whatever changed them since.
+async fn synced_instances(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &Tenant,
+    service: &str,
+) -> Result<Vec<String>> {
+    let prefix = format!("{service}/");
+    let rows = sqlx::query(
+        "SELECT target_key FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = 'SERVICE_SYNC' \
+         AND applied_revision IS NOT NULL AND substr(target_key, 1, length($3)) = $3",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(&prefix)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(text(r, "target_key")?[prefix.len()..].to_string()))
+        .collect()
+}
+
+/// Deletes instances of a service; when service sync had deployed any of them and the service
+/// has a service sync configuration, raises a blocker on the service (Git must not quietly
+/// bring them back).
+async fn remove_instances(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &Tenant,
+    service: &str,
+    removed: &[ServiceInstance],
+    operation: &str,
+) -> Result<Option<SyncBlocker>> {
+    let synced = synced_instances(tx, tenant, service).await?;
+    let names: Vec<&str> = removed
+        .iter()
+        .filter(|i| i.source_commit.is_some() || synced.contains(&i.name))
+        .map(|i| i.name.as_str())
+        .collect();
+    let blocker = if !names.is_empty() && has_service_sync(tx, tenant, service).await? {
+        let reason = format!(
+            "Synced instances of service {service} were deleted outside service sync ({operation}: {})",
+            names.join(", ")
+        );
+        let contexts = vec![
+            ("ServiceName".to_string(), service.to_string()),
+            ("DeletedInstances".to_string(), names.join(",")),
+            ("Operation".to_string(), operation.to_string()),
+        ];
+        let scope = BlockerScope {
+            sync_type: SyncType::ServiceSync,
+            resource_name: service.to_string(),
+            parent_resource_name: None,
+        };
+        Some(crate::status::insert_blocker(tx, tenant, &scope, &reason, &contexts).await?)
+    } else {
+        None
+    };
+    for instance in removed {
+        delete_tags(tx, tenant, &instance.arn).await?;
+        sqlx::query(
+            "DELETE FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(service)
+        .bind(&instance.name)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(blocker)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn deploy_instance_in(
     tx: &mut Transaction<'static, Any>,
+    pg: bool,
     tenant: &Tenant,
     service: &str,
     name: &str,
@@ -826,9 +944,11 @@ async fn deploy_instance_in(
     tags: &[Tag],
     tag_limit: u32,
 ) -> Result<DeployedInstance> {
-    let known = sqlx::query(
+    let known = sqlx::query(locking(
+        pg,
         "SELECT 1 FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3",
-    )
+        "SELECT 1 FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3 FOR UPDATE",
+    ))
     .bind(&tenant.account_id)
     .bind(&tenant.region)
     .bind(service)
@@ -837,9 +957,18 @@ async fn deploy_instance_in(
     if known.is_none() {
         return Err(missing_service(service));
     }
-    let environment = sqlx::query(
+    // Service sync never deploys over a change a blocker protects, even one made while its
+    // attempt was running.
+    if deployment.source_commit.is_some()
+        && let Some(reason) = active_blocker(tx, tenant, service, name).await?
+    {
+        return Err(StoreError::Conflict(format!("Sync blocked: {reason}")));
+    }
+    let environment = sqlx::query(locking(
+        pg,
         "SELECT 1 FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3",
-    )
+        "SELECT 1 FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3 FOR UPDATE",
+    ))
     .bind(&tenant.account_id)
     .bind(&tenant.region)
     .bind(&deployment.environment_name)
@@ -913,7 +1042,7 @@ async fn deploy_instance_in(
             false
         }
         (None, _) => {
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO proton_service_instances (account_id, region, service_name, name, arn, environment_name, template_name, \
                  template_major, template_minor, spec, last_client_request_token, source_commit, created_at, deployment_status, \
                  last_attempted_at, last_succeeded_at, last_attempted_deployment_id, last_succeeded_deployment_id) \
@@ -934,7 +1063,15 @@ async fn deploy_instance_in(
             .bind(now.millis())
             .bind(&deployment_id)
             .execute(&mut **tx)
-            .await?;
+            .await;
+            match inserted {
+                Err(e) if crate::rows::is_unique_violation(&e) => {
+                    return Err(StoreError::AlreadyExists(format!(
+                        "Service instance {name} of service {service} already exists"
+                    )));
+                }
+                other => other?,
+            };
             true
         }
     };

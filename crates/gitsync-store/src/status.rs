@@ -255,7 +255,17 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let display = text(r, "display_name")?;
-                let parent = display.split(':').next().unwrap_or_default().to_string();
+                // A template major's parent is its template (`vpc:1`); an instance's is its
+                // service (key `service/instance`).
+                let parent = match sync_type {
+                    SyncType::ServiceSync => {
+                        let key = text(r, "target_key")?;
+                        key.split_once('/')
+                            .map(|(s, _)| s.to_string())
+                            .unwrap_or(key)
+                    }
+                    _ => display.split(':').next().unwrap_or_default().to_string(),
+                };
                 Ok(RepositorySyncDefinition {
                     branch: text(r, "branch")?,
                     directory: text(r, "directory")?,

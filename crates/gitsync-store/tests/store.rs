@@ -841,6 +841,13 @@ async fn service_blockers(store: Store) {
         "{}",
         blocker.created_reason
     );
+    // Service sync cannot deploy over the blocked change, even one made while its attempt ran.
+    assert!(matches!(
+        store
+            .deploy_service_instance(&t, "a", "dev", &deployment(Some("c2")), InstanceWrite::CreateOrUpdate, &[])
+            .await,
+        Err(StoreError::Conflict(m)) if m.starts_with("Sync blocked: ")
+    ));
     // Creating again, or updating a missing instance, is refused and writes nothing.
     assert!(matches!(
         store

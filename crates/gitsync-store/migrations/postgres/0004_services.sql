@@ -83,10 +83,13 @@ CREATE TABLE proton_deployments (
 );
 CREATE INDEX proton_deployments_by_target ON proton_deployments (account_id, region, target_kind, target_name, created_at);
 
+-- entries: the ops file's entries for the instances on that branch (canonical JSON), so a check
+-- of the ops file's branch re-evaluates only the branches whose entries changed.
 CREATE TABLE service_sync_branches (
     account_id       TEXT NOT NULL,
     region           TEXT NOT NULL,
     service_name     TEXT NOT NULL,
     branch           TEXT NOT NULL,
+    entries          TEXT NOT NULL,
     PRIMARY KEY (account_id, region, service_name, branch)
 );
