@@ -62,12 +62,16 @@ def new_postgres_database():
 class Server:
     """A running `gitsync serve`, on SQLite in its data directory or on its own PostgreSQL database."""
 
-    def __init__(self, extra_args=(), database_url=None):
+    def __init__(self, extra_args=(), database_url=None, env=None):
         self.data_dir = tempfile.mkdtemp(prefix="gitsync-test-")
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(self.data_dir, "server.log")
         self.extra_args = list(extra_args)
+        # No AWS credentials reach the server unless a test gives them: with none, stacks are
+        # only validated (with some, gitsync would deploy them to AWS).
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        self.env.update(env or {})
         self.process = None
         self.owned_database = None
         if database_url == "sqlite":
@@ -91,6 +95,7 @@ class Server:
             [GITSYNC, "serve", "--listen", f"127.0.0.1:{self.port}", *self.state_args(), *self.extra_args],
             stdout=log,
             stderr=log,
+            env=self.env,
         )
         deadline = time.time() + 30
         while time.time() < deadline:

@@ -37,6 +37,13 @@ pub struct StackPlan {
     pub tags: BTreeMap<String, String>,
     pub role_arn: String,
     pub on_stack_failure: Option<String>,
+    /// Where the stack lives (the sync configuration's region); set by the engine.
+    pub region: String,
+    /// The commit the plan was read from; set by the engine.
+    pub commit: String,
+    /// Every parameter's value once deployed: the given ones over the template's defaults (what
+    /// DescribeStacks reports for a stack that matches this plan).
+    pub effective_parameters: BTreeMap<String, String>,
 }
 
 fn scalar(value: &Value) -> Option<String> {
@@ -155,6 +162,8 @@ impl DeploymentFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateParameters {
     pub declared: BTreeMap<String, bool>,
+    /// The defaults the template gives, as CloudFormation reports them (lists comma-joined).
+    pub defaults: BTreeMap<String, String>,
 }
 
 /// Reads a template (JSON, or YAML with CloudFormation's short-form tags such as `!Ref`).
@@ -176,13 +185,28 @@ pub fn read_template(path: &str, bytes: &[u8]) -> Result<TemplateParameters, Vec
         )),
     }
     let mut declared = BTreeMap::new();
+    let mut defaults = BTreeMap::new();
     match map.get("Parameters") {
         None | Some(Value::Null) => {}
         Some(Value::Mapping(params)) => {
             for (name, spec) in params {
                 let name = scalar(name).unwrap_or_default();
-                let has_default = matches!(spec, Value::Mapping(m) if m.contains_key("Default"));
-                declared.insert(name, has_default);
+                let default = match spec {
+                    Value::Mapping(m) => m.get("Default"),
+                    _ => None,
+                };
+                if let Some(d) = default {
+                    let text = match d {
+                        Value::Sequence(items) => items
+                            .iter()
+                            .filter_map(scalar)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        other => scalar(other).unwrap_or_default(),
+                    };
+                    defaults.insert(name.clone(), text);
+                }
+                declared.insert(name, default.is_some());
             }
         }
         Some(_) => problems.push(format!("{path}: Parameters must be a mapping")),
@@ -194,7 +218,7 @@ pub fn read_template(path: &str, bytes: &[u8]) -> Result<TemplateParameters, Vec
         ));
     }
     if problems.is_empty() {
-        Ok(TemplateParameters { declared })
+        Ok(TemplateParameters { declared, defaults })
     } else {
         Err(problems)
     }
@@ -247,6 +271,14 @@ pub fn plan(
         tags: deployment.tags.clone(),
         role_arn: role_arn.to_string(),
         on_stack_failure: deployment.on_stack_failure.clone(),
+        region: String::new(),
+        commit: String::new(),
+        effective_parameters: template
+            .defaults
+            .iter()
+            .chain(deployment.parameters.iter())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     })
 }
 

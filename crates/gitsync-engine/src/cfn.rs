@@ -287,10 +287,12 @@ impl Engine {
                 return Ending::Failed(vec![event("SOURCE_FAILED", &m, Some(sha))], m);
             }
         }
-        let stack_plan = match read_plan(&mirror, sha, &claim.display_name, config) {
+        let mut stack_plan = match read_plan(&mirror, sha, &claim.display_name, config) {
             Ok(p) => p,
             Err(ending) => return ending,
         };
+        stack_plan.region = claim.tenant.region.clone();
+        stack_plan.commit = sha.clone();
         let report = self.deployer.deploy(&stack_plan).await;
         let events: Vec<SyncEvent> = report
             .events

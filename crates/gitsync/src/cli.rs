@@ -235,6 +235,21 @@ pub struct ServeArgs {
     /// Testing aid: pause every resource sync this long, to stop a server in the middle of one.
     #[arg(long, env = "GITSYNC_TEST_ATTEMPT_DELAY", value_parser = parse_duration, hide = true)]
     pub test_attempt_delay: Option<std::time::Duration>,
+    /// Deploy stacks through this CloudFormation endpoint (a CloudFormation-compatible server).
+    /// Without it, stacks are deployed to AWS when AWS credentials are configured (AWS_ACCESS_KEY_ID,
+    /// AWS_PROFILE, web identity or container credentials), and only validated otherwise.
+    #[arg(long, env = "GITSYNC_CLOUDFORMATION_ENDPOINT", value_name = "URL")]
+    pub cloudformation_endpoint: Option<String>,
+    /// Assume each sync configuration's RoleArn through STS for its deployments.
+    #[arg(long, env = "GITSYNC_ASSUME_SYNC_ROLE")]
+    pub assume_sync_role: bool,
+    /// Only validate stacks, never deploy them, whatever credentials are configured.
+    #[arg(
+        long,
+        env = "GITSYNC_VALIDATE_ONLY",
+        conflicts_with = "cloudformation_endpoint"
+    )]
+    pub validate_only: bool,
 
     /// Account of the access key created on first start of a data directory.
     #[arg(

@@ -39,12 +39,23 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         attempt_delay: args.test_attempt_delay,
         ..Default::default()
     };
-    let engine = gitsync_engine::Engine::new(
-        state.store.clone(),
-        git,
-        Arc::new(gitsync_deploy::ValidateOnly),
-        settings,
-    );
+    let deployer: Arc<dyn gitsync_deploy::StackDeployer> = if !args.validate_only
+        && (args.cloudformation_endpoint.is_some()
+            || gitsync_cloudformation::credentials_configured())
+    {
+        Arc::new(
+            gitsync_cloudformation::CloudFormation::new(gitsync_cloudformation::Settings {
+                endpoint: args.cloudformation_endpoint.clone(),
+                assume_role: args.assume_sync_role,
+                ..Default::default()
+            })
+            .await,
+        )
+    } else {
+        Arc::new(gitsync_deploy::ValidateOnly)
+    };
+    tracing::info!(mode = deployer.mode(), "stack deployer");
+    let engine = gitsync_engine::Engine::new(state.store.clone(), git, deployer, settings);
     let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
     let engine_task = tokio::spawn(engine.clone().run(async move {
         let _ = engine_stopped.await;

@@ -1,0 +1,627 @@
+//! The CloudFormation deployer: applies a [`StackPlan`] through a change set with the official
+//! AWS SDK client.
+//!
+//! `CREATE` when the stack does not exist, `UPDATE` when it does; an empty change set is
+//! `NO_CHANGES` and a success; otherwise the change set is executed, the stack is watched until it
+//! settles, its events are copied into the attempt, and the final stack status decides the
+//! outcome. A stack in a state no update can leave (`ROLLBACK_COMPLETE`, `*_FAILED`, `DELETE_*`)
+//! fails without a change set, saying what a person must do.
+//!
+//! Endpoint and credentials come from the standard AWS chain (environment, profile, …) with an
+//! optional endpoint override; with role assumption on, the sync configuration's `RoleArn` is
+//! assumed through STS for each deployment.
+
+use aws_config::BehaviorVersion;
+use aws_sdk_cloudformation as cfn;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, OnStackFailure, Parameter, StackStatus, Tag,
+};
+use gitsync_deploy::cfn::StackPlan;
+use gitsync_deploy::{BoxFuture, DeployEvent, DeployOutcome, DeployReport, StackDeployer};
+use std::time::Duration;
+
+/// How the deployer reaches CloudFormation and how patiently it waits.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// An endpoint override (a CloudFormation-compatible server); `None` for AWS's own.
+    pub endpoint: Option<String>,
+    /// Assume the sync configuration's `RoleArn` through STS for each deployment.
+    pub assume_role: bool,
+    /// How often change sets and stacks are polled while they settle.
+    pub poll_interval: Duration,
+    /// How long one deployment may take before the attempt gives up (transiently).
+    pub timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            endpoint: None,
+            assume_role: false,
+            poll_interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Whether the environment names AWS credentials (keys, a profile, web identity, a container
+/// role). Only these count: probing instance metadata would slow every start-up, and deploying
+/// for real must be something the operator asked for.
+pub fn credentials_configured() -> bool {
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+}
+
+/// Deploys stacks through the CloudFormation API.
+pub struct CloudFormation {
+    base: aws_config::SdkConfig,
+    settings: Settings,
+    mode: &'static str,
+}
+
+impl CloudFormation {
+    /// Loads the standard AWS configuration (environment, profile) once.
+    pub async fn new(settings: Settings) -> CloudFormation {
+        let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let mode = match settings.endpoint {
+            Some(_) => "CloudFormation change sets (endpoint override)",
+            None => "CloudFormation change sets (AWS endpoints)",
+        };
+        CloudFormation {
+            base,
+            settings,
+            mode,
+        }
+    }
+
+    async fn client(&self, plan: &StackPlan) -> cfn::Client {
+        let mut config = cfn::config::Builder::from(&self.base)
+            .region(cfn::config::Region::new(plan.region.clone()));
+        if let Some(endpoint) = &self.settings.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        if self.settings.assume_role && !plan.role_arn.is_empty() {
+            let mut assume = aws_config::sts::AssumeRoleProvider::builder(&plan.role_arn)
+                .session_name("gitsync")
+                .region(aws_config::Region::new(plan.region.clone()));
+            if let Some(endpoint) = &self.settings.endpoint {
+                // A CloudFormation-compatible test server usually serves STS too.
+                let sts = self.base.to_builder().endpoint_url(endpoint).build();
+                assume = assume.configure(&sts);
+            } else {
+                assume = assume.configure(&self.base);
+            }
+            let provider = assume.build().await;
+            config = config.credentials_provider(provider);
+        }
+        cfn::Client::from_conf(config.build())
+    }
+}
+
+impl StackDeployer for CloudFormation {
+    fn mode(&self) -> &'static str {
+        self.mode
+    }
+
+    fn deploy<'a>(&'a self, plan: &'a StackPlan) -> BoxFuture<'a, DeployReport> {
+        Box::pin(async move {
+            let client = self.client(plan).await;
+            let mut run = Deployment {
+                client: &client,
+                plan,
+                settings: &self.settings,
+                events: Vec::new(),
+            };
+            let outcome = run.deploy().await;
+            DeployReport {
+                events: run.events,
+                outcome,
+            }
+        })
+    }
+}
+
+/// One deployment of one plan, collecting its events.
+struct Deployment<'a> {
+    client: &'a cfn::Client,
+    plan: &'a StackPlan,
+    settings: &'a Settings,
+    events: Vec<DeployEvent>,
+}
+
+/// A CloudFormation error: deterministic (the request is wrong and will stay wrong) or not.
+struct CallError {
+    message: String,
+    transient: bool,
+}
+
+fn call_error<E: ProvideErrorMetadata + std::fmt::Debug>(
+    what: &str,
+    e: SdkError<E, impl std::fmt::Debug>,
+) -> CallError {
+    match &e {
+        SdkError::ServiceError(service) => {
+            let err = service.err();
+            let code = err.code().unwrap_or("Unknown");
+            let message = err.message().unwrap_or("no message");
+            CallError {
+                message: format!("{what}: {code}: {message}"),
+                transient: matches!(
+                    code,
+                    "Throttling"
+                        | "ThrottlingException"
+                        | "RequestLimitExceeded"
+                        | "ServiceUnavailable"
+                ) || code.starts_with("InternalFailure"),
+            }
+        }
+        other => CallError {
+            message: format!("{what}: CloudFormation could not be reached: {other:?}"),
+            transient: true,
+        },
+    }
+}
+
+/// States no update can leave: a person must delete or repair the stack.
+fn stuck(status: &StackStatus) -> bool {
+    let s = status.as_str();
+    s == "ROLLBACK_COMPLETE" || s.starts_with("DELETE_") || s.ends_with("_FAILED")
+}
+
+fn in_progress(status: &StackStatus) -> bool {
+    status.as_str().ends_with("_IN_PROGRESS")
+}
+
+fn succeeded(status: &StackStatus) -> bool {
+    matches!(
+        status.as_str(),
+        "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE"
+    )
+}
+
+impl Deployment<'_> {
+    fn event(&mut self, event_type: &'static str, text: String, external_id: Option<String>) {
+        self.events.push(DeployEvent {
+            event_type,
+            text,
+            external_id,
+        });
+    }
+
+    fn fail(&mut self, e: CallError) -> DeployOutcome {
+        self.event("DEPLOYMENT_FAILED", e.message, None);
+        if e.transient {
+            DeployOutcome::FailedTransiently
+        } else {
+            DeployOutcome::Failed
+        }
+    }
+
+    /// The stack's status and id, or `None` when it does not exist.
+    async fn stack(&self) -> Result<Option<(StackStatus, String, Option<String>)>, CallError> {
+        match self
+            .client
+            .describe_stacks()
+            .stack_name(&self.plan.stack_name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.stacks().first().and_then(|s| {
+                s.stack_status().map(|st| {
+                    (
+                        st.clone(),
+                        s.stack_id().unwrap_or_default().to_string(),
+                        s.stack_status_reason().map(str::to_string),
+                    )
+                })
+            })),
+            Err(SdkError::ServiceError(e))
+                if e.err()
+                    .message()
+                    .is_some_and(|m| m.contains("does not exist")) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(call_error("DescribeStacks", e)),
+        }
+    }
+
+    async fn deploy(&mut self) -> DeployOutcome {
+        let name = self.plan.stack_name.clone();
+        let existing = match self.stack().await {
+            Ok(s) => s,
+            Err(e) => return self.fail(e),
+        };
+        let change_set_type = match &existing {
+            // A stack left in REVIEW_IN_PROGRESS by an unexecuted CREATE change set is still
+            // created by a CREATE change set.
+            None => ChangeSetType::Create,
+            Some((status, _, _)) if status.as_str() == "REVIEW_IN_PROGRESS" => {
+                ChangeSetType::Create
+            }
+            Some((status, id, reason)) if stuck(status) => {
+                self.event(
+                    "DEPLOYMENT_FAILED",
+                    format!(
+                        "Stack {name} is {}{}: no update can leave that state; delete the stack (the next sync creates it again) or repair it",
+                        status.as_str(),
+                        reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+                    ),
+                    Some(id.clone()),
+                );
+                return DeployOutcome::Failed;
+            }
+            Some((status, id, _)) if in_progress(status) => {
+                self.event(
+                    "DEPLOYMENT_FAILED",
+                    format!(
+                        "Stack {name} is {}; the sync tries again when it settles",
+                        status.as_str()
+                    ),
+                    Some(id.clone()),
+                );
+                return DeployOutcome::FailedTransiently;
+            }
+            Some(_) => ChangeSetType::Update,
+        };
+        if change_set_type == ChangeSetType::Update {
+            match self.matches_stack().await {
+                Ok(true) => {
+                    self.event(
+                        "NO_CHANGES",
+                        format!("The stack already matches commit {}", self.plan.commit),
+                        None,
+                    );
+                    return DeployOutcome::Succeeded;
+                }
+                Ok(false) => {}
+                Err(e) => return self.fail(e),
+            }
+        }
+        let change_set_name = format!(
+            "gitsync-{}-{}",
+            &self.plan.commit.get(..12).unwrap_or("manual"),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default()
+        );
+        let tags: Vec<Tag> = self
+            .plan
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let mut request = self
+            .client
+            .create_change_set()
+            .stack_name(&name)
+            .change_set_name(&change_set_name)
+            .change_set_type(change_set_type.clone())
+            .template_body(&self.plan.template_body)
+            .set_parameters(Some(
+                self.plan
+                    .parameters
+                    .iter()
+                    .map(|(k, v)| {
+                        Parameter::builder()
+                            .parameter_key(k)
+                            .parameter_value(v)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .set_tags(Some(tags))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .capabilities(Capability::CapabilityAutoExpand)
+            .description(format!("gitsync: commit {}", self.plan.commit));
+        if change_set_type == ChangeSetType::Create
+            && let Some(on_failure) = &self.plan.on_stack_failure
+        {
+            request = request.on_stack_failure(OnStackFailure::from(on_failure.as_str()));
+        }
+        let created = match request.send().await {
+            Ok(c) => c,
+            Err(e) => return self.fail(call_error("CreateChangeSet", e)),
+        };
+        let change_set = created.id().unwrap_or(&change_set_name).to_string();
+        self.event(
+            "DEPLOYMENT_STARTED",
+            format!(
+                "Change set {change_set_name} created ({} stack {name})",
+                change_set_type.as_str()
+            ),
+            Some(change_set.clone()),
+        );
+        let started = std::time::SystemTime::now();
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+
+        // Wait for the change set to be computed.
+        loop {
+            let described = match self
+                .client
+                .describe_change_set()
+                .change_set_name(&change_set)
+                .stack_name(&name)
+                .send()
+                .await
+            {
+                Ok(d) => d,
+                Err(e) => return self.fail(call_error("DescribeChangeSet", e)),
+            };
+            match described.status() {
+                Some(ChangeSetStatus::CreateComplete) => break,
+                Some(ChangeSetStatus::Failed) => {
+                    let reason = described
+                        .status_reason()
+                        .unwrap_or("no reason given")
+                        .to_string();
+                    if reason.contains("didn't contain changes") || reason.contains("No updates") {
+                        return self.no_changes(&change_set).await;
+                    }
+                    self.event(
+                        "DEPLOYMENT_FAILED",
+                        format!("Change set {change_set_name} failed: {reason}"),
+                        Some(change_set.clone()),
+                    );
+                    return DeployOutcome::Failed;
+                }
+                _ => {}
+            }
+            if let Some(gave_up) = self
+                .pause(
+                    deadline,
+                    format!("Change set {change_set_name} was not ready"),
+                )
+                .await
+            {
+                return gave_up;
+            }
+        }
+
+        if let Err(e) = self
+            .client
+            .execute_change_set()
+            .change_set_name(&change_set)
+            .stack_name(&name)
+            .client_request_token(&change_set_name)
+            .send()
+            .await
+        {
+            return self.fail(call_error("ExecuteChangeSet", e));
+        }
+
+        // Wait for the stack to settle.
+        let (status, stack_id, reason) = loop {
+            match self.stack().await {
+                Ok(Some((status, id, reason))) if !in_progress(&status) => {
+                    break (status, id, reason);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    self.event(
+                        "DEPLOYMENT_FAILED",
+                        format!("Stack {name} disappeared while its change set ran"),
+                        None,
+                    );
+                    return DeployOutcome::Failed;
+                }
+                Err(e) => return self.fail(e),
+            }
+            if let Some(gave_up) = self
+                .pause(deadline, format!("Stack {name} did not settle"))
+                .await
+            {
+                return gave_up;
+            }
+        };
+        let first_failure = self.copy_stack_events(&name, started).await;
+        if succeeded(&status) {
+            self.event(
+                "DEPLOYMENT_SUCCEEDED",
+                format!("Stack {}", status.as_str()),
+                Some(stack_id),
+            );
+            DeployOutcome::Succeeded
+        } else {
+            let why = first_failure
+                .or(reason)
+                .unwrap_or_else(|| "no reason given".into());
+            self.event(
+                "DEPLOYMENT_FAILED",
+                format!("Stack {}: {why}", status.as_str()),
+                Some(stack_id),
+            );
+            DeployOutcome::Failed
+        }
+    }
+
+    /// Waits one poll interval, or gives up (transiently) past the deadline.
+    async fn pause(
+        &mut self,
+        deadline: tokio::time::Instant,
+        what: String,
+    ) -> Option<DeployOutcome> {
+        if tokio::time::Instant::now() > deadline {
+            return Some(self.fail(CallError {
+                message: format!("{what} within {:?}", self.settings.timeout),
+                transient: true,
+            }));
+        }
+        tokio::time::sleep(self.settings.poll_interval).await;
+        None
+    }
+
+    /// Whether the stack already runs this plan's template, parameters and tags: then no change
+    /// set is made at all.
+    async fn matches_stack(&self) -> Result<bool, CallError> {
+        let name = &self.plan.stack_name;
+        let described = self
+            .client
+            .describe_stacks()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeStacks", e))?;
+        let Some(stack) = described.stacks().first() else {
+            return Ok(false);
+        };
+        let parameters: std::collections::BTreeMap<String, String> = stack
+            .parameters()
+            .iter()
+            .map(|p| {
+                (
+                    p.parameter_key().unwrap_or_default().to_string(),
+                    p.parameter_value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let tags: std::collections::BTreeMap<String, String> = stack
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        if parameters != self.plan.effective_parameters || tags != self.plan.tags {
+            return Ok(false);
+        }
+        let template = self
+            .client
+            .get_template()
+            .stack_name(name)
+            .template_stage(cfn::types::TemplateStage::Original)
+            .send()
+            .await
+            .map_err(|e| call_error("GetTemplate", e))?;
+        Ok(template.template_body() == Some(self.plan.template_body.as_str()))
+    }
+
+    /// An empty change set: nothing to apply. It is deleted so change sets do not pile up.
+    async fn no_changes(&mut self, change_set: &str) -> DeployOutcome {
+        let _ = self
+            .client
+            .delete_change_set()
+            .change_set_name(change_set)
+            .stack_name(&self.plan.stack_name)
+            .send()
+            .await;
+        self.event(
+            "NO_CHANGES",
+            format!("The stack already matches commit {}", self.plan.commit),
+            Some(change_set.to_string()),
+        );
+        DeployOutcome::Succeeded
+    }
+
+    /// Copies the stack's events since the deployment started, oldest first; returns the first
+    /// failed resource's reason.
+    async fn copy_stack_events(
+        &mut self,
+        name: &str,
+        since: std::time::SystemTime,
+    ) -> Option<String> {
+        let since = since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64() - 5.0)
+            .unwrap_or_default();
+        let mut events = Vec::new();
+        let mut token = None;
+        // Newest first; stop at the first page that reaches back before the deployment.
+        for _ in 0..20 {
+            let page = match self
+                .client
+                .describe_stack_events()
+                .stack_name(name)
+                .set_next_token(token.clone())
+                .send()
+                .await
+            {
+                Ok(p) => p,
+                Err(_) => break,
+            };
+            let mut older = false;
+            for e in page.stack_events() {
+                let at = e.timestamp().map(|t| t.as_secs_f64()).unwrap_or_default();
+                if at < since {
+                    older = true;
+                    continue;
+                }
+                events.push(e.clone());
+            }
+            token = page.next_token().map(str::to_string);
+            if older || token.is_none() {
+                break;
+            }
+        }
+        events.reverse();
+        let mut first_failure = None;
+        for e in events {
+            let status = e
+                .resource_status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default();
+            let reason = e.resource_status_reason().filter(|r| !r.is_empty());
+            if first_failure.is_none() && status.ends_with("_FAILED") {
+                first_failure = Some(format!(
+                    "{} {}: {}",
+                    e.resource_type().unwrap_or_default(),
+                    e.logical_resource_id().unwrap_or_default(),
+                    reason.unwrap_or("no reason given")
+                ));
+            }
+            self.event(
+                "DEPLOYMENT_PROGRESS",
+                format!(
+                    "{} {} {status}{}",
+                    e.resource_type().unwrap_or_default(),
+                    e.logical_resource_id().unwrap_or_default(),
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                ),
+                e.event_id().map(str::to_string),
+            );
+        }
+        first_failure
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_states_are_classified() {
+        for s in [
+            "ROLLBACK_COMPLETE",
+            "CREATE_FAILED",
+            "DELETE_COMPLETE",
+            "DELETE_IN_PROGRESS",
+            "UPDATE_ROLLBACK_FAILED",
+        ] {
+            assert!(stuck(&StackStatus::from(s)), "{s}");
+        }
+        for s in [
+            "CREATE_COMPLETE",
+            "UPDATE_COMPLETE",
+            "UPDATE_ROLLBACK_COMPLETE",
+            "IMPORT_COMPLETE",
+        ] {
+            assert!(!stuck(&StackStatus::from(s)), "{s}");
+        }
+        assert!(in_progress(&StackStatus::from("UPDATE_IN_PROGRESS")));
+        assert!(succeeded(&StackStatus::from("UPDATE_COMPLETE")));
+        assert!(!succeeded(&StackStatus::from("UPDATE_ROLLBACK_COMPLETE")));
+    }
+}

@@ -1,0 +1,139 @@
+"""CloudFormation stacks deployed for real: gitsync drives moto_server (a CloudFormation-compatible
+server from PyPI's moto[server]) through change sets, with real pushes to a real Git server.
+
+What moto cannot show (rollbacks of a failed resource, drift) is not tested here; see docs/testing.md.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import boto3
+import pytest
+
+from conftest import Server, make_tenant
+from gitserver import GitHttpServer, Repo
+from test_engine import ROLE, TEMPLATE, Stack, deployment, wait_for
+
+MOTO_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    port = free_port()
+    moto_server = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
+    proc = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise RuntimeError("moto_server did not start")
+    yield url
+    proc.terminate()
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def deployer(moto):
+    server = Server(["--poll-interval", "1s", "--lease-ttl", "5s", "--git-timeout", "10s", "--cloudformation-endpoint", moto],
+                    env=MOTO_KEYS).start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def git_http(tmp_path_factory):
+    server = GitHttpServer(str(tmp_path_factory.mktemp("git-root"))).start()
+    yield server
+    server.stop()
+
+
+def cloudformation(moto, region="us-east-1"):
+    return boto3.client("cloudformation", endpoint_url=moto, region_name=region, aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+def parameters(cfn, stack):
+    (described,) = cfn.describe_stacks(StackName=stack)["Stacks"]
+    return described["StackStatus"], {p["ParameterKey"]: p["ParameterValue"] for p in described.get("Parameters", [])}
+
+
+def test_push_creates_then_updates_and_unchanged_files_make_no_change_set(deployer, moto, git_http, tmp_path):
+    repo = Repo(git_http.root, "octo", "stacks", str(tmp_path / "work"))
+    first = repo.commit({"deploy/stack.yaml": deployment("orders"), "infra/queue.yaml": TEMPLATE})
+    tenant = make_tenant(deployer)
+    stack = Stack(deployer, tenant, git_http.url, "octo", "stacks", tmp_path)
+    stack.configure("orders-stack", TriggerResourceUpdateOn="ANY_CHANGE")
+    s = stack.settled("orders-stack", first)
+    types = [e["Type"] for e in s["LatestSync"]["Events"]]
+    assert types[0] == "SYNC_STARTED" and types[1] == "DEPLOYMENT_STARTED" and types[-1] == "DEPLOYMENT_SUCCEEDED", types
+    assert "CREATE stack orders-stack" in s["LatestSync"]["Events"][1]["Event"]
+    assert s["LatestSync"]["Events"][1]["ExternalId"].startswith("arn:aws:cloudformation:us-east-1:")
+    assert s["LatestSync"]["Events"][-1]["Event"] == "Stack CREATE_COMPLETE"
+    # The stack's events are copied (moto reports the stack's own events, not its resources').
+    progress = [e["Event"] for e in s["LatestSync"]["Events"] if e["Type"] == "DEPLOYMENT_PROGRESS"]
+    assert progress[-1] == "AWS::CloudFormation::Stack orders-stack CREATE_COMPLETE", progress
+    cfn = cloudformation(moto)
+    assert parameters(cfn, "orders-stack") == ("CREATE_COMPLETE", {"QueueName": "orders", "Visibility": "30"})
+
+    # A parameter change updates the stack.
+    second = repo.commit({"deploy/stack.yaml": deployment("orders", Visibility=60)})
+    s = stack.settled("orders-stack", second)
+    assert "UPDATE stack orders-stack" in s["LatestSync"]["Events"][1]["Event"]
+    assert s["LatestSync"]["Events"][-1]["Event"] == "Stack UPDATE_COMPLETE"
+    assert parameters(cfn, "orders-stack") == ("UPDATE_COMPLETE", {"QueueName": "orders", "Visibility": "60"})
+
+    # An unchanged deployment file (ANY_CHANGE syncs the README commit) makes no change set.
+    third = repo.commit({"README.md": "docs"})
+    s = stack.settled("orders-stack", third)
+    last = s["LatestSync"]["Events"][-1]
+    assert last["Type"] == "NO_CHANGES" and last["Event"] == f"The stack already matches commit {third}"
+    # No change set was made for it: the stack's template, parameters and tags already matched.
+    names = [c["ChangeSetName"] for c in cfn.list_change_sets(StackName="orders-stack")["Summaries"]]
+    assert not any(third[:12] in n for n in names), names
+    assert "ExternalId" not in last
+    assert parameters(cfn, "orders-stack")[0] == "UPDATE_COMPLETE"
+
+
+def test_a_template_moto_rejects_fails_with_the_reason(deployer, moto, git_http, tmp_path):
+    repo = Repo(git_http.root, "octo", "rejected", str(tmp_path / "work"))
+    bad_template = TEMPLATE.replace("VisibilityTimeout: !Ref Visibility", "VisibilityTimeout: !GetAtt Missing.Arn")
+    sha = repo.commit({"deploy/stack.yaml": deployment("rejected"), "infra/queue.yaml": bad_template})
+    stack = Stack(deployer, make_tenant(deployer), git_http.url, "octo", "rejected", tmp_path)
+    stack.configure("rejected-stack")
+    def ended():
+        latest = stack.status("rejected-stack")["LatestSync"]
+        return latest if latest["TargetRevision"]["Sha"] == sha and latest["Status"] in ("SUCCEEDED", "FAILED") else None
+    latest = wait_for(ended, what="the rejected stack's attempt")
+    assert latest["Status"] == "FAILED", latest["Events"]
+    last = latest["Events"][-1]
+    assert last["Type"] == "DEPLOYMENT_FAILED", latest["Events"]
+    assert last["Event"] == ("ExecuteChangeSet: ValidationError: Template error: instance of Fn::GetAtt references "
+                             "undefined resource Missing"), last
+    # Deterministic: not retried at the same commit.
+    time.sleep(2)
+    assert stack.status("rejected-stack")["LatestSync"]["StartedAt"] == latest["StartedAt"]
+
+
+def test_stacks_live_in_the_tenants_region(deployer, moto, git_http, tmp_path):
+    repo = Repo(git_http.root, "octo", "regional", str(tmp_path / "work"))
+    sha = repo.commit({"deploy/stack.yaml": deployment("regional"), "infra/queue.yaml": TEMPLATE})
+    stack = Stack(deployer, make_tenant(deployer, region="eu-west-1"), git_http.url, "octo", "regional", tmp_path)
+    stack.configure("regional-stack")
+    stack.settled("regional-stack", sha)
+    assert parameters(cloudformation(moto, "eu-west-1"), "regional-stack")[0] == "CREATE_COMPLETE"
+    assert "regional-stack" not in [x["StackName"] for x in cloudformation(moto).describe_stacks()["Stacks"]]
