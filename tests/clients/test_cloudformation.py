@@ -13,7 +13,7 @@ import urllib.request
 import boto3
 import pytest
 
-from conftest import Server, make_tenant
+from conftest import SEED, Server, make_tenant
 from gitserver import GitHttpServer, Repo
 from test_engine import ROLE, TEMPLATE, Stack, deployment, wait_for
 
@@ -137,3 +137,54 @@ def test_stacks_live_in_the_tenants_region(deployer, moto, git_http, tmp_path):
     stack.settled("regional-stack", sha)
     assert parameters(cloudformation(moto, "eu-west-1"), "regional-stack")[0] == "CREATE_COMPLETE"
     assert "regional-stack" not in [x["StackName"] for x in cloudformation(moto).describe_stacks()["Stacks"]]
+
+
+def test_a_stack_deleted_behind_gitsyncs_back_raises_a_blocker(deployer, moto, git_http, tmp_path):
+    repo = Repo(git_http.root, "octo", "doomed", str(tmp_path / "work"))
+    first = repo.commit({"deploy/stack.yaml": deployment("doomed"), "infra/queue.yaml": TEMPLATE})
+    tenant = make_tenant(deployer)
+    stack = Stack(deployer, tenant, git_http.url, "octo", "doomed", tmp_path)
+    stack.configure("doomed-stack")
+    stack.settled("doomed-stack", first)
+    cfn = cloudformation(moto)
+    cfn.delete_stack(StackName="doomed-stack")
+
+    second = repo.commit({"deploy/stack.yaml": deployment("doomed", Visibility=90)})
+    s = stack.settled("doomed-stack", second, status="FAILED")
+    events = s["LatestSync"]["Events"]
+    assert events[-1]["Type"] == "BLOCKED", events
+    assert events[-1]["Event"].startswith(f"Sync blocked: Stack doomed-stack was deleted outside gitsync (last deployed from commit {first})")
+    summary = stack.cc.get_sync_blocker_summary(ResourceName="doomed-stack", SyncType="CFN_STACK_SYNC")["SyncBlockerSummary"]
+    (blocker,) = summary["LatestBlockers"]
+    assert blocker["Status"] == "ACTIVE" and blocker["Type"] == "AUTOMATED" and blocker["Id"] == events[-1]["ExternalId"]
+    contexts = {c["Key"]: c["Value"] for c in blocker["Contexts"]}
+    assert contexts == {"StackName": "doomed-stack", "StackStatus": "DOES_NOT_EXIST", "LastDeployedCommit": first, "Commit": second}
+    # The legacy API sees the same blocker.
+    legacy = tenant.client("codestar-connections").get_sync_blocker_summary(ResourceName="doomed-stack", SyncType="CFN_STACK_SYNC")
+    assert legacy["SyncBlockerSummary"]["LatestBlockers"][0]["Id"] == blocker["Id"]
+    # The Rust SDK reads it over Smithy RPC v2 CBOR.
+    rust = os.path.join(os.path.dirname(SEED), "sync_blocker_summary")
+    result = subprocess.run([rust, "doomed-stack"], capture_output=True, text=True, env=tenant.env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    import json
+    rs = json.loads(result.stdout)
+    assert rs["resourceName"] == "doomed-stack"
+    assert rs["latestBlockers"][0]["id"] == blocker["Id"] and rs["latestBlockers"][0]["status"] == "ACTIVE"
+    assert ["LastDeployedCommit", first] in rs["latestBlockers"][0]["contexts"]
+    # While blocked nothing is attempted, even for a new commit.
+    third = repo.commit({"deploy/stack.yaml": deployment("doomed", Visibility=120)})
+    wait_for(lambda: stack.status("doomed-stack")["DesiredState"]["Sha"] == third, what="desired state moves")
+    time.sleep(1.5)
+    assert stack.status("doomed-stack")["LatestSync"]["TargetRevision"]["Sha"] == second
+
+    # Resolving retries the latest commit, and creates the stack again.
+    resolved = stack.cc.update_sync_blocker(Id=blocker["Id"], ResolvedReason="recreate it", ResourceName="doomed-stack",
+                                            SyncType="CFN_STACK_SYNC")
+    assert resolved["SyncBlocker"]["Status"] == "RESOLVED"
+    s = stack.settled("doomed-stack", third)
+    assert "CREATE stack doomed-stack" in s["LatestSync"]["Events"][1]["Event"]
+    assert parameters(cfn, "doomed-stack") == ("CREATE_COMPLETE", {"QueueName": "doomed", "Visibility": "120"})
+    # The stack is guarded again: the next commit updates it.
+    fourth = repo.commit({"deploy/stack.yaml": deployment("doomed", Visibility=150)})
+    stack.settled("doomed-stack", fourth)
+    assert parameters(cfn, "doomed-stack")[1]["Visibility"] == "150"

@@ -18,7 +18,9 @@ use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, OnStackFailure, Parameter, StackStatus, Tag,
 };
 use gitsync_deploy::cfn::StackPlan;
-use gitsync_deploy::{BoxFuture, DeployEvent, DeployOutcome, DeployReport, StackDeployer};
+use gitsync_deploy::{
+    BlockerRequest, BoxFuture, DeployEvent, DeployOutcome, DeployReport, StackDeployer,
+};
 use std::time::Duration;
 
 /// How the deployer reaches CloudFormation and how patiently it waits.
@@ -119,11 +121,13 @@ impl StackDeployer for CloudFormation {
                 plan,
                 settings: &self.settings,
                 events: Vec::new(),
+                blocker: None,
             };
             let outcome = run.deploy().await;
             DeployReport {
                 events: run.events,
                 outcome,
+                blocker: run.blocker,
             }
         })
     }
@@ -135,6 +139,7 @@ struct Deployment<'a> {
     plan: &'a StackPlan,
     settings: &'a Settings,
     events: Vec<DeployEvent>,
+    blocker: Option<BlockerRequest>,
 }
 
 /// A CloudFormation error: deterministic (the request is wrong and will stay wrong) or not.
@@ -241,6 +246,25 @@ impl Deployment<'_> {
             Err(e) => return self.fail(e),
         };
         let change_set_type = match &existing {
+            // Deployed before, gone now: someone deleted it. A person decides (resolving the
+            // blocker creates it again from the latest commit).
+            None if self.plan.deployed_from.is_some() => {
+                let last = self.plan.deployed_from.clone().unwrap_or_default();
+                let reason = format!(
+                    "Stack {name} was deleted outside gitsync (last deployed from commit {last}); resolve this blocker to create it again from the latest commit"
+                );
+                self.event("DEPLOYMENT_FAILED", reason.clone(), None);
+                self.blocker = Some(BlockerRequest {
+                    reason,
+                    contexts: vec![
+                        ("StackName".into(), name.clone()),
+                        ("StackStatus".into(), "DOES_NOT_EXIST".into()),
+                        ("LastDeployedCommit".into(), last),
+                        ("Commit".into(), self.plan.commit.clone()),
+                    ],
+                });
+                return DeployOutcome::Failed;
+            }
             // A stack left in REVIEW_IN_PROGRESS by an unexecuted CREATE change set is still
             // created by a CREATE change set.
             None => ChangeSetType::Create,
@@ -248,15 +272,24 @@ impl Deployment<'_> {
                 ChangeSetType::Create
             }
             Some((status, id, reason)) if stuck(status) => {
-                self.event(
-                    "DEPLOYMENT_FAILED",
-                    format!(
-                        "Stack {name} is {}{}: no update can leave that state; delete the stack (the next sync creates it again) or repair it",
-                        status.as_str(),
-                        reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
-                    ),
-                    Some(id.clone()),
+                let text = format!(
+                    "Stack {name} is {}{}: no update can leave that state; delete or repair the stack, then resolve this blocker",
+                    status.as_str(),
+                    reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
                 );
+                self.event("DEPLOYMENT_FAILED", text.clone(), Some(id.clone()));
+                self.blocker = Some(BlockerRequest {
+                    reason: text,
+                    contexts: vec![
+                        ("StackName".into(), name.clone()),
+                        ("StackStatus".into(), status.as_str().to_string()),
+                        ("StackId".into(), id.clone()),
+                        ("Commit".into(), self.plan.commit.clone()),
+                    ],
+                });
                 return DeployOutcome::Failed;
             }
             Some((status, id, _)) if in_progress(status) => {

@@ -41,6 +41,10 @@ pub struct StackPlan {
     pub region: String,
     /// The commit the plan was read from; set by the engine.
     pub commit: String,
+    /// The commit gitsync last deployed the stack from, while a missing stack means someone
+    /// deleted it (the deployer then asks for a blocker instead of creating it again). `None` for
+    /// a stack never deployed, or once a person resolved its blocker. Set by the engine.
+    pub deployed_from: Option<String>,
     /// Every parameter's value once deployed: the given ones over the template's defaults (what
     /// DescribeStacks reports for a stack that matches this plan).
     pub effective_parameters: BTreeMap<String, String>,
@@ -273,6 +277,7 @@ pub fn plan(
         on_stack_failure: deployment.on_stack_failure.clone(),
         region: String::new(),
         commit: String::new(),
+        deployed_from: None,
         effective_parameters: template
             .defaults
             .iter()

@@ -34,6 +34,17 @@ pub enum DeployOutcome {
 pub struct DeployReport {
     pub events: Vec<DeployEvent>,
     pub outcome: DeployOutcome,
+    /// A reason for a person to look before syncing goes on (the stack was deleted or is stuck):
+    /// the engine raises a sync blocker with it.
+    pub blocker: Option<BlockerRequest>,
+}
+
+/// What a sync blocker raised by a deployment says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockerRequest {
+    pub reason: String,
+    /// Key/value pairs that let a person act (`StackStatus`, `StackId`, `LastDeployedCommit`, …).
+    pub contexts: Vec<(String, String)>,
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -69,6 +80,7 @@ impl StackDeployer for ValidateOnly {
                     external_id: None,
                 }],
                 outcome: DeployOutcome::Succeeded,
+                blocker: None,
             }
         })
     }

@@ -30,6 +30,8 @@ pub(crate) enum Ending {
     Failed(Vec<SyncEvent>, String),
     /// May work later (the source could not be fetched, the endpoint was unreachable).
     Transient(Vec<SyncEvent>, String),
+    /// Needs a person: fails and raises a sync blocker with this reason and contexts.
+    Blocked(Vec<SyncEvent>, gitsync_deploy::BlockerRequest),
 }
 
 impl Engine {
@@ -171,9 +173,15 @@ impl Engine {
             Work::Instance(instance) => self.sync_service_instance(&claim, instance).await,
         };
         heartbeat.abort();
+        let mut requested = None;
         let (mut events, succeeded, retry_at, error) = match ending {
             Ending::Succeeded(events) => (events, true, None, None),
             Ending::Failed(events, error) => (events, false, None, Some(error)),
+            Ending::Blocked(events, blocker) => {
+                let error = blocker.reason.clone();
+                requested = Some(blocker);
+                (events, false, None, Some(error))
+            }
             Ending::Transient(events, error) => {
                 let wait = after_failures(RETRY_BASE, claim.failures + 1, RETRY_MAX);
                 (
@@ -187,19 +195,24 @@ impl Engine {
         let failures = if succeeded { 0 } else { claim.failures + 1 };
         // Template versions and service instances get no blockers for failures (as in AWS):
         // failures are attempt failures; instance blockers come from changes outside sync.
-        if failures >= FAILURES_BEFORE_BLOCKER
+        if requested.is_none()
+            && failures >= FAILURES_BEFORE_BLOCKER
             && retry_at.is_none()
             && matches!(work, Work::Stack(_))
         {
-            let reason = format!(
-                "{failures} consecutive sync attempts of stack {} failed",
-                claim.display_name
-            );
-            let contexts = vec![
-                ("FailedAttempts".to_string(), failures.to_string()),
-                ("Commit".to_string(), sha.clone()),
-                ("LastError".to_string(), error.clone().unwrap_or_default()),
-            ];
+            requested = Some(gitsync_deploy::BlockerRequest {
+                reason: format!(
+                    "{failures} consecutive sync attempts of stack {} failed",
+                    claim.display_name
+                ),
+                contexts: vec![
+                    ("FailedAttempts".to_string(), failures.to_string()),
+                    ("Commit".to_string(), sha.clone()),
+                    ("LastError".to_string(), error.clone().unwrap_or_default()),
+                ],
+            });
+        }
+        if let Some(gitsync_deploy::BlockerRequest { reason, contexts }) = requested {
             let scope = BlockerScope {
                 sync_type: SyncType::CfnStackSync,
                 resource_name: claim.display_name.clone(),
@@ -293,6 +306,11 @@ impl Engine {
         };
         stack_plan.region = claim.tenant.region.clone();
         stack_plan.commit = sha.clone();
+        stack_plan.deployed_from = claim
+            .applied
+            .as_ref()
+            .filter(|_| !claim.guard_lifted)
+            .map(|r| r.sha.clone());
         let report = self.deployer.deploy(&stack_plan).await;
         let events: Vec<SyncEvent> = report
             .events
@@ -300,10 +318,11 @@ impl Engine {
             .map(|e| event(e.event_type, e.text, e.external_id.as_deref()))
             .collect();
         let last = events.last().map(|e| e.event.clone()).unwrap_or_default();
-        match report.outcome {
-            DeployOutcome::Succeeded => Ending::Succeeded(events),
-            DeployOutcome::Failed => Ending::Failed(events, last),
-            DeployOutcome::FailedTransiently => Ending::Transient(events, last),
+        match (report.outcome, report.blocker) {
+            (_, Some(blocker)) => Ending::Blocked(events, blocker),
+            (DeployOutcome::Succeeded, None) => Ending::Succeeded(events),
+            (DeployOutcome::Failed, None) => Ending::Failed(events, last),
+            (DeployOutcome::FailedTransiently, None) => Ending::Transient(events, last),
         }
     }
 }

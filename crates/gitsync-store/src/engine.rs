@@ -105,6 +105,9 @@ pub struct ClaimedTarget {
     pub failures: i64,
     /// An attempt a previous holder of the lease started and never finished.
     pub abandoned_attempt_id: Option<i64>,
+    /// A blocker of the target was resolved since its last successful attempt: a person has
+    /// looked, so what the blocker guarded against (a deleted stack) is to be repaired.
+    pub guard_lifted: bool,
 }
 
 /// How a resource sync ended, for the target's bookkeeping.
@@ -850,7 +853,7 @@ impl Store {
         let row = sqlx::query(
             "UPDATE sync_targets SET lease_owner = $1, lease_expires_at = $2, lease_epoch = lease_epoch + 1 \
              WHERE account_id = $3 AND region = $4 AND sync_type = $5 AND target_key = $6 AND (lease_owner IS NULL OR lease_expires_at < $7) \
-             RETURNING lease_epoch, display_name, repository_key, branch, desired_revision, applied_revision, superseded, failures, running_attempt_id",
+             RETURNING lease_epoch, display_name, repository_key, branch, desired_revision, applied_revision, superseded, failures, running_attempt_id, guard_lifted",
         )
         .bind(owner)
         .bind(now.millis() + ttl_ms)
@@ -883,6 +886,7 @@ impl Store {
                 .unwrap_or_default(),
             failures: int(&row, "failures")?,
             abandoned_attempt_id: opt_int(&row, "running_attempt_id")?,
+            guard_lifted: int(&row, "guard_lifted")? != 0,
         }))
     }
 
@@ -1064,7 +1068,8 @@ impl Store {
         };
         sqlx::query(
             "UPDATE sync_targets SET applied_revision = COALESCE($1, applied_revision), failures = $2, next_attempt_at = $3, \
-             attempted_sha = $4, running_attempt_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
+             attempted_sha = $4, running_attempt_id = NULL, lease_owner = NULL, lease_expires_at = NULL, \
+             guard_lifted = CASE WHEN $1 IS NULL THEN guard_lifted ELSE 0 END \
              WHERE account_id = $5 AND region = $6 AND sync_type = $7 AND target_key = $8 AND lease_epoch = $9",
         )
         .bind(applied)

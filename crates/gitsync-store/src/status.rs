@@ -341,7 +341,7 @@ impl Store {
             None => (scope.resource_name.clone(), String::new()),
         };
         let retried = sqlx::query(
-            "UPDATE sync_targets SET attempted_sha = NULL, next_attempt_at = 0, failures = 0 \
+            "UPDATE sync_targets SET attempted_sha = NULL, next_attempt_at = 0, failures = 0, guard_lifted = 1 \
              WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND desired_revision IS NOT NULL \
              AND (target_key = $4 OR ($5 <> '' AND substr(target_key, 1, length($5)) = $5))",
         )

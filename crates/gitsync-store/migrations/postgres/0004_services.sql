@@ -93,3 +93,7 @@ CREATE TABLE service_sync_branches (
     entries          TEXT NOT NULL,
     PRIMARY KEY (account_id, region, service_name, branch)
 );
+
+-- 1 after a blocker of the target was resolved, until its next successful attempt: the deployer
+-- then recreates a stack that is gone instead of raising the blocker again.
+ALTER TABLE sync_targets ADD COLUMN guard_lifted BIGINT NOT NULL DEFAULT 0;
