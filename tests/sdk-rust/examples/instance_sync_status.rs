@@ -6,7 +6,9 @@
 
 #![allow(deprecated)] // Proton is in end of support; its SDK marks every operation deprecated.
 
-use aws_sdk_proton::config::{BehaviorVersion, Credentials, Region};
+mod common;
+
+use aws_sdk_proton::config::{BehaviorVersion, Region};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -18,18 +20,11 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
     let config = aws_sdk_proton::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(env("GITSYNC_ENDPOINT"))
-        .region(Region::new(env("AWS_REGION")))
-        .credentials_provider(Credentials::new(
-            env("AWS_ACCESS_KEY_ID"),
-            env("AWS_SECRET_ACCESS_KEY"),
-            None,
-            None,
-            "gitsync-test",
-        ))
+        .endpoint_url(common::endpoint())
+        .region(Region::new(common::region()))
+        .credentials_provider(common::credentials())
         .build();
     let proton = aws_sdk_proton::Client::from_conf(config);
     let status = proton

@@ -5,7 +5,9 @@
 //! Usage: sync_blocker_summary STACK, with GITSYNC_ENDPOINT, AWS_ACCESS_KEY_ID,
 //! AWS_SECRET_ACCESS_KEY and AWS_REGION set.
 
-use aws_sdk_codeconnections::config::{BehaviorVersion, Credentials, Region};
+mod common;
+
+use aws_sdk_codeconnections::config::{BehaviorVersion, Region};
 use aws_sdk_codeconnections::types::SyncConfigurationType;
 
 #[tokio::main(flavor = "current_thread")]
@@ -14,18 +16,11 @@ async fn main() {
         eprintln!("usage: sync_blocker_summary STACK");
         std::process::exit(2);
     };
-    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
     let config = aws_sdk_codeconnections::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(env("GITSYNC_ENDPOINT"))
-        .region(Region::new(env("AWS_REGION")))
-        .credentials_provider(Credentials::new(
-            env("AWS_ACCESS_KEY_ID"),
-            env("AWS_SECRET_ACCESS_KEY"),
-            None,
-            None,
-            "gitsync-test",
-        ))
+        .endpoint_url(common::endpoint())
+        .region(Region::new(common::region()))
+        .credentials_provider(common::credentials())
         .build();
     let client = aws_sdk_codeconnections::Client::from_conf(config);
     let out = client
