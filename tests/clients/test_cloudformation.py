@@ -188,3 +188,31 @@ def test_a_stack_deleted_behind_gitsyncs_back_raises_a_blocker(deployer, moto, g
     fourth = repo.commit({"deploy/stack.yaml": deployment("doomed", Visibility=150)})
     stack.settled("doomed-stack", fourth)
     assert parameters(cfn, "doomed-stack")[1]["Visibility"] == "150"
+
+
+def test_a_stack_changed_outside_gitsync_raises_a_blocker(deployer, moto, git_http, tmp_path):
+    repo = Repo(git_http.root, "octo", "drifted", str(tmp_path / "work"))
+    first = repo.commit({"deploy/stack.yaml": deployment("drifted"), "infra/queue.yaml": TEMPLATE})
+    stack = Stack(deployer, make_tenant(deployer), git_http.url, "octo", "drifted", tmp_path)
+    stack.configure("drifted-stack")
+    stack.settled("drifted-stack", first)
+    cfn = cloudformation(moto)
+    # Someone changes a parameter by hand.
+    cfn.update_stack(StackName="drifted-stack", TemplateBody=TEMPLATE,
+                     Parameters=[{"ParameterKey": "QueueName", "ParameterValue": "drifted"},
+                                 {"ParameterKey": "Visibility", "ParameterValue": "999"}])
+    assert parameters(cfn, "drifted-stack")[1]["Visibility"] == "999"
+
+    second = repo.commit({"deploy/stack.yaml": deployment("drifted", Visibility=60)})
+    s = stack.settled("drifted-stack", second, status="FAILED")
+    assert s["LatestSync"]["Events"][-1]["Type"] == "BLOCKED", s["LatestSync"]["Events"]
+    (blocker,) = stack.cc.get_sync_blocker_summary(ResourceName="drifted-stack", SyncType="CFN_STACK_SYNC")["SyncBlockerSummary"]["LatestBlockers"]
+    assert blocker["CreatedReason"].startswith(f"Stack drifted-stack was changed outside gitsync since commit {first} (parameter Visibility differ)")
+    contexts = {c["Key"]: c["Value"] for c in blocker["Contexts"]}
+    assert contexts["ChangedOutsideGitsync"] == "parameter Visibility" and contexts["LastDeployedCommit"] == first
+    assert parameters(cfn, "drifted-stack")[1]["Visibility"] == "999"  # the manual change is kept
+
+    # Resolving deploys the latest commit over the manual change.
+    stack.cc.update_sync_blocker(Id=blocker["Id"], ResolvedReason="Git wins", ResourceName="drifted-stack", SyncType="CFN_STACK_SYNC")
+    stack.settled("drifted-stack", second)
+    assert parameters(cfn, "drifted-stack")[1]["Visibility"] == "60"

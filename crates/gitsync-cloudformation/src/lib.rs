@@ -17,10 +17,11 @@ use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, OnStackFailure, Parameter, StackStatus, Tag,
 };
-use gitsync_deploy::cfn::StackPlan;
+use gitsync_deploy::cfn::{AppliedStack, StackPlan};
 use gitsync_deploy::{
     BlockerRequest, BoxFuture, DeployEvent, DeployOutcome, DeployReport, StackDeployer,
 };
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How the deployer reaches CloudFormation and how patiently it waits.
@@ -306,17 +307,43 @@ impl Deployment<'_> {
             Some(_) => ChangeSetType::Update,
         };
         if change_set_type == ChangeSetType::Update {
-            match self.matches_stack().await {
-                Ok(true) => {
-                    self.event(
-                        "NO_CHANGES",
-                        format!("The stack already matches commit {}", self.plan.commit),
-                        None,
-                    );
-                    return DeployOutcome::Succeeded;
-                }
-                Ok(false) => {}
+            let running = match self.running().await {
+                Ok(r) => r,
                 Err(e) => return self.fail(e),
+            };
+            let wanted = self.plan.applied();
+            // Already what this commit asks for: no change set at all.
+            if running.as_ref() == Some(&wanted) {
+                self.event(
+                    "NO_CHANGES",
+                    format!("The stack already matches commit {}", self.plan.commit),
+                    None,
+                );
+                return DeployOutcome::Succeeded;
+            }
+            // Not what gitsync last applied either: someone changed it; a person decides.
+            if let (Some(running), Some(previous), Some(from)) =
+                (&running, &self.plan.previous, &self.plan.deployed_from)
+            {
+                let changed = running.differences(previous);
+                if !changed.is_empty() {
+                    let reason = format!(
+                        "Stack {name} was changed outside gitsync since commit {from} ({} differ); resolve this blocker to deploy commit {} over it",
+                        changed.join(", "),
+                        self.plan.commit
+                    );
+                    self.event("DEPLOYMENT_FAILED", reason.clone(), None);
+                    self.blocker = Some(BlockerRequest {
+                        reason,
+                        contexts: vec![
+                            ("StackName".into(), name.clone()),
+                            ("ChangedOutsideGitsync".into(), changed.join(", ")),
+                            ("LastDeployedCommit".into(), from.clone()),
+                            ("Commit".into(), self.plan.commit.clone()),
+                        ],
+                    });
+                    return DeployOutcome::Failed;
+                }
             }
         }
         let change_set_name = format!(
@@ -494,9 +521,8 @@ impl Deployment<'_> {
         None
     }
 
-    /// Whether the stack already runs this plan's template, parameters and tags: then no change
-    /// set is made at all.
-    async fn matches_stack(&self) -> Result<bool, CallError> {
+    /// What the stack runs now: its original template, parameter values and tags.
+    async fn running(&self) -> Result<Option<AppliedStack>, CallError> {
         let name = &self.plan.stack_name;
         let described = self
             .client
@@ -506,31 +532,27 @@ impl Deployment<'_> {
             .await
             .map_err(|e| call_error("DescribeStacks", e))?;
         let Some(stack) = described.stacks().first() else {
-            return Ok(false);
+            return Ok(None);
         };
-        let parameters: std::collections::BTreeMap<String, String> = stack
-            .parameters()
-            .iter()
-            .map(|p| {
-                (
-                    p.parameter_key().unwrap_or_default().to_string(),
-                    p.parameter_value().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
-        let tags: std::collections::BTreeMap<String, String> = stack
-            .tags()
-            .iter()
-            .map(|t| {
-                (
-                    t.key().unwrap_or_default().to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
-        if parameters != self.plan.effective_parameters || tags != self.plan.tags {
-            return Ok(false);
-        }
+        let pairs = |items: Vec<(Option<&str>, Option<&str>)>| {
+            items
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k.unwrap_or_default().to_string(),
+                        v.unwrap_or_default().to_string(),
+                    )
+                })
+                .collect::<BTreeMap<String, String>>()
+        };
+        let parameters = pairs(
+            stack
+                .parameters()
+                .iter()
+                .map(|p| (p.parameter_key(), p.parameter_value()))
+                .collect(),
+        );
+        let tags = pairs(stack.tags().iter().map(|t| (t.key(), t.value())).collect());
         let template = self
             .client
             .get_template()
@@ -539,7 +561,11 @@ impl Deployment<'_> {
             .send()
             .await
             .map_err(|e| call_error("GetTemplate", e))?;
-        Ok(template.template_body() == Some(self.plan.template_body.as_str()))
+        Ok(Some(AppliedStack {
+            template_body: template.template_body().unwrap_or_default().to_string(),
+            parameters,
+            tags,
+        }))
     }
 
     /// An empty change set: nothing to apply. It is deleted so change sets do not pile up.

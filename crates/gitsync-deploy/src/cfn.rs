@@ -27,6 +27,53 @@ pub struct DeploymentFile {
     pub import_existing_resources: Option<bool>,
 }
 
+/// A stack's template, parameter values and tags: what a deployment leaves it running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedStack {
+    pub template_body: String,
+    pub parameters: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl AppliedStack {
+    /// The names of what differs from `other` (`template`, `parameter Foo`, `tag team`).
+    pub fn differences(&self, other: &AppliedStack) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.template_body != other.template_body {
+            out.push("template".to_string());
+        }
+        let keys = |a: &BTreeMap<String, String>, b: &BTreeMap<String, String>| {
+            a.keys()
+                .chain(b.keys())
+                .filter(|k| a.get(*k) != b.get(*k))
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        out.extend(
+            keys(&self.parameters, &other.parameters)
+                .into_iter()
+                .map(|k| format!("parameter {k}")),
+        );
+        out.extend(
+            keys(&self.tags, &other.tags)
+                .into_iter()
+                .map(|k| format!("tag {k}")),
+        );
+        out
+    }
+}
+
+impl StackPlan {
+    /// What the stack runs once this plan is deployed.
+    pub fn applied(&self) -> AppliedStack {
+        AppliedStack {
+            template_body: self.template_body.clone(),
+            parameters: self.effective_parameters.clone(),
+            tags: self.tags.clone(),
+        }
+    }
+}
+
 /// Everything a deployer needs to create or update one stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StackPlan {
@@ -45,6 +92,9 @@ pub struct StackPlan {
     /// deleted it (the deployer then asks for a blocker instead of creating it again). `None` for
     /// a stack never deployed, or once a person resolved its blocker. Set by the engine.
     pub deployed_from: Option<String>,
+    /// What gitsync last applied to the stack (read from `deployed_from`), to tell a change made
+    /// outside gitsync from one that is not applied yet. Set by the engine.
+    pub previous: Option<AppliedStack>,
     /// Every parameter's value once deployed: the given ones over the template's defaults (what
     /// DescribeStacks reports for a stack that matches this plan).
     pub effective_parameters: BTreeMap<String, String>,
@@ -278,6 +328,7 @@ pub fn plan(
         region: String::new(),
         commit: String::new(),
         deployed_from: None,
+        previous: None,
         effective_parameters: template
             .defaults
             .iter()

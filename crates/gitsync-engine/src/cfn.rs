@@ -311,6 +311,13 @@ impl Engine {
             .as_ref()
             .filter(|_| !claim.guard_lifted)
             .map(|r| r.sha.clone());
+        // What the last deployment applied, read back from its commit (when the mirror still
+        // has it), so a stack changed outside gitsync is told from one that is merely behind.
+        if let Some(from) = &stack_plan.deployed_from
+            && let Ok(previous) = read_plan(&mirror, from, &claim.display_name, config)
+        {
+            stack_plan.previous = Some(previous.applied());
+        }
         let report = self.deployer.deploy(&stack_plan).await;
         let events: Vec<SyncEvent> = report
             .events

@@ -29,6 +29,7 @@ pub use engine::{
 };
 pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};
+pub use migrate::postgres_migrations;
 pub use secrets::{MasterKey, Sealer};
 pub use services::{DeployedInstance, InstanceContext, InstanceWrite, NewEnvironment, NewService};
 pub use status::{NewResourceAttempt, RepositoryKey};

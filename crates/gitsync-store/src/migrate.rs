@@ -17,6 +17,12 @@ const POSTGRES: &[(i64, &str)] = &[
     (4, include_str!("../migrations/postgres/0004_services.sql")),
 ];
 
+/// The PostgreSQL migrations' SQL, in order (tests name template databases after it, so a
+/// changed migration never reuses a stale template).
+pub fn postgres_migrations() -> impl Iterator<Item = &'static str> {
+    POSTGRES.iter().map(|(_, sql)| *sql)
+}
+
 pub(crate) async fn run(store: &Store) -> Result<()> {
     let mut tx = store.write_tx().await?;
     if store.backend == Backend::Postgres {

@@ -78,11 +78,7 @@ impl PgDatabase {
 /// and reused by later runs (a changed migration makes a new one), copied for each test.
 async fn template_database(admin: &str) -> String {
     use sqlx::Connection;
-    let migrations = [
-        include_str!("../migrations/postgres/0001_init.sql"),
-        include_str!("../migrations/postgres/0002_engine.sql"),
-        include_str!("../migrations/postgres/0003_templates.sql"),
-    ];
+    let migrations: Vec<&str> = gitsync_store::postgres_migrations().collect();
     let hash = migrations
         .concat()
         .bytes()
