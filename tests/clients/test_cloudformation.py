@@ -216,3 +216,37 @@ def test_a_stack_changed_outside_gitsync_raises_a_blocker(deployer, moto, git_ht
     stack.cc.update_sync_blocker(Id=blocker["Id"], ResolvedReason="Git wins", ResourceName="drifted-stack", SyncType="CFN_STACK_SYNC")
     stack.settled("drifted-stack", second)
     assert parameters(cfn, "drifted-stack")[1]["Visibility"] == "60"
+
+
+def test_an_update_that_rolls_back_fails_with_the_failed_resource(git_http, tmp_path):
+    """moto cannot fail a resource and roll back; an HTTP-level CloudFormation double can."""
+    from cfn_double import RollbackDouble
+    reason = "Resource handler returned message: \"Invalid value for VisibilityTimeout\" (HandlerErrorCode: InvalidRequest)"
+    double = RollbackDouble("rolled-stack", {"QueueName": "rolled", "Visibility": "30"}, reason)
+    server = Server(["--poll-interval", "1s", "--cloudformation-endpoint", double.url], env=MOTO_KEYS).start()
+    try:
+        repo = Repo(git_http.root, "octo", "rolled", str(tmp_path / "work"))
+        sha = repo.commit({"deploy/stack.yaml": deployment("rolled", Visibility=99999), "infra/queue.yaml": TEMPLATE})
+        stack = Stack(server, make_tenant(server), git_http.url, "octo", "rolled", tmp_path)
+        stack.configure("rolled-stack")
+        s = stack.settled("rolled-stack", sha, status="FAILED")
+        events = [(e["Type"], e["Event"]) for e in s["LatestSync"]["Events"]]
+        assert events[-1] == ("DEPLOYMENT_FAILED", f"Stack UPDATE_ROLLBACK_COMPLETE: AWS::SQS::Queue Queue: {reason}"), events
+        assert ("DEPLOYMENT_PROGRESS", f"AWS::SQS::Queue Queue UPDATE_FAILED: {reason}") in events
+        assert [t for t, _ in events if t == "DEPLOYMENT_PROGRESS"] == ["DEPLOYMENT_PROGRESS"] * 6  # oldest first, all copied
+        assert events[2][1].startswith("AWS::CloudFormation::Stack rolled-stack UPDATE_IN_PROGRESS")
+        # What gitsync asked CloudFormation for.
+        create = next(r for r in double.requests if r.get("Action") == "CreateChangeSet")
+        assert create["ChangeSetType"] == "UPDATE" and create["StackName"] == "rolled-stack"
+        assert {create[f"Capabilities.member.{i}"] for i in (1, 2, 3)} == {"CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"}
+        sent = {create[f"Parameters.member.{i}.ParameterKey"]: create[f"Parameters.member.{i}.ParameterValue"] for i in (1, 2)}
+        assert sent == {"QueueName": "rolled", "Visibility": "99999"}
+        assert double.actions()[:5] == ["DescribeStacks", "DescribeStacks", "GetTemplate", "CreateChangeSet", "DescribeChangeSet"]
+        assert "ExecuteChangeSet" in double.actions() and double.actions()[-1] == "DescribeStackEvents"
+        # A failed deployment is deterministic: no retry at the same commit.
+        attempts = double.actions().count("ExecuteChangeSet")
+        time.sleep(2)
+        assert double.actions().count("ExecuteChangeSet") == attempts == 1
+    finally:
+        server.cleanup()
+        double.stop()
