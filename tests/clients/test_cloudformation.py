@@ -250,3 +250,23 @@ def test_an_update_that_rolls_back_fails_with_the_failed_resource(git_http, tmp_
     finally:
         server.cleanup()
         double.stop()
+
+
+def test_the_sync_role_is_assumed_through_sts(moto, git_http, tmp_path):
+    """With --assume-sync-role every deployment runs as the configuration's RoleArn. moto serves STS
+    on the same endpoint and files what assumed-role credentials do under the role's account."""
+    server = Server(["--poll-interval", "1s", "--cloudformation-endpoint", moto, "--assume-sync-role"], env=MOTO_KEYS).start()
+    try:
+        repo = Repo(git_http.root, "octo", "assumed", str(tmp_path / "work"))
+        sha = repo.commit({"deploy/stack.yaml": deployment("assumed"), "infra/queue.yaml": TEMPLATE})
+        stack = Stack(server, make_tenant(server), git_http.url, "octo", "assumed", tmp_path)
+        stack.cc.create_sync_configuration(Branch="main", ConfigFile="deploy/stack.yaml", RepositoryLinkId=stack.link_id,
+                                           ResourceName="assumed-stack", RoleArn="arn:aws:iam::222222222222:role/deployer",
+                                           SyncType="CFN_STACK_SYNC")
+        s = stack.settled("assumed-stack", sha)
+        stack_id = s["LatestSync"]["Events"][-1]["ExternalId"]
+        assert stack_id.startswith("arn:aws:cloudformation:us-east-1:222222222222:stack/assumed-stack/"), stack_id
+        # The caller's own account has no such stack.
+        assert "assumed-stack" not in [x["StackName"] for x in cloudformation(moto).describe_stacks()["Stacks"]]
+    finally:
+        server.cleanup()
