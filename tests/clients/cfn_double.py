@@ -19,12 +19,12 @@ def now():
 
 
 class RollbackDouble:
-    def __init__(self, stack, parameters, failure_reason):
+    def __init__(self, stack, parameters, failure_reason, status="CREATE_COMPLETE"):
         self.stack = stack
         self.stack_id = f"arn:aws:cloudformation:us-east-1:123456789012:stack/{stack}/double"
         self.parameters = dict(parameters)
         self.failure_reason = failure_reason
-        self.status = "CREATE_COMPLETE"
+        self.status = status
         self.polls_after_execute = 0
         self.events = []
         self.requests = []

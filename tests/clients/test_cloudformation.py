@@ -243,6 +243,10 @@ def test_an_update_that_rolls_back_fails_with_the_failed_resource(git_http, tmp_
         assert sent == {"QueueName": "rolled", "Visibility": "99999"}
         assert double.actions()[:5] == ["DescribeStacks", "DescribeStacks", "GetTemplate", "CreateChangeSet", "DescribeChangeSet"]
         assert "ExecuteChangeSet" in double.actions() and double.actions()[-1] == "DescribeStackEvents"
+        # `gitsync status` tells the same story: the change set, the failed resource and why.
+        out = server.cli("status", "--resource-name", "rolled-stack", "--account-id", stack.tenant.account_id).stdout
+        assert "DEPLOYMENT_STARTED" in out and ":changeSet/rolled-stack/" in out
+        assert f"AWS::SQS::Queue Queue UPDATE_FAILED: {reason}" in out
         # A failed deployment is deterministic: no retry at the same commit.
         attempts = double.actions().count("ExecuteChangeSet")
         time.sleep(2)
@@ -270,3 +274,24 @@ def test_the_sync_role_is_assumed_through_sts(moto, git_http, tmp_path):
         assert "assumed-stack" not in [x["StackName"] for x in cloudformation(moto).describe_stacks()["Stacks"]]
     finally:
         server.cleanup()
+
+
+def test_a_stack_no_update_can_leave_raises_a_blocker(git_http, tmp_path):
+    from cfn_double import RollbackDouble
+    double = RollbackDouble("stuck-stack", {"QueueName": "stuck", "Visibility": "30"}, "", status="ROLLBACK_COMPLETE")
+    server = Server(["--poll-interval", "1s", "--cloudformation-endpoint", double.url], env=MOTO_KEYS).start()
+    try:
+        repo = Repo(git_http.root, "octo", "stuck", str(tmp_path / "work"))
+        sha = repo.commit({"deploy/stack.yaml": deployment("stuck"), "infra/queue.yaml": TEMPLATE})
+        stack = Stack(server, make_tenant(server), git_http.url, "octo", "stuck", tmp_path)
+        stack.configure("stuck-stack")
+        s = stack.settled("stuck-stack", sha, status="FAILED")
+        assert s["LatestSync"]["Events"][-1]["Type"] == "BLOCKED"
+        (blocker,) = stack.cc.get_sync_blocker_summary(ResourceName="stuck-stack", SyncType="CFN_STACK_SYNC")["SyncBlockerSummary"]["LatestBlockers"]
+        assert blocker["CreatedReason"].startswith("Stack stuck-stack is ROLLBACK_COMPLETE: no update can leave that state")
+        contexts = {c["Key"]: c["Value"] for c in blocker["Contexts"]}
+        assert contexts["StackStatus"] == "ROLLBACK_COMPLETE" and contexts["StackId"] == double.stack_id
+        assert "CreateChangeSet" not in double.actions()
+    finally:
+        server.cleanup()
+        double.stop()
