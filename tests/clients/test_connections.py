@@ -247,7 +247,9 @@ def test_status_operations_before_any_sync(tenant):
 def test_status_operations_answer_from_recorded_history(tenant):
     cc = tenant.client("codeconnections")
     _, link = new_link(cc)
-    new_sync_config(cc, link["RepositoryLinkId"], name="seeded-stack")
+    # The configuration watches another branch: the engine's own check of it (which fails, the
+    # connection being PENDING) must not become the latest repository sync of the seeded `main`.
+    new_sync_config(cc, link["RepositoryLinkId"], name="seeded-stack", branch="release")
     seeded = tenant.seed_history(link["RepositoryLinkId"])
     status = cc.get_resource_sync_status(ResourceName="seeded-stack", SyncType="CFN_STACK_SYNC")
     latest, good = status["LatestSync"], status["LatestSuccessfulSync"]
