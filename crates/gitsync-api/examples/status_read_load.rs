@@ -50,11 +50,15 @@ fn signed_request(host: &str, key: &str, secret: &str, region: &str, resource: &
     .expect("signable request");
     let (instructions, _) = sign(signable, &params).expect("signature").into_parts();
     let mut raw = String::from("POST / HTTP/1.1\r\n");
-    for (k, v) in headers.iter().map(|(k, v)| (k.to_string(), v.clone())).chain(
-        instructions
-            .headers()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    ) {
+    for (k, v) in headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .chain(
+            instructions
+                .headers()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    {
         raw.push_str(&format!("{k}: {v}\r\n"));
     }
     raw.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));

@@ -317,15 +317,9 @@ impl Store {
     }
 
     pub async fn get_environment(&self, tenant: &Tenant, name: &str) -> Result<Environment> {
-        let row = sqlx::query(
-            "SELECT * FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3",
-        )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| missing_environment(name))?;
+        let row = row(&self.pool, Table::Environment, tenant, &[name], false)
+            .await?
+            .ok_or_else(|| missing_environment(name))?;
         environment_from(&row)
     }
 
@@ -427,17 +421,10 @@ impl Store {
     /// Deletes an environment no service instance runs in.
     pub async fn delete_environment(&self, tenant: &Tenant, name: &str) -> Result<Environment> {
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query(locking(
-            self.backend == crate::Backend::Postgres,
-            "SELECT * FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3",
-            "SELECT * FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3 FOR UPDATE",
-        ))
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| missing_environment(name))?;
+        let pg = self.backend == crate::Backend::Postgres;
+        let row = row(&mut *tx, Table::Environment, tenant, &[name], pg)
+            .await?
+            .ok_or_else(|| missing_environment(name))?;
         let mut environment = environment_from(&row)?;
         let users: Vec<AnyRow> = sqlx::query(
             "SELECT service_name, name FROM proton_service_instances WHERE account_id = $1 AND region = $2 \
@@ -536,15 +523,9 @@ impl Store {
     }
 
     pub async fn get_service(&self, tenant: &Tenant, name: &str) -> Result<Service> {
-        let row = sqlx::query(
-            "SELECT * FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3",
-        )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| missing_service(name))?;
+        let row = row(&self.pool, Table::Service, tenant, &[name], false)
+            .await?
+            .ok_or_else(|| missing_service(name))?;
         service_from(&row)
     }
 
@@ -612,16 +593,9 @@ impl Store {
         }
         let mut gone = Vec::new();
         for instance in removed {
-            let row = sqlx::query(
-                "SELECT * FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
-            )
-            .bind(&tenant.account_id)
-            .bind(&tenant.region)
-            .bind(name)
-            .bind(instance)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = row {
+            if let Some(row) =
+                row(&mut *tx, Table::Instance, tenant, &[name, instance], false).await?
+            {
                 gone.push(instance_from(&row)?);
             }
         }
@@ -639,17 +613,10 @@ impl Store {
         name: &str,
     ) -> Result<(Service, Option<SyncBlocker>)> {
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query(locking(
-            self.backend == crate::Backend::Postgres,
-            "SELECT * FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3",
-            "SELECT * FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3 FOR UPDATE",
-        ))
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| missing_service(name))?;
+        let pg = self.backend == crate::Backend::Postgres;
+        let row = row(&mut *tx, Table::Service, tenant, &[name], pg)
+            .await?
+            .ok_or_else(|| missing_service(name))?;
         let service = service_from(&row)?;
         let instances = sqlx::query(
             "SELECT * FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 ORDER BY name",
@@ -713,16 +680,9 @@ impl Store {
         service: &str,
         name: &str,
     ) -> Result<ServiceInstance> {
-        let row = sqlx::query(
-            "SELECT * FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
-        )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(service)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| missing_instance(service, name))?;
+        let row = row(&self.pool, Table::Instance, tenant, &[service, name], false)
+            .await?
+            .ok_or_else(|| missing_instance(service, name))?;
         instance_from(&row)
     }
 
@@ -832,11 +792,53 @@ async fn has_service_sync(
     .is_some())
 }
 
-/// Reads one row by key; on PostgreSQL it is locked for the rest of the transaction, so a
-/// concurrent delete of the service or environment waits for the deployment (SQLite write
-/// transactions are serial already).
-fn locking(pg: bool, sql: &'static str, locked: &'static str) -> &'static str {
-    if pg { locked } else { sql }
+/// The rows these operations read by key.
+#[derive(Debug, Clone, Copy)]
+enum Table {
+    Environment,
+    Service,
+    /// Keyed by (service, name).
+    Instance,
+}
+
+/// A row by its key within the tenant (`[name]`, or `[service, name]` for an instance). With
+/// `lock` on PostgreSQL it stays locked for the rest of the transaction, so a concurrent delete of
+/// a service or environment waits for a deployment into it (SQLite write transactions are serial
+/// already).
+async fn row<'e, E>(
+    executor: E,
+    table: Table,
+    tenant: &Tenant,
+    key: &[&str],
+    lock: bool,
+) -> Result<Option<AnyRow>>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let sql = match (table, lock) {
+        (Table::Environment, false) => {
+            "SELECT * FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3"
+        }
+        (Table::Environment, true) => {
+            "SELECT * FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3 FOR UPDATE"
+        }
+        (Table::Service, false) => {
+            "SELECT * FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3"
+        }
+        (Table::Service, true) => {
+            "SELECT * FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3 FOR UPDATE"
+        }
+        (Table::Instance, _) => {
+            "SELECT * FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4"
+        }
+    };
+    let mut query = sqlx::query(sql)
+        .bind(&tenant.account_id)
+        .bind(&tenant.region);
+    for k in key {
+        query = query.bind(*k);
+    }
+    Ok(query.fetch_optional(executor).await?)
 }
 
 /// An ACTIVE blocker that stops service sync from deploying this instance, if any.
@@ -944,17 +946,10 @@ async fn deploy_instance_in(
     tags: &[Tag],
     tag_limit: u32,
 ) -> Result<DeployedInstance> {
-    let known = sqlx::query(locking(
-        pg,
-        "SELECT 1 FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3",
-        "SELECT 1 FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3 FOR UPDATE",
-    ))
-    .bind(&tenant.account_id)
-    .bind(&tenant.region)
-    .bind(service)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if known.is_none() {
+    if row(&mut **tx, Table::Service, tenant, &[service], pg)
+        .await?
+        .is_none()
+    {
         return Err(missing_service(service));
     }
     // Service sync never deploys over a change a blocker protects, even one made while its
@@ -964,15 +959,13 @@ async fn deploy_instance_in(
     {
         return Err(StoreError::Conflict(format!("Sync blocked: {reason}")));
     }
-    let environment = sqlx::query(locking(
+    let environment = row(
+        &mut **tx,
+        Table::Environment,
+        tenant,
+        &[&deployment.environment_name],
         pg,
-        "SELECT 1 FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3",
-        "SELECT 1 FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3 FOR UPDATE",
-    ))
-    .bind(&tenant.account_id)
-    .bind(&tenant.region)
-    .bind(&deployment.environment_name)
-    .fetch_optional(&mut **tx)
+    )
     .await?;
     if environment.is_none() {
         return Err(StoreError::NotFound(format!(
@@ -980,15 +973,7 @@ async fn deploy_instance_in(
             deployment.environment_name
         )));
     }
-    let existing = sqlx::query(
-        "SELECT * FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
-    )
-    .bind(&tenant.account_id)
-    .bind(&tenant.region)
-    .bind(service)
-    .bind(name)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let existing = row(&mut **tx, Table::Instance, tenant, &[service, name], false).await?;
     let now = Timestamp::now();
     let target = format!("{service}/{name}");
     let deployment_id = record_deployment(
@@ -1103,17 +1088,11 @@ async fn deploy_instance_in(
     } else {
         None
     };
-    let row = sqlx::query(
-        "SELECT * FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
-    )
-    .bind(&tenant.account_id)
-    .bind(&tenant.region)
-    .bind(service)
-    .bind(name)
-    .fetch_one(&mut **tx)
-    .await?;
+    let written = row(&mut **tx, Table::Instance, tenant, &[service, name], false)
+        .await?
+        .ok_or_else(|| missing_instance(service, name))?;
     Ok(DeployedInstance {
-        instance: instance_from(&row)?,
+        instance: instance_from(&written)?,
         created,
         deployment_id,
         blocker,
