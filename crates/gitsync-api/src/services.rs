@@ -10,7 +10,7 @@ use crate::document::{insert_opt, page_size, part, redeem, required, s, tags};
 use crate::error::ApiError;
 use crate::service::Service;
 use gitsync_deploy::spec::{
-    InputKind, InstanceSpec, Schema, ServiceSpec, check_instance, environment_inputs,
+    InputKind, InstanceSpec, Schema, ServiceSpec, environment_inputs, plan_instance,
 };
 use gitsync_model::{
     DeployedTemplate, DeploymentState, Environment, InstanceDeployment, ServiceInstance,
@@ -246,25 +246,14 @@ impl Api {
             .instance_context(tenant, service, &instance.environment, major, minor)
             .await
             .map_err(err)?;
-        let v = &context.version;
-        let spec = check_instance(
+        plan_instance(
             instance,
-            &format!("{} {}.{}", v.template_name, v.major, v.minor),
-            v.schema.as_deref(),
-            &v.compatible_environments,
-            (
-                &context.environment.template.name,
-                context.environment.template.major,
-            ),
+            &context.version,
+            &context.environment,
+            client_token,
+            None,
         )
-        .map_err(|problems| invalid(problems.join("; ")))?;
-        Ok(InstanceDeployment {
-            environment_name: instance.environment.clone(),
-            template: deployed(v),
-            spec,
-            client_token: client_token.map(str::to_string),
-            source_commit: None,
-        })
+        .map_err(|problems| invalid(problems.join("; ")))
     }
 }
 
@@ -435,7 +424,7 @@ pub(crate) async fn call(
             let major = part(input, "templateMajorVersion")?;
             let minor = optional_part(input, "templateMinorVersion")?;
             // The version must be deployable even when the spec lists no instance yet.
-            store
+            let version = store
                 .deployable_template_version(
                     tenant,
                     TemplateType::Service,
@@ -457,7 +446,18 @@ pub(crate) async fn call(
                 repository_id: s(input, "repositoryId").map(str::to_string),
                 branch_name: s(input, "branchName").map(str::to_string),
             };
-            let instances = plan_new_service(api, tenant, &new, &spec, minor).await?;
+            // The service does not exist yet, so each instance is planned with the version
+            // resolved above rather than through the service.
+            let mut instances = Vec::new();
+            for instance in &spec.instances {
+                let environment = store
+                    .get_environment(tenant, &instance.environment)
+                    .await
+                    .map_err(err)?;
+                let deployment = plan_instance(instance, &version, &environment, None, None)
+                    .map_err(|problems| invalid(problems.join("; ")))?;
+                instances.push((instance.name.clone(), deployment));
+            }
             let (svc, _) = store
                 .create_service(tenant, &new, &instances, &tags(input))
                 .await
@@ -539,8 +539,14 @@ pub(crate) async fn call(
         "CreateServiceInstance" => {
             let service = required(input, "serviceName")?;
             let name = required(input, "name")?;
-            if let Some(done) = retried(api, tenant, service, name, input).await? {
-                return Ok(done);
+            if s(input, "clientToken").is_some() {
+                match store.get_service_instance(tenant, service, name).await {
+                    Ok(i) if repeats_last_request(&i, input) => {
+                        return Ok(json!({ "serviceInstance": instance_json(&i, false) }));
+                    }
+                    Ok(_) | Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(err(e)),
+                }
             }
             let entry = instance_entry(required(input, "spec")?, name)?;
             let deployment = api
@@ -580,13 +586,13 @@ pub(crate) async fn call(
         "UpdateServiceInstance" => {
             let service = required(input, "serviceName")?;
             let name = required(input, "name")?;
-            if let Some(done) = retried(api, tenant, service, name, input).await? {
-                return Ok(done);
-            }
             let current = store
                 .get_service_instance(tenant, service, name)
                 .await
                 .map_err(err)?;
+            if repeats_last_request(&current, input) {
+                return Ok(json!({ "serviceInstance": instance_json(&current, false) }));
+            }
             let spec = s(input, "spec");
             let Some((major, minor)) = update_version(input, &current.template)? else {
                 if spec.is_some() {
@@ -635,77 +641,11 @@ pub(crate) async fn call(
     })
 }
 
-/// A retried create or update (the same `clientToken` as the instance's last deployment) answers
-/// the instance as it is: SDKs resend the token when a response was lost.
-async fn retried(
-    api: &Api,
-    tenant: &Tenant,
-    service: &str,
-    name: &str,
-    input: &Value,
-) -> Result<Option<Value>, ApiError> {
-    let Some(token) = s(input, "clientToken") else {
-        return Ok(None);
-    };
-    match api.store.get_service_instance(tenant, service, name).await {
-        Ok(i) if i.last_client_request_token.as_deref() == Some(token) => {
-            Ok(Some(json!({ "serviceInstance": instance_json(&i, false) })))
-        }
-        Ok(_) | Err(StoreError::NotFound(_)) => Ok(None),
-        Err(e) => Err(err(e)),
-    }
-}
-
-/// Plans every instance a new service's spec lists (the service does not exist yet, so its
-/// template version is resolved here rather than through the service).
-async fn plan_new_service(
-    api: &Api,
-    tenant: &Tenant,
-    new: &NewService,
-    spec: &ServiceSpec,
-    minor: Option<i64>,
-) -> Result<Vec<(String, InstanceDeployment)>, ApiError> {
-    let version = api
-        .store
-        .deployable_template_version(
-            tenant,
-            TemplateType::Service,
-            &new.template_name,
-            new.template_major,
-            minor,
-        )
-        .await
-        .map_err(err)?;
-    let mut out = Vec::new();
-    for instance in &spec.instances {
-        let environment = api
-            .store
-            .get_environment(tenant, &instance.environment)
-            .await
-            .map_err(err)?;
-        let text = check_instance(
-            instance,
-            &format!(
-                "{} {}.{}",
-                version.template_name, version.major, version.minor
-            ),
-            version.schema.as_deref(),
-            &version.compatible_environments,
-            (&environment.template.name, environment.template.major),
-        )
-        .map_err(|problems| invalid(problems.join("; ")))?;
-        out.push((
-            instance.name.clone(),
-            InstanceDeployment {
-                environment_name: instance.environment.clone(),
-                template: deployed(&version),
-                spec: text,
-                client_token: None,
-                source_commit: None,
-            },
-        ));
-    }
-    Ok(out)
+/// Whether a create or update repeats the `clientToken` of the instance's last deployment (SDKs
+/// resend it when a response was lost): then the instance is answered as it is.
+fn repeats_last_request(instance: &ServiceInstance, input: &Value) -> bool {
+    s(input, "clientToken")
+        .is_some_and(|t| instance.last_client_request_token.as_deref() == Some(t))
 }
 
 /// `ListServiceInstances` with its filters and sort order, paged by position.

@@ -134,6 +134,15 @@ impl StackDeployer for CloudFormation {
     }
 }
 
+/// What DescribeStacks says of a stack.
+struct Described {
+    status: StackStatus,
+    id: String,
+    reason: Option<String>,
+    parameters: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+}
+
 /// One deployment of one plan, collecting its events.
 struct Deployment<'a> {
     client: &'a cfn::Client,
@@ -211,8 +220,8 @@ impl Deployment<'_> {
         }
     }
 
-    /// The stack's status and id, or `None` when it does not exist.
-    async fn stack(&self) -> Result<Option<(StackStatus, String, Option<String>)>, CallError> {
+    /// What DescribeStacks says of the stack, or `None` when it does not exist.
+    async fn stack(&self) -> Result<Option<Described>, CallError> {
         match self
             .client
             .describe_stacks()
@@ -221,12 +230,28 @@ impl Deployment<'_> {
             .await
         {
             Ok(out) => Ok(out.stacks().first().and_then(|s| {
-                s.stack_status().map(|st| {
-                    (
-                        st.clone(),
-                        s.stack_id().unwrap_or_default().to_string(),
-                        s.stack_status_reason().map(str::to_string),
-                    )
+                let pairs = |items: Vec<(Option<&str>, Option<&str>)>| {
+                    items
+                        .into_iter()
+                        .map(|(k, v)| {
+                            (
+                                k.unwrap_or_default().to_string(),
+                                v.unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect::<BTreeMap<String, String>>()
+                };
+                Some(Described {
+                    status: s.stack_status()?.clone(),
+                    id: s.stack_id().unwrap_or_default().to_string(),
+                    reason: s.stack_status_reason().map(str::to_string),
+                    parameters: pairs(
+                        s.parameters()
+                            .iter()
+                            .map(|p| (p.parameter_key(), p.parameter_value()))
+                            .collect(),
+                    ),
+                    tags: pairs(s.tags().iter().map(|t| (t.key(), t.value())).collect()),
                 })
             })),
             Err(SdkError::ServiceError(e))
@@ -269,10 +294,10 @@ impl Deployment<'_> {
             // A stack left in REVIEW_IN_PROGRESS by an unexecuted CREATE change set is still
             // created by a CREATE change set.
             None => ChangeSetType::Create,
-            Some((status, _, _)) if status.as_str() == "REVIEW_IN_PROGRESS" => {
-                ChangeSetType::Create
-            }
-            Some((status, id, reason)) if stuck(status) => {
+            Some(d) if d.status.as_str() == "REVIEW_IN_PROGRESS" => ChangeSetType::Create,
+            Some(Described {
+                status, id, reason, ..
+            }) if stuck(status) => {
                 let text = format!(
                     "Stack {name} is {}{}: no update can leave that state; delete or repair the stack, then resolve this blocker",
                     status.as_str(),
@@ -293,7 +318,7 @@ impl Deployment<'_> {
                 });
                 return DeployOutcome::Failed;
             }
-            Some((status, id, _)) if in_progress(status) => {
+            Some(Described { status, id, .. }) if in_progress(status) => {
                 self.event(
                     "DEPLOYMENT_FAILED",
                     format!(
@@ -307,9 +332,12 @@ impl Deployment<'_> {
             Some(_) => ChangeSetType::Update,
         };
         if change_set_type == ChangeSetType::Update {
-            let running = match self.running().await {
-                Ok(r) => r,
-                Err(e) => return self.fail(e),
+            let running = match &existing {
+                Some(described) => match self.running(described).await {
+                    Ok(r) => Some(r),
+                    Err(e) => return self.fail(e),
+                },
+                None => None,
             };
             let wanted = self.plan.applied();
             // Already what this commit asks for: no change set at all.
@@ -463,9 +491,7 @@ impl Deployment<'_> {
         // Wait for the stack to settle.
         let (status, stack_id, reason) = loop {
             match self.stack().await {
-                Ok(Some((status, id, reason))) if !in_progress(&status) => {
-                    break (status, id, reason);
-                }
+                Ok(Some(d)) if !in_progress(&d.status) => break (d.status, d.id, d.reason),
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     self.event(
@@ -522,37 +548,8 @@ impl Deployment<'_> {
     }
 
     /// What the stack runs now: its original template, parameter values and tags.
-    async fn running(&self) -> Result<Option<AppliedStack>, CallError> {
+    async fn running(&self, described: &Described) -> Result<AppliedStack, CallError> {
         let name = &self.plan.stack_name;
-        let described = self
-            .client
-            .describe_stacks()
-            .stack_name(name)
-            .send()
-            .await
-            .map_err(|e| call_error("DescribeStacks", e))?;
-        let Some(stack) = described.stacks().first() else {
-            return Ok(None);
-        };
-        let pairs = |items: Vec<(Option<&str>, Option<&str>)>| {
-            items
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k.unwrap_or_default().to_string(),
-                        v.unwrap_or_default().to_string(),
-                    )
-                })
-                .collect::<BTreeMap<String, String>>()
-        };
-        let parameters = pairs(
-            stack
-                .parameters()
-                .iter()
-                .map(|p| (p.parameter_key(), p.parameter_value()))
-                .collect(),
-        );
-        let tags = pairs(stack.tags().iter().map(|t| (t.key(), t.value())).collect());
         let template = self
             .client
             .get_template()
@@ -561,11 +558,11 @@ impl Deployment<'_> {
             .send()
             .await
             .map_err(|e| call_error("GetTemplate", e))?;
-        Ok(Some(AppliedStack {
+        Ok(AppliedStack {
             template_body: template.template_body().unwrap_or_default().to_string(),
-            parameters,
-            tags,
-        }))
+            parameters: described.parameters.clone(),
+            tags: described.tags.clone(),
+        })
     }
 
     /// An empty change set: nothing to apply. It is deleted so change sets do not pile up.

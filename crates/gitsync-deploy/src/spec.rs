@@ -5,6 +5,7 @@
 //!
 //! Every problem names the subject (`instance dev`, `environment prod`), the input and the rule.
 
+use gitsync_model::{DeployedTemplate, Environment, InstanceDeployment, TemplateVersion};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -491,43 +492,55 @@ impl ServiceSpec {
     }
 }
 
-/// Checks one instance of a service spec for deployment with a service template version:
-/// its inputs against the version's schema, its environment's template against the version's
-/// compatible environments. Returns the spec text the instance is stored with.
-pub fn check_instance(
+/// Plans the deployment of one instance of a service spec with a service template version into
+/// an environment: its inputs are checked against the version's schema (defaults filled in), the
+/// environment's template against the version's compatible environments. The API and service
+/// sync both deploy through this one rule set.
+pub fn plan_instance(
     instance: &InstanceSpec,
-    template: &str,
-    schema: Option<&str>,
-    compatible_environments: &[(String, String)],
-    environment_template: (&str, i64),
-) -> Result<String, Vec<String>> {
+    version: &TemplateVersion,
+    environment: &Environment,
+    client_token: Option<&str>,
+    source_commit: Option<&str>,
+) -> Result<InstanceDeployment, Vec<String>> {
     let subject = format!("instance {}", instance.name);
-    let schema = schema.ok_or_else(|| {
-        vec![format!(
-            "{subject}: service template {template} has no schema"
-        )]
-    })?;
+    let label = format!(
+        "{} {}.{}",
+        version.template_name, version.major, version.minor
+    );
+    let schema = version
+        .schema
+        .as_deref()
+        .ok_or_else(|| vec![format!("{subject}: service template {label} has no schema")])?;
     let schema = Schema::parse(schema, InputKind::ServiceInstance)
         .map_err(|e| vec![format!("{subject}: {e}")])?;
     let inputs = schema.check(&subject, instance.inputs.as_ref())?;
-    let (env_template, env_major) = environment_template;
-    if !compatible_environments.is_empty()
-        && !compatible_environments
+    let (env_template, env_major) = (&environment.template.name, environment.template.major);
+    let compatible = &version.compatible_environments;
+    if !compatible.is_empty()
+        && !compatible
             .iter()
             .any(|(t, m)| t == env_template && *m == env_major.to_string())
     {
-        let listed: Vec<String> = compatible_environments
-            .iter()
-            .map(|(t, m)| format!("{t}:{m}"))
-            .collect();
+        let listed: Vec<String> = compatible.iter().map(|(t, m)| format!("{t}:{m}")).collect();
         return Err(vec![format!(
-            "{subject}: environment {} uses environment template {env_template}:{env_major}, which service template {template} \
+            "{subject}: environment {} uses environment template {env_template}:{env_major}, which service template {label} \
              is not compatible with (compatible: {})",
             instance.environment,
             listed.join(", ")
         )]);
     }
-    Ok(ServiceSpec::instance_text(instance, &inputs))
+    Ok(InstanceDeployment {
+        environment_name: instance.environment.clone(),
+        template: DeployedTemplate {
+            name: version.template_name.clone(),
+            major: version.major,
+            minor: version.minor,
+        },
+        spec: ServiceSpec::instance_text(instance, &inputs),
+        client_token: client_token.map(str::to_string),
+        source_commit: source_commit.map(str::to_string),
+    })
 }
 
 /// An environment spec: `proton: EnvironmentSpec` and `spec` (the inputs).

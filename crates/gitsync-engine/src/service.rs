@@ -4,9 +4,9 @@
 
 use crate::cfn::Ending;
 use crate::{Engine, event};
-use gitsync_deploy::spec::{OpsEntry, OpsFile, ServiceSpec, check_instance};
+use gitsync_deploy::spec::{OpsEntry, OpsFile, ServiceSpec, plan_instance};
 use gitsync_git::Mirror;
-use gitsync_model::{InstanceDeployment, ProtonProvider, Revision, SyncTarget, SyncType, Tenant};
+use gitsync_model::{ProtonProvider, Revision, SyncTarget, SyncType, Tenant};
 use gitsync_store::{
     ClaimedTarget, InstanceWrite, LinkSource, RepositoryKey, StoreError, TargetAdvance,
 };
@@ -350,35 +350,20 @@ impl Engine {
             }
             Err(e) => return Ending::Transient(vec![], e.to_string()),
         };
-        let version = &context.version;
-        let label = format!(
-            "{} {}.{}",
-            version.template_name, version.major, version.minor
-        );
-        let spec_text = match check_instance(
+        let deployment = match plan_instance(
             instance,
-            &label,
-            version.schema.as_deref(),
-            &version.compatible_environments,
-            (
-                &context.environment.template.name,
-                context.environment.template.major,
-            ),
+            &context.version,
+            &context.environment,
+            None,
+            Some(sha),
         ) {
-            Ok(t) => t,
+            Ok(d) => d,
             Err(problems) => return invalid(problems),
         };
-        let deployment = InstanceDeployment {
-            environment_name: instance.environment.clone(),
-            template: gitsync_model::DeployedTemplate {
-                name: version.template_name.clone(),
-                major: version.major,
-                minor: version.minor,
-            },
-            spec: spec_text,
-            client_token: None,
-            source_commit: Some(sha.clone()),
-        };
+        let label = format!(
+            "{} {}.{}",
+            deployment.template.name, deployment.template.major, deployment.template.minor
+        );
         match self
             .store
             .deploy_service_instance(
