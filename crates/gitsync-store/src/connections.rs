@@ -1,7 +1,7 @@
 //! Connections, hosts, repository links and CloudFormation sync configurations: the resources of
 //! the CodeConnections / CodeStar Connections APIs, which both see the same rows.
 
-use crate::rows::{is_unique_violation, opt_text, parsed, text, toggle, toggle_text};
+use crate::rows::{opt_text, parsed, text, toggle, toggle_text};
 use crate::tags::{delete_tags, insert_tags};
 use crate::{Page, Result, Store, StoreError};
 use gitsync_model::{
@@ -543,15 +543,12 @@ impl Store {
         .bind(Timestamp::now().millis())
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists(format!(
-                    "a repository link for {owner_id}/{repository_name} through connection {} already exists",
-                    connection.arn
-                )));
-            }
-            other => other?,
-        };
+        crate::rows::unique(inserted, || {
+            format!(
+                "a repository link for {owner_id}/{repository_name} through connection {} already exists",
+                connection.arn
+            )
+        })?;
         insert_tags(
             &mut tx,
             tenant,
@@ -761,15 +758,12 @@ impl Store {
         .bind(Timestamp::now().millis())
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists(format!(
-                    "a sync configuration for resource {} of type CFN_STACK_SYNC already exists",
-                    spec.resource_name
-                )));
-            }
-            other => other?,
-        };
+        crate::rows::unique(inserted, || {
+            format!(
+                "a sync configuration for resource {} of type CFN_STACK_SYNC already exists",
+                spec.resource_name
+            )
+        })?;
         reevaluate_branch(&mut tx, tenant, &format!("link:{}", link.id), &spec.branch).await?;
         tx.commit().await?;
         Ok(SyncConfiguration {

@@ -1,7 +1,7 @@
 //! Proton's repositories and its template and service sync configurations.
 
 use crate::connections::{connections_resource_id, page};
-use crate::rows::{is_unique_violation, opt_text, parsed, text};
+use crate::rows::{opt_text, parsed, text};
 use crate::tags::{delete_tags, insert_tags};
 use crate::{Page, Result, Store, StoreError};
 use gitsync_model::{
@@ -118,14 +118,9 @@ impl Store {
         .bind(Timestamp::now().millis())
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists(format!(
-                    "Repository {name} of provider {provider} already exists"
-                )));
-            }
-            other => other?,
-        };
+        crate::rows::unique(inserted, || {
+            format!("Repository {name} of provider {provider} already exists")
+        })?;
         insert_tags(
             &mut tx,
             tenant,
@@ -269,15 +264,12 @@ impl Store {
         .bind(Timestamp::now().millis())
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists(format!(
-                    "a template sync configuration for {} template {} already exists",
-                    config.template_type, config.template_name
-                )));
-            }
-            other => other?,
-        };
+        crate::rows::unique(inserted, || {
+            format!(
+                "a template sync configuration for {} template {} already exists",
+                config.template_type, config.template_name
+            )
+        })?;
         let key = crate::status::RepositoryKey::Proton {
             provider: config.repository_provider,
             name: config.repository_name.clone(),
@@ -443,15 +435,12 @@ impl Store {
         .bind(Timestamp::now().millis())
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists(format!(
-                    "a service sync configuration for service {} already exists",
-                    config.service_name
-                )));
-            }
-            other => other?,
-        };
+        crate::rows::unique(inserted, || {
+            format!(
+                "a service sync configuration for service {} already exists",
+                config.service_name
+            )
+        })?;
         let key = crate::status::RepositoryKey::Proton {
             provider: config.repository_provider,
             name: config.repository_name.clone(),

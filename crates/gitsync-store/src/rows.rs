@@ -44,3 +44,15 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// A write's result, with a uniqueness violation (a concurrent create of the same key, or a
+/// create of an existing one) reported as `AlreadyExists` with `message`.
+pub(crate) fn unique<T>(
+    result: std::result::Result<T, sqlx::Error>,
+    message: impl FnOnce() -> String,
+) -> Result<T> {
+    match result {
+        Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(message())),
+        other => Ok(other?),
+    }
+}

@@ -302,15 +302,9 @@ impl Store {
         .bind(&deployment)
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Err(e) if crate::rows::is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists(format!(
-                    "Environment {} already exists",
-                    new.name
-                )));
-            }
-            other => other?,
-        };
+        crate::rows::unique(inserted, || {
+            format!("Environment {} already exists", new.name)
+        })?;
         insert_tags(&mut tx, tenant, &arn, tags, self.limits.tags_per_resource).await?;
         tx.commit().await?;
         self.get_environment(tenant, &new.name).await
@@ -491,15 +485,7 @@ impl Store {
         .bind(now.millis())
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Err(e) if crate::rows::is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists(format!(
-                    "Service {} already exists",
-                    new.name
-                )));
-            }
-            other => other?,
-        };
+        crate::rows::unique(inserted, || format!("Service {} already exists", new.name))?;
         insert_tags(&mut tx, tenant, &arn, tags, self.limits.tags_per_resource).await?;
         let mut deployed = Vec::new();
         for (name, deployment) in instances {
@@ -1049,14 +1035,9 @@ async fn deploy_instance_in(
             .bind(&deployment_id)
             .execute(&mut **tx)
             .await;
-            match inserted {
-                Err(e) if crate::rows::is_unique_violation(&e) => {
-                    return Err(StoreError::AlreadyExists(format!(
-                        "Service instance {name} of service {service} already exists"
-                    )));
-                }
-                other => other?,
-            };
+            crate::rows::unique(inserted, || {
+                format!("Service instance {name} of service {service} already exists")
+            })?;
             true
         }
     };

@@ -198,16 +198,13 @@ impl Store {
         .bind(now.millis())
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Err(e) if crate::rows::is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists(format!(
-                    "{} template {} already exists",
-                    kind(template_type),
-                    spec.name
-                )));
-            }
-            other => other?,
-        };
+        crate::rows::unique(inserted, || {
+            format!(
+                "{} template {} already exists",
+                kind(template_type),
+                spec.name
+            )
+        })?;
         insert_tags(&mut tx, tenant, &arn, tags, self.limits.tags_per_resource).await?;
         tx.commit().await?;
         Ok(ProtonTemplate {
