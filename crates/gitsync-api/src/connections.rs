@@ -204,6 +204,24 @@ fn revision_out(r: model::Revision) -> dto::Revision {
 crate::history::history_conversions!(connections);
 
 impl Ops<'_> {
+    /// A host endpoint must be one gitsync may reach (security.md: no server-local files unless
+    /// the operator allows them, no credentials in URLs).
+    fn check_endpoint(&self, endpoint: &str) -> Result<(), ApiError> {
+        gitsync_model::security::check_host_endpoint(endpoint, self.api.allow_file_remotes)
+            .map_err(ApiError::validation)
+    }
+
+    /// A sync role must be in an AWS account the operator allows this tenant.
+    async fn check_role(&self, role_arn: &str) -> Result<(), ApiError> {
+        let policy = self
+            .api
+            .store
+            .account_policy(&self.tenant.account_id)
+            .await
+            .map_err(self.store_err())?;
+        policy.check_role(role_arn).map_err(ApiError::access_denied)
+    }
+
     fn store_err(&self) -> impl Fn(gitsync_store::StoreError) -> ApiError + '_ {
         move |e| ApiError::from_store(self.service, e)
     }
@@ -300,6 +318,7 @@ impl Ops<'_> {
         &self,
         i: dto::CreateHostInput,
     ) -> Result<dto::CreateHostOutput, ApiError> {
+        self.check_endpoint(&i.provider_endpoint)?;
         let tags = tags_in(i.tags);
         let vpc = i.vpc_configuration.map(vpc_in);
         let host = self
@@ -371,6 +390,9 @@ impl Ops<'_> {
         &self,
         i: dto::UpdateHostInput,
     ) -> Result<dto::UpdateHostOutput, ApiError> {
+        if let Some(endpoint) = &i.provider_endpoint {
+            self.check_endpoint(endpoint)?;
+        }
         let vpc = i.vpc_configuration.map(vpc_in);
         self.api
             .store
@@ -498,6 +520,7 @@ impl Ops<'_> {
         &self,
         i: dto::CreateSyncConfigurationInput,
     ) -> Result<dto::CreateSyncConfigurationOutput, ApiError> {
+        self.check_role(&i.role_arn).await?;
         let spec = model::SyncConfigurationSpec {
             resource_name: i.resource_name,
             branch: i.branch,
@@ -567,6 +590,9 @@ impl Ops<'_> {
         &self,
         i: dto::UpdateSyncConfigurationInput,
     ) -> Result<dto::UpdateSyncConfigurationOutput, ApiError> {
+        if let Some(role_arn) = &i.role_arn {
+            self.check_role(role_arn).await?;
+        }
         let patch = model::SyncConfigurationPatch {
             branch: i.branch,
             config_file: i.config_file,

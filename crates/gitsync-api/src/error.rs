@@ -32,6 +32,16 @@ impl ApiError {
         )
     }
 
+    /// AWS's front-end validation error, which every operation of every service may answer.
+    pub fn validation(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "ValidationException", message)
+    }
+
+    /// The caller may not do this (a rule of the operator's, such as where its roles may be).
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "AccessDeniedException", message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -34,6 +34,8 @@ pub struct Api {
     pages: Paginator,
     /// The current time in epoch seconds; replaceable so signature expiry can be tested.
     pub clock: fn() -> i64,
+    /// Hosts may name `file://` endpoints (`gitsync serve --allow-file-remotes`).
+    pub allow_file_remotes: bool,
 }
 
 fn system_clock() -> i64 {
@@ -47,6 +49,7 @@ impl Api {
             store,
             pages,
             clock: system_clock,
+            allow_file_remotes: false,
         }
     }
 

@@ -8,8 +8,8 @@
 //! fails without a change set, saying what a person must do.
 //!
 //! Endpoint and credentials come from the standard AWS chain (environment, profile, …) with an
-//! optional endpoint override; with role assumption on, the sync configuration's `RoleArn` is
-//! assumed through STS for each deployment.
+//! optional endpoint override; a plan whose identity is a role is deployed as that role,
+//! assumed through STS with the tenant's account id as `ExternalId`.
 
 use aws_config::BehaviorVersion;
 use aws_sdk_cloudformation as cfn;
@@ -17,7 +17,10 @@ use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, OnStackFailure, Parameter, StackStatus, Tag,
 };
-use gitsync_deploy::cfn::{AppliedStack, StackPlan};
+use gitsync_deploy::cfn::{
+    AppliedStack, DeployIdentity, OWNER_ACCOUNT_TAG, OWNER_CONFIGURATION_TAG, StackPlan,
+};
+
 use gitsync_deploy::{
     BlockerRequest, BoxFuture, DeployEvent, DeployOutcome, DeployReport, StackDeployer,
 };
@@ -29,8 +32,6 @@ use std::time::Duration;
 pub struct Settings {
     /// An endpoint override (a CloudFormation-compatible server); `None` for AWS's own.
     pub endpoint: Option<String>,
-    /// Assume the sync configuration's `RoleArn` through STS for each deployment.
-    pub assume_role: bool,
     /// How often change sets and stacks are polled while they settle.
     pub poll_interval: Duration,
     /// How long one deployment may take before the attempt gives up (transiently).
@@ -41,7 +42,6 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             endpoint: None,
-            assume_role: false,
             poll_interval: Duration::from_secs(2),
             timeout: Duration::from_secs(3600),
         }
@@ -85,15 +85,22 @@ impl CloudFormation {
         }
     }
 
+    /// A client for the plan's region with the plan's identity: the server's own credentials,
+    /// or the sync role assumed through STS with the tenant's account id as `ExternalId`.
     async fn client(&self, plan: &StackPlan) -> cfn::Client {
         let mut config = cfn::config::Builder::from(&self.base)
             .region(cfn::config::Region::new(plan.region.clone()));
         if let Some(endpoint) = &self.settings.endpoint {
             config = config.endpoint_url(endpoint);
         }
-        if self.settings.assume_role && !plan.role_arn.is_empty() {
-            let mut assume = aws_config::sts::AssumeRoleProvider::builder(&plan.role_arn)
-                .session_name("gitsync")
+        if let DeployIdentity::AssumeRole {
+            role_arn,
+            external_id,
+        } = &plan.identity
+        {
+            let mut assume = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+                .session_name(format!("gitsync-{external_id}"))
+                .external_id(external_id)
                 .region(aws_config::Region::new(plan.region.clone()));
             if let Some(endpoint) = &self.settings.endpoint {
                 // A CloudFormation-compatible test server usually serves STS too.
@@ -129,6 +136,7 @@ impl StackDeployer for CloudFormation {
                 events: run.events,
                 outcome,
                 blocker: run.blocker,
+                deployed: outcome == DeployOutcome::Succeeded,
             }
         })
     }
@@ -271,6 +279,32 @@ impl Deployment<'_> {
             Ok(s) => s,
             Err(e) => return self.fail(e),
         };
+        // gitsync touches only the stacks it owns; a person decides about any other.
+        if let Some(d) = &existing
+            && !self.plan.owner.account.is_empty()
+            && let Some(why) = self
+                .plan
+                .owner
+                .refuses(&d.tags, self.plan.deployed_from.is_some())
+        {
+            let reason = format!("Stack {name} exists and is not owned by gitsync: {why}");
+            self.event("DEPLOYMENT_FAILED", reason.clone(), Some(d.id.clone()));
+            let tag = |key: &str| d.tags.get(key).cloned().unwrap_or_else(|| "none".into());
+            self.blocker = Some(BlockerRequest {
+                reason,
+                contexts: vec![
+                    ("StackName".into(), name.clone()),
+                    ("StackId".into(), d.id.clone()),
+                    ("OwnerAccount".into(), tag(OWNER_ACCOUNT_TAG)),
+                    (
+                        "OwnerSyncConfiguration".into(),
+                        tag(OWNER_CONFIGURATION_TAG),
+                    ),
+                    ("Commit".into(), self.plan.commit.clone()),
+                ],
+            });
+            return DeployOutcome::Failed;
+        }
         let change_set_type = match &existing {
             // Deployed before, gone now: someone deleted it. A person decides (resolving the
             // blocker creates it again from the latest commit).
@@ -384,7 +418,7 @@ impl Deployment<'_> {
         );
         let tags: Vec<Tag> = self
             .plan
-            .tags
+            .all_tags()
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();

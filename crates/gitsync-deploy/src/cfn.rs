@@ -6,12 +6,16 @@
 //! Scalars become strings, lists become comma-joined strings (for `CommaDelimitedList`
 //! parameters); anything else, and any unknown key, is a problem naming the key.
 
+pub use gitsync_model::security::{OWNER_ACCOUNT_TAG, OWNER_CONFIGURATION_TAG};
 use serde_norway::Value;
 use std::collections::BTreeMap;
 
 /// CloudFormation's limits on what gitsync passes it.
 pub const MAX_PARAMETERS: usize = 50;
-pub const MAX_TAGS: usize = 50;
+/// CloudFormation allows 50 tags; gitsync's two ownership tags take the other two.
+pub const MAX_TAGS: usize = gitsync_model::security::MAX_USER_STACK_TAGS;
+/// Problems reported for one file at most (the last says how many more there were).
+pub const MAX_PROBLEMS: usize = 100;
 /// `TemplateBody` may be at most 51,200 bytes.
 pub const MAX_TEMPLATE_BODY_BYTES: usize = 51_200;
 const ON_STACK_FAILURE: &[&str] = &["DO_NOTHING", "ROLLBACK", "DELETE"];
@@ -57,6 +61,8 @@ impl AppliedStack {
         out.extend(
             keys(&self.tags, &other.tags)
                 .into_iter()
+                // gitsync's own tags are added to stacks it adopts; they are no outside change.
+                .filter(|k| !k.starts_with("gitsync:"))
                 .map(|k| format!("tag {k}")),
         );
         out
@@ -69,8 +75,21 @@ impl StackPlan {
         AppliedStack {
             template_body: self.template_body.clone(),
             parameters: self.effective_parameters.clone(),
-            tags: self.tags.clone(),
+            tags: self.all_tags(),
         }
+    }
+
+    /// The deployment file's tags and gitsync's ownership tags (when the owner is known).
+    pub fn all_tags(&self) -> BTreeMap<String, String> {
+        let mut tags = self.tags.clone();
+        if !self.owner.account.is_empty() {
+            tags.insert(OWNER_ACCOUNT_TAG.into(), self.owner.account.clone());
+            tags.insert(
+                OWNER_CONFIGURATION_TAG.into(),
+                self.owner.configuration.clone(),
+            );
+        }
+        tags
     }
 }
 
@@ -98,6 +117,61 @@ pub struct StackPlan {
     /// Every parameter's value once deployed: the given ones over the template's defaults (what
     /// DescribeStacks reports for a stack that matches this plan).
     pub effective_parameters: BTreeMap<String, String>,
+    /// With whose credentials the stack is deployed. Set by the engine.
+    pub identity: DeployIdentity,
+    /// Whose stack this is: its tags say so, and gitsync touches no stack tagged otherwise. Set
+    /// by the engine.
+    pub owner: Owner,
+}
+
+/// The credentials a deployment runs with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DeployIdentity {
+    /// The server's own credentials (a trusted tenant, or validation only).
+    #[default]
+    Server,
+    /// The sync configuration's role, assumed through STS with the tenant's account id as
+    /// `ExternalId` so the role's trust policy can pin the tenant.
+    AssumeRole {
+        role_arn: String,
+        external_id: String,
+    },
+}
+
+/// Who owns a stack, as gitsync tags it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owner {
+    /// The tenant's account id (`gitsync:account`).
+    pub account: String,
+    /// The sync configuration's resource name (`gitsync:sync-configuration`).
+    pub configuration: String,
+    /// A person resolved the "not owned by gitsync" blocker: gitsync may take the stack over
+    /// and tag it (never a stack tagged for another tenant).
+    pub adopt: bool,
+}
+
+impl Owner {
+    /// Why gitsync must not touch a stack with these tags, or `None` when it may. `deployed`:
+    /// gitsync's own history shows it deployed this stack (an installation from before the
+    /// ownership tags, whose stacks are tagged on their next deployment).
+    pub fn refuses(&self, tags: &BTreeMap<String, String>, deployed: bool) -> Option<String> {
+        let account = tags.get(OWNER_ACCOUNT_TAG);
+        let configuration = tags.get(OWNER_CONFIGURATION_TAG);
+        match (account, configuration) {
+            (Some(a), Some(c)) if *a == self.account && *c == self.configuration => None,
+            (Some(a), _) if *a != self.account => Some(format!(
+                "it belongs to account {a}, and gitsync never takes over another tenant's stack"
+            )),
+            (Some(_), Some(c)) => (!self.adopt).then(|| {
+                format!("it belongs to sync configuration {c}; resolve this blocker to move it to {}", self.configuration)
+            }),
+            _ if deployed || self.adopt => None,
+            _ => Some(
+                "it has no gitsync:account and gitsync:sync-configuration tags; resolve this blocker to let gitsync adopt it"
+                    .to_string(),
+            ),
+        }
+    }
 }
 
 fn scalar(value: &Value) -> Option<String> {
@@ -140,7 +214,8 @@ fn string_map(
                 out.insert(key, t);
             }
             None => problems.push(format!(
-                "{section}.{key}: must be a string, number, boolean or list of those (for CommaDelimitedList)"
+                "{section}.{}: must be a string, number, boolean or list of those (for CommaDelimitedList)",
+                shortened(&key)
             )),
         }
     }
@@ -160,6 +235,15 @@ fn flag(key: &str, value: &Value, problems: &mut Vec<String>) -> Option<bool> {
             problems.push(format!("{key}: must be true or false"));
             None
         }
+    }
+}
+
+/// A name from a file, cut short for a message (a key may be any length).
+fn shortened(name: &str) -> String {
+    const MAX: usize = 100;
+    match name.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &name[..at]),
+        None => name.to_string(),
     }
 }
 
@@ -197,13 +281,23 @@ impl DeploymentFile {
                 "include-nested-stacks" => file.include_nested_stacks = flag(&key, v, &mut problems),
                 "import-existing-resources" => file.import_existing_resources = flag(&key, v, &mut problems),
                 other => problems.push(format!(
-                    "{other}: unknown key (allowed: template-file-path, parameters, tags, on-stack-failure, include-nested-stacks, import-existing-resources)"
+                    "{}: unknown key (allowed: template-file-path, parameters, tags, on-stack-failure, include-nested-stacks, import-existing-resources)",
+                    shortened(other)
                 )),
             }
         }
         if !has_template && !problems.iter().any(|p| p.starts_with("template-file-path")) {
             problems.push("template-file-path: missing; it names the template to deploy".into());
         }
+        if let Some(reserved) = file.tags.keys().find(|k| k.starts_with("gitsync:")) {
+            problems.push(format!(
+                "tags: '{}' is reserved: gitsync marks the stacks it owns with gitsync:account and gitsync:sync-configuration",
+                shortened(reserved)
+            ));
+        }
+        gitsync_model::security::cap_list(&mut problems, MAX_PROBLEMS, |n| {
+            format!("{path}: {n} more problem(s) left out")
+        });
         if problems.is_empty() {
             Ok(file)
         } else {
@@ -329,6 +423,8 @@ pub fn plan(
         commit: String::new(),
         deployed_from: None,
         previous: None,
+        identity: DeployIdentity::Server,
+        owner: Owner::default(),
         effective_parameters: template
             .defaults
             .iter()
@@ -397,7 +493,7 @@ mod tests {
             format!("template-file-path: t\ntags:\n{many}").as_bytes(),
         )
         .unwrap_err();
-        assert_eq!(err, ["tags: 51 entries, at most 50 are allowed"]);
+        assert_eq!(err, ["tags: 51 entries, at most 48 are allowed"]);
     }
 
     #[test]
@@ -457,5 +553,110 @@ mod tests {
         assert!(
             read_template("t.yaml", big.as_bytes()).unwrap_err()[0].contains("at most 51200 bytes")
         );
+    }
+
+    #[test]
+    fn gitsync_owns_only_stacks_tagged_for_the_same_tenant_and_configuration() {
+        let owner = Owner {
+            account: "111111111111".into(),
+            configuration: "prod".into(),
+            adopt: false,
+        };
+        let tags = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let ours = tags(&[
+            (OWNER_ACCOUNT_TAG, "111111111111"),
+            (OWNER_CONFIGURATION_TAG, "prod"),
+        ]);
+        assert_eq!(owner.refuses(&ours, false), None);
+        let untagged = tags(&[("team", "web")]);
+        assert!(
+            owner
+                .refuses(&untagged, false)
+                .unwrap()
+                .contains("no gitsync:account")
+        );
+        // gitsync's own history says it deployed the stack: an upgrade, tagged on this deployment.
+        assert_eq!(owner.refuses(&untagged, true), None);
+        let other_tenant = tags(&[
+            (OWNER_ACCOUNT_TAG, "000000000000"),
+            (OWNER_CONFIGURATION_TAG, "prod"),
+        ]);
+        let adopting = Owner {
+            adopt: true,
+            ..owner.clone()
+        };
+        for who in [&owner, &adopting] {
+            assert!(
+                who.refuses(&other_tenant, true)
+                    .unwrap()
+                    .contains("account 000000000000")
+            );
+        }
+        let other_config = tags(&[
+            (OWNER_ACCOUNT_TAG, "111111111111"),
+            (OWNER_CONFIGURATION_TAG, "staging"),
+        ]);
+        assert!(owner.refuses(&other_config, true).is_some());
+        assert_eq!(adopting.refuses(&other_config, false), None);
+        assert_eq!(adopting.refuses(&untagged, false), None);
+    }
+
+    #[test]
+    fn plans_carry_the_ownership_tags_and_comparisons_ignore_them() {
+        let file =
+            DeploymentFile::parse("d.yaml", b"template-file-path: t.yaml\ntags: {team: web}\n")
+                .unwrap();
+        let mut p = plan(
+            "prod",
+            "arn:aws:iam::111111111111:role/r",
+            &file,
+            b"Resources: {Q: {Type: AWS::SQS::Queue}}\n",
+        )
+        .unwrap();
+        assert_eq!(p.applied().tags.len(), 1);
+        p.owner = Owner {
+            account: "111111111111".into(),
+            configuration: "prod".into(),
+            adopt: false,
+        };
+        let applied = p.applied();
+        assert_eq!(applied.tags[OWNER_ACCOUNT_TAG], "111111111111");
+        assert_eq!(applied.tags[OWNER_CONFIGURATION_TAG], "prod");
+        let mut before = applied.clone();
+        before.tags.retain(|k, _| !k.starts_with("gitsync:"));
+        assert!(applied.differences(&before).is_empty());
+    }
+
+    #[test]
+    fn deployment_files_keep_two_tags_for_gitsync_and_cap_their_problems() {
+        let tags: String = (0..49).map(|i| format!("  t{i}: v\n")).collect();
+        let text = format!("template-file-path: t.yaml\ntags:\n{tags}");
+        let problems = DeploymentFile::parse("d.yaml", text.as_bytes()).unwrap_err();
+        assert!(problems[0].contains("at most 48"), "{problems:?}");
+        let reserved = DeploymentFile::parse(
+            "d.yaml",
+            b"template-file-path: t.yaml\ntags: {\"gitsync:account\": x}\n",
+        )
+        .unwrap_err();
+        assert!(reserved[0].contains("reserved"), "{reserved:?}");
+        let many: String = (0..5000).map(|i| format!("k{i}: 1\n")).collect();
+        let problems = DeploymentFile::parse("d.yaml", many.as_bytes()).unwrap_err();
+        assert_eq!(problems.len(), MAX_PROBLEMS);
+        assert!(
+            problems
+                .last()
+                .unwrap()
+                .contains("4902 more problem(s) left out"),
+            "{:?}",
+            problems.last()
+        );
+        let long_key = format!("{}: 1\n", "k".repeat(10_000));
+        let problems = DeploymentFile::parse("d.yaml", long_key.as_bytes()).unwrap_err();
+        assert!(problems[0].len() < 400, "{}", problems[0].len());
     }
 }

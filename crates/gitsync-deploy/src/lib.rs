@@ -37,6 +37,9 @@ pub struct DeployReport {
     /// A reason for a person to look before syncing goes on (the stack was deleted or is stuck):
     /// the engine raises a sync blocker with it.
     pub blocker: Option<BlockerRequest>,
+    /// The stack really is as the plan says (deployed, or found matching it): false for
+    /// validation only. A stack missing later was deleted outside gitsync only if this was true.
+    pub deployed: bool,
 }
 
 /// What a sync blocker raised by a deployment says.
@@ -81,6 +84,7 @@ impl StackDeployer for ValidateOnly {
                 }],
                 outcome: DeployOutcome::Succeeded,
                 blocker: None,
+                deployed: false,
             }
         })
     }

@@ -4,7 +4,7 @@ use crate::backoff::after_failures;
 use crate::repository::remote_for;
 use crate::{Engine, event};
 use gitsync_deploy::DeployOutcome;
-use gitsync_deploy::cfn::{DeploymentFile, plan};
+use gitsync_deploy::cfn::{DeployIdentity, DeploymentFile, Owner, plan};
 use gitsync_git::Mirror;
 use gitsync_model::{BlockerScope, SyncEvent, SyncTarget, SyncType, Timestamp};
 use gitsync_store::{ClaimedTarget, Release, RepositoryKey, StoreError, TargetResult};
@@ -26,6 +26,9 @@ enum Work {
 /// How a sync of the source ended before or after deployment.
 pub(crate) enum Ending {
     Succeeded(Vec<SyncEvent>),
+    /// Succeeded, and the target really is as the commit says (a stack deployed or found
+    /// matching), not merely validated.
+    Deployed(Vec<SyncEvent>),
     /// Fails the same way until the source changes.
     Failed(Vec<SyncEvent>, String),
     /// May work later (the source could not be fetched, the endpoint was unreachable).
@@ -174,8 +177,9 @@ impl Engine {
         };
         heartbeat.abort();
         let mut requested = None;
+        let deployed = matches!(ending, Ending::Deployed(_));
         let (mut events, succeeded, retry_at, error) = match ending {
-            Ending::Succeeded(events) => (events, true, None, None),
+            Ending::Succeeded(events) | Ending::Deployed(events) => (events, true, None, None),
             Ending::Failed(events, error) => (events, false, None, Some(error)),
             Ending::Blocked(events, blocker) => {
                 let error = blocker.reason.clone();
@@ -235,6 +239,7 @@ impl Engine {
             succeeded,
             failures,
             retry_at,
+            deployed,
         };
         match self
             .store
@@ -300,24 +305,66 @@ impl Engine {
                 return Ending::Failed(vec![event("SOURCE_FAILED", &m, Some(sha))], m);
             }
         }
-        let mut stack_plan = match read_plan(&mirror, sha, &claim.display_name, config) {
+        // Whose credentials deploy, checked again now: the operator may have changed the
+        // tenant's policy since the configuration was made.
+        let policy = match self.store.account_policy(&claim.tenant.account_id).await {
             Ok(p) => p,
-            Err(ending) => return ending,
+            Err(e) => {
+                let m = format!("cannot read the account's deployment policy: {e}");
+                return Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m);
+            }
+        };
+        if let Err(m) = policy.check_role(&config.role_arn) {
+            return Ending::Failed(vec![event("ACCESS_DENIED", &m, None)], m);
+        }
+        let deployed_from = claim.deployed.clone().filter(|_| !claim.guard_lifted);
+        // Git objects are read off the async runtime, within the repository budgets.
+        let read = {
+            let (mirror, sha, stack, config) = (
+                mirror.clone(),
+                sha.clone(),
+                claim.display_name.clone(),
+                config.clone(),
+            );
+            let from = deployed_from.clone();
+            tokio::task::spawn_blocking(move || {
+                let plan = read_plan(&mirror, &sha, &stack, &config)?;
+                // What the last deployment applied, read back from its commit (when the mirror
+                // still has it), so a stack changed outside gitsync is told from one that is
+                // merely behind.
+                let previous = from
+                    .and_then(|from| read_plan(&mirror, &from, &stack, &config).ok())
+                    .map(|p| p.applied());
+                Ok::<_, Ending>((plan, previous))
+            })
+            .await
+        };
+        let (mut stack_plan, previous) = match read {
+            Ok(Ok(read)) => read,
+            Ok(Err(ending)) => return ending,
+            Err(e) => {
+                let m = format!("reading commit {sha} failed: {e}");
+                return Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m);
+            }
         };
         stack_plan.region = claim.tenant.region.clone();
         stack_plan.commit = sha.clone();
-        stack_plan.deployed_from = claim
-            .applied
-            .as_ref()
-            .filter(|_| !claim.guard_lifted)
-            .map(|r| r.sha.clone());
-        // What the last deployment applied, read back from its commit (when the mirror still
-        // has it), so a stack changed outside gitsync is told from one that is merely behind.
-        if let Some(from) = &stack_plan.deployed_from
-            && let Ok(previous) = read_plan(&mirror, from, &claim.display_name, config)
-        {
-            stack_plan.previous = Some(previous.applied());
-        }
+        stack_plan.deployed_from = deployed_from;
+        stack_plan.identity = if policy.trusted && !self.settings.assume_sync_role {
+            DeployIdentity::Server
+        } else {
+            DeployIdentity::AssumeRole {
+                role_arn: config.role_arn.clone(),
+                external_id: claim.tenant.account_id.clone(),
+            }
+        };
+        stack_plan.owner = Owner {
+            account: claim.tenant.account_id.clone(),
+            configuration: config.resource_name.clone(),
+            adopt: claim.guard_lifted,
+        };
+        // (Its plan carries no ownership tags; comparisons ignore gitsync's tags.)
+        stack_plan.previous = previous;
         let report = self.deployer.deploy(&stack_plan).await;
         let events: Vec<SyncEvent> = report
             .events
@@ -327,6 +374,7 @@ impl Engine {
         let last = events.last().map(|e| e.event.clone()).unwrap_or_default();
         match (report.outcome, report.blocker) {
             (_, Some(blocker)) => Ending::Blocked(events, blocker),
+            (DeployOutcome::Succeeded, None) if report.deployed => Ending::Deployed(events),
             (DeployOutcome::Succeeded, None) => Ending::Succeeded(events),
             (DeployOutcome::Failed, None) => Ending::Failed(events, last),
             (DeployOutcome::FailedTransiently, None) => Ending::Transient(events, last),
@@ -343,10 +391,12 @@ fn read_plan(
     config: &gitsync_model::SyncConfiguration,
 ) -> Result<gitsync_deploy::cfn::StackPlan, Ending> {
     let transient = |e: gitsync_git::GitError| {
-        Ending::Transient(
-            vec![event("SOURCE_FAILED", e.to_string(), None)],
-            e.to_string(),
-        )
+        let m = e.to_string();
+        if e.is_transient() {
+            Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m)
+        } else {
+            Ending::Failed(vec![event("LIMIT_EXCEEDED", &m, Some(sha))], m)
+        }
     };
     let invalid = |problems: Vec<String>| {
         let error = problems.join("; ");

@@ -43,6 +43,8 @@ pub struct EngineSettings {
     pub sync_concurrency: usize,
     /// Testing aid: a pause inside every resource sync, to stop a server in the middle of one.
     pub attempt_delay: Option<Duration>,
+    /// Trusted tenants deploy as their sync role too (untrusted tenants always do).
+    pub assume_sync_role: bool,
 }
 
 impl Default for EngineSettings {
@@ -54,6 +56,7 @@ impl Default for EngineSettings {
             git_concurrency: 4,
             sync_concurrency: 8,
             attempt_delay: None,
+            assume_sync_role: false,
         }
     }
 }

@@ -364,6 +364,12 @@ impl Engine {
         // Unusable configuration files fail the repository sync (after any targets that could
         // still move did); a new commit, or a configuration change, tries again.
         let failed = !problems.is_empty();
+        // One record per problem, but never more than an attempt keeps.
+        gitsync_model::security::cap_list(
+            &mut problems,
+            self.store.limits().events_per_attempt.saturating_sub(8) as usize,
+            |n| format!("{n} more problem(s) left out"),
+        );
         let done = if failed {
             RepositorySyncStatus::Failed
         } else {

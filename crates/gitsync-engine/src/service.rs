@@ -276,7 +276,10 @@ impl Engine {
     ) -> Ending {
         let sha = &claim.desired.sha;
         let path = &claim.desired.directory;
-        let invalid = |problems: Vec<String>| {
+        let invalid = |mut problems: Vec<String>| {
+            gitsync_model::security::cap_list(&mut problems, 100, |n| {
+                format!("{n} more problem(s) left out")
+            });
             let error = problems.join("; ");
             Ending::Failed(
                 problems

@@ -58,7 +58,7 @@ fn major_of(dir: &str) -> Option<i64> {
 }
 
 /// Where a template's `v<major>` directories are: `subdirectory/name`, or the first directory
-/// named like the template (breadth first, shallowest first).
+/// named like the template (breadth first, shallowest first, at most 4 levels down).
 fn template_dir(
     snapshot: &gitsync_git::Snapshot,
     config: &TemplateSyncConfig,
@@ -70,28 +70,9 @@ fn template_dir(
             .map_err(|e| e.to_string())?
             .map(|_| path));
     }
-    let mut level = vec![String::new()];
-    for _ in 0..4 {
-        let mut next = Vec::new();
-        for dir in &level {
-            let Some(entries) = snapshot.list_dir(dir).map_err(|e| e.to_string())? else {
-                continue;
-            };
-            for entry in entries.iter().filter(|e| e.is_dir) {
-                let path = if dir.is_empty() {
-                    entry.name.clone()
-                } else {
-                    format!("{dir}/{}", entry.name)
-                };
-                if entry.name == config.template_name {
-                    return Ok(Some(path));
-                }
-                next.push(path);
-            }
-        }
-        level = next;
-    }
-    Ok(None)
+    snapshot
+        .find_dir_named(&config.template_name, 4)
+        .map_err(|e| e.to_string())
 }
 
 impl Engine {
@@ -144,32 +125,42 @@ impl Engine {
             .target_watches(tenant, gitsync_model::SyncType::TemplateSync)
             .await
             .map_err(|e| e.to_string())?;
-        // Read the tree first: gix repositories cannot be held across an await.
-        let mut found = Vec::new();
-        {
-            let snapshot = mirror.at(head).map_err(|e| e.to_string())?;
-            for config in configs {
-                let Some(dir) = template_dir(&snapshot, config)? else {
-                    continue;
-                };
-                let Some(entries) = snapshot.list_dir(&dir).map_err(|e| e.to_string())? else {
-                    continue;
-                };
-                for entry in entries.iter().filter(|e| e.is_dir) {
-                    if let Some(major) = major_of(&entry.name) {
-                        found.push((
-                            config,
-                            major,
-                            format!("{dir}/{}", entry.name),
-                            entry.id.clone(),
-                        ));
+        // Read the trees off the async runtime (a walk of a hostile repository is bounded, but
+        // still work): gix repositories cannot be held across an await anyway.
+        let found = {
+            let (mirror, commit) = (mirror.clone(), head.to_string());
+            let wanted: Vec<(usize, TemplateSyncConfig)> =
+                configs.iter().cloned().enumerate().collect();
+            tokio::task::spawn_blocking(move || -> Result<Vec<_>, String> {
+                let snapshot = mirror.at(&commit).map_err(|e| e.to_string())?;
+                let mut found = Vec::new();
+                for (index, config) in &wanted {
+                    let Some(dir) = template_dir(&snapshot, config)? else {
+                        continue;
+                    };
+                    let Some(entries) = snapshot.list_dir(&dir).map_err(|e| e.to_string())? else {
+                        continue;
+                    };
+                    for entry in entries.iter().filter(|e| e.is_dir) {
+                        if let Some(major) = major_of(&entry.name) {
+                            found.push((
+                                *index,
+                                major,
+                                format!("{dir}/{}", entry.name),
+                                entry.id.clone(),
+                            ));
+                        }
                     }
                 }
-            }
-        }
+                Ok(found)
+            })
+            .await
+            .map_err(|e| format!("reading commit {head} failed: {e}"))??
+        };
         let targets = found.len();
         let mut advances = Vec::new();
-        for (config, major, directory, tree) in found {
+        for (index, major, directory, tree) in found {
+            let config = &configs[index];
             let target = TemplateMajor {
                 template_type: config.template_type,
                 name: config.template_name.clone(),
@@ -227,19 +218,30 @@ impl Engine {
             Ok(m) => m,
             Err(ending) => return ending,
         };
-        let files = match mirror
-            .at(sha)
-            .and_then(|s| s.files_under(&claim.desired.directory, MAX_BUNDLE_FILES))
-        {
-            Ok(Some(files)) => files,
-            Ok(None) => {
+        let read = {
+            let (sha, directory) = (sha.clone(), claim.desired.directory.clone());
+            tokio::task::spawn_blocking(move || {
+                mirror
+                    .at(&sha)
+                    .and_then(|s| s.files_under(&directory, MAX_BUNDLE_FILES))
+            })
+            .await
+        };
+        let files = match read {
+            Ok(Ok(Some(files))) => files,
+            Ok(Ok(None)) => {
                 let m = format!(
                     "{}: no such directory at commit {sha}",
                     claim.desired.directory
                 );
                 return Ending::Failed(vec![event("VALIDATION_FAILED", &m, None)], m);
             }
-            Err(e) => return transient(e.to_string()),
+            Ok(Err(e)) if !e.is_transient() => {
+                let m = e.to_string();
+                return Ending::Failed(vec![event("LIMIT_EXCEEDED", &m, Some(sha))], m);
+            }
+            Ok(Err(e)) => return transient(e.to_string()),
+            Err(e) => return transient(format!("reading commit {sha} failed: {e}")),
         };
         let family = match major.template_type {
             TemplateType::Environment => Family::Environment,

@@ -38,12 +38,37 @@ pub enum GitError {
     /// Something is wrong with the local mirror (disk, corrupt objects, a missing commit).
     #[error("local mirror: {0}")]
     Local(String),
+    /// The repository holds more than gitsync reads: a file or a tree over a budget. It stays so
+    /// until the repository changes.
+    #[error("{0}")]
+    OverBudget(String),
 }
 
 impl GitError {
-    /// Whether trying again later may help (everything but a missing branch).
+    /// Whether trying again later may help (not for a missing branch or a budget exceeded).
     pub fn is_transient(&self) -> bool {
-        !matches!(self, GitError::NoSuchBranch(_))
+        !matches!(self, GitError::NoSuchBranch(_) | GitError::OverBudget(_))
+    }
+}
+
+/// Budgets on what reading one repository may cost; see `docs/security.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadBudgets {
+    /// Largest file (or directory listing) read, checked from the object header before inflating.
+    pub max_file_bytes: u64,
+    /// Most entries one walk of a directory tree may visit.
+    pub max_tree_entries: usize,
+    /// Deepest nesting a walk may enter.
+    pub max_tree_depth: usize,
+}
+
+impl Default for ReadBudgets {
+    fn default() -> Self {
+        ReadBudgets {
+            max_file_bytes: 4 << 20,
+            max_tree_entries: 10_000,
+            max_tree_depth: 16,
+        }
     }
 }
 
@@ -56,6 +81,9 @@ pub struct GitSettings {
     pub network_timeout: Duration,
     /// The `git` program to run.
     pub git_program: PathBuf,
+    /// Whether `file://` remotes may be read (`gitsync serve --allow-file-remotes`).
+    pub allow_file: bool,
+    pub budgets: ReadBudgets,
 }
 
 impl GitSettings {
@@ -64,6 +92,8 @@ impl GitSettings {
             cache_dir: cache_dir.into(),
             network_timeout: Duration::from_secs(60),
             git_program: PathBuf::from("git"),
+            allow_file: false,
+            budgets: ReadBudgets::default(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! A bare mirror of one remote, read in process with gix.
 
-use crate::{GitError, GitSettings, Result};
+use crate::{GitError, GitSettings, ReadBudgets, Result};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -11,6 +11,7 @@ use std::rc::Rc;
 #[derive(Debug, Clone)]
 pub struct Mirror {
     path: PathBuf,
+    budgets: ReadBudgets,
 }
 
 /// One entry of a directory in a commit's tree.
@@ -31,6 +32,7 @@ impl Mirror {
         let digest = hex::encode(Sha256::digest(url.as_bytes()));
         Ok(Mirror {
             path: settings.cache_dir.join("mirrors").join(&digest[..24]),
+            budgets: settings.budgets,
         })
     }
 
@@ -81,8 +83,44 @@ impl Mirror {
         Ok(Snapshot {
             repo,
             tree,
+            budgets: self.budgets,
             dirs: RefCell::new(HashMap::new()),
         })
+    }
+}
+
+/// What one walk of a tree has cost so far, against the budgets.
+struct Walk<'a> {
+    budgets: ReadBudgets,
+    root: &'a str,
+    entries: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn new(budgets: ReadBudgets, root: &'a str) -> Self {
+        Walk {
+            budgets,
+            root,
+            entries: 0,
+        }
+    }
+
+    fn visit(&mut self, entries: usize, depth: usize) -> Result<()> {
+        let root = self.root;
+        if depth > self.budgets.max_tree_depth {
+            return Err(GitError::OverBudget(format!(
+                "{root} nests directories deeper than the max-tree-depth budget of {}",
+                self.budgets.max_tree_depth
+            )));
+        }
+        self.entries += entries;
+        if self.entries > self.budgets.max_tree_entries {
+            return Err(GitError::OverBudget(format!(
+                "{root} holds more than the max-tree-entries budget of {} files and directories",
+                self.budgets.max_tree_entries
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -94,6 +132,7 @@ type Listing = Rc<HashMap<String, (gix::ObjectId, bool, bool)>>;
 pub struct Snapshot {
     repo: gix::Repository,
     tree: gix::ObjectId,
+    budgets: ReadBudgets,
     dirs: RefCell<HashMap<gix::ObjectId, Listing>>,
 }
 
@@ -107,6 +146,7 @@ impl Snapshot {
         if let Some(l) = self.dirs.borrow().get(&tree) {
             return Ok(l.clone());
         }
+        self.check_size(tree, "a directory")?;
         let decoded = self.repo.find_tree(tree).map_err(local)?;
         let mut entries = HashMap::new();
         for entry in decoded.iter() {
@@ -155,49 +195,107 @@ impl Snapshot {
         Ok(self.entry(path)?.map(|(id, _, _)| id.to_string()))
     }
 
-    /// The contents of the file at `path`, `None` when it is missing or a directory.
+    /// Refuses an object larger than the file budget, from its header: nothing is inflated.
+    fn check_size(&self, id: gix::ObjectId, what: &str) -> Result<()> {
+        let size = self.repo.find_header(id).map_err(local)?.size();
+        let max = self.budgets.max_file_bytes;
+        if size > max {
+            return Err(GitError::OverBudget(format!(
+                "{what} is {size} bytes, over the max-file-bytes budget of {max} bytes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The contents of the file at `path`, `None` when it is missing or a directory. A file over
+    /// the `max-file-bytes` budget is an error, found before it is inflated.
     pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>> {
         match self.entry(path)? {
-            Some((id, _, true)) => Ok(Some(self.repo.find_object(id).map_err(local)?.data.clone())),
+            Some((id, _, true)) => {
+                self.check_size(id, clean(path))?;
+                Ok(Some(self.repo.find_object(id).map_err(local)?.data.clone()))
+            }
             _ => Ok(None),
         }
     }
 
     /// Every file under the directory at `path`, by path relative to it; `None` when it is not a
-    /// directory. Stops with an error past `max_files` files, so a huge tree cannot exhaust memory.
+    /// directory. The walk is bounded: past `max_files` files, past the `max-tree-entries`
+    /// budget of entries visited or below the `max-tree-depth` budget it stops with an error, so
+    /// a small repository of nested directories cannot make it run for ever or exhaust memory.
     pub fn files_under(
         &self,
         path: &str,
         max_files: usize,
     ) -> Result<Option<BTreeMap<String, Vec<u8>>>> {
-        let Some(root) = self.list_dir(path)? else {
-            return Ok(None);
+        let root = if clean(path).is_empty() {
+            self.tree
+        } else {
+            match self.entry(path)? {
+                Some((id, true, _)) => id,
+                _ => return Ok(None),
+            }
         };
+        let mut walk = Walk::new(self.budgets, path);
         let mut out = BTreeMap::new();
-        let mut pending: Vec<(String, Vec<DirEntry>)> = vec![(String::new(), root)];
-        while let Some((prefix, entries)) = pending.pop() {
-            for entry in entries {
+        let mut pending: Vec<(String, gix::ObjectId, usize)> = vec![(String::new(), root, 0)];
+        while let Some((prefix, tree, depth)) = pending.pop() {
+            let listing = self.listing(tree)?;
+            walk.visit(listing.len(), depth)?;
+            let mut names: Vec<_> = listing.iter().collect();
+            names.sort_by(|a, b| a.0.cmp(b.0));
+            for (name, &(id, is_dir, is_file)) in names {
                 let relative = if prefix.is_empty() {
-                    entry.name.clone()
+                    name.clone()
                 } else {
-                    format!("{prefix}/{}", entry.name)
+                    format!("{prefix}/{name}")
                 };
-                let full = format!("{}/{relative}", clean(path).trim_end_matches('/'));
-                if entry.is_dir {
-                    if let Some(children) = self.list_dir(&full)? {
-                        pending.push((relative, children));
-                    }
-                } else if let Some(bytes) = self.read_file(&full)? {
+                if is_dir {
+                    pending.push((relative, id, depth + 1));
+                } else if is_file {
                     if out.len() >= max_files {
-                        return Err(GitError::Local(format!(
+                        return Err(GitError::OverBudget(format!(
                             "{path} holds more than {max_files} files"
                         )));
                     }
-                    out.insert(relative, bytes);
+                    self.check_size(id, &format!("{}/{relative}", clean(path)))?;
+                    out.insert(
+                        relative,
+                        self.repo.find_object(id).map_err(local)?.data.clone(),
+                    );
                 }
             }
         }
         Ok(Some(out))
+    }
+
+    /// The shallowest directory named `name` within `levels` levels of the root (breadth first,
+    /// by name within a level), `None` when there is none. Bounded like [`Snapshot::files_under`].
+    pub fn find_dir_named(&self, name: &str, levels: usize) -> Result<Option<String>> {
+        let mut walk = Walk::new(self.budgets, "the repository");
+        let mut level: Vec<(String, gix::ObjectId)> = vec![(String::new(), self.tree)];
+        for depth in 0..levels {
+            let mut next = Vec::new();
+            for (dir, tree) in &level {
+                let listing = self.listing(*tree)?;
+                walk.visit(listing.len(), depth)?;
+                let mut subdirs: Vec<_> = listing.iter().filter(|(_, e)| e.1).collect();
+                subdirs.sort_by(|a, b| a.0.cmp(b.0));
+                for (entry, &(id, _, _)) in subdirs {
+                    let path = if dir.is_empty() {
+                        entry.clone()
+                    } else {
+                        format!("{dir}/{entry}")
+                    };
+                    if entry == name {
+                        return Ok(Some(path));
+                    }
+                    next.push((path, id));
+                }
+            }
+            level = next;
+        }
+        Ok(None)
     }
 
     /// The entries of the directory at `path` ("" for the root), `None` when it is not one.

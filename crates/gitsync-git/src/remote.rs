@@ -41,12 +41,17 @@ impl Remote {
 
     /// Only these schemes are ever handed to `git`: no `ext::`, no local paths that look like
     /// options.
-    fn check_url(&self) -> Result<()> {
-        let ok = ["https://", "http://", "ssh://", "file://"]
+    fn check_url(&self, allow_file: bool) -> Result<()> {
+        let ok = ["https://", "http://", "ssh://"]
             .iter()
             .any(|s| self.url.starts_with(s));
-        if ok {
+        if ok || (allow_file && self.url.starts_with("file://")) {
             Ok(())
+        } else if self.url.starts_with("file://") {
+            Err(GitError::Remote(format!(
+                "remote {} reads the server's own disk: file:// remotes need gitsync serve --allow-file-remotes",
+                self.url
+            )))
         } else {
             Err(GitError::Remote(format!(
                 "unsupported remote URL {}",
@@ -57,14 +62,17 @@ impl Remote {
 }
 
 /// Runs `git` isolated from the user's and the system's configuration, without prompts, with the
-/// remote's credential, killed when it outlives the network timeout.
+/// remote's credential (`None` for work on a local mirror), killed when it outlives the network
+/// timeout.
 async fn run_git(
     settings: &GitSettings,
-    remote: &Remote,
+    remote: Option<&Remote>,
     operation: &'static str,
     args: &[&str],
 ) -> Result<String> {
-    remote.check_url()?;
+    if let Some(remote) = remote {
+        remote.check_url(settings.allow_file)?;
+    }
     let home = settings.cache_dir.join("home");
     std::fs::create_dir_all(&home)
         .map_err(|e| GitError::Local(format!("cannot create {}: {e}", home.display())))?;
@@ -83,11 +91,14 @@ async fn run_git(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut config = vec![("protocol.allow".to_string(), "never".to_string())];
-    for scheme in ["https", "http", "ssh", "file"] {
+    for scheme in ["https", "http", "ssh"] {
         config.push((format!("protocol.{scheme}.allow"), "always".to_string()));
     }
+    if settings.allow_file {
+        config.push(("protocol.file.allow".into(), "always".into()));
+    }
     let mut key_file = None;
-    match &remote.credential {
+    match remote.and_then(|r| r.credential.as_ref()) {
         Some(Credential::Token(token)) => {
             use base64::Engine;
             let basic =
@@ -205,7 +216,7 @@ impl Remote {
             .map(|b| check_branch(b).map(|_| format!("refs/heads/{b}")))
             .collect::<Result<_>>()?;
         args.extend(patterns.iter().map(String::as_str));
-        let out = run_git(settings, self, "ls-remote", &args).await?;
+        let out = run_git(settings, Some(self), "ls-remote", &args).await?;
         let mut heads = BTreeMap::new();
         for line in out.lines() {
             if let Some((sha, name)) = line.split_once('\t')
@@ -231,7 +242,7 @@ impl Remote {
             let path = mirror.path().to_string_lossy().into_owned();
             run_git(
                 settings,
-                &Remote::new("file:///", None),
+                None,
                 "init",
                 &["init", "--bare", "--quiet", &path],
             )
@@ -253,7 +264,7 @@ impl Remote {
             self.url.as_str(),
         ];
         args.extend(refspecs.iter().map(String::as_str));
-        match run_git(settings, self, "fetch", &args).await {
+        match run_git(settings, Some(self), "fetch", &args).await {
             Err(GitError::Remote(m)) if m.contains("couldn't find remote ref") => {
                 return Err(GitError::NoSuchBranch(branches.join(", ")));
             }
@@ -269,7 +280,7 @@ pub async fn repack(settings: &GitSettings, mirror: &Mirror) -> Result<()> {
     let git_dir = format!("--git-dir={}", mirror.path().display());
     run_git(
         settings,
-        &Remote::new("file:///", None),
+        None,
         "repack",
         &[git_dir.as_str(), "repack", "-a", "-d", "-q"],
     )
@@ -295,23 +306,23 @@ mod tests {
     fn only_network_schemes_reach_git() {
         assert!(
             Remote::new("ext::sh -c touch% /tmp/pwned", None)
-                .check_url()
+                .check_url(true)
                 .is_err()
         );
-        assert!(Remote::new("/etc", None).check_url().is_err());
-        assert!(Remote::new("--upload-pack=x", None).check_url().is_err());
+        assert!(Remote::new("/etc", None).check_url(true).is_err());
+        assert!(
+            Remote::new("--upload-pack=x", None)
+                .check_url(true)
+                .is_err()
+        );
         assert!(
             Remote::new("https://example.com/o/r.git", None)
-                .check_url()
+                .check_url(false)
                 .is_ok()
         );
-    }
-
-    #[test]
-    fn credentials_do_not_print() {
-        assert_eq!(
-            format!("{:?}", Credential::Token("s3cret".into())),
-            "Token(..)"
-        );
+        let local = Remote::new("file:///srv/git/o/r.git", None);
+        let refused = local.check_url(false).unwrap_err().to_string();
+        assert!(refused.contains("--allow-file-remotes"), "{refused}");
+        assert!(local.check_url(true).is_ok());
     }
 }

@@ -25,6 +25,13 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// A bare "server" repository and a work tree that pushes to it.
+/// Settings for these tests, whose remotes are `file://` repositories.
+fn local_settings(cache: &Path) -> GitSettings {
+    let mut settings = GitSettings::new(cache);
+    settings.allow_file = true;
+    settings
+}
+
 fn server() -> (tempfile::TempDir, String, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let bare = dir.path().join("srv.git");
@@ -55,7 +62,7 @@ fn commit(work: &Path, files: &[(&str, &str)], message: &str) -> String {
 async fn lists_fetches_and_reads() {
     let (_dir, url, work) = server();
     let cache = tempfile::tempdir().unwrap();
-    let settings = GitSettings::new(cache.path());
+    let settings = local_settings(cache.path());
     let remote = Remote::new(&url, None);
     let first = commit(
         &work,
@@ -165,7 +172,7 @@ async fn lists_fetches_and_reads() {
 #[tokio::test]
 async fn failures_are_reported_not_hidden() {
     let cache = tempfile::tempdir().unwrap();
-    let settings = GitSettings::new(cache.path());
+    let settings = local_settings(cache.path());
     let missing = Remote::new("file:///nonexistent/repo.git", None);
     match missing.list_branches(&settings, &["main".into()]).await {
         Err(GitError::Remote(m)) => assert!(

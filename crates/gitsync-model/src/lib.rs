@@ -8,6 +8,7 @@
 pub mod arn;
 pub mod limits;
 pub mod resources;
+pub mod security;
 pub mod sync;
 pub mod tenant;
 pub mod time;
@@ -15,6 +16,7 @@ pub mod time;
 pub use arn::{Arn, ArnService};
 pub use limits::Limits;
 pub use resources::*;
+pub use security::AccountPolicy;
 pub use sync::*;
 pub use tenant::Tenant;
 pub use time::Timestamp;

@@ -14,6 +14,8 @@ pub struct Limits {
     pub template_sync_configs: u32,
     pub service_sync_configs: u32,
     pub proton_templates: u32,
+    /// Events one sync attempt records at most; the last says how many were left out.
+    pub events_per_attempt: u32,
 }
 
 impl Default for Limits {
@@ -30,6 +32,7 @@ impl Default for Limits {
             template_sync_configs: 100,
             service_sync_configs: 1000,
             proton_templates: 100,
+            events_per_attempt: 1000,
         }
     }
 }
@@ -48,6 +51,7 @@ impl Limits {
         "template_sync_configs",
         "service_sync_configs",
         "proton_templates",
+        "events_per_attempt",
     ];
 
     /// Sets one quota from `name=value` (for example `repository_links=200`).
@@ -71,6 +75,7 @@ impl Limits {
             "template_sync_configs" => &mut self.template_sync_configs,
             "service_sync_configs" => &mut self.service_sync_configs,
             "proton_templates" => &mut self.proton_templates,
+            "events_per_attempt" => &mut self.events_per_attempt,
             other => {
                 return Err(format!(
                     "unknown limit '{other}'; known limits: {}",

@@ -420,8 +420,21 @@ impl Store {
     ) -> Result<Host> {
         let mut tx = self.write_tx().await?;
         let mut host = self.host_in(&mut tx, tenant, arn).await?;
-        if let Some(endpoint) = provider_endpoint {
+        if let Some(endpoint) = provider_endpoint
+            && endpoint != host.provider_endpoint
+        {
             host.provider_endpoint = endpoint.to_string();
+            // The operator activated these connections for the old endpoint; their credentials
+            // must never be sent to a new one. They wait for `gitsync connections activate` again.
+            sqlx::query(
+                "UPDATE connections SET status = 'PENDING', credentials_sealed = NULL \
+                 WHERE account_id = $1 AND region = $2 AND host_arn = $3",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(&host.arn)
+            .execute(&mut *tx)
+            .await?;
         }
         if let Some(vpc) = vpc {
             host.vpc_configuration = Some(vpc.clone());

@@ -32,6 +32,7 @@ const TABLES: &[&str] = &[
     "proton_service_instances",
     "proton_deployments",
     "service_sync_branches",
+    "account_policies",
 ];
 
 /// Tables whose id column the database generates.

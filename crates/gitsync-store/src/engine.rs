@@ -108,6 +108,8 @@ pub struct ClaimedTarget {
     /// A blocker of the target was resolved since its last successful attempt: a person has
     /// looked, so what the blocker guarded against (a deleted stack) is to be repaired.
     pub guard_lifted: bool,
+    /// The commit gitsync last really deployed (not merely validated) to this target.
+    pub deployed: Option<String>,
 }
 
 /// How a resource sync ended, for the target's bookkeeping.
@@ -117,6 +119,8 @@ pub struct TargetResult {
     pub failures: i64,
     /// When a transient failure may be retried at the same revision; `None` waits for a new commit.
     pub retry_at: Option<Timestamp>,
+    /// The attempt really deployed its commit (for stacks: not validation only).
+    pub deployed: bool,
 }
 
 fn branch_from(row: &AnyRow) -> Result<BranchKey> {
@@ -853,7 +857,7 @@ impl Store {
         let row = sqlx::query(
             "UPDATE sync_targets SET lease_owner = $1, lease_expires_at = $2, lease_epoch = lease_epoch + 1 \
              WHERE account_id = $3 AND region = $4 AND sync_type = $5 AND target_key = $6 AND (lease_owner IS NULL OR lease_expires_at < $7) \
-             RETURNING lease_epoch, display_name, repository_key, branch, desired_revision, applied_revision, superseded, failures, running_attempt_id, guard_lifted",
+             RETURNING lease_epoch, display_name, repository_key, branch, desired_revision, applied_revision, superseded, failures, running_attempt_id, guard_lifted, deployed_sha",
         )
         .bind(owner)
         .bind(now.millis() + ttl_ms)
@@ -887,6 +891,7 @@ impl Store {
             failures: int(&row, "failures")?,
             abandoned_attempt_id: opt_int(&row, "running_attempt_id")?,
             guard_lifted: int(&row, "guard_lifted")? != 0,
+            deployed: opt_text(&row, "deployed_sha")?,
         }))
     }
 
@@ -974,9 +979,14 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let attempt_id: i64 = row.try_get(0)?;
-        for event in events {
-            insert_event(&mut tx, "resource_sync_events", attempt_id, event).await?;
-        }
+        insert_events(
+            &mut tx,
+            "resource_sync_events",
+            attempt_id,
+            events,
+            self.limits.events_per_attempt,
+        )
+        .await?;
         sqlx::query(
             "UPDATE sync_targets SET running_attempt_id = $1, attempted_sha = $2, superseded = NULL \
              WHERE account_id = $3 AND region = $4 AND sync_type = $5 AND target_key = $6",
@@ -1040,9 +1050,14 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         self.check_fence(&mut tx, claim).await?;
-        for event in events {
-            insert_event(&mut tx, "resource_sync_events", attempt_id, event).await?;
-        }
+        insert_events(
+            &mut tx,
+            "resource_sync_events",
+            attempt_id,
+            events,
+            self.limits.events_per_attempt,
+        )
+        .await?;
         let now = Timestamp::now();
         let status = if result.succeeded {
             ResourceSyncStatus::Succeeded
@@ -1069,7 +1084,8 @@ impl Store {
         sqlx::query(
             "UPDATE sync_targets SET applied_revision = COALESCE($1, applied_revision), failures = $2, next_attempt_at = $3, \
              attempted_sha = $4, running_attempt_id = NULL, lease_owner = NULL, lease_expires_at = NULL, \
-             guard_lifted = CASE WHEN $1 IS NULL THEN guard_lifted ELSE 0 END \
+             guard_lifted = CASE WHEN $1 IS NULL THEN guard_lifted ELSE 0 END, \
+             deployed_sha = COALESCE($10, deployed_sha) \
              WHERE account_id = $5 AND region = $6 AND sync_type = $7 AND target_key = $8 AND lease_epoch = $9",
         )
         .bind(applied)
@@ -1081,6 +1097,9 @@ impl Store {
         .bind(claim.sync_type.as_str())
         .bind(&claim.target_key)
         .bind(claim.epoch)
+        .bind(
+            (result.succeeded && result.deployed).then(|| claim.desired.sha.clone()),
+        )
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1191,6 +1210,10 @@ impl Store {
         verified: &[Tenant],
         outcome: &str,
     ) -> Result<i64> {
+        // Fields come from the sender: stored cut to a bounded length.
+        let cut = |s: &str, max: usize| -> String { s.chars().take(max).collect() };
+        let (repository, branch) = (cut(repository, 256), cut(branch, 256));
+        let sha = sha.map(|s| cut(s, 64));
         let mut tx = self.write_tx().await?;
         let verified = verified
             .iter()
@@ -1203,9 +1226,9 @@ impl Store {
         )
         .bind(provider)
         .bind(Timestamp::now().millis())
-        .bind(repository)
-        .bind(branch)
-        .bind(sha)
+        .bind(&repository)
+        .bind(&branch)
+        .bind(sha.as_deref())
         .bind(verified)
         .bind(outcome)
         .fetch_one(&mut *tx)
@@ -1213,6 +1236,60 @@ impl Store {
         tx.commit().await?;
         Ok(row.try_get(0)?)
     }
+
+    /// Deletes webhook delivery records received before `before`; answers how many.
+    pub async fn prune_webhook_deliveries(&self, before: Timestamp) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < $1")
+            .bind(before.millis())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Appends an attempt's events, at most `max` in all: past it, the events that fit are kept and
+/// the last one says how many were left out (a repository can make a deployment report any
+/// number of problems; the record of it stays small).
+pub(crate) async fn insert_events(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    table: &'static str,
+    attempt_id: i64,
+    events: &[SyncEvent],
+    max: u32,
+) -> Result<()> {
+    let count_sql: &'static str = match table {
+        "resource_sync_events" => "SELECT COUNT(*) FROM resource_sync_events WHERE attempt_id = $1",
+        _ => "SELECT COUNT(*) FROM repository_sync_events WHERE attempt_id = $1",
+    };
+    let existing: i64 = sqlx::query(count_sql)
+        .bind(attempt_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+    let room = (i64::from(max.max(1)) - existing).max(0) as usize;
+    if events.len() <= room {
+        for event in events {
+            insert_event(tx, table, attempt_id, event).await?;
+        }
+        return Ok(());
+    }
+    let kept = room.saturating_sub(1);
+    for event in &events[..kept] {
+        insert_event(tx, table, attempt_id, event).await?;
+    }
+    let left_out = events.len() - kept;
+    let summary = SyncEvent {
+        event_type: "EVENTS_LEFT_OUT".into(),
+        event: format!(
+            "{left_out} more event(s) of this attempt were left out: an attempt records at most {max} (limit events_per_attempt); the first was: {}",
+            events[kept].event.chars().take(500).collect::<String>()
+        ),
+        time: events[events.len() - 1].time,
+        external_id: None,
+    };
+    insert_event(tx, table, attempt_id, &summary).await
 }
 
 pub(crate) async fn insert_event(

@@ -9,6 +9,7 @@
 //! Secrets (API secret keys, Git credentials, webhook secrets) are sealed with a key that lives
 //! outside the database ([`Sealer`]).
 
+mod accounts;
 mod connections;
 mod copy;
 mod engine;

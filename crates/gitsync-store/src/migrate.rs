@@ -9,12 +9,14 @@ const SQLITE: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_engine.sql")),
     (3, include_str!("../migrations/sqlite/0003_templates.sql")),
     (4, include_str!("../migrations/sqlite/0004_services.sql")),
+    (5, include_str!("../migrations/sqlite/0005_tenancy.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_engine.sql")),
     (3, include_str!("../migrations/postgres/0003_templates.sql")),
     (4, include_str!("../migrations/postgres/0004_services.sql")),
+    (5, include_str!("../migrations/postgres/0005_tenancy.sql")),
 ];
 
 /// The PostgreSQL migrations' SQL, in order (tests name template databases after it, so a

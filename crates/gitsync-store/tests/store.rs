@@ -590,6 +590,7 @@ async fn leases(store: Store) {
         succeeded: true,
         failures: 0,
         retry_at: None,
+        deployed: true,
     };
     assert!(matches!(
         store
@@ -696,7 +697,7 @@ async fn replicas_starting_together_migrate_once_on_postgres() {
         .iter()
         .map(|r| r.try_get::<i64, _>(0).unwrap())
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
     drop(check);
     for s in [a, b, c] {
         s.close().await;
@@ -957,5 +958,232 @@ async fn service_blockers_on_postgres() {
         return;
     };
     service_blockers(db.store.clone()).await;
+    db.drop_now().await;
+}
+
+/// Tenancy rules of issue 12: account policies, host endpoint changes, capped events, and the
+/// commit a stack was really deployed from.
+async fn tenancy(store: Store) {
+    use gitsync_store::{TargetAdvance, TargetResult};
+    // A tenant the operator said nothing about: its own account, untrusted.
+    let policy = store.account_policy("111111111111").await.unwrap();
+    assert_eq!(policy, AccountPolicy::default_for("111111111111"));
+    assert!(
+        policy
+            .check_role("arn:aws:iam::222222222222:role/r")
+            .is_err()
+    );
+    store
+        .set_account_policy(&AccountPolicy {
+            account_id: "111111111111".into(),
+            deploy_accounts: vec![
+                "222222222222".into(),
+                "111111111111".into(),
+                "222222222222".into(),
+            ],
+            trusted: true,
+        })
+        .await
+        .unwrap();
+    let policy = store.account_policy("111111111111").await.unwrap();
+    assert!(policy.trusted);
+    assert_eq!(policy.deploy_accounts, ["111111111111", "222222222222"]);
+    assert!(
+        policy
+            .check_role("arn:aws:iam::222222222222:role/r")
+            .is_ok()
+    );
+    assert!(matches!(
+        store
+            .set_account_policy(&AccountPolicy::default_for("12"))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    store.create_access_key("333333333333").await.unwrap();
+    let listed: Vec<String> = store
+        .list_account_policies()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.account_id)
+        .collect();
+    assert!(
+        listed.contains(&"111111111111".to_string())
+            && listed.contains(&"333333333333".to_string())
+    );
+
+    // A host's endpoint moves: its connections wait for the operator again, credentials gone.
+    let a = tenant("111111111111");
+    let host = store
+        .create_host(
+            &a,
+            ArnService::CodeConnections,
+            &HostSpec {
+                name: "ghe".into(),
+                provider_type: ProviderType::GitHubEnterpriseServer,
+                provider_endpoint: "https://git.example.com".into(),
+                vpc_configuration: None,
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    let c = store
+        .create_connection(
+            &a,
+            ArnService::CodeConnections,
+            "c",
+            None,
+            Some(&host.arn),
+            &[],
+        )
+        .await
+        .unwrap();
+    store
+        .activate_connection(&a, &c.arn, Some(b"{\"token\":\"t\"}"))
+        .await
+        .unwrap();
+    store
+        .update_host(&a, &host.arn, Some("https://git.example.com"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_connection(&a, &c.arn).await.unwrap().status,
+        ConnectionStatus::Available
+    );
+    store
+        .update_host(&a, &host.arn, Some("http://127.0.0.1:9"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_connection(&a, &c.arn).await.unwrap().status,
+        ConnectionStatus::Pending
+    );
+
+    // Events of one attempt are capped; the last says how many were left out. Only a real
+    // deployment records the commit as deployed.
+    let limited = store.limits().events_per_attempt as usize;
+    let l = link(&store, &a, "capped").await;
+    store
+        .create_sync_configuration(&a, &stack_spec(&l, "capped", "main"))
+        .await
+        .unwrap();
+    let target = SyncTarget::CfnStack {
+        stack_name: "capped".into(),
+    };
+    let mut claims = Vec::new();
+    for (i, deployed) in [(1, false), (2, true)] {
+        let revision = Revision {
+            branch: "main".into(),
+            directory: "deploy.yaml".into(),
+            owner_id: "o".into(),
+            repository_name: "capped".into(),
+            provider_type: "GitHub".into(),
+            sha: i.to_string().repeat(40),
+        };
+        store
+            .advance_targets(
+                &a,
+                &RepositoryKey::Link(l.id.clone()),
+                "main",
+                &[TargetAdvance {
+                    target: target.clone(),
+                    directory: "deploy.yaml".into(),
+                    revision,
+                    watched_ids: format!("{{\"v\":{i}}}"),
+                }],
+            )
+            .await
+            .unwrap();
+        let claim = store
+            .claim_target(
+                &a,
+                SyncType::CfnStackSync,
+                "capped",
+                "w",
+                Timestamp::now(),
+                60_000,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let attempt = store
+            .begin_resource_attempt(&claim, &target, &[])
+            .await
+            .unwrap();
+        let events: Vec<SyncEvent> = (0..limited + 500)
+            .map(|n| SyncEvent {
+                event_type: "VALIDATION_FAILED".into(),
+                event: format!("problem {n}"),
+                time: Timestamp::now(),
+                external_id: None,
+            })
+            .collect();
+        store
+            .finish_resource_attempt(
+                &claim,
+                attempt,
+                &events,
+                &TargetResult {
+                    succeeded: true,
+                    failures: 0,
+                    retry_at: None,
+                    deployed,
+                },
+            )
+            .await
+            .unwrap();
+        claims.push(claim);
+    }
+    assert_eq!(claims[0].deployed, None);
+    assert_eq!(claims[1].deployed, None, "validation only deployed nothing");
+    let state = store
+        .resource_sync_state(&a, &target)
+        .await
+        .unwrap()
+        .unwrap();
+    let events = &state.latest_sync.events;
+    assert_eq!(events.len(), limited);
+    let last = events.last().unwrap();
+    assert_eq!(last.event_type, "EVENTS_LEFT_OUT");
+    assert!(
+        last.event.starts_with("501 more event(s)"),
+        "{}",
+        last.event
+    );
+    // The next claim knows the commit of the last real deployment.
+    assert!(
+        store
+            .retry_target(&a, SyncType::CfnStackSync, "capped")
+            .await
+            .unwrap()
+    );
+    let again = store
+        .claim_target(
+            &a,
+            SyncType::CfnStackSync,
+            "capped",
+            "w",
+            Timestamp::now(),
+            60_000,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.deployed, Some("2".repeat(40)));
+}
+
+#[tokio::test]
+async fn tenancy_rules_hold_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    tenancy(store).await;
+}
+
+#[tokio::test]
+async fn tenancy_rules_hold_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    tenancy(db.store.clone()).await;
     db.drop_now().await;
 }

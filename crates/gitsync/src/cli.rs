@@ -26,6 +26,10 @@ pub enum Command {
     /// Manage API access keys (one account per key; several accounts make several tenants).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// What each tenant may do: the AWS accounts its sync roles may be in, and whether it may
+    /// deploy with the server's own credentials.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// Manage connections: give them the credentials that make them usable.
     #[command(subcommand)]
     Connections(ConnectionsCommand),
@@ -90,15 +94,16 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = text.split_at(split);
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("'{text}' is not a duration such as 500ms, 2s, 1m or 1h"))?;
+        .map_err(|_| format!("'{text}' is not a duration such as 500ms, 2s, 1m, 1h or 7d"))?;
     let ms = match unit {
         "ms" => n,
         "s" | "" => n * 1000,
         "m" => n * 60_000,
         "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
         _ => {
             return Err(format!(
-                "'{text}': unknown unit '{unit}' (use ms, s, m or h)"
+                "'{text}': unknown unit '{unit}' (use ms, s, m, h or d)"
             ));
         }
     };
@@ -240,9 +245,42 @@ pub struct ServeArgs {
     /// AWS_PROFILE, web identity or container credentials), and only validated otherwise.
     #[arg(long, env = "GITSYNC_CLOUDFORMATION_ENDPOINT", value_name = "URL")]
     pub cloudformation_endpoint: Option<String>,
-    /// Assume each sync configuration's RoleArn through STS for its deployments.
+    /// Assume each sync configuration's RoleArn through STS for trusted tenants too. Untrusted
+    /// tenants' roles are always assumed (see `gitsync accounts`), with ExternalId set to the
+    /// tenant's account id.
     #[arg(long, env = "GITSYNC_ASSUME_SYNC_ROLE")]
     pub assume_sync_role: bool,
+
+    /// Let hosts name file:// endpoints, which read repositories from this machine's disk. For
+    /// single-user installs and tests only: any tenant could then read any repository the server
+    /// can.
+    #[arg(long, env = "GITSYNC_ALLOW_FILE_REMOTES")]
+    pub allow_file_remotes: bool,
+
+    /// Largest file read from a repository (deployment files, templates, ops files, specs,
+    /// bundle files), checked before the file is inflated; a larger one fails the sync.
+    #[arg(long, env = "GITSYNC_MAX_FILE_BYTES", default_value_t = 4 << 20, value_name = "BYTES")]
+    pub max_file_bytes: u64,
+    /// Most files and directories one walk of a repository's tree may visit (template bundles,
+    /// finding a template's directory).
+    #[arg(
+        long,
+        env = "GITSYNC_MAX_TREE_ENTRIES",
+        default_value_t = 10_000,
+        value_name = "N"
+    )]
+    pub max_tree_entries: usize,
+    /// Deepest directory nesting such a walk may enter.
+    #[arg(
+        long,
+        env = "GITSYNC_MAX_TREE_DEPTH",
+        default_value_t = 16,
+        value_name = "N"
+    )]
+    pub max_tree_depth: usize,
+    /// How long webhook delivery records are kept.
+    #[arg(long, env = "GITSYNC_WEBHOOK_RETENTION", default_value = "7d", value_name = "DURATION", value_parser = parse_duration)]
+    pub webhook_retention: std::time::Duration,
     /// Only validate stacks, never deploy them, whatever credentials are configured.
     #[arg(
         long,
@@ -262,6 +300,34 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Set what a tenant may do. Without --deploy-account its roles may be in its own account
+    /// only; without --trusted it never deploys with the server's own credentials.
+    Set {
+        /// The tenant's 12-digit account id.
+        account_id: String,
+        /// An AWS account the tenant's sync roles may be in (repeat for several). Replaces the
+        /// list; the tenant's own account is always on it.
+        #[arg(long = "deploy-account", value_name = "ID")]
+        deploy_accounts: Vec<String>,
+        /// Deploy with the server's own credentials unless the server assumes sync roles for
+        /// everyone (--assume-sync-role). For a one-team install.
+        #[arg(long, conflicts_with = "untrusted")]
+        trusted: bool,
+        /// Always deploy as the tenant's sync role (the default).
+        #[arg(long)]
+        untrusted: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// List every tenant (with keys or a policy) and what it may do.
+    List {
+        #[command(flatten)]
+        state: StateArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
 //! `gitsync`: the self-hosted Git sync server, and the commands that manage its state.
 
+mod accounts;
 mod cli;
 mod connections;
 mod keys;
@@ -14,10 +15,12 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    state::restrict_umask();
     init_logging();
     let result = match cli.command {
         cli::Command::Serve(args) => serve::run(args).await,
         cli::Command::Keys(cmd) => keys::run(cmd).await,
+        cli::Command::Accounts(cmd) => accounts::run(cmd).await,
         cli::Command::Connections(cmd) => connections::run(cmd).await,
         cli::Command::Webhooks(cmd) => webhooks::run_command(cmd).await,
         cli::Command::Status(args) => status::run(args).await,

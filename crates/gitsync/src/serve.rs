@@ -16,6 +16,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if !credentials.exists() {
         // First start of this data directory: make a key so AWS tools work at once.
         let key = state.store.create_access_key(&args.account_id).await?;
+        // The first account is the operator's own team: it deploys as before, with the server's
+        // credentials (security.md). Other tenants get the default policy.
+        let mut policy = state.store.account_policy(&args.account_id).await?;
+        policy.trusted = true;
+        state.store.set_account_policy(&policy).await?;
         write_private(
             &credentials,
             credentials_section("default", &key).as_bytes(),
@@ -30,6 +35,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let git = {
         let mut g = gitsync_git::GitSettings::new(state.data_dir.join("git"));
         g.network_timeout = args.git_timeout;
+        g.allow_file = args.allow_file_remotes;
+        g.budgets = gitsync_git::ReadBudgets {
+            max_file_bytes: args.max_file_bytes,
+            max_tree_entries: args.max_tree_entries,
+            max_tree_depth: args.max_tree_depth,
+        };
         g
     };
     let settings = gitsync_engine::EngineSettings {
@@ -37,6 +48,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         lease_ttl: args.lease_ttl,
         replica_id: args.replica_id.clone().unwrap_or_else(default_replica_id),
         attempt_delay: args.test_attempt_delay,
+        assume_sync_role: args.assume_sync_role,
         ..Default::default()
     };
     let deployer: Arc<dyn gitsync_deploy::StackDeployer> = if !args.validate_only
@@ -46,7 +58,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Arc::new(
             gitsync_cloudformation::CloudFormation::new(gitsync_cloudformation::Settings {
                 endpoint: args.cloudformation_endpoint.clone(),
-                assume_role: args.assume_sync_role,
                 ..Default::default()
             })
             .await,
@@ -60,10 +71,31 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let engine_task = tokio::spawn(engine.clone().run(async move {
         let _ = engine_stopped.await;
     }));
-    let api = Arc::new(Api::new(state.store.clone()));
+    let mut api = Api::new(state.store.clone());
+    api.allow_file_remotes = args.allow_file_remotes;
+    let api = Arc::new(api);
     let hooks = crate::webhooks::Webhooks {
         store: state.store.clone(),
         engine: engine.clone(),
+        unverified: Default::default(),
+    };
+    // Delivery records are kept for --webhook-retention, then pruned (hourly).
+    let pruning = {
+        let store = state.store.clone();
+        let retention = args.webhook_retention;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let before =
+                    gitsync_model::Timestamp::now().plus_millis(-(retention.as_millis() as i64));
+                match store.prune_webhook_deliveries(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "pruned old webhook delivery records"),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune webhook delivery records"),
+                }
+            }
+        })
     };
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -82,6 +114,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    pruning.abort();
     let _ = stop_engine.send(());
     let _ = engine_task.await;
     state.store.close().await;

@@ -27,8 +27,7 @@ impl StateArgs {
     /// The master key (created in the data directory on first use unless a file is named).
     pub fn master_key(&self) -> Result<MasterKey> {
         let data_dir = self.data_dir();
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        prepare_private_dir(&data_dir)?;
         let key_file = self
             .master_key_file
             .clone()
@@ -56,6 +55,46 @@ impl StateArgs {
         };
         let store = self.open_url(&url).await?;
         Ok(State { data_dir, store })
+    }
+}
+
+/// Creates the data directory if needed and makes it, and everything gitsync keeps directly in it
+/// (database, keys, credentials, the Git mirrors' folder), private to the user running gitsync:
+/// directories `0700`, files `0600`. Existing installations are tightened on their next start.
+/// Files created later (SQLite's WAL, mirrors written by git) inherit the process's umask `077`.
+pub fn prepare_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot make {} private", path.display()))
+        };
+        private(dir, 0o700)?;
+        for entry in std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read data directory {}", dir.display()))?
+        {
+            let entry = entry?;
+            let file_type = entry.file_type()?;
+            if file_type.is_dir() {
+                private(&entry.path(), 0o700)?;
+            } else if file_type.is_file() {
+                private(&entry.path(), 0o600)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Files and directories this process creates are its user's alone (umask `077`): SQLite's
+/// database and journal files, the mirrors git writes, keys and credentials.
+pub fn restrict_umask() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
     }
 }
 
@@ -133,6 +172,28 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn data_directories_are_made_private_including_existing_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("gitsync-private-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("git/mirror")).unwrap();
+        std::fs::write(dir.join("gitsync.db"), "x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            dir.join("gitsync.db"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        std::fs::set_permissions(dir.join("git"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        prepare_private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("gitsync.db")), 0o600);
+        assert_eq!(mode(&dir.join("git")), 0o700);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -17,6 +17,46 @@ use std::sync::Arc;
 pub struct Webhooks {
     pub store: Store,
     pub engine: Arc<Engine>,
+    /// Deliveries refused since the last log line about them: counted, never stored.
+    pub unverified: Arc<UnverifiedCounter>,
+}
+
+/// Counts deliveries no secret verifies. An unsigned flood costs a counter, not storage or log
+/// volume: the count is logged at most once a minute.
+#[derive(Default)]
+pub struct UnverifiedCounter {
+    since_log: std::sync::atomic::AtomicU64,
+    total: std::sync::atomic::AtomicU64,
+    last_log: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl UnverifiedCounter {
+    fn refused(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.since_log.fetch_add(1, Relaxed);
+        let total = self.total.fetch_add(1, Relaxed) + 1;
+        let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(60));
+        if due {
+            *last = Some(std::time::Instant::now());
+            let count = self.since_log.swap(0, Relaxed);
+            tracing::warn!(
+                refused = count,
+                total,
+                "webhook deliveries refused: no secret verifies them (logged at most once a minute)"
+            );
+        }
+        total
+    }
+}
+
+/// A sender's text for a message or a log line: at most 100 characters.
+fn shown(text: &str) -> String {
+    let mut out: String = text.chars().take(100).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
 }
 
 fn answer(status: StatusCode, message: String) -> Response {
@@ -49,11 +89,17 @@ pub async fn deliver(
         Err(reason) => {
             return answer(
                 StatusCode::BAD_REQUEST,
-                format!("not a push delivery: {reason}"),
+                format!("not a push delivery: {}", shown(&reason)),
             );
         }
     };
     let full_name = format!("{}/{}", push.owner, push.repository);
+    if full_name.len() > 512 || push.branch.len() > 256 {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "not a push delivery: repository or branch name too long".into(),
+        );
+    }
     let secrets = match hooks
         .store
         .webhook_secrets(&push.owner, &push.repository)
@@ -63,8 +109,8 @@ pub async fn deliver(
         Err(e) => {
             tracing::error!(error = %e, "cannot read webhook secrets");
             return answer(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot read webhook secrets".into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot read webhook secrets; try again".into(),
             );
         }
     };
@@ -79,11 +125,17 @@ pub async fn deliver(
         .filter(|(_, secret)| verify(provider, &header, &body, secret))
         .map(|(t, _)| t)
         .collect();
-    let outcome = if verified.is_empty() {
-        "unverified"
-    } else {
-        "accepted"
-    };
+    // Verified first: nothing an unauthenticated sender says is stored.
+    if verified.is_empty() {
+        hooks.unverified.refused();
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "delivery for {} is not signed with a secret set for that repository",
+                shown(&full_name)
+            ),
+        );
+    }
     // Recorded before anything is acknowledged.
     let delivery = match hooks
         .store
@@ -93,7 +145,7 @@ pub async fn deliver(
             &push.branch,
             push.sha.as_deref(),
             &verified,
-            outcome,
+            "accepted",
         )
         .await
     {
@@ -101,20 +153,11 @@ pub async fn deliver(
         Err(e) => {
             tracing::error!(error = %e, "cannot record a webhook delivery");
             return answer(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot record the delivery".into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot record the delivery; try again".into(),
             );
         }
     };
-    if verified.is_empty() {
-        tracing::warn!(delivery, repository = %full_name, "webhook delivery refused: no secret verifies it");
-        return answer(
-            StatusCode::UNAUTHORIZED,
-            format!(
-                "delivery {delivery} for {full_name} is not signed with a secret set for that repository"
-            ),
-        );
-    }
     // A configuration created a moment ago may not be watched yet.
     if let Err(e) = hooks.store.refresh_watched_branches().await {
         tracing::warn!(error = %e, "cannot refresh the watched branches");

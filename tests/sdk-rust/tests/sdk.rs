@@ -188,7 +188,7 @@ async fn rust_sdks_work_against_gitsync() {
         .config_file("deploy/stack.yaml")
         .repository_link_id(link.repository_link_id())
         .resource_name("seeded-stack")
-        .role_arn("arn:aws:iam::123456789012:role/r")
+        .role_arn(format!("arn:aws:iam::{account}:role/r"))
         .sync_type(aws_sdk_codeconnections::types::SyncConfigurationType::CfnStackSync)
         .send()
         .await

@@ -350,3 +350,15 @@ fn amz_dates_round_trip() {
     assert_eq!(parse_amz_date("2015-08-30T12:36:00Z"), None);
     assert_eq!(parse_amz_date("20151330T123600Z"), None);
 }
+
+#[test]
+fn percent_decoding_never_slices_inside_a_character() {
+    // `%a` followed by a two-byte character once sliced the string inside it and panicked.
+    assert_eq!(percent_decode("%aé"), "%aé");
+    assert_eq!(percent_decode("%é"), "%é");
+    assert_eq!(percent_decode("%"), "%");
+    assert_eq!(percent_decode("a%4"), "a%4");
+    assert_eq!(percent_decode("%41%42"), "AB");
+    assert_eq!(percent_decode("x%2f"), "x/");
+    assert_eq!(canonical_query("a=%aé&b=%41"), "a=%25a%C3%A9&b=A");
+}
