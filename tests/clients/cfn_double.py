@@ -25,6 +25,9 @@ class RollbackDouble:
         self.parameters = dict(parameters)
         self.failure_reason = failure_reason
         self.status = status
+        # The stack's tags; a test sets gitsync's ownership tags (gitsync:account,
+        # gitsync:sync-configuration) when the stack should count as one gitsync deployed.
+        self.tags = {}
         self.polls_after_execute = 0
         self.events = []
         self.requests = []
@@ -65,9 +68,10 @@ class RollbackDouble:
                     self.status = "UPDATE_ROLLBACK_COMPLETE"
             params = "".join(f"<member><ParameterKey>{escape(k)}</ParameterKey><ParameterValue>{escape(v)}</ParameterValue></member>"
                              for k, v in self.parameters.items())
+            tags = "".join(f"<member><Key>{escape(k)}</Key><Value>{escape(v)}</Value></member>" for k, v in self.tags.items())
             return 200, self.wrap(action, f"""<Stacks><member><StackName>{self.stack}</StackName><StackId>{self.stack_id}</StackId>
                 <StackStatus>{self.status}</StackStatus><CreationTime>2026-01-01T00:00:00Z</CreationTime>
-                <Parameters>{params}</Parameters><Tags/></member></Stacks>""")
+                <Parameters>{params}</Parameters><Tags>{tags}</Tags></member></Stacks>""")
         if action == "GetTemplate":
             return 200, self.wrap(action, "<TemplateBody>Resources: {}</TemplateBody>")
         if action == "CreateChangeSet":

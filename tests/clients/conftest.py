@@ -161,6 +161,11 @@ class Tenant:
             **kwargs,
         )
 
+    def role_arn(self, name="gitsync"):
+        """A sync role in this tenant's own AWS account: the only account an untrusted tenant's
+        roles may live in unless the operator allows more (`gitsync accounts set`)."""
+        return f"arn:aws:iam::{self.account_id}:role/{name}"
+
     def env(self):
         """Environment for a subprocess client (AWS CLI, node) acting as this tenant."""
         env = dict(os.environ)

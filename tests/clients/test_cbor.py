@@ -61,7 +61,7 @@ def test_cbor_errors_and_timestamps(tenant, cbor_data_path):
     json_cc = tenant.client("codeconnections")
     arn = json_cc.create_connection(ConnectionName="gh", ProviderType="GitHub")["ConnectionArn"]
     link = json_cc.create_repository_link(ConnectionArn=arn, OwnerId="octo", RepositoryName="infra")["RepositoryLinkInfo"]
-    json_cc.create_sync_configuration(Branch="main", ConfigFile="deploy/stack.yaml", RepositoryLinkId=link["RepositoryLinkId"], ResourceName="seeded-stack", RoleArn="arn:aws:iam::123456789012:role/r", SyncType="CFN_STACK_SYNC")
+    json_cc.create_sync_configuration(Branch="main", ConfigFile="deploy/stack.yaml", RepositoryLinkId=link["RepositoryLinkId"], ResourceName="seeded-stack", RoleArn=tenant.role_arn("r"), SyncType="CFN_STACK_SYNC")
     tenant.seed_history(link["RepositoryLinkId"])
     status = cc.get_resource_sync_status(ResourceName="seeded-stack", SyncType="CFN_STACK_SYNC")
     # Tag-1 timestamps decode to datetimes, exactly as JSON's numbers do.

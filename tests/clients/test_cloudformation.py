@@ -1,6 +1,10 @@
 """CloudFormation stacks deployed for real: gitsync drives moto_server (a CloudFormation-compatible
 server from PyPI's moto[server]) through change sets, with real pushes to a real Git server.
 
+Tenants made by make_tenant are untrusted: their deployments run as their sync configuration's
+role (in their own account), assumed through moto's STS, and moto files the stacks under that
+account, so tests read them with the role's credentials (`cloudformation(moto, role=...)`).
+
 What moto cannot show (rollbacks of a failed resource, drift) is not tested here; see docs/testing.md.
 """
 import os
@@ -15,7 +19,7 @@ import pytest
 
 from conftest import SEED, Server, make_tenant
 from gitserver import GitHttpServer, Repo
-from test_engine import ROLE, TEMPLATE, Stack, deployment, wait_for
+from test_engine import TEMPLATE, Stack, deployment, wait_for
 
 MOTO_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -62,9 +66,16 @@ def git_http(tmp_path_factory):
     server.stop()
 
 
-def cloudformation(moto, region="us-east-1"):
-    return boto3.client("cloudformation", endpoint_url=moto, region_name=region, aws_access_key_id="testing",
-                        aws_secret_access_key="testing")
+def cloudformation(moto, region="us-east-1", role=None):
+    """A CloudFormation client on moto: moto's default account, or the account of `role` (its
+    credentials from moto's STS, as gitsync gets them)."""
+    if role is None:
+        return boto3.client("cloudformation", endpoint_url=moto, region_name=region, aws_access_key_id="testing",
+                            aws_secret_access_key="testing")
+    sts = boto3.client("sts", endpoint_url=moto, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing")
+    creds = sts.assume_role(RoleArn=role, RoleSessionName="gitsync-test")["Credentials"]
+    return boto3.client("cloudformation", endpoint_url=moto, region_name=region, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
 
 
 def parameters(cfn, stack):
@@ -87,7 +98,7 @@ def test_push_creates_then_updates_and_unchanged_files_make_no_change_set(deploy
     # The stack's events are copied (moto reports the stack's own events, not its resources').
     progress = [e["Event"] for e in s["LatestSync"]["Events"] if e["Type"] == "DEPLOYMENT_PROGRESS"]
     assert progress[-1] == "AWS::CloudFormation::Stack orders-stack CREATE_COMPLETE", progress
-    cfn = cloudformation(moto)
+    cfn = cloudformation(moto, role=tenant.role_arn())
     assert parameters(cfn, "orders-stack") == ("CREATE_COMPLETE", {"QueueName": "orders", "Visibility": "30"})
 
     # A parameter change updates the stack.
@@ -132,11 +143,12 @@ def test_a_template_moto_rejects_fails_with_the_reason(deployer, moto, git_http,
 def test_stacks_live_in_the_tenants_region(deployer, moto, git_http, tmp_path):
     repo = Repo(git_http.root, "octo", "regional", str(tmp_path / "work"))
     sha = repo.commit({"deploy/stack.yaml": deployment("regional"), "infra/queue.yaml": TEMPLATE})
-    stack = Stack(deployer, make_tenant(deployer, region="eu-west-1"), git_http.url, "octo", "regional", tmp_path)
+    tenant = make_tenant(deployer, region="eu-west-1")
+    stack = Stack(deployer, tenant, git_http.url, "octo", "regional", tmp_path)
     stack.configure("regional-stack")
     stack.settled("regional-stack", sha)
-    assert parameters(cloudformation(moto, "eu-west-1"), "regional-stack")[0] == "CREATE_COMPLETE"
-    assert "regional-stack" not in [x["StackName"] for x in cloudformation(moto).describe_stacks()["Stacks"]]
+    assert parameters(cloudformation(moto, "eu-west-1", role=tenant.role_arn()), "regional-stack")[0] == "CREATE_COMPLETE"
+    assert "regional-stack" not in [x["StackName"] for x in cloudformation(moto, role=tenant.role_arn()).describe_stacks()["Stacks"]]
 
 
 def test_a_stack_deleted_behind_gitsyncs_back_raises_a_blocker(deployer, moto, git_http, tmp_path):
@@ -146,7 +158,7 @@ def test_a_stack_deleted_behind_gitsyncs_back_raises_a_blocker(deployer, moto, g
     stack = Stack(deployer, tenant, git_http.url, "octo", "doomed", tmp_path)
     stack.configure("doomed-stack")
     stack.settled("doomed-stack", first)
-    cfn = cloudformation(moto)
+    cfn = cloudformation(moto, role=tenant.role_arn())
     cfn.delete_stack(StackName="doomed-stack")
 
     second = repo.commit({"deploy/stack.yaml": deployment("doomed", Visibility=90)})
@@ -193,10 +205,11 @@ def test_a_stack_deleted_behind_gitsyncs_back_raises_a_blocker(deployer, moto, g
 def test_a_stack_changed_outside_gitsync_raises_a_blocker(deployer, moto, git_http, tmp_path):
     repo = Repo(git_http.root, "octo", "drifted", str(tmp_path / "work"))
     first = repo.commit({"deploy/stack.yaml": deployment("drifted"), "infra/queue.yaml": TEMPLATE})
-    stack = Stack(deployer, make_tenant(deployer), git_http.url, "octo", "drifted", tmp_path)
+    tenant = make_tenant(deployer)
+    stack = Stack(deployer, tenant, git_http.url, "octo", "drifted", tmp_path)
     stack.configure("drifted-stack")
     stack.settled("drifted-stack", first)
-    cfn = cloudformation(moto)
+    cfn = cloudformation(moto, role=tenant.role_arn())
     # Someone changes a parameter by hand.
     cfn.update_stack(StackName="drifted-stack", TemplateBody=TEMPLATE,
                      Parameters=[{"ParameterKey": "QueueName", "ParameterValue": "drifted"},
@@ -227,7 +240,12 @@ def test_an_update_that_rolls_back_fails_with_the_failed_resource(git_http, tmp_
     try:
         repo = Repo(git_http.root, "octo", "rolled", str(tmp_path / "work"))
         sha = repo.commit({"deploy/stack.yaml": deployment("rolled", Visibility=99999), "infra/queue.yaml": TEMPLATE})
-        stack = Stack(server, make_tenant(server), git_http.url, "octo", "rolled", tmp_path)
+        tenant = make_tenant(server)
+        # Trusted: it deploys with the server's own credentials (the double answers no STS), and
+        # the double's stack carries gitsync's ownership tags for this tenant.
+        server.cli("accounts", "set", tenant.account_id, "--trusted")
+        double.tags = {"gitsync:account": tenant.account_id, "gitsync:sync-configuration": "rolled-stack"}
+        stack = Stack(server, tenant, git_http.url, "octo", "rolled", tmp_path)
         stack.configure("rolled-stack")
         s = stack.settled("rolled-stack", sha, status="FAILED")
         events = [(e["Type"], e["Event"]) for e in s["LatestSync"]["Events"]]
@@ -258,19 +276,20 @@ def test_an_update_that_rolls_back_fails_with_the_failed_resource(git_http, tmp_
 
 
 def test_the_sync_role_is_assumed_through_sts(moto, git_http, tmp_path):
-    """With --assume-sync-role every deployment runs as the configuration's RoleArn. moto serves STS
-    on the same endpoint and files what assumed-role credentials do under the role's account."""
+    """With --assume-sync-role every deployment runs as the configuration's RoleArn, even a trusted
+    tenant's (which would otherwise use the server's own credentials). moto serves STS on the same
+    endpoint and files what assumed-role credentials do under the role's account."""
     server = Server(["--poll-interval", "1s", "--cloudformation-endpoint", moto, "--assume-sync-role"], env=MOTO_KEYS).start()
     try:
         repo = Repo(git_http.root, "octo", "assumed", str(tmp_path / "work"))
         sha = repo.commit({"deploy/stack.yaml": deployment("assumed"), "infra/queue.yaml": TEMPLATE})
-        stack = Stack(server, make_tenant(server), git_http.url, "octo", "assumed", tmp_path)
-        stack.cc.create_sync_configuration(Branch="main", ConfigFile="deploy/stack.yaml", RepositoryLinkId=stack.link_id,
-                                           ResourceName="assumed-stack", RoleArn="arn:aws:iam::222222222222:role/deployer",
-                                           SyncType="CFN_STACK_SYNC")
+        tenant = make_tenant(server)
+        server.cli("accounts", "set", tenant.account_id, "--trusted")
+        stack = Stack(server, tenant, git_http.url, "octo", "assumed", tmp_path)
+        stack.configure("assumed-stack", role=tenant.role_arn("deployer"))
         s = stack.settled("assumed-stack", sha)
         stack_id = s["LatestSync"]["Events"][-1]["ExternalId"]
-        assert stack_id.startswith("arn:aws:cloudformation:us-east-1:222222222222:stack/assumed-stack/"), stack_id
+        assert stack_id.startswith(f"arn:aws:cloudformation:us-east-1:{tenant.account_id}:stack/assumed-stack/"), stack_id
         # The caller's own account has no such stack.
         assert "assumed-stack" not in [x["StackName"] for x in cloudformation(moto).describe_stacks()["Stacks"]]
     finally:
@@ -284,7 +303,10 @@ def test_a_stack_no_update_can_leave_raises_a_blocker(git_http, tmp_path):
     try:
         repo = Repo(git_http.root, "octo", "stuck", str(tmp_path / "work"))
         sha = repo.commit({"deploy/stack.yaml": deployment("stuck"), "infra/queue.yaml": TEMPLATE})
-        stack = Stack(server, make_tenant(server), git_http.url, "octo", "stuck", tmp_path)
+        tenant = make_tenant(server)
+        server.cli("accounts", "set", tenant.account_id, "--trusted")  # the double answers no STS
+        double.tags = {"gitsync:account": tenant.account_id, "gitsync:sync-configuration": "stuck-stack"}
+        stack = Stack(server, tenant, git_http.url, "octo", "stuck", tmp_path)
         stack.configure("stuck-stack")
         s = stack.settled("stuck-stack", sha, status="FAILED")
         assert s["LatestSync"]["Events"][-1]["Type"] == "BLOCKED"

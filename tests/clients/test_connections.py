@@ -4,8 +4,6 @@ from botocore.exceptions import ClientError
 
 from conftest import error_code, error_message
 
-ROLE = "arn:aws:iam::123456789012:role/gitsync-sync"
-
 
 def new_link(cc, owner="octo", repo="infra"):
     arn = cc.create_connection(ConnectionName="gh", ProviderType="GitHub")["ConnectionArn"]
@@ -13,13 +11,14 @@ def new_link(cc, owner="octo", repo="infra"):
     return arn, link
 
 
-def new_sync_config(cc, link_id, name="app-stack", branch="main", **extra):
+def new_sync_config(tenant, cc, link_id, name="app-stack", branch="main", **extra):
+    """A CFN sync configuration with a role in the tenant's own account (the one it may use)."""
     return cc.create_sync_configuration(
         Branch=branch,
         ConfigFile="deploy/stack.yaml",
         RepositoryLinkId=link_id,
         ResourceName=name,
-        RoleArn=ROLE,
+        RoleArn=tenant.role_arn("gitsync-sync"),
         SyncType="CFN_STACK_SYNC",
         **extra,
     )["SyncConfiguration"]
@@ -142,7 +141,7 @@ def test_duplicate_link_and_unknown_connection(tenant):
 def test_sync_configuration_lifecycle(tenant):
     cc = tenant.client("codeconnections")
     _, link = new_link(cc)
-    config = new_sync_config(cc, link["RepositoryLinkId"], TriggerResourceUpdateOn="FILE_CHANGE", PublishDeploymentStatus="DISABLED", PullRequestComment="ENABLED")
+    config = new_sync_config(tenant, cc, link["RepositoryLinkId"], TriggerResourceUpdateOn="FILE_CHANGE", PublishDeploymentStatus="DISABLED", PullRequestComment="ENABLED")
     assert config == {
         "Branch": "main",
         "ConfigFile": "deploy/stack.yaml",
@@ -151,7 +150,7 @@ def test_sync_configuration_lifecycle(tenant):
         "RepositoryLinkId": link["RepositoryLinkId"],
         "RepositoryName": "infra",
         "ResourceName": "app-stack",
-        "RoleArn": ROLE,
+        "RoleArn": tenant.role_arn("gitsync-sync"),
         "SyncType": "CFN_STACK_SYNC",
         "TriggerResourceUpdateOn": "FILE_CHANGE",
         "PublishDeploymentStatus": "DISABLED",
@@ -168,7 +167,7 @@ def test_sync_configuration_lifecycle(tenant):
         {"Branch": "release", "Directory": "deploy/stack.yaml", "Parent": "app-stack", "Target": "app-stack"}
     ]
     with pytest.raises(ClientError) as e:
-        new_sync_config(cc, link["RepositoryLinkId"])
+        new_sync_config(tenant, cc, link["RepositoryLinkId"])
     assert error_code(e) == "ResourceAlreadyExistsException"
     cc.delete_sync_configuration(ResourceName="app-stack", SyncType="CFN_STACK_SYNC")
     with pytest.raises(ClientError) as e:
@@ -182,7 +181,7 @@ def test_sync_configuration_lifecycle(tenant):
 def test_link_in_use_cannot_be_deleted(tenant):
     cc = tenant.client("codeconnections")
     _, link = new_link(cc)
-    new_sync_config(cc, link["RepositoryLinkId"])
+    new_sync_config(tenant, cc, link["RepositoryLinkId"])
     with pytest.raises(ClientError) as e:
         cc.delete_repository_link(RepositoryLinkId=link["RepositoryLinkId"])
     assert error_code(e) == "SyncConfigurationStillExistsException"
@@ -194,7 +193,7 @@ def test_link_in_use_cannot_be_deleted(tenant):
 def test_sync_configuration_needs_an_existing_link(tenant):
     cc = tenant.client("codeconnections")
     with pytest.raises(ClientError) as e:
-        new_sync_config(cc, "6053346f-8a33-4edb-9397-10394b695173")
+        new_sync_config(tenant, cc, "6053346f-8a33-4edb-9397-10394b695173")
     assert error_code(e) == "InvalidInputException"
     assert "RepositoryLinkId" in error_message(e)
 
@@ -203,7 +202,7 @@ def test_validation_names_member_and_rule(tenant):
     cc = tenant.client("codeconnections")
     _, link = new_link(cc)
     with pytest.raises(ClientError) as e:
-        new_sync_config(cc, link["RepositoryLinkId"], name="bad name!")
+        new_sync_config(tenant, cc, link["RepositoryLinkId"], name="bad name!")
     assert error_code(e) == "InvalidInputException"
     assert "'ResourceName' failed to satisfy constraint: Member must satisfy regular expression pattern" in error_message(e)
     with pytest.raises(ClientError) as e:
@@ -225,7 +224,7 @@ def test_validation_names_member_and_rule(tenant):
 def test_status_operations_before_any_sync(tenant):
     cc = tenant.client("codeconnections")
     _, link = new_link(cc)
-    new_sync_config(cc, link["RepositoryLinkId"])
+    new_sync_config(tenant, cc, link["RepositoryLinkId"])
     with pytest.raises(ClientError) as e:
         cc.get_resource_sync_status(ResourceName="app-stack", SyncType="CFN_STACK_SYNC")
     assert error_code(e) == "ResourceNotFoundException"
@@ -249,7 +248,7 @@ def test_status_operations_answer_from_recorded_history(tenant):
     _, link = new_link(cc)
     # The configuration watches another branch: the engine's own check of it (which fails, the
     # connection being PENDING) must not become the latest repository sync of the seeded `main`.
-    new_sync_config(cc, link["RepositoryLinkId"], name="seeded-stack", branch="release")
+    new_sync_config(tenant, cc, link["RepositoryLinkId"], name="seeded-stack", branch="release")
     seeded = tenant.seed_history(link["RepositoryLinkId"])
     status = cc.get_resource_sync_status(ResourceName="seeded-stack", SyncType="CFN_STACK_SYNC")
     latest, good = status["LatestSync"], status["LatestSuccessfulSync"]
@@ -313,7 +312,7 @@ def test_both_service_names_share_one_store(tenant):
     respelled = legacy_arn.replace("codestar-connections", "codeconnections", 1)
     assert cc.get_connection(ConnectionArn=respelled)["Connection"]["ConnectionArn"] == legacy_arn
     _, link = new_link(cc)
-    new_sync_config(cc, link["RepositoryLinkId"], PullRequestComment="ENABLED")
+    new_sync_config(tenant, cc, link["RepositoryLinkId"], PullRequestComment="ENABLED")
     seen = legacy.get_sync_configuration(ResourceName="app-stack", SyncType="CFN_STACK_SYNC")["SyncConfiguration"]
     assert seen["RepositoryLinkId"] == link["RepositoryLinkId"]
     assert "PullRequestComment" not in seen  # not a member of the legacy model

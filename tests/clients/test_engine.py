@@ -12,7 +12,6 @@ from botocore.exceptions import ClientError
 from conftest import GITSYNC, Server, make_tenant
 from gitserver import GitHttpServer, Repo
 
-ROLE = "arn:aws:iam::123456789012:role/gitsync"
 TEMPLATE = """Parameters:
   QueueName:
     Type: String
@@ -76,9 +75,11 @@ class Stack:
         self.link = self.cc.create_repository_link(ConnectionArn=self.connection, OwnerId=owner, RepositoryName=repo)["RepositoryLinkInfo"]
         self.link_id = self.link["RepositoryLinkId"]
 
-    def configure(self, name, config_file="deploy/stack.yaml", **extra):
+    def configure(self, name, config_file="deploy/stack.yaml", role=None, **extra):
+        """A CFN stack sync of `name`; its role is in the tenant's own account unless `role` says otherwise."""
         self.cc.create_sync_configuration(
-            Branch="main", ConfigFile=config_file, RepositoryLinkId=self.link_id, ResourceName=name, RoleArn=ROLE, SyncType="CFN_STACK_SYNC", **extra
+            Branch="main", ConfigFile=config_file, RepositoryLinkId=self.link_id, ResourceName=name,
+            RoleArn=role or self.tenant.role_arn(), SyncType="CFN_STACK_SYNC", **extra
         )
 
     def status(self, name):
@@ -247,7 +248,7 @@ def test_pending_connection_fails_the_repository_sync_naming_the_fix(engine, git
     host = cc.create_host(Name="local", ProviderEndpoint=git_http.url, ProviderType="GitHubEnterpriseServer")["HostArn"]
     conn = cc.create_connection(ConnectionName="local", HostArn=host)["ConnectionArn"]
     link = cc.create_repository_link(ConnectionArn=conn, OwnerId="octo", RepositoryName="pending")["RepositoryLinkInfo"]
-    cc.create_sync_configuration(Branch="main", ConfigFile="deploy/stack.yaml", RepositoryLinkId=link["RepositoryLinkId"], ResourceName="pending", RoleArn=ROLE, SyncType="CFN_STACK_SYNC")
+    cc.create_sync_configuration(Branch="main", ConfigFile="deploy/stack.yaml", RepositoryLinkId=link["RepositoryLinkId"], ResourceName="pending", RoleArn=tenant.role_arn(), SyncType="CFN_STACK_SYNC")
     latest = wait_for(lambda: cc.get_repository_sync_status(Branch="main", RepositoryLinkId=link["RepositoryLinkId"], SyncType="CFN_STACK_SYNC")["LatestSync"], what="failed repository sync")
     assert latest["Status"] == "FAILED"
     assert latest["Events"][-1]["Type"] == "CLONE_FAILED"
@@ -345,21 +346,28 @@ def test_monorepo_commit_touching_three_of_two_hundred(git_http, tmp_path):
         server.cleanup()
 
 
-def test_file_remotes_sync_too(engine, tmp_path):
-    root = tmp_path / "file-root"
-    root.mkdir()
-    repo = Repo(str(root), "octo", "local", str(tmp_path / "work"))
-    sha = repo.commit({"deploy/stack.yaml": deployment(), "infra/queue.yaml": TEMPLATE})
-    tenant = make_tenant(engine)
-    cc = tenant.client("codeconnections")
-    host = cc.create_host(Name="files", ProviderEndpoint=f"file://{root}", ProviderType="GitLabSelfManaged")["HostArn"]
-    conn = cc.create_connection(ConnectionName="files", HostArn=host)["ConnectionArn"]
-    engine.cli("connections", "activate", conn)  # file:// needs no credentials
-    link = cc.create_repository_link(ConnectionArn=conn, OwnerId="octo", RepositoryName="local")["RepositoryLinkInfo"]
-    cc.create_sync_configuration(Branch="main", ConfigFile="deploy/stack.yaml", RepositoryLinkId=link["RepositoryLinkId"], ResourceName="local", RoleArn=ROLE, SyncType="CFN_STACK_SYNC")
-    status = wait_for(lambda: (lambda s: s if s["LatestSync"]["Status"] == "SUCCEEDED" else None)(cc.get_resource_sync_status(ResourceName="local", SyncType="CFN_STACK_SYNC")), what="file:// sync")
-    assert status["LatestSync"]["TargetRevision"]["Sha"] == sha
-    assert status["LatestSync"]["TargetRevision"]["ProviderType"] == "GitLabSelfManaged"
+def test_file_remotes_sync_too(tmp_path):
+    # file:// endpoints read the server's own disk: only a server started with --allow-file-remotes
+    # takes them (test_attacks.py checks that one started without it refuses them).
+    server = Server(["--allow-file-remotes", "--poll-interval", "1s", "--lease-ttl", "3s", "--git-timeout", "10s"]).start()
+    try:
+        root = tmp_path / "file-root"
+        root.mkdir()
+        repo = Repo(str(root), "octo", "local", str(tmp_path / "work"))
+        sha = repo.commit({"deploy/stack.yaml": deployment(), "infra/queue.yaml": TEMPLATE})
+        tenant = make_tenant(server)
+        cc = tenant.client("codeconnections")
+        host = cc.create_host(Name="files", ProviderEndpoint=f"file://{root}", ProviderType="GitLabSelfManaged")["HostArn"]
+        conn = cc.create_connection(ConnectionName="files", HostArn=host)["ConnectionArn"]
+        server.cli("connections", "activate", conn)  # file:// needs no credentials
+        link = cc.create_repository_link(ConnectionArn=conn, OwnerId="octo", RepositoryName="local")["RepositoryLinkInfo"]
+        cc.create_sync_configuration(Branch="main", ConfigFile="deploy/stack.yaml", RepositoryLinkId=link["RepositoryLinkId"], ResourceName="local",
+                                     RoleArn=tenant.role_arn(), SyncType="CFN_STACK_SYNC")
+        status = wait_for(lambda: (lambda s: s if s["LatestSync"]["Status"] == "SUCCEEDED" else None)(cc.get_resource_sync_status(ResourceName="local", SyncType="CFN_STACK_SYNC")), what="file:// sync")
+        assert status["LatestSync"]["TargetRevision"]["Sha"] == sha
+        assert status["LatestSync"]["TargetRevision"]["ProviderType"] == "GitLabSelfManaged"
+    finally:
+        server.cleanup()
 
 
 def test_a_configuration_added_to_a_synced_branch_syncs_without_a_new_commit(engine, git_http, tmp_path):

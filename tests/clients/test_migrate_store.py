@@ -15,7 +15,7 @@ def test_sqlite_installation_moves_to_postgres_with_its_history(tmp_path):
         conn = cc.create_connection(ConnectionName="gh", ProviderType="GitHub", Tags=[{"Key": "k", "Value": "v"}])["ConnectionArn"]
         link = cc.create_repository_link(ConnectionArn=conn, OwnerId="octo", RepositoryName="infra")["RepositoryLinkInfo"]
         cc.create_sync_configuration(Branch="main", ConfigFile="deploy/stack.yaml", RepositoryLinkId=link["RepositoryLinkId"],
-                                     ResourceName="seeded-stack", RoleArn="arn:aws:iam::123456789012:role/r", SyncType="CFN_STACK_SYNC")
+                                     ResourceName="seeded-stack", RoleArn=tenant.role_arn("r"), SyncType="CFN_STACK_SYNC")
         tenant.client("proton").create_repository(connectionArn=conn, name="octo/templates", provider="GITHUB")
         seeded = tenant.seed_history(link["RepositoryLinkId"])
         before = cc.get_resource_sync_status(ResourceName="seeded-stack", SyncType="CFN_STACK_SYNC")

@@ -41,7 +41,7 @@ def test_cli_link_and_sync_configuration_cycle(tenant):
     config = aws_json(
         tenant, "codeconnections", "create-sync-configuration", "--branch", "main", "--config-file", "deploy.yaml",
         "--repository-link-id", link["RepositoryLinkId"], "--resource-name", "cli-stack",
-        "--role-arn", "arn:aws:iam::123456789012:role/r", "--sync-type", "CFN_STACK_SYNC",
+        "--role-arn", tenant.role_arn("r"), "--sync-type", "CFN_STACK_SYNC",
     )["SyncConfiguration"]
     assert config["ProviderType"] == "GitLab"
     got = aws_json(tenant, "codeconnections", "get-sync-configuration", "--resource-name", "cli-stack", "--sync-type", "CFN_STACK_SYNC")

@@ -62,7 +62,7 @@ def test_one_account_cannot_see_or_touch_anothers_resources(tenant, other_tenant
     link = mine.create_repository_link(ConnectionArn=arn, OwnerId="o", RepositoryName="r")["RepositoryLinkInfo"]
     mine.create_sync_configuration(
         Branch="main", ConfigFile="d.yaml", RepositoryLinkId=link["RepositoryLinkId"], ResourceName="secret-stack",
-        RoleArn="arn:aws:iam::123456789012:role/r", SyncType="CFN_STACK_SYNC",
+        RoleArn=tenant.role_arn("r"), SyncType="CFN_STACK_SYNC",
     )
     assert theirs.list_connections()["Connections"] == []
     assert theirs.list_repository_links()["RepositoryLinks"] == []
@@ -122,7 +122,7 @@ def test_quotas_are_enforced_and_configurable():
         assert error_code(e) == "LimitExceededException"
         assert "limit is 2" in e.value.response["Error"]["Message"]
         link_id = links[0]["RepositoryLinkId"]
-        role = "arn:aws:iam::123456789012:role/r"
+        role = t.role_arn("r")
         cc.create_sync_configuration(Branch="main", ConfigFile="a.yaml", RepositoryLinkId=link_id, ResourceName="a", RoleArn=role, SyncType="CFN_STACK_SYNC")
         with pytest.raises(ClientError) as e:
             cc.create_sync_configuration(Branch="main", ConfigFile="b.yaml", RepositoryLinkId=link_id, ResourceName="b", RoleArn=role, SyncType="CFN_STACK_SYNC")
