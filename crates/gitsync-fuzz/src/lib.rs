@@ -5,8 +5,11 @@
 
 use std::collections::BTreeMap;
 
+/// An entry point: arbitrary bytes in, nothing out.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by the name of their `fuzz/fuzz_targets/*.rs` file and corpus folder.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("wire_json", wire_json),
     ("wire_cbor", wire_cbor),
     ("sigv4", sigv4),
