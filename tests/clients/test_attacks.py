@@ -296,6 +296,15 @@ def test_malformed_host_endpoints_are_refused(tenant, endpoint):
     assert cc.get_host(HostArn=arn)["ProviderEndpoint"] == "https://git.example.com"
 
 
+@pytest.mark.parametrize("name", ["a/b", "a:b", "two words", "line\nbreak"])
+def test_host_names_that_would_break_its_arn_are_refused(tenant, name):
+    cc = tenant.client("codeconnections")
+    with pytest.raises(ClientError) as e:
+        cc.create_host(Name=name, ProviderEndpoint="https://git.example.com", ProviderType="GitHubEnterpriseServer")
+    assert error_code(e) == "ValidationException" and "ARN" in error_message(e), error_message(e)
+    assert cc.list_hosts()["Hosts"] == []
+
+
 def test_moving_a_host_sends_its_connections_back_to_pending(server, tenant, tmp_path):
     """Credentials given for one Git server must not follow the host to another: a new endpoint
     makes every connection on the host PENDING until it is activated again."""

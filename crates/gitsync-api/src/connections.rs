@@ -318,6 +318,7 @@ impl Ops<'_> {
         &self,
         i: dto::CreateHostInput,
     ) -> Result<dto::CreateHostOutput, ApiError> {
+        gitsync_model::security::check_host_name(&i.name).map_err(ApiError::validation)?;
         self.check_endpoint(&i.provider_endpoint)?;
         let tags = tags_in(i.tags);
         let vpc = i.vpc_configuration.map(vpc_in);

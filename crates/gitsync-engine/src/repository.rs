@@ -438,50 +438,64 @@ impl Engine {
             .target_watches(tenant, SyncType::CfnStackSync)
             .await
             .map_err(|e| e.to_string())?;
-        let snapshot = mirror.at(head).map_err(|e| e.to_string())?;
-        let mut advances = Vec::new();
-        for config in configs {
-            let target = SyncTarget::CfnStack {
-                stack_name: config.resource_name.clone(),
-            };
-            let watch = watches.get(&target.key());
-            let ids = watched_ids(
-                &snapshot,
-                config,
-                watch.and_then(|w| w.watched_ids.as_deref()),
-            )
-            .to_string();
-            let relevant = match (
-                watch,
-                config
-                    .trigger_resource_update_on
-                    .unwrap_or(TriggerResourceUpdateOn::FileChange),
-            ) {
-                (None, _) => true,
-                (Some(w), TriggerResourceUpdateOn::AnyChange) => {
-                    w.desired_sha.as_deref() != Some(head)
-                }
-                (Some(w), TriggerResourceUpdateOn::FileChange) => {
-                    w.watched_ids.as_deref() != Some(ids.as_str())
-                }
-            };
-            if relevant {
-                advances.push(TargetAdvance {
-                    target,
-                    directory: config.config_file.clone(),
-                    revision: Revision {
-                        branch: branch.to_string(),
+        // Reading deployment files (each within the file budget) is blocking work: off the async
+        // runtime, so a repository of many large files cannot stall the server's answers.
+        let (mirror, head, branch) = (mirror.clone(), head.to_string(), branch.to_string());
+        let (configs, owner_id, repository_name, provider_type) = (
+            configs.to_vec(),
+            source.owner_id.clone(),
+            source.repository_name.clone(),
+            source.provider_type.as_str().to_string(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let head = head.as_str();
+            let snapshot = mirror.at(head).map_err(|e| e.to_string())?;
+            let mut advances = Vec::new();
+            for config in &configs {
+                let target = SyncTarget::CfnStack {
+                    stack_name: config.resource_name.clone(),
+                };
+                let watch = watches.get(&target.key());
+                let ids = watched_ids(
+                    &snapshot,
+                    config,
+                    watch.and_then(|w| w.watched_ids.as_deref()),
+                )
+                .to_string();
+                let relevant = match (
+                    watch,
+                    config
+                        .trigger_resource_update_on
+                        .unwrap_or(TriggerResourceUpdateOn::FileChange),
+                ) {
+                    (None, _) => true,
+                    (Some(w), TriggerResourceUpdateOn::AnyChange) => {
+                        w.desired_sha.as_deref() != Some(head)
+                    }
+                    (Some(w), TriggerResourceUpdateOn::FileChange) => {
+                        w.watched_ids.as_deref() != Some(ids.as_str())
+                    }
+                };
+                if relevant {
+                    advances.push(TargetAdvance {
+                        target,
                         directory: config.config_file.clone(),
-                        owner_id: source.owner_id.clone(),
-                        repository_name: source.repository_name.clone(),
-                        provider_type: source.provider_type.as_str().to_string(),
-                        sha: head.to_string(),
-                    },
-                    watched_ids: ids,
-                });
+                        revision: Revision {
+                            branch: branch.clone(),
+                            directory: config.config_file.clone(),
+                            owner_id: owner_id.clone(),
+                            repository_name: repository_name.clone(),
+                            provider_type: provider_type.clone(),
+                            sha: head.to_string(),
+                        },
+                        watched_ids: ids,
+                    });
+                }
             }
-        }
-        Ok(advances)
+            Ok(advances)
+        })
+        .await
+        .map_err(|e| format!("deciding relevance failed: {e}"))?
     }
 }
 

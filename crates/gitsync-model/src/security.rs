@@ -71,6 +71,23 @@ pub const OWNER_CONFIGURATION_TAG: &str = "gitsync:sync-configuration";
 /// CloudFormation allows 50 tags on a stack; gitsync keeps two of them.
 pub const MAX_USER_STACK_TAGS: usize = 48;
 
+/// Whether a host name may be used: it becomes part of the host's ARN (`host/{name}-{suffix}`),
+/// so it holds no `/`, `:`, whitespace or control characters (the model's length rule, 1 to 64,
+/// is checked with the request).
+pub fn check_host_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '/' || c == ':')
+    {
+        return Err(format!(
+            "Name '{}' must not be empty or hold '/', ':', spaces or control characters (it becomes part of the host's ARN)",
+            name.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a host endpoint may be used. `file://` reads the server's own disk, so it is for
 /// single-user installs that start the server with `--allow-file-remotes`.
 pub fn check_host_endpoint(endpoint: &str, allow_file: bool) -> Result<(), String> {
@@ -225,6 +242,14 @@ mod tests {
         assert_eq!(check_host_endpoint("file:///srv/git", true), Ok(()));
         assert!(check_host_endpoint("file://srv/git", true).is_err());
         assert!(check_host_endpoint("file:///srv/../etc", true).is_err());
+    }
+
+    #[test]
+    fn host_names_fit_in_an_arn() {
+        assert!(check_host_name("ghe-prod.eu_1").is_ok());
+        for bad in ["", "a/b", "a:b", "a b", "a\nb", "\u{0}"] {
+            assert!(check_host_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
