@@ -619,3 +619,38 @@ def test_a_flood_of_large_unsigned_webhooks_is_refused_and_leaves_no_trace(tmp_p
         assert log_grew < 100 << 10, f"the log grew by {log_grew} bytes"
     finally:
         server.cleanup()
+
+
+def test_switching_from_validate_only_to_deploying_raises_no_false_deleted_blocker(moto, git_http, tmp_path):
+    """Validate-only attempts deploy nothing: when the server later deploys for real, the stack is
+    created, not reported as deleted outside gitsync (the first real sync once raised that blocker)."""
+    server = Server(["--poll-interval", "1s", "--lease-ttl", "5s", "--validate-only"], env=MOTO_KEYS).start()
+    try:
+        repo = Repo(git_http.root, "octo", "validated-first", str(tmp_path / "work"))
+        first = repo.commit({"deploy/stack.yaml": deployment("validated"), "infra/queue.yaml": TEMPLATE})
+        tenant = make_tenant(server)
+        stack = Stack(server, tenant, git_http.url, "octo", "validated-first", tmp_path)
+        stack.configure("validated-stack")
+        s = stack.settled("validated-stack", first)
+        assert s["LatestSync"]["Events"][-1]["Type"] == "VALIDATION_SUCCEEDED"
+        server.stop()
+        server.extra_args = ["--poll-interval", "1s", "--lease-ttl", "5s", "--cloudformation-endpoint", moto]
+        server.start()
+        second = repo.commit({"deploy/stack.yaml": deployment("validated", Visibility=60)})
+        s = stack.settled("validated-stack", second)
+        types = [e["Type"] for e in s["LatestSync"]["Events"]]
+        assert "BLOCKED" not in types and types[-1] == "DEPLOYMENT_SUCCEEDED", types
+        assert parameters(cloudformation(moto, role=tenant.role_arn()), "validated-stack")[0] == "CREATE_COMPLETE"
+    finally:
+        server.cleanup()
+
+
+def test_the_data_directory_is_private(server):
+    """Database, keys and mirrors are the server user's alone: directory 0700, files 0600."""
+    mode = lambda p: os.stat(p).st_mode & 0o777
+    assert mode(server.data_dir) == 0o700
+    for name in ("gitsync.db", "master.key", "credentials"):
+        path = os.path.join(server.data_dir, name)
+        if os.path.exists(path):
+            assert mode(path) == 0o600, (name, oct(mode(path)))
+    assert os.path.exists(os.path.join(server.data_dir, "master.key"))
