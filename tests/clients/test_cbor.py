@@ -57,7 +57,7 @@ def test_cbor_errors_and_timestamps(tenant, cbor_data_path):
     assert error_code(e) == "ResourceNotFoundException"
     with pytest.raises(ClientError) as e:
         cc.create_connection(ConnectionName="x" * 40, ProviderType="GitHub")
-    assert error_code(e) == "InvalidInputException"
+    assert error_code(e) == "ValidationException"
     json_cc = tenant.client("codeconnections")
     arn = json_cc.create_connection(ConnectionName="gh", ProviderType="GitHub")["ConnectionArn"]
     link = json_cc.create_repository_link(ConnectionArn=arn, OwnerId="octo", RepositoryName="infra")["RepositoryLinkInfo"]

@@ -78,12 +78,12 @@ def test_keys_commands(server):
 
 
 def test_bad_settings_are_reported_clearly(tmp_path):
-    result = subprocess.run([GITSYNC, "keys", "list", "--data-dir", str(tmp_path), "--limit", "wings=2"], capture_output=True, text=True)
+    result = subprocess.run([GITSYNC, "serve", "--data-dir", str(tmp_path), "--limit", "wings=2"], capture_output=True, text=True)
     assert result.returncode != 0 and "unknown limit 'wings'" in result.stderr
     result = subprocess.run([GITSYNC, "keys", "list", "--database-url", "mysql://x"], capture_output=True, text=True)
     assert result.returncode != 0 and "unsupported database URL" in result.stderr
     (tmp_path / "master.key").write_text("short")
-    result = subprocess.run([GITSYNC, "keys", "list", "--data-dir", str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run([GITSYNC, "serve", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=30)
     assert result.returncode != 0 and "64 hexadecimal characters" in result.stderr
 
 
@@ -121,3 +121,55 @@ def test_readme_quick_start_runs(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def run(*args, env=None, shell=False):
+    return subprocess.run(args[0] if shell else [GITSYNC, *args], capture_output=True, text=True, timeout=60,
+                          env=env, shell=shell)
+
+
+def test_commands_refuse_a_data_directory_without_a_database(tmp_path):
+    """A typo in --data-dir once made a fresh database and master key, then answered "does not
+    exist" (or exit 0 for status). Every command but serve and init now refuses, naming the path."""
+    missing = tmp_path / "typo"
+    for args in (["keys", "list"], ["status", "--resource-name", "x"], ["accounts", "list"],
+                 ["keys", "create", "--account-id", "111111111111"]):
+        result = run(*args, "--data-dir", str(missing))
+        assert result.returncode != 0, args
+        assert "no gitsync database" in result.stderr and str(missing) in result.stderr and "--data-dir" in result.stderr, result.stderr
+    assert not missing.exists()
+
+
+def test_a_missing_master_key_is_refused_and_init_creates_one(tmp_path):
+    data = tmp_path / "data"
+    key = tmp_path / "keys" / "master.key"
+    # Only init creates a named key; listing with a key that is not there says how to make one.
+    result = run("init", "--data-dir", str(data), "--master-key-file", str(tmp_path / "elsewhere.key"), "--database-url", f"sqlite://{data}/other.db")
+    assert result.returncode == 0, result.stderr
+    result = run("keys", "list", "--data-dir", str(data), "--master-key-file", str(key), "--database-url", f"sqlite://{data}/other.db")
+    assert result.returncode != 0 and "gitsync init" in result.stderr, result.stderr
+    assert not key.exists()
+    result = run("init", "--data-dir", str(data), "--master-key-file", str(key))
+    assert result.returncode == 0 and "created" in result.stdout, result.stderr
+    assert oct(os.stat(key).st_mode & 0o777) == "0o600"
+    again = run("init", "--data-dir", str(data), "--master-key-file", str(key))
+    assert again.returncode == 0 and "kept" in again.stdout, again.stderr
+    assert run("keys", "create", "--account-id", "111111111111", "--data-dir", str(data), "--master-key-file", str(key)).returncode == 0
+    # A server given another key cannot open the secrets sealed with the first: it refuses to start.
+    other = tmp_path / "other.key"
+    assert run("init", "--data-dir", str(tmp_path / "scratch"), "--master-key-file", str(other)).returncode == 0
+    port = free_port()
+    process = subprocess.run([GITSYNC, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data), "--master-key-file", str(other)],
+                             capture_output=True, text=True, timeout=60)
+    assert process.returncode != 0 and "does not open this database's secrets" in process.stderr, process.stderr
+
+
+def test_output_into_a_closed_pipe_ends_quietly(server):
+    args = " ".join(server.state_args())
+    result = run(f"{GITSYNC} keys list {args} | head -c 1 >/dev/null; {GITSYNC} accounts list {args} | true", shell=True)
+    assert "panicked" not in result.stderr and "Broken pipe" not in result.stderr, result.stderr
+
+
+def test_limit_belongs_to_serve(server):
+    result = run("keys", "list", "--limit", "hosts=1", *server.state_args())
+    assert result.returncode != 0 and "--limit" in result.stderr

@@ -120,6 +120,65 @@ def test_push_creates_then_updates_and_unchanged_files_make_no_change_set(deploy
     assert parameters(cfn, "orders-stack")[0] == "UPDATE_COMPLETE"
 
 
+def test_a_deployment_failing_three_times_at_one_commit_blocks_until_resolved(deployer, moto, git_http, tmp_path):
+    """The repeated-failures blocker counts deployments that ran and failed at one desired commit:
+    the first failure and two `gitsync sync` retries of the same commit raise it; then sync now
+    is refused naming UpdateSyncBlocker, and a fix waits for a person."""
+    repo = Repo(git_http.root, "octo", "rejected-thrice", str(tmp_path / "work"))
+    bad_template = TEMPLATE.replace("VisibilityTimeout: !Ref Visibility", "VisibilityTimeout: !GetAtt Missing.Arn")
+    sha = repo.commit({"deploy/stack.yaml": deployment("thrice"), "infra/queue.yaml": bad_template})
+    tenant = make_tenant(deployer)
+    stack = Stack(deployer, tenant, git_http.url, "octo", "rejected-thrice", tmp_path)
+    stack.configure("thrice-stack")
+    sync_now = lambda: deployer.cli("sync", "--resource-name", "thrice-stack", "--account-id", tenant.account_id, check=False)
+    started = []
+    for attempt in range(3):
+        def failed_again():
+            s = stack.status("thrice-stack")
+            latest = s["LatestSync"]
+            fresh = latest["StartedAt"] not in started and latest["TargetRevision"]["Sha"] == sha
+            return latest if fresh and latest["Status"] == "FAILED" else None
+        latest = wait_for(failed_again, what=f"failed deployment {attempt + 1}")
+        started.append(latest["StartedAt"])
+        types = [e["Type"] for e in latest["Events"]]
+        assert "DEPLOYMENT_FAILED" in types, types
+        if attempt < 2:
+            assert "BLOCKED" not in types, types
+            result = sync_now()
+            assert result.returncode == 0 and "retry its latest commit" in result.stdout, result.stderr
+    assert latest["Events"][-1]["Type"] == "BLOCKED" and "3 deployments of stack thrice-stack" in latest["Events"][-1]["Event"]
+    (blocker,) = stack.cc.get_sync_blocker_summary(ResourceName="thrice-stack", SyncType="CFN_STACK_SYNC")["SyncBlockerSummary"]["LatestBlockers"]
+    assert {"Key": "FailedAttempts", "Value": "3"} in blocker["Contexts"] and {"Key": "Commit", "Value": sha} in blocker["Contexts"]
+    refused = sync_now()
+    assert refused.returncode != 0 and "update-sync-blocker" in refused.stderr, refused.stderr
+    # A fix moves the desired state but waits for a person; resolving deploys it.
+    fixed = repo.commit({"infra/queue.yaml": TEMPLATE})
+    wait_for(lambda: stack.status("thrice-stack")["DesiredState"]["Sha"] == fixed, what="desired state moves while blocked")
+    stack.cc.update_sync_blocker(Id=blocker["Id"], ResolvedReason="fixed the template", ResourceName="thrice-stack", SyncType="CFN_STACK_SYNC")
+    stack.settled("thrice-stack", fixed)
+
+
+def test_sync_now_checks_a_branch_at_once(moto, git_http, tmp_path):
+    """With polling once an hour, `gitsync sync --repository-link-id … --branch main` makes the
+    new commit sync within seconds."""
+    server = Server(["--poll-interval", "1h", "--lease-ttl", "5s", "--validate-only"]).start()
+    try:
+        repo = Repo(git_http.root, "octo", "sync-now", str(tmp_path / "work"))
+        first = repo.commit({"deploy/stack.yaml": deployment("now"), "infra/queue.yaml": TEMPLATE})
+        tenant = make_tenant(server)
+        stack = Stack(server, tenant, git_http.url, "octo", "sync-now", tmp_path)
+        stack.configure("now-stack")
+        stack.settled("now-stack", first)
+        second = repo.commit({"deploy/stack.yaml": deployment("now", Visibility=60)})
+        result = server.cli("sync", "--repository-link-id", stack.link_id, "--branch", "main", "--account-id", tenant.account_id)
+        assert "will be checked now" in result.stdout
+        stack.settled("now-stack", second)
+        missing = server.cli("sync", "--resource-name", "nope", "--account-id", tenant.account_id, check=False)
+        assert missing.returncode != 0
+    finally:
+        server.cleanup()
+
+
 def test_a_template_moto_rejects_fails_with_the_reason(deployer, moto, git_http, tmp_path):
     repo = Repo(git_http.root, "octo", "rejected", str(tmp_path / "work"))
     bad_template = TEMPLATE.replace("VisibilityTimeout: !Ref Visibility", "VisibilityTimeout: !GetAtt Missing.Arn")

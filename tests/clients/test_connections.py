@@ -194,7 +194,7 @@ def test_sync_configuration_needs_an_existing_link(tenant):
     cc = tenant.client("codeconnections")
     with pytest.raises(ClientError) as e:
         new_sync_config(tenant, cc, "6053346f-8a33-4edb-9397-10394b695173")
-    assert error_code(e) == "InvalidInputException"
+    assert error_code(e) == "ValidationException"
     assert "RepositoryLinkId" in error_message(e)
 
 
@@ -203,7 +203,7 @@ def test_validation_names_member_and_rule(tenant):
     _, link = new_link(cc)
     with pytest.raises(ClientError) as e:
         new_sync_config(tenant, cc, link["RepositoryLinkId"], name="bad name!")
-    assert error_code(e) == "InvalidInputException"
+    assert error_code(e) == "ValidationException"
     assert "'ResourceName' failed to satisfy constraint: Member must satisfy regular expression pattern" in error_message(e)
     with pytest.raises(ClientError) as e:
         cc.create_sync_configuration(

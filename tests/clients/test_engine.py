@@ -385,7 +385,10 @@ def test_a_configuration_added_to_a_synced_branch_syncs_without_a_new_commit(eng
     assert out.count("SYNC_STARTED") == 1
 
 
-def test_three_failures_block_the_stack_until_the_blocker_is_resolved(engine, git_http, tmp_path):
+def test_bad_commits_never_block_and_the_fix_syncs(engine, git_http, tmp_path):
+    """Users fix forward: three different invalid commits fail, raise no blocker, and the fourth
+    commit, the fix, is attempted at once (the repeated-failures blocker counts deployments that
+    ran and failed at one commit: see test_cloudformation.py)."""
     repo = Repo(git_http.root, "octo", "blocked", str(tmp_path / "work"))
     bad = repo.commit({"deploy/stack.yaml": deployment(Foo="1"), "infra/queue.yaml": TEMPLATE})
     stack = Stack(engine, make_tenant(engine), git_http.url, "octo", "blocked", tmp_path)
@@ -395,16 +398,8 @@ def test_three_failures_block_the_stack_until_the_blocker_is_resolved(engine, gi
         bad = repo.commit({"deploy/stack.yaml": deployment(Foo=str(i))})
         stack.settled("blocked", bad, "FAILED")
     events = stack.status("blocked")["LatestSync"]["Events"]
-    assert events[-1]["Type"] == "BLOCKED" and "3 consecutive sync attempts" in events[-1]["Event"]
-    (blocker,) = stack.cc.get_sync_blocker_summary(ResourceName="blocked", SyncType="CFN_STACK_SYNC")["SyncBlockerSummary"]["LatestBlockers"]
-    assert blocker["Status"] == "ACTIVE"
-    assert {"Key": "FailedAttempts", "Value": "3"} in blocker["Contexts"] and {"Key": "Commit", "Value": bad} in blocker["Contexts"]
-    # While blocked, a fix moves the desired state but starts no attempt.
+    assert "BLOCKED" not in [e["Type"] for e in events], events
+    summary = stack.cc.get_sync_blocker_summary(ResourceName="blocked", SyncType="CFN_STACK_SYNC")["SyncBlockerSummary"]
+    assert summary.get("LatestBlockers", []) == []
     fixed = repo.commit({"deploy/stack.yaml": deployment()})
-    wait_for(lambda: stack.status("blocked")["DesiredState"]["Sha"] == fixed, what="desired state moves while blocked")
-    time.sleep(2)
-    assert stack.status("blocked")["LatestSync"]["TargetRevision"]["Sha"] == bad
-    # Resolving retries the latest commit at once.
-    resolved = stack.cc.update_sync_blocker(Id=blocker["Id"], ResolvedReason="fixed the parameters", ResourceName="blocked", SyncType="CFN_STACK_SYNC")
-    assert resolved["SyncBlocker"]["Status"] == "RESOLVED"
     stack.settled("blocked", fixed)

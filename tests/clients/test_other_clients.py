@@ -103,7 +103,7 @@ def test_javascript_sdk(tenant):
     assert out["stackEvents"] == [["SYNC_STARTED", True], ["VALIDATION_FAILED", True]]
     assert out["missingConnection"]["name"] == "ResourceNotFoundException" and out["missingConnection"]["status"] == 400
     assert out["missingConnection"]["fault"] == "client"
-    assert out["invalidInput"]["name"] == "InvalidInputException"
+    assert out["invalidInput"]["name"] == "ValidationException"
     assert out["afterDelete"] == [keep]
     assert out["repository"]["arn"].endswith(":repository/github:octo/js")
     assert out["repositories"] == ["octo/js", "octo/templates"]

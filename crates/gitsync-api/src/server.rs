@@ -194,7 +194,9 @@ async fn serve(
             .validate(shape, &input)
             .map_err(|invalid| match invalid {
                 crate::shapes::Invalid::Type(m) => ApiError::serialization(m),
-                constraints => ApiError::invalid(call.service, constraints.message()),
+                // AWS's front end answers every modeled-constraint violation of every service
+                // with ValidationException, whether or not the operation models it.
+                constraints => ApiError::validation(constraints.message()),
             })?;
     }
     match call.service {

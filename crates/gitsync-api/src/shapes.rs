@@ -252,10 +252,13 @@ impl ServiceModel {
             Shape::Structure { members, required } => {
                 let object = value.as_object().ok_or_else(|| wrong("an object"))?;
                 for (member, target) in members {
+                    // AWS's front end names members in lower camel case whatever the model's
+                    // spelling (`connectionName` for CodeConnections' `ConnectionName`).
+                    let member_name = lower_camel(member);
                     let child = if path.is_empty() {
-                        member.clone()
+                        member_name
                     } else {
-                        format!("{path}.{member}")
+                        format!("{path}.{member_name}")
                     };
                     match object.get(member) {
                         None | Some(Value::Null) => {
@@ -366,6 +369,15 @@ impl ServiceModel {
     }
 }
 
+/// `ConnectionName` → `connectionName`: how AWS's validation messages spell a member.
+fn lower_camel(member: &str) -> String {
+    let mut chars = member.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -419,7 +431,7 @@ mod tests {
                 &json!({"ResourceName": long, "SyncType": "CFN_STACK_SYNC"}),
             )
             .unwrap_err();
-        assert!(err.message().contains("at 'ResourceName' failed to satisfy constraint: Member must have length less than or equal to 100"));
+        assert!(err.message().contains("at 'resourceName' failed to satisfy constraint: Member must have length less than or equal to 100"));
         assert!(
             CODECONNECTIONS
                 .validate("ListConnectionsInput", &json!({"MaxResults": 101}))
@@ -457,7 +469,7 @@ mod tests {
             CODECONNECTIONS
                 .validate("CreateConnectionInput", &nested)
                 .unwrap_err(),
-            Invalid::Type("Expected a string at 'Tags.1.Value', got a number".into())
+            Invalid::Type("Expected a string at 'tags.1.value', got a number".into())
         );
     }
 }

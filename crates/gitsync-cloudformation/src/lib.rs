@@ -168,13 +168,18 @@ struct CallError {
 
 fn call_error<E: ProvideErrorMetadata + std::fmt::Debug>(
     what: &str,
-    e: SdkError<E, impl std::fmt::Debug>,
+    e: SdkError<E, cfn::config::http::HttpResponse>,
 ) -> CallError {
     match &e {
         SdkError::ServiceError(service) => {
             let err = service.err();
+            let status = service.raw().status().as_u16();
             let code = err.code().unwrap_or("Unknown");
-            let message = err.message().unwrap_or("no message");
+            // Some errors come without a message; the HTTP status then says what kind it was.
+            let message = match err.message() {
+                Some(m) if !m.is_empty() => m.to_string(),
+                _ => format!("no message (HTTP {status})"),
+            };
             CallError {
                 message: format!("{what}: {code}: {message}"),
                 transient: matches!(

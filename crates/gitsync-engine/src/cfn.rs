@@ -13,7 +13,7 @@ use std::time::Duration;
 /// Transient failures retry after 30 s, doubling to 10 min.
 const RETRY_BASE: Duration = Duration::from_secs(30);
 const RETRY_MAX: Duration = Duration::from_secs(600);
-/// Consecutive failed attempts after which a stack is blocked until a person looks.
+/// Failed deployments at one desired commit after which a stack is blocked until a person looks.
 const FAILURES_BEFORE_BLOCKER: i64 = 3;
 
 /// What a resource sync applies.
@@ -29,8 +29,10 @@ pub(crate) enum Ending {
     /// Succeeded, and the target really is as the commit says (a stack deployed or found
     /// matching), not merely validated.
     Deployed(Vec<SyncEvent>),
-    /// Fails the same way until the source changes.
+    /// Fails the same way until the source changes (nothing was deployed: the source is invalid).
     Failed(Vec<SyncEvent>, String),
+    /// The deployment ran and failed (a rejected change set, a stack that rolled back).
+    DeployFailed(Vec<SyncEvent>, String),
     /// May work later (the source could not be fetched, the endpoint was unreachable).
     Transient(Vec<SyncEvent>, String),
     /// Needs a person: fails and raises a sync blocker with this reason and contexts.
@@ -178,16 +180,27 @@ impl Engine {
         heartbeat.abort();
         let mut requested = None;
         let deployed = matches!(ending, Ending::Deployed(_));
+        let deployment_failed = matches!(ending, Ending::DeployFailed(..));
+        // Failure counts are about one desired commit: a new commit starts them again, so a
+        // fix after bad commits is always attempted (users fix forward).
+        let same_commit = claim.failed_sha.as_deref() == Some(sha.as_str());
+        let (earlier_failures, earlier_deploy_failures) = if same_commit {
+            (claim.failures, claim.deploy_failures)
+        } else {
+            (0, 0)
+        };
         let (mut events, succeeded, retry_at, error) = match ending {
             Ending::Succeeded(events) | Ending::Deployed(events) => (events, true, None, None),
-            Ending::Failed(events, error) => (events, false, None, Some(error)),
+            Ending::Failed(events, error) | Ending::DeployFailed(events, error) => {
+                (events, false, None, Some(error))
+            }
             Ending::Blocked(events, blocker) => {
                 let error = blocker.reason.clone();
                 requested = Some(blocker);
                 (events, false, None, Some(error))
             }
             Ending::Transient(events, error) => {
-                let wait = after_failures(RETRY_BASE, claim.failures + 1, RETRY_MAX);
+                let wait = after_failures(RETRY_BASE, earlier_failures + 1, RETRY_MAX);
                 (
                     events,
                     false,
@@ -196,21 +209,28 @@ impl Engine {
                 )
             }
         };
-        let failures = if succeeded { 0 } else { claim.failures + 1 };
-        // Template versions and service instances get no blockers for failures (as in AWS):
-        // failures are attempt failures; instance blockers come from changes outside sync.
+        let failures = if succeeded { 0 } else { earlier_failures + 1 };
+        let deploy_failures = match (succeeded, deployment_failed) {
+            (true, _) => 0,
+            (false, true) => earlier_deploy_failures + 1,
+            (false, false) => earlier_deploy_failures,
+        };
+        // The repeated-failures blocker counts deployments that ran and failed at one desired
+        // commit (retries after a resolve included), never validation failures a new commit can
+        // fix, never transient ones (they back off). Template versions and service instances get
+        // no blockers for failures (as in AWS); instance blockers come from changes outside sync.
         if requested.is_none()
-            && failures >= FAILURES_BEFORE_BLOCKER
-            && retry_at.is_none()
+            && deployment_failed
+            && deploy_failures >= FAILURES_BEFORE_BLOCKER
             && matches!(work, Work::Stack(_))
         {
             requested = Some(gitsync_deploy::BlockerRequest {
                 reason: format!(
-                    "{failures} consecutive sync attempts of stack {} failed",
+                    "{deploy_failures} deployments of stack {} at commit {sha} failed",
                     claim.display_name
                 ),
                 contexts: vec![
-                    ("FailedAttempts".to_string(), failures.to_string()),
+                    ("FailedAttempts".to_string(), deploy_failures.to_string()),
                     ("Commit".to_string(), sha.clone()),
                     ("LastError".to_string(), error.clone().unwrap_or_default()),
                 ],
@@ -238,6 +258,7 @@ impl Engine {
         let result = TargetResult {
             succeeded,
             failures,
+            deploy_failures,
             retry_at,
             deployed,
         };
@@ -246,7 +267,20 @@ impl Engine {
             .finish_resource_attempt(&claim, attempt, &events, &result)
             .await
         {
-            Ok(()) => tracing::info!(succeeded, "resource sync finished"),
+            Ok(()) if succeeded => tracing::info!(
+                sync_type = claim.sync_type.as_str(),
+                resource = %claim.display_name,
+                "resource sync succeeded"
+            ),
+            // A failure is what an operator looks for in the log: say what failed and why
+            // (cut short: the reason may quote a repository's content).
+            Ok(()) => tracing::warn!(
+                sync_type = claim.sync_type.as_str(),
+                resource = %claim.display_name,
+                commit = %sha,
+                reason = %error.as_deref().unwrap_or("no reason recorded").chars().take(500).collect::<String>(),
+                "resource sync failed"
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot finish the attempt (another worker took it over?)")
             }
@@ -376,7 +410,7 @@ impl Engine {
             (_, Some(blocker)) => Ending::Blocked(events, blocker),
             (DeployOutcome::Succeeded, None) if report.deployed => Ending::Deployed(events),
             (DeployOutcome::Succeeded, None) => Ending::Succeeded(events),
-            (DeployOutcome::Failed, None) => Ending::Failed(events, last),
+            (DeployOutcome::Failed, None) => Ending::DeployFailed(events, last),
             (DeployOutcome::FailedTransiently, None) => Ending::Transient(events, last),
         }
     }

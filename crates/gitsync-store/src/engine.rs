@@ -102,7 +102,12 @@ pub struct ClaimedTarget {
     pub desired: Revision,
     pub applied: Option<Revision>,
     pub superseded: Vec<String>,
+    /// Failed attempts in a row at `failed_sha` (for backoff).
     pub failures: i64,
+    /// The desired commit the failure counts are about; a new one starts them again.
+    pub failed_sha: Option<String>,
+    /// Of those failures, the deployments that ran and failed (for the repeated-failures blocker).
+    pub deploy_failures: i64,
     /// An attempt a previous holder of the lease started and never finished.
     pub abandoned_attempt_id: Option<i64>,
     /// A blocker of the target was resolved since its last successful attempt: a person has
@@ -116,7 +121,10 @@ pub struct ClaimedTarget {
 #[derive(Debug, Clone)]
 pub struct TargetResult {
     pub succeeded: bool,
+    /// Failed attempts in a row at this attempt's desired commit (0 after a success).
     pub failures: i64,
+    /// Of those, the deployments that ran and failed.
+    pub deploy_failures: i64,
     /// When a transient failure may be retried at the same revision; `None` waits for a new commit.
     pub retry_at: Option<Timestamp>,
     /// The attempt really deployed its commit (for stacks: not validation only).
@@ -857,7 +865,7 @@ impl Store {
         let row = sqlx::query(
             "UPDATE sync_targets SET lease_owner = $1, lease_expires_at = $2, lease_epoch = lease_epoch + 1 \
              WHERE account_id = $3 AND region = $4 AND sync_type = $5 AND target_key = $6 AND (lease_owner IS NULL OR lease_expires_at < $7) \
-             RETURNING lease_epoch, display_name, repository_key, branch, desired_revision, applied_revision, superseded, failures, running_attempt_id, guard_lifted, deployed_sha",
+             RETURNING lease_epoch, display_name, repository_key, branch, desired_revision, applied_revision, superseded, failures, running_attempt_id, guard_lifted, deployed_sha, failed_sha, deploy_failures",
         )
         .bind(owner)
         .bind(now.millis() + ttl_ms)
@@ -889,6 +897,8 @@ impl Store {
                 .map(|j| serde_json::from_str(&j).unwrap_or_default())
                 .unwrap_or_default(),
             failures: int(&row, "failures")?,
+            failed_sha: opt_text(&row, "failed_sha")?,
+            deploy_failures: int(&row, "deploy_failures")?,
             abandoned_attempt_id: opt_int(&row, "running_attempt_id")?,
             guard_lifted: int(&row, "guard_lifted")? != 0,
             deployed: opt_text(&row, "deployed_sha")?,
@@ -1085,7 +1095,8 @@ impl Store {
             "UPDATE sync_targets SET applied_revision = COALESCE($1, applied_revision), failures = $2, next_attempt_at = $3, \
              attempted_sha = $4, running_attempt_id = NULL, lease_owner = NULL, lease_expires_at = NULL, \
              guard_lifted = CASE WHEN $1 IS NULL THEN guard_lifted ELSE 0 END, \
-             deployed_sha = COALESCE($10, deployed_sha) \
+             deployed_sha = COALESCE($10, deployed_sha), deploy_failures = $11, \
+             failed_sha = CASE WHEN $2 = 0 THEN NULL ELSE $12 END \
              WHERE account_id = $5 AND region = $6 AND sync_type = $7 AND target_key = $8 AND lease_epoch = $9",
         )
         .bind(applied)
@@ -1097,9 +1108,9 @@ impl Store {
         .bind(claim.sync_type.as_str())
         .bind(&claim.target_key)
         .bind(claim.epoch)
-        .bind(
-            (result.succeeded && result.deployed).then(|| claim.desired.sha.clone()),
-        )
+        .bind((result.succeeded && result.deployed).then(|| claim.desired.sha.clone()))
+        .bind(result.deploy_failures)
+        .bind(&claim.desired.sha)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

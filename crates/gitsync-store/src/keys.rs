@@ -113,4 +113,20 @@ impl Store {
             account_id: text(&row, "account_id")?,
         }))
     }
+
+    /// Whether this store's master key opens the secrets already sealed in the database (one of
+    /// each kind is tried). A replica started with another key must refuse to run: it would
+    /// answer `/healthz` and then fail every signed request.
+    pub async fn check_master_key(&self) -> Result<()> {
+        for sql in [
+            "SELECT secret_sealed AS sealed FROM access_keys ORDER BY created_at LIMIT 1",
+            "SELECT credentials_sealed AS sealed FROM connections WHERE credentials_sealed IS NOT NULL LIMIT 1",
+            "SELECT secret_sealed AS sealed FROM webhook_secrets LIMIT 1",
+        ] {
+            if let Some(row) = sqlx::query(sql).fetch_optional(&self.pool).await? {
+                self.sealer.open(&text(&row, "sealed")?)?;
+            }
+        }
+        Ok(())
+    }
 }

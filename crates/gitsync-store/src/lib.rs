@@ -51,6 +51,21 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend a database URL names (`sqlite://PATH` or `postgres://…`).
+    pub fn of_url(url: &str) -> Result<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Config(format!(
+                "unsupported database URL '{url}': use sqlite://PATH or postgres://…"
+            )))
+        }
+    }
+}
+
 /// A page of a listing: the items, and the sort key to continue after when there are more.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
@@ -72,15 +87,7 @@ impl Store {
     /// brings its schema up to date.
     pub async fn open(url: &str, master_key: MasterKey, limits: Limits) -> Result<Store> {
         install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(StoreError::Config(format!(
-                "unsupported database URL '{url}': use sqlite://PATH or postgres://…"
-            )));
-        };
+        let backend = Backend::of_url(url)?;
         let url = match backend {
             // Create the file on first start; `mode=rwc` is SQLite's "read, write, create".
             Backend::Sqlite if !url.contains("mode=") => {

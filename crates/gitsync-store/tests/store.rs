@@ -589,6 +589,7 @@ async fn leases(store: Store) {
     let done = TargetResult {
         succeeded: true,
         failures: 0,
+        deploy_failures: 0,
         retry_at: None,
         deployed: true,
     };
@@ -1127,6 +1128,7 @@ async fn tenancy(store: Store) {
                 &TargetResult {
                     succeeded: true,
                     failures: 0,
+                    deploy_failures: 0,
                     retry_at: None,
                     deployed,
                 },

@@ -23,6 +23,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: the AWS APIs on one HTTP listener.
     Serve(ServeArgs),
+    /// Prepare an installation before its first start: create the master key (--master-key-file,
+    /// or DIR/master.key) and the database's schema. Run once, before replicas start.
+    Init {
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Manage API access keys (one account per key; several accounts make several tenants).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -80,6 +86,9 @@ pub enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Sync now: check a branch at once (--repository-link-id with --branch), or retry a stack's
+    /// latest commit (--resource-name). Refused while the stack has an ACTIVE blocker.
+    Sync(SyncArgs),
     /// Show a stack's sync status: desired state, latest and latest successful attempts with
     /// their events, and blockers. What to read when something goes wrong.
     Status(StatusArgs),
@@ -179,6 +188,38 @@ pub struct StatusArgs {
     pub state: StateArgs,
 }
 
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["resource_name", "repository_link_id"])))]
+pub struct SyncArgs {
+    /// Retry this stack's latest commit now (the sync configuration's ResourceName).
+    #[arg(long, value_name = "NAME")]
+    pub resource_name: Option<String>,
+    /// Check this repository link's branch at once (with --branch).
+    #[arg(long, value_name = "ID", requires = "branch")]
+    pub repository_link_id: Option<String>,
+    /// The branch to check.
+    #[arg(long, value_name = "BRANCH", requires = "repository_link_id")]
+    pub branch: Option<String>,
+    /// The account that owns it.
+    #[arg(
+        long,
+        env = "GITSYNC_ACCOUNT_ID",
+        default_value = "000000000000",
+        value_name = "ID"
+    )]
+    pub account_id: String,
+    /// The region it lives in.
+    #[arg(
+        long,
+        env = "AWS_DEFAULT_REGION",
+        default_value = "us-east-1",
+        value_name = "REGION"
+    )]
+    pub region: String,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
 /// Where gitsync keeps its state. Every command that reads or changes state takes these, and
 /// works while the server runs.
 #[derive(Debug, Clone, Args)]
@@ -193,14 +234,19 @@ pub struct StateArgs {
     pub database_url: Option<String>,
 
     /// File holding the 32-byte key that encrypts secrets at rest (64 hex characters). Defaults to
-    /// DIR/master.key, created on first use. Replicas sharing a database must share this key.
+    /// DIR/master.key, which `serve` creates on its first start; `gitsync init` creates a named
+    /// one. Replicas sharing a database must share this key.
     #[arg(long, env = "GITSYNC_MASTER_KEY_FILE", value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
+}
 
+#[derive(Debug, Args)]
+pub struct ServeArgs {
     /// Change a quota, as NAME=NUMBER (repeatable, or comma-separated in the variable). Names:
     /// connections, hosts, repository_links, cfn_sync_configurations, sync_configurations_per_link,
     /// sync_configurations_per_branch, tags_per_resource, proton_repositories,
-    /// template_sync_configs, service_sync_configs. Defaults are AWS's quotas.
+    /// template_sync_configs, service_sync_configs, proton_templates, events_per_attempt.
+    /// Defaults are AWS's quotas.
     #[arg(
         long = "limit",
         env = "GITSYNC_LIMITS",
@@ -208,10 +254,7 @@ pub struct StateArgs {
         value_delimiter = ','
     )]
     pub limits: Vec<String>,
-}
 
-#[derive(Debug, Args)]
-pub struct ServeArgs {
     /// Address for the HTTP listener.
     #[arg(
         long,

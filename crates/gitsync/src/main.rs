@@ -7,6 +7,7 @@ mod keys;
 mod serve;
 mod state;
 mod status;
+mod sync;
 mod webhooks;
 
 use clap::Parser;
@@ -16,14 +17,19 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     state::restrict_umask();
+    if !matches!(cli.command, cli::Command::Serve(_)) {
+        print_into_closed_pipes_quietly();
+    }
     init_logging();
     let result = match cli.command {
         cli::Command::Serve(args) => serve::run(args).await,
+        cli::Command::Init { state } => state.init().await,
         cli::Command::Keys(cmd) => keys::run(cmd).await,
         cli::Command::Accounts(cmd) => accounts::run(cmd).await,
         cli::Command::Connections(cmd) => connections::run(cmd).await,
         cli::Command::Webhooks(cmd) => webhooks::run_command(cmd).await,
         cli::Command::Status(args) => status::run(args).await,
+        cli::Command::Sync(args) => sync::run(args).await,
         cli::Command::MigrateStore { from, to, state } => migrate_store(&from, &to, &state).await,
         cli::Command::TemplateFiles {
             template_type,
@@ -56,8 +62,8 @@ async fn main() -> ExitCode {
 
 /// `gitsync migrate-store`: copies every table from one database into another.
 async fn migrate_store(from: &str, to: &str, state: &cli::StateArgs) -> anyhow::Result<()> {
-    let source = state.open_url(from).await?;
-    let target = state.open_url(to).await?;
+    let source = state.open_url(from, Default::default()).await?;
+    let target = state.open_url(to, Default::default()).await?;
     let copied = source.copy_into(&target).await?;
     for (table, rows) in &copied {
         println!("{table:<26} {rows:>8} rows");
@@ -114,6 +120,16 @@ async fn template_files(
         }
     }
     Ok(())
+}
+
+/// `gitsync status | head` ends like any Unix tool when `head` closes the pipe, instead of
+/// panicking in `println!`. (Not for `serve`: its sockets must see EPIPE, not a signal.)
+fn print_into_closed_pipes_quietly() {
+    #[cfg(unix)]
+    // SAFETY: sets the process-wide disposition of one signal; nothing else in gitsync sets it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Logs go to stderr; `GITSYNC_LOG` (or `RUST_LOG`) sets the filter, `info` by default.

@@ -11,7 +11,11 @@ use gitsync_api::Api;
 use std::sync::Arc;
 
 pub async fn run(args: ServeArgs) -> Result<()> {
-    let state = args.state.open().await?;
+    let mut limits = gitsync_model::Limits::default();
+    for assignment in &args.limits {
+        limits.set(assignment).map_err(anyhow::Error::msg)?;
+    }
+    let state = args.state.open_for_serve(limits).await?;
     let credentials = state.data_dir.join("credentials");
     if !credentials.exists() {
         // First start of this data directory: make a key so AWS tools work at once.

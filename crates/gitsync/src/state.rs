@@ -24,37 +24,102 @@ impl StateArgs {
         base.join("gitsync")
     }
 
-    /// The master key (created in the data directory on first use unless a file is named).
-    pub fn master_key(&self) -> Result<MasterKey> {
-        let data_dir = self.data_dir();
-        prepare_private_dir(&data_dir)?;
-        let key_file = self
-            .master_key_file
+    fn key_file(&self) -> PathBuf {
+        self.master_key_file
             .clone()
-            .unwrap_or_else(|| data_dir.join("master.key"));
-        load_or_create_master_key(&key_file, self.master_key_file.is_none())
+            .unwrap_or_else(|| self.data_dir().join("master.key"))
     }
 
-    /// Opens a database by URL with this installation's master key and quotas.
-    pub async fn open_url(&self, url: &str) -> Result<Store> {
-        let mut limits = Limits::default();
-        for assignment in &self.limits {
-            limits.set(assignment).map_err(anyhow::Error::msg)?;
+    fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir().join("gitsync.db").display()),
         }
+    }
+
+    /// The master key, which must exist: only `serve` (in its default location) and `init`
+    /// create one, so a mistyped path never makes a new key that opens nothing.
+    fn master_key(&self) -> Result<MasterKey> {
+        load_master_key(&self.key_file())
+    }
+
+    /// Opens a database by URL with this installation's master key.
+    pub async fn open_url(&self, url: &str, limits: Limits) -> Result<Store> {
+        gitsync_store::Backend::of_url(url)?;
         Store::open(url, self.master_key()?, limits)
             .await
             .with_context(|| format!("cannot open database {}", redact_url(url)))
     }
 
-    /// Opens (and on first use creates) the data directory, the master key and the database.
+    /// Opens an existing installation for a command other than `serve`: its data directory,
+    /// master key and database must exist (a typo must not create a fresh, empty one).
     pub async fn open(&self) -> Result<State> {
         let data_dir = self.data_dir();
-        let url = match &self.database_url {
-            Some(url) => url.clone(),
-            None => format!("sqlite://{}", data_dir.join("gitsync.db").display()),
-        };
-        let store = self.open_url(&url).await?;
+        if self.database_url.is_none() && !data_dir.join("gitsync.db").exists() {
+            bail!(
+                "there is no gitsync database in {} (no gitsync.db): give the server's --data-dir, or --database-url for PostgreSQL",
+                data_dir.display()
+            );
+        }
+        let store = self
+            .open_url(&self.database_url(), Limits::default())
+            .await?;
         Ok(State { data_dir, store })
+    }
+
+    /// Opens the installation `serve` runs on, creating on first start what the embedded
+    /// defaults need: the private data directory, the master key in it, the SQLite database. A
+    /// named `--master-key-file` must exist (`gitsync init` makes it), and the key must open the
+    /// database's secrets.
+    pub async fn open_for_serve(&self, limits: Limits) -> Result<State> {
+        let data_dir = self.data_dir();
+        prepare_private_dir(&data_dir)?;
+        let key = if self.master_key_file.is_none() {
+            load_or_create_master_key(&self.key_file())?
+        } else {
+            self.master_key()?
+        };
+        let url = self.database_url();
+        let store = Store::open(&url, key, limits)
+            .await
+            .with_context(|| format!("cannot open database {}", redact_url(&url)))?;
+        store.check_master_key().await.with_context(|| {
+            format!(
+                "the master key {} does not open this database's secrets: start every replica with the key the database was made with",
+                self.key_file().display()
+            )
+        })?;
+        Ok(State { data_dir, store })
+    }
+
+    /// `gitsync init`: the master key (created if missing) and the database's schema.
+    pub async fn init(&self) -> Result<()> {
+        let data_dir = self.data_dir();
+        prepare_private_dir(&data_dir)?;
+        let key_file = self.key_file();
+        let existed = key_file.exists();
+        let key = load_or_create_master_key(&key_file)?;
+        let url = self.database_url();
+        let store = Store::open(&url, key, Limits::default())
+            .await
+            .with_context(|| format!("cannot open database {}", redact_url(&url)))?;
+        store.check_master_key().await.with_context(|| {
+            format!(
+                "the master key {} does not open this database's secrets",
+                key_file.display()
+            )
+        })?;
+        println!(
+            "master key {} ({})",
+            key_file.display(),
+            if existed {
+                "already there, kept"
+            } else {
+                "created; back it up with the database"
+            }
+        );
+        println!("database {} is ready", redact_url(&url));
+        Ok(())
     }
 }
 
@@ -112,7 +177,8 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-fn load_or_create_master_key(path: &Path, create: bool) -> Result<MasterKey> {
+/// Reads a master key file.
+fn load_master_key(path: &Path) -> Result<MasterKey> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let bytes = hex_decode(text.trim()).with_context(|| {
@@ -120,15 +186,29 @@ fn load_or_create_master_key(path: &Path, create: bool) -> Result<MasterKey> {
             })?;
             Ok(MasterKey::from_bytes(bytes))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-            let key = MasterKey::generate();
-            let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
-            write_private(path, format!("{hex}\n").as_bytes())?;
-            tracing::info!(path = %path.display(), "created a new master key; keep it with the database, secrets cannot be read without it");
-            Ok(key)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "master key {} does not exist: create it with `gitsync init --master-key-file {}` (or give the server's --data-dir)",
+            path.display(),
+            path.display()
+        ),
         Err(e) => Err(e).with_context(|| format!("cannot read master key {}", path.display())),
     }
+}
+
+/// Reads a master key file, creating a new key there when there is none.
+fn load_or_create_master_key(path: &Path) -> Result<MasterKey> {
+    if path.exists() {
+        return load_master_key(path);
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let key = MasterKey::generate();
+    let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    write_private(path, format!("{hex}\n").as_bytes())?;
+    tracing::info!(path = %path.display(), "created a new master key; keep it with the database, secrets cannot be read without it");
+    Ok(key)
 }
 
 fn hex_decode(text: &str) -> Result<[u8; 32]> {
@@ -202,12 +282,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("master.key");
         let _ = std::fs::remove_file(&path);
-        let first = load_or_create_master_key(&path, true).unwrap();
-        let again = load_or_create_master_key(&path, true).unwrap();
+        let first = load_or_create_master_key(&path).unwrap();
+        let again = load_or_create_master_key(&path).unwrap();
         assert_eq!(first.as_bytes(), again.as_bytes());
-        assert!(load_or_create_master_key(&dir.join("absent.key"), false).is_err());
+        assert_eq!(load_master_key(&path).unwrap().as_bytes(), first.as_bytes());
+        let absent = load_master_key(&dir.join("absent.key"))
+            .unwrap_err()
+            .to_string();
+        assert!(absent.contains("gitsync init"), "{absent}");
+        assert!(!dir.join("absent.key").exists());
         std::fs::write(&path, "zz").unwrap();
-        assert!(load_or_create_master_key(&path, true).is_err());
+        assert!(load_or_create_master_key(&path).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -216,10 +216,14 @@ async fn rust_sdks_work_against_gitsync() {
         .provider_type("GitHub".into())
         .send()
         .await;
-    // CreateConnection does not model InvalidInputException; the code still comes through.
-    assert_eq!(
-        invalid.unwrap_err().into_service_error().code(),
-        Some("InvalidInputException")
+    // AWS answers a modeled-constraint violation with ValidationException, which
+    // CreateConnection does not model; the code and message still come through.
+    let invalid = invalid.unwrap_err().into_service_error();
+    assert_eq!(invalid.code(), Some("ValidationException"));
+    assert!(
+        invalid
+            .message()
+            .is_some_and(|m| m.contains("at 'connectionName' failed to satisfy constraint"))
     );
 
     // Timestamps: tag-1 CBOR numbers become DateTimes.

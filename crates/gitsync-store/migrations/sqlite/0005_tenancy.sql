@@ -38,3 +38,9 @@ UPDATE sync_targets SET deployed_sha = (
                   AND e.event_type IN ('DEPLOYMENT_SUCCEEDED', 'NO_CHANGES'))
     ORDER BY a.attempt_id DESC LIMIT 1)
 WHERE sync_type = 'CFN_STACK_SYNC';
+
+-- Fix forward (semantics: repeated failures): what `failures` counts is the failed attempts at
+-- one desired commit (`failed_sha`); `deploy_failures` counts those among them whose deployment
+-- ran and failed. Only the latter raise the repeated-failures blocker.
+ALTER TABLE sync_targets ADD COLUMN failed_sha TEXT;
+ALTER TABLE sync_targets ADD COLUMN deploy_failures BIGINT NOT NULL DEFAULT 0;
