@@ -61,7 +61,7 @@ def cases():
 ALL = list(cases())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def served(tenant):
     """Which operations gitsync serves: the others answer UnknownOperationException."""
     cache = {}
