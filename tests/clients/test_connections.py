@@ -194,7 +194,7 @@ def test_sync_configuration_needs_an_existing_link(tenant):
     cc = tenant.client("codeconnections")
     with pytest.raises(ClientError) as e:
         new_sync_config(tenant, cc, "6053346f-8a33-4edb-9397-10394b695173")
-    assert error_code(e) == "ValidationException"
+    assert error_code(e) == "InvalidInputException"
     assert "RepositoryLinkId" in error_message(e)
 
 
@@ -204,19 +204,19 @@ def test_validation_names_member_and_rule(tenant):
     with pytest.raises(ClientError) as e:
         new_sync_config(tenant, cc, link["RepositoryLinkId"], name="bad name!")
     assert error_code(e) == "ValidationException"
-    assert "'ResourceName' failed to satisfy constraint: Member must satisfy regular expression pattern" in error_message(e)
+    assert "'resourceName' failed to satisfy constraint: Member must satisfy regular expression pattern" in error_message(e)
     with pytest.raises(ClientError) as e:
         cc.create_sync_configuration(
             Branch="main", ConfigFile="d.yaml", RepositoryLinkId=link["RepositoryLinkId"], ResourceName="s", RoleArn="not-an-arn", SyncType="CFN_STACK_SYNC"
         )
-    assert error_code(e) == "InvalidInputException"
-    assert "'RoleArn'" in error_message(e)
+    assert error_code(e) == "ValidationException"
+    assert "'roleArn'" in error_message(e)
     with pytest.raises(ClientError) as e:
         cc.get_resource_sync_status(ResourceName="s", SyncType="TEMPLATE_SYNC")
     assert "Member must satisfy enum value set: [CFN_STACK_SYNC]" in error_message(e)
     with pytest.raises(ClientError) as e:
         cc.create_connection(ConnectionName="x" * 33, ProviderType="GitHub")
-    assert "'ConnectionName' failed to satisfy constraint: Member must have length less than or equal to 32" in error_message(e)
+    assert "'connectionName' failed to satisfy constraint: Member must have length less than or equal to 32" in error_message(e)
     # Only the link's own connection exists: the refused requests wrote nothing.
     assert len(cc.list_connections()["Connections"]) == 1
 
