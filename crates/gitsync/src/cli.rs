@@ -168,22 +168,8 @@ pub struct StatusArgs {
     /// The service instance to show.
     #[arg(long, value_name = "NAME", requires = "service")]
     pub instance: Option<String>,
-    /// The account that owns it.
-    #[arg(
-        long,
-        env = "GITSYNC_ACCOUNT_ID",
-        default_value = "000000000000",
-        value_name = "ID"
-    )]
-    pub account_id: String,
-    /// The region it lives in.
-    #[arg(
-        long,
-        env = "AWS_DEFAULT_REGION",
-        default_value = "us-east-1",
-        value_name = "REGION"
-    )]
-    pub region: String,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
     #[command(flatten)]
     pub state: StateArgs,
 }
@@ -200,6 +186,15 @@ pub struct SyncArgs {
     /// The branch to check.
     #[arg(long, value_name = "BRANCH", requires = "repository_link_id")]
     pub branch: Option<String>,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// Which tenant a command acts for.
+#[derive(Debug, Args)]
+pub struct TenantArgs {
     /// The account that owns it.
     #[arg(
         long,
@@ -216,8 +211,12 @@ pub struct SyncArgs {
         value_name = "REGION"
     )]
     pub region: String,
-    #[command(flatten)]
-    pub state: StateArgs,
+}
+
+impl TenantArgs {
+    pub fn tenant(&self) -> gitsync_model::Tenant {
+        gitsync_model::Tenant::new(self.account_id.clone(), self.region.clone())
+    }
 }
 
 /// Where gitsync keeps its state. Every command that reads or changes state takes these, and

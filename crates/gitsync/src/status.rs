@@ -2,7 +2,7 @@
 
 use crate::cli::StatusArgs;
 use anyhow::Result;
-use gitsync_model::{ResourceSyncAttempt, SyncTarget, SyncType, Tenant, Timestamp};
+use gitsync_model::{ResourceSyncAttempt, SyncTarget, SyncType, Timestamp};
 
 fn time(t: Timestamp) -> String {
     t.utc_string()
@@ -28,7 +28,7 @@ fn print_attempt(title: &str, a: &ResourceSyncAttempt) {
 
 pub async fn run(args: StatusArgs) -> Result<()> {
     let state = args.state.open().await?;
-    let tenant = Tenant::new(&args.account_id, &args.region);
+    let tenant = args.tenant.tenant();
     let store = &state.store;
     // Which target, and the (resource, parent) names its blockers are filed under.
     let (target, blocker_scopes) = match (&args.resource_name, &args.service, &args.instance) {

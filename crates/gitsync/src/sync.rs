@@ -2,10 +2,10 @@
 
 use crate::cli::SyncArgs;
 use anyhow::{Result, bail};
-use gitsync_model::{BlockerStatus, SyncType, Tenant};
+use gitsync_model::{BlockerStatus, SyncType};
 
 pub async fn run(args: SyncArgs) -> Result<()> {
-    let tenant = Tenant::new(args.account_id.clone(), args.region.clone());
+    let tenant = args.tenant.tenant();
     let state = args.state.open().await?;
     let store = &state.store;
     if let Some(name) = &args.resource_name {
