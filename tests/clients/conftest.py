@@ -68,6 +68,12 @@ class Server:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(self.data_dir, "server.log")
         self.extra_args = list(extra_args)
+        # A replica's master key is another server's: every command run for it names that key.
+        self.master_key_file = None
+        if "--master-key-file" in self.extra_args:
+            i = self.extra_args.index("--master-key-file")
+            self.master_key_file = self.extra_args[i + 1]
+            del self.extra_args[i:i + 2]
         # No AWS credentials reach the server unless a test gives them: with none, stacks are
         # only validated (with some, gitsync would deploy them to AWS).
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -84,9 +90,13 @@ class Server:
             self.database_url = f"sqlite://{self.data_dir}/gitsync.db"
 
     def state_args(self):
+        """What every command needs to find this server's state: its data directory, its
+        database and (when it is not the one in the data directory) its master key."""
         args = ["--data-dir", self.data_dir]
         if not self.database_url.startswith("sqlite:"):
             args += ["--database-url", self.database_url]
+        if self.master_key_file:
+            args += ["--master-key-file", self.master_key_file]
         return args
 
     def start(self):

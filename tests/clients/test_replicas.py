@@ -97,7 +97,8 @@ def test_replicas_share_work_and_take_over_from_a_killed_one(git_http, tmp_path)
         abandoned = psql_rows(slow.database_url, "SELECT status FROM resource_sync_attempts a JOIN resource_sync_events e ON e.attempt_id = a.attempt_id WHERE e.event_type = 'ABANDONED'")
         assert abandoned == [["FAILED"]]
         # Every replica answers the same status.
-        statuses = [r.cli("status", "--resource-name", "beta", "--account-id", tenant.account_id).stdout.splitlines()[2] for r in others]
+        statuses = [next(line for line in r.cli("status", "--resource-name", "beta", "--account-id", tenant.account_id).stdout.splitlines()
+                         if line.startswith("Latest sync:")) for r in others]
         assert statuses[0] == statuses[1] and third in statuses[0]
     finally:
         for r in others:
