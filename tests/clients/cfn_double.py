@@ -29,7 +29,12 @@ class RollbackDouble:
         # gitsync:sync-configuration) when the stack should count as one gitsync deployed.
         self.tags = {}
         self.polls_after_execute = 0
-        self.events = []
+        # The stack was created moments ago (its events are as recent as the update's): an
+        # update's attempt must still copy only the events its own change set caused.
+        self.events = [
+            ("c1", "AWS::CloudFormation::Stack", stack, "CREATE_IN_PROGRESS", "User Initiated"),
+            ("c2", "AWS::CloudFormation::Stack", stack, "CREATE_COMPLETE", ""),
+        ]
         self.requests = []
         double = self
 
@@ -83,7 +88,7 @@ class RollbackDouble:
                 <ResourceType>AWS::SQS::Queue</ResourceType></ResourceChange></member></Changes>""")
         if action == "ExecuteChangeSet":
             self.status = "UPDATE_IN_PROGRESS"
-            self.events = [
+            self.events += [
                 ("e1", "AWS::CloudFormation::Stack", self.stack, "UPDATE_IN_PROGRESS", "User Initiated"),
                 ("e2", "AWS::SQS::Queue", "Queue", "UPDATE_IN_PROGRESS", ""),
                 ("e3", "AWS::SQS::Queue", "Queue", "UPDATE_FAILED", self.failure_reason),

@@ -63,6 +63,28 @@ pub fn credentials_configured() -> bool {
     .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
 }
 
+/// Where the default credential chain will find the server's credentials, as far as the
+/// environment tells; `None` leaves the shared files (`~/.aws`) and instance metadata.
+fn credentials_source() -> Option<&'static str> {
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+    if set("AWS_ACCESS_KEY_ID") {
+        Some("environment (AWS_ACCESS_KEY_ID)")
+    } else if set("AWS_PROFILE") {
+        Some("profile (AWS_PROFILE)")
+    } else if set("AWS_WEB_IDENTITY_TOKEN_FILE") {
+        Some("web identity (AWS_WEB_IDENTITY_TOKEN_FILE)")
+    } else if set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+    {
+        Some("container role (AWS_CONTAINER_CREDENTIALS_*)")
+    } else {
+        None
+    }
+}
+
+/// What to do when the server has no credentials.
+const MISSING_CREDENTIALS: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE, a container or instance role) in the gitsync server's environment";
+
 /// Deploys stacks through the CloudFormation API.
 pub struct CloudFormation {
     base: aws_config::SdkConfig,
@@ -71,9 +93,13 @@ pub struct CloudFormation {
 }
 
 impl CloudFormation {
-    /// Loads the standard AWS configuration (environment, profile) once.
+    /// Loads the standard AWS configuration once. The region is always the plan's (the
+    /// tenant's), so none is looked up (that would probe instance metadata).
     pub async fn new(settings: Settings) -> CloudFormation {
-        let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
         let mode = match settings.endpoint {
             Some(_) => "CloudFormation change sets (endpoint override)",
             None => "CloudFormation change sets (AWS endpoints)",
@@ -82,6 +108,42 @@ impl CloudFormation {
             base,
             settings,
             mode,
+        }
+    }
+
+    /// Resolves the server's own credentials: which source, and the access key id (shortened),
+    /// or why there are none and what to set. Logged at start-up; checked before every
+    /// deployment so that a missing credential is named instead of surfacing as a dispatch
+    /// failure of the first CloudFormation call.
+    pub async fn server_credentials(&self) -> Result<String, String> {
+        use cfn::config::ProvideCredentials;
+        let source = credentials_source()
+            .unwrap_or("shared config files (~/.aws) or instance metadata (IMDS)");
+        let Some(provider) = self.base.credentials_provider() else {
+            return Err(format!(
+                "no AWS credentials provider: {MISSING_CREDENTIALS}"
+            ));
+        };
+        let resolved =
+            tokio::time::timeout(Duration::from_secs(10), provider.provide_credentials()).await;
+        match resolved {
+            Ok(Ok(c)) => {
+                let id = c.access_key_id();
+                let shown = match (
+                    id.get(..4),
+                    id.len().checked_sub(4).and_then(|i| id.get(i..)),
+                ) {
+                    (Some(head), Some(tail)) if id.len() > 8 => format!("{head}…{tail}"),
+                    _ => "…".to_string(),
+                };
+                Ok(format!("{source}, access key {shown}"))
+            }
+            Ok(Err(e)) => Err(format!(
+                "no AWS credentials found (looked in the environment, ~/.aws and instance metadata: {e}): {MISSING_CREDENTIALS}"
+            )),
+            Err(_) => Err(format!(
+                "no AWS credentials within 10 s (looked in the environment, ~/.aws and instance metadata): {MISSING_CREDENTIALS}"
+            )),
         }
     }
 
@@ -123,6 +185,20 @@ impl StackDeployer for CloudFormation {
 
     fn deploy<'a>(&'a self, plan: &'a StackPlan) -> BoxFuture<'a, DeployReport> {
         Box::pin(async move {
+            // Without credentials nothing can be called: say so (an operator fixes it; the
+            // attempt backs off and tries again).
+            if let Err(missing) = self.server_credentials().await {
+                return DeployReport {
+                    events: vec![DeployEvent {
+                        event_type: "DEPLOYMENT_FAILED",
+                        text: missing,
+                        external_id: None,
+                    }],
+                    outcome: DeployOutcome::FailedTransiently,
+                    blocker: None,
+                    deployed: false,
+                };
+            }
             let client = self.client(plan).await;
             let mut run = Deployment {
                 client: &client,
@@ -330,10 +406,17 @@ impl Deployment<'_> {
                 });
                 return DeployOutcome::Failed;
             }
-            // A stack left in REVIEW_IN_PROGRESS by an unexecuted CREATE change set is still
-            // created by a CREATE change set.
             None => ChangeSetType::Create,
-            Some(d) if d.status.as_str() == "REVIEW_IN_PROGRESS" => ChangeSetType::Create,
+            // A stack left in REVIEW_IN_PROGRESS by a CREATE change set that never ran (its
+            // execution was refused, or the worker stopped) holds no resources: it is deleted,
+            // with its change sets, and created afresh. (Stacking a second CREATE change set on
+            // it is allowed by AWS, but leaves two change sets to tell apart.)
+            Some(d) if d.status.as_str() == "REVIEW_IN_PROGRESS" => {
+                if let Some(gave_up) = self.discard_unexecuted(d).await {
+                    return gave_up;
+                }
+                ChangeSetType::Create
+            }
             Some(Described {
                 status, id, reason, ..
             }) if stuck(status) => {
@@ -515,6 +598,13 @@ impl Deployment<'_> {
             }
         }
 
+        // The stack's newest event before this deployment: copying stops there, so an update's
+        // attempt never repeats the stack's earlier history, however recent.
+        let before = if change_set_type == ChangeSetType::Update {
+            self.newest_event_id(&name).await
+        } else {
+            None
+        };
         if let Err(e) = self
             .client
             .execute_change_set()
@@ -549,7 +639,9 @@ impl Deployment<'_> {
                 return gave_up;
             }
         };
-        let first_failure = self.copy_stack_events(&name, started).await;
+        let first_failure = self
+            .copy_stack_events(&name, started, before.as_deref(), &change_set_name)
+            .await;
         if succeeded(&status) {
             self.event(
                 "DEPLOYMENT_SUCCEEDED",
@@ -568,6 +660,44 @@ impl Deployment<'_> {
             );
             DeployOutcome::Failed
         }
+    }
+
+    /// Deletes a stack that only a never-executed CREATE change set made (REVIEW_IN_PROGRESS:
+    /// no resources) and waits until it is gone.
+    async fn discard_unexecuted(&mut self, stack: &Described) -> Option<DeployOutcome> {
+        let name = self.plan.stack_name.clone();
+        if let Err(e) = self
+            .client
+            .delete_stack()
+            .stack_name(&stack.id)
+            .send()
+            .await
+        {
+            return Some(self.fail(call_error("DeleteStack", e)));
+        }
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        loop {
+            match self.stack().await {
+                Ok(None) => break,
+                Ok(Some(d)) if d.id != stack.id || d.status.as_str() == "DELETE_COMPLETE" => break,
+                Ok(Some(_)) => {}
+                Err(e) => return Some(self.fail(e)),
+            }
+            if let Some(gave_up) = self
+                .pause(deadline, format!("Stack {name} was not deleted"))
+                .await
+            {
+                return Some(gave_up);
+            }
+        }
+        self.event(
+            "DEPLOYMENT_PROGRESS",
+            format!(
+                "Stack {name} was left in REVIEW_IN_PROGRESS by a change set that never ran; deleted it (it held no resources) to create it afresh"
+            ),
+            Some(stack.id.clone()),
+        );
+        None
     }
 
     /// Waits one poll interval, or gives up (transiently) past the deadline.
@@ -621,12 +751,31 @@ impl Deployment<'_> {
         DeployOutcome::Succeeded
     }
 
-    /// Copies the stack's events since the deployment started, oldest first; returns the first
-    /// failed resource's reason.
+    /// The id of the stack's newest event, if it can be read.
+    async fn newest_event_id(&self, name: &str) -> Option<String> {
+        let page = self
+            .client
+            .describe_stack_events()
+            .stack_name(name)
+            .send()
+            .await
+            .ok()?;
+        page.stack_events()
+            .first()
+            .and_then(|e| e.event_id())
+            .map(str::to_string)
+    }
+
+    /// Copies the events this deployment caused, oldest first: those newer than `before` (the
+    /// newest event before it executed) and not older than its start (with slack for clock
+    /// skew), skipping events another operation's request token marks. Returns the first failed
+    /// resource's reason.
     async fn copy_stack_events(
         &mut self,
         name: &str,
         since: std::time::SystemTime,
+        before: Option<&str>,
+        request_token: &str,
     ) -> Option<String> {
         let since = since
             .duration_since(std::time::UNIX_EPOCH)
@@ -650,11 +799,16 @@ impl Deployment<'_> {
             let mut older = false;
             for e in page.stack_events() {
                 let at = e.timestamp().map(|t| t.as_secs_f64()).unwrap_or_default();
-                if at < since {
+                if at < since || (before.is_some() && e.event_id() == before) {
                     older = true;
-                    continue;
+                    break;
                 }
-                events.push(e.clone());
+                let ours = e
+                    .client_request_token()
+                    .is_none_or(|token| token == request_token);
+                if ours {
+                    events.push(e.clone());
+                }
             }
             token = page.next_token().map(str::to_string);
             if older || token.is_none() {

@@ -8,6 +8,7 @@ use axum::Router;
 use axum::response::Response;
 use axum::routing::get;
 use gitsync_api::Api;
+use gitsync_deploy::StackDeployer;
 use std::sync::Arc;
 
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -55,21 +56,38 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         assume_sync_role: args.assume_sync_role,
         ..Default::default()
     };
-    let deployer: Arc<dyn gitsync_deploy::StackDeployer> = if !args.validate_only
+    let deployer: Arc<dyn StackDeployer> = if !args.validate_only
         && (args.cloudformation_endpoint.is_some()
             || gitsync_cloudformation::credentials_configured())
     {
-        Arc::new(
+        let cloudformation =
             gitsync_cloudformation::CloudFormation::new(gitsync_cloudformation::Settings {
                 endpoint: args.cloudformation_endpoint.clone(),
                 ..Default::default()
             })
-            .await,
-        )
+            .await;
+        // Say which credentials deploy (and, for tenants that are not trusted, that they are
+        // only used to assume each configuration's role), or that there are none.
+        match cloudformation.server_credentials().await {
+            Ok(credentials) => tracing::info!(
+                mode = cloudformation.mode(),
+                credentials = %credentials,
+                "stack deployer"
+            ),
+            Err(missing) => tracing::warn!(
+                mode = cloudformation.mode(),
+                "stack deployer has no credentials; every deployment fails until it has: {missing}"
+            ),
+        }
+        Arc::new(cloudformation)
     } else {
-        Arc::new(gitsync_deploy::ValidateOnly)
+        let deployer = gitsync_deploy::ValidateOnly;
+        tracing::info!(
+            mode = deployer.mode(),
+            "stack deployer: stacks are validated, not deployed (no --cloudformation-endpoint and no AWS credentials in the environment, or --validate-only)"
+        );
+        Arc::new(deployer)
     };
-    tracing::info!(mode = deployer.mode(), "stack deployer");
     let engine = gitsync_engine::Engine::new(state.store.clone(), git, deployer, settings);
     let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
     let engine_task = tokio::spawn(engine.clone().run(async move {
