@@ -306,12 +306,135 @@ impl DeploymentFile {
     }
 }
 
-/// What gitsync needs to know of a template: its parameters and whether each has a default.
+/// What gitsync needs to know of a template: its parameters, whether each has a default, and
+/// the constraints CloudFormation would check their values against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateParameters {
     pub declared: BTreeMap<String, bool>,
     /// The defaults the template gives, as CloudFormation reports them (lists comma-joined).
     pub defaults: BTreeMap<String, String>,
+    pub constraints: BTreeMap<String, ParameterConstraints>,
+}
+
+/// A parameter's `Type`, `AllowedValues`, `AllowedPattern`, `MinLength`/`MaxLength` and
+/// `MinValue`/`MaxValue`, checked before CloudFormation is called so that a bad value fails
+/// at once, naming the parameter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParameterConstraints {
+    pub kind: String,
+    pub allowed_values: Vec<String>,
+    pub allowed_pattern: Option<String>,
+    pub min_length: Option<String>,
+    pub max_length: Option<String>,
+    pub min_value: Option<String>,
+    pub max_value: Option<String>,
+}
+
+impl ParameterConstraints {
+    fn read(spec: &serde_norway::Mapping) -> ParameterConstraints {
+        let text = |key: &str| spec.get(key).and_then(scalar);
+        ParameterConstraints {
+            kind: text("Type").unwrap_or_else(|| "String".into()),
+            allowed_values: match spec.get("AllowedValues") {
+                Some(Value::Sequence(items)) => items.iter().filter_map(scalar).collect(),
+                _ => Vec::new(),
+            },
+            allowed_pattern: text("AllowedPattern"),
+            min_length: text("MinLength"),
+            max_length: text("MaxLength"),
+            min_value: text("MinValue"),
+            max_value: text("MaxValue"),
+        }
+    }
+
+    /// What is wrong with `value` for parameter `name`, as CloudFormation's checks would find
+    /// it. Types gitsync cannot check here (AWS-specific and SSM parameter types) pass.
+    pub fn problems(&self, name: &str, value: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let shown = shortened(value);
+        let (items, numbers): (Vec<&str>, bool) = match self.kind.as_str() {
+            "String" => (vec![value], false),
+            "Number" => (vec![value], true),
+            "List<Number>" => (value.split(',').map(str::trim).collect(), true),
+            "CommaDelimitedList" => (value.split(',').map(str::trim).collect(), false),
+            _ => return problems,
+        };
+        for item in &items {
+            if numbers && item.parse::<f64>().map_or(true, |n| !n.is_finite()) {
+                problems.push(format!(
+                    "parameters: '{name}' must be a number ({} parameter; got '{shown}')",
+                    self.kind
+                ));
+                return problems;
+            }
+        }
+        if !self.allowed_values.is_empty() {
+            for item in &items {
+                if !self.allowed_values.iter().any(|a| a == item) {
+                    problems.push(format!(
+                        "parameters: '{name}' must be one of {} (got '{}')",
+                        self.allowed_values.join(", "),
+                        shortened(item)
+                    ));
+                }
+            }
+        }
+        if let Some(pattern) = &self.allowed_pattern
+            && !numbers
+            // CloudFormation matches the whole value. A pattern this regex engine cannot
+            // compile (lookaround, backreferences) is left to CloudFormation.
+            && let Ok(re) = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+                .size_limit(1 << 20)
+                .build()
+        {
+            for item in &items {
+                if !re.is_match(item) {
+                    problems.push(format!(
+                        "parameters: '{name}' must match the pattern {pattern} (got '{}')",
+                        shortened(item)
+                    ));
+                }
+            }
+        }
+        let bound = |b: &Option<String>| b.as_deref().and_then(|b| b.parse::<f64>().ok());
+        if self.kind == "String" {
+            let length = value.chars().count() as f64;
+            if let Some(min) = bound(&self.min_length)
+                && length < min
+            {
+                problems.push(format!(
+                    "parameters: '{name}' must be at least {min} characters long (got {length})"
+                ));
+            }
+            if let Some(max) = bound(&self.max_length)
+                && length > max
+            {
+                problems.push(format!(
+                    "parameters: '{name}' must be at most {max} characters long (got {length})"
+                ));
+            }
+        }
+        if numbers {
+            for item in &items {
+                let n: f64 = item.parse().unwrap_or_default();
+                if let Some(min) = bound(&self.min_value)
+                    && n < min
+                {
+                    problems.push(format!(
+                        "parameters: '{name}' must be at least {min} (got {item})"
+                    ));
+                }
+                if let Some(max) = bound(&self.max_value)
+                    && n > max
+                {
+                    problems.push(format!(
+                        "parameters: '{name}' must be at most {max} (got {item})"
+                    ));
+                }
+            }
+        }
+        problems
+    }
 }
 
 /// Reads a template (JSON, or YAML with CloudFormation's short-form tags such as `!Ref`).
@@ -334,13 +457,17 @@ pub fn read_template(path: &str, bytes: &[u8]) -> Result<TemplateParameters, Vec
     }
     let mut declared = BTreeMap::new();
     let mut defaults = BTreeMap::new();
+    let mut constraints = BTreeMap::new();
     match map.get("Parameters") {
         None | Some(Value::Null) => {}
         Some(Value::Mapping(params)) => {
             for (name, spec) in params {
                 let name = scalar(name).unwrap_or_default();
                 let default = match spec {
-                    Value::Mapping(m) => m.get("Default"),
+                    Value::Mapping(m) => {
+                        constraints.insert(name.clone(), ParameterConstraints::read(m));
+                        m.get("Default")
+                    }
                     _ => None,
                 };
                 if let Some(d) = default {
@@ -366,7 +493,11 @@ pub fn read_template(path: &str, bytes: &[u8]) -> Result<TemplateParameters, Vec
         ));
     }
     if problems.is_empty() {
-        Ok(TemplateParameters { declared, defaults })
+        Ok(TemplateParameters {
+            declared,
+            defaults,
+            constraints,
+        })
     } else {
         Err(problems)
     }
@@ -408,6 +539,16 @@ pub fn plan(
             ));
         }
     }
+    // Given values are checked; defaults are the template's own business (CloudFormation
+    // rejects a template whose default breaks its constraints).
+    for (name, value) in &deployment.parameters {
+        if let Some(c) = template.constraints.get(name) {
+            problems.extend(c.problems(name, value));
+        }
+    }
+    gitsync_model::security::cap_list(&mut problems, MAX_PROBLEMS, |n| {
+        format!("parameters: {n} more problem(s) left out")
+    });
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -526,6 +667,65 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn parameter_values_are_checked_against_the_templates_constraints() {
+        let template = "Parameters:\n  Port:\n    Type: Number\n    MinValue: 1\n    MaxValue: 65535\n  Env:\n    Type: String\n    AllowedValues: [dev, prod]\n  Name:\n    Type: String\n    AllowedPattern: '[a-z]+'\n    MaxLength: 5\n  Ids:\n    Type: List<Number>\n  Zones:\n    Type: CommaDelimitedList\n    AllowedValues: [a, b]\n  Key:\n    Type: AWS::EC2::KeyPair::KeyName\nResources:\n  Queue:\n    Type: AWS::SQS::Queue\n";
+        let with = |params: &[(&str, &str)]| {
+            let mut file =
+                DeploymentFile::parse("d.yaml", b"template-file-path: t.yaml\n").unwrap();
+            file.parameters = params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            plan("s", "", &file, template.as_bytes())
+                .err()
+                .unwrap_or_default()
+        };
+        assert!(
+            with(&[
+                ("Port", "443"),
+                ("Env", "dev"),
+                ("Name", "abc"),
+                ("Ids", "1, 2"),
+                ("Zones", "a,b"),
+                ("Key", "anything")
+            ])
+            .is_empty()
+        );
+        assert_eq!(
+            with(&[("Port", "http")]),
+            ["parameters: 'Port' must be a number (Number parameter; got 'http')"]
+        );
+        assert_eq!(
+            with(&[("Port", "70000")]),
+            ["parameters: 'Port' must be at most 65535 (got 70000)"]
+        );
+        assert_eq!(
+            with(&[("Env", "qa")]),
+            ["parameters: 'Env' must be one of dev, prod (got 'qa')"]
+        );
+        // The pattern must match the whole value, as in CloudFormation.
+        assert_eq!(
+            with(&[("Name", "ab1")]),
+            ["parameters: 'Name' must match the pattern [a-z]+ (got 'ab1')"]
+        );
+        assert_eq!(
+            with(&[("Name", "abcdef")]),
+            ["parameters: 'Name' must be at most 5 characters long (got 6)"]
+        );
+        assert_eq!(
+            with(&[("Ids", "1,x")]),
+            ["parameters: 'Ids' must be a number (List<Number> parameter; got '1,x')"]
+        );
+        assert_eq!(
+            with(&[("Zones", "a,c")]),
+            ["parameters: 'Zones' must be one of a, b (got 'c')"]
+        );
+        // A hostile list cannot make an unbounded report.
+        let many = vec!["z"; 1000].join(",");
+        assert_eq!(with(&[("Zones", &many)]).len(), MAX_PROBLEMS);
     }
 
     fn plan_err(file: &DeploymentFile) -> Vec<String> {
