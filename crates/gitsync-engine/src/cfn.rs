@@ -269,14 +269,17 @@ impl Engine {
         {
             Ok(()) if succeeded => tracing::info!(
                 sync_type = claim.sync_type.as_str(),
-                resource = %claim.display_name,
+                account = %claim.tenant.account_id,
+                target = %target.describe(),
+                commit = %sha,
                 "resource sync succeeded"
             ),
             // A failure is what an operator looks for in the log: say what failed and why
             // (cut short: the reason may quote a repository's content).
             Ok(()) => tracing::warn!(
                 sync_type = claim.sync_type.as_str(),
-                resource = %claim.display_name,
+                account = %claim.tenant.account_id,
+                target = %target.describe(),
                 commit = %sha,
                 reason = %error.as_deref().unwrap_or("no reason recorded").chars().take(500).collect::<String>(),
                 "resource sync failed"

@@ -173,9 +173,9 @@ impl Engine {
                 Some(w) if w.watched_ids.as_deref() != Some(ids.as_str()) => true,
                 // Unchanged bundle: register again only if the version it registered was deleted.
                 Some(w) => match (&w.desired_sha, &w.applied_sha) {
-                    (Some(desired), Some(applied)) if desired == applied => !self
+                    (Some(desired), Some(applied)) if desired == applied => self
                         .store
-                        .template_version_from_commit_exists(
+                        .template_version_from_commit(
                             tenant,
                             config.template_type,
                             &config.template_name,
@@ -183,7 +183,8 @@ impl Engine {
                             desired,
                         )
                         .await
-                        .map_err(|e| e.to_string())?,
+                        .map_err(|e| e.to_string())?
+                        .is_none(),
                     _ => false,
                 },
             };
@@ -264,6 +265,36 @@ impl Engine {
                 return Ending::Failed(events, error);
             }
         };
+        let kind = match major.template_type {
+            TemplateType::Environment => "Environment",
+            TemplateType::Service => "Service",
+        };
+        // A retry (sync now, a taken-over attempt) of a commit whose version is registered
+        // already registers nothing: one commit, one version.
+        match self
+            .store
+            .template_version_from_commit(
+                &claim.tenant,
+                major.template_type,
+                &major.name,
+                major.major,
+                sha,
+            )
+            .await
+        {
+            Ok(Some((minor, arn))) => {
+                return Ending::Succeeded(vec![event(
+                    "NO_CHANGES",
+                    format!(
+                        "{} template {} version {}.{minor} is registered from commit {sha} already; nothing registered",
+                        kind, major.name, major.major
+                    ),
+                    Some(&arn),
+                )]);
+            }
+            Ok(None) => {}
+            Err(e) => return transient(e.to_string()),
+        }
         let new = NewTemplateVersion {
             major: major.major,
             description: Some(format!("Synced from commit {sha}")),
@@ -272,10 +303,6 @@ impl Engine {
             supported_component_sources: bundle.supported_component_sources,
             source_commit: Some(sha.clone()),
             files,
-        };
-        let kind = match major.template_type {
-            TemplateType::Environment => "Environment",
-            TemplateType::Service => "Service",
         };
         match self
             .store
@@ -293,12 +320,14 @@ impl Engine {
                 ),
                 Some(&v.arn),
             )]),
+            // Fixed through the API, not by a commit: retried with backoff, and at once when
+            // the template is created.
             Err(StoreError::NotFound(_)) => {
                 let m = format!(
-                    "{kind} template {} does not exist: create it with Create{kind}Template, then sync again",
+                    "{kind} template {} does not exist: create it with Create{kind}Template; the sync is retried with backoff, and at once when the template is created",
                     major.name
                 );
-                Ending::Failed(vec![event("VALIDATION_FAILED", &m, None)], m)
+                Ending::Transient(vec![event("VALIDATION_FAILED", &m, None)], m)
             }
             Err(e) => transient(e.to_string()),
         }

@@ -77,6 +77,26 @@ impl SyncTarget {
         }
     }
 
+    /// The target in words, for logs: `stack orders`, `ENVIRONMENT template vpc major version 1`,
+    /// `service instance api/dev`.
+    pub fn describe(&self) -> String {
+        match self {
+            SyncTarget::CfnStack { stack_name } => format!("stack {stack_name}"),
+            SyncTarget::TemplateVersion {
+                template_name,
+                template_type,
+                major,
+            } => format!(
+                "{} template {template_name} major version {major}",
+                template_type.as_str()
+            ),
+            SyncTarget::ServiceInstance {
+                service_name,
+                instance_name,
+            } => format!("service instance {service_name}/{instance_name}"),
+        }
+    }
+
     /// How a person (and `ResourceSyncAttempt.Target`) names the target.
     pub fn display_name(&self) -> String {
         match self {

@@ -396,8 +396,8 @@ impl Store {
         Ok(())
     }
 
-    /// Asks for an immediate check of the branches of links to `owner/repository` (all tenants, or
-    /// one), as a verified webhook does. A branch being checked right now gets a QUEUED
+    /// Asks for an immediate check of one tenant's watched branches of `owner/repository` (its
+    /// repository links and Proton repositories), as a verified webhook does. A branch being checked right now gets a QUEUED
     /// repository sync that runs when the current one ends. Answers how many branches were hit.
     pub async fn trigger_branch(
         &self,
@@ -407,20 +407,59 @@ impl Store {
         branch: &str,
     ) -> Result<u64> {
         let mut tx = self.write_tx().await?;
+        // The repository's links and its Proton repositories (named `owner/repository`): a
+        // push to it concerns stack syncs and template and service syncs alike.
         let rows = sqlx::query(
             "SELECT w.sync_type, w.repository_key, w.lease_owner, w.lease_expires_at, w.queued_attempt_id FROM watched_branches w \
-             JOIN repository_links l ON 'link:' || l.link_id = w.repository_key AND l.account_id = w.account_id AND l.region = w.region \
-             WHERE w.account_id = $1 AND w.region = $2 AND l.owner_id = $3 AND l.repository_name = $4 AND w.branch = $5",
+             WHERE w.account_id = $1 AND w.region = $2 AND w.branch = $5 AND ( \
+               w.repository_key IN (SELECT 'link:' || l.link_id FROM repository_links l \
+                 WHERE l.account_id = $1 AND l.region = $2 AND l.owner_id = $3 AND l.repository_name = $4) \
+               OR w.repository_key IN (SELECT 'proton:' || p.provider || ':' || p.name FROM proton_repositories p \
+                 WHERE p.account_id = $1 AND p.region = $2 AND p.name = $6))",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(owner)
         .bind(repository)
         .bind(branch)
+        .bind(format!("{owner}/{repository}"))
         .fetch_all(&mut *tx)
         .await?;
+        self.queue_checks(tx, tenant, &rows, branch).await
+    }
+
+    /// Asks for an immediate check of one watched repository's branch (a Proton repository, or
+    /// a repository link), as `gitsync sync` does. Answers how many branch checks were hit.
+    pub async fn trigger_repository_branch(
+        &self,
+        tenant: &Tenant,
+        repository: &RepositoryKey,
+        branch: &str,
+    ) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT w.sync_type, w.repository_key, w.lease_owner, w.lease_expires_at, w.queued_attempt_id FROM watched_branches w \
+             WHERE w.account_id = $1 AND w.region = $2 AND w.repository_key = $3 AND w.branch = $4",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(repository.as_key())
+        .bind(branch)
+        .fetch_all(&mut *tx)
+        .await?;
+        self.queue_checks(tx, tenant, &rows, branch).await
+    }
+
+    /// Makes the watched branches in `rows` due now; one being checked gets a QUEUED attempt.
+    async fn queue_checks(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        tenant: &Tenant,
+        rows: &[AnyRow],
+        branch: &str,
+    ) -> Result<u64> {
         let now = self.now().await?;
-        for row in &rows {
+        for row in rows {
             let repository_key = text(row, "repository_key")?;
             let sync_type = text(row, "sync_type")?;
             let busy = opt_text(row, "lease_owner")?.is_some()

@@ -6,8 +6,8 @@ use crate::rows::{int, opt_text, parsed, text};
 use crate::tags::{delete_tags, insert_tags};
 use crate::{Page, Result, Store, StoreError};
 use gitsync_model::{
-    Arn, ProtonTemplate, Tag, TemplateType, TemplateVersion, TemplateVersionStatus, Tenant,
-    Timestamp,
+    Arn, ProtonTemplate, SyncType, Tag, TemplateType, TemplateVersion, TemplateVersionStatus,
+    Tenant, Timestamp,
 };
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
@@ -206,6 +206,18 @@ impl Store {
             )
         })?;
         insert_tags(&mut tx, tenant, &arn, tags, self.limits.tags_per_resource).await?;
+        // A template sync that failed because this template did not exist yet (it retries with
+        // backoff) tries again at once.
+        sqlx::query(
+            "UPDATE sync_targets SET next_attempt_at = 0 WHERE account_id = $1 AND region = $2 AND sync_type = $3 \
+             AND substr(target_key, 1, length($4)) = $4 AND attempted_sha IS NULL",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(SyncType::TemplateSync.as_str())
+        .bind(format!("{}/{}/", template_type.as_str(), spec.name))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(ProtonTemplate {
             template_type,
@@ -601,18 +613,19 @@ impl Store {
             .await
     }
 
-    /// Whether some version of a major was registered from a commit (and is still there).
-    pub async fn template_version_from_commit_exists(
+    /// The newest version of a major registered from a commit and still there: its minor and
+    /// ARN.
+    pub async fn template_version_from_commit(
         &self,
         tenant: &Tenant,
         template_type: TemplateType,
         name: &str,
         major: i64,
         commit: &str,
-    ) -> Result<bool> {
+    ) -> Result<Option<(i64, String)>> {
         let row = sqlx::query(
-            "SELECT 1 FROM proton_template_versions WHERE account_id = $1 AND region = $2 AND template_type = $3 \
-             AND template_name = $4 AND major = $5 AND source_commit = $6",
+            "SELECT minor, arn FROM proton_template_versions WHERE account_id = $1 AND region = $2 AND template_type = $3 \
+             AND template_name = $4 AND major = $5 AND source_commit = $6 ORDER BY minor DESC LIMIT 1",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
@@ -622,7 +635,8 @@ impl Store {
         .bind(commit)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.is_some())
+        row.map(|r| Ok((r.try_get("minor")?, text(&r, "arn")?)))
+            .transpose()
     }
 
     /// The files a version was registered from.

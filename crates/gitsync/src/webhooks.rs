@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gitsync_engine::Engine;
 use gitsync_engine::webhook::{Provider, parse_push, verify};
+use gitsync_model::{ProtonProvider, Tenant};
 use gitsync_store::Store;
 use std::sync::Arc;
 
@@ -186,37 +187,55 @@ pub async fn deliver(
 pub async fn run_command(command: WebhooksCommand) -> Result<()> {
     match command {
         WebhooksCommand::SetSecret {
-            repository_link_arn,
+            repository_arn,
             secret_file,
             state,
         } => {
-            let tenant = tenant_of(&repository_link_arn)?;
+            let tenant = tenant_of(&repository_arn)?;
             let secret = std::fs::read_to_string(&secret_file)
                 .with_context(|| format!("cannot read {}", secret_file.display()))?;
             let secret = secret.trim_end_matches(['\n', '\r']);
             if secret.is_empty() {
                 bail!("{} is empty", secret_file.display());
             }
-            let link_id = repository_link_arn
-                .rsplit_once("repository-link/")
-                .map(|(_, id)| id.to_string())
-                .with_context(|| format!("'{repository_link_arn}' is not a repository link ARN"))?;
             let state = state.open().await?;
-            let link = state.store.get_repository_link(&tenant, &link_id).await?;
+            let (owner, repository) = secret_repository(&state, &tenant, &repository_arn).await?;
             state
                 .store
-                .set_webhook_secret(
-                    &tenant,
-                    &link.owner_id,
-                    &link.repository_name,
-                    secret.as_bytes(),
-                )
+                .set_webhook_secret(&tenant, &owner, &repository, secret.as_bytes())
                 .await?;
-            println!(
-                "webhook secret set for {}/{}",
-                link.owner_id, link.repository_name
-            );
+            println!("webhook secret set for {owner}/{repository}");
         }
     }
     Ok(())
+}
+
+/// The `owner`, `repository` whose deliveries a secret verifies, from a repository link ARN or a
+/// Proton repository ARN (`…:repository/github:owner/repo`); the resource must exist.
+async fn secret_repository(
+    state: &crate::state::State,
+    tenant: &Tenant,
+    arn: &str,
+) -> Result<(String, String)> {
+    if let Some((_, link_id)) = arn.rsplit_once(":repository-link/") {
+        let link = state.store.get_repository_link(tenant, link_id).await?;
+        return Ok((link.owner_id, link.repository_name));
+    }
+    let (provider, name) = arn
+        .split_once(":repository/")
+        .and_then(|(_, rest)| rest.split_once(':'))
+        .with_context(|| {
+            format!("'{arn}' is neither a repository link ARN nor a Proton repository ARN")
+        })?;
+    let provider = ProtonProvider::parse(&provider.to_ascii_uppercase())
+        .with_context(|| format!("'{arn}' names an unknown repository provider '{provider}'"))?;
+    let repository = state
+        .store
+        .get_proton_repository(tenant, provider, name)
+        .await?;
+    let (owner, repository) = repository
+        .name
+        .split_once('/')
+        .with_context(|| format!("repository name '{}' is not owner/name", repository.name))?;
+    Ok((owner.to_string(), repository.to_string()))
 }
