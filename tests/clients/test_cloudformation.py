@@ -107,6 +107,9 @@ def test_push_creates_then_updates_and_unchanged_files_make_no_change_set(deploy
     assert "UPDATE stack orders-stack" in s["LatestSync"]["Events"][1]["Event"]
     assert s["LatestSync"]["Events"][-1]["Event"] == "Stack UPDATE_COMPLETE"
     assert parameters(cfn, "orders-stack") == ("UPDATE_COMPLETE", {"QueueName": "orders", "Visibility": "60"})
+    # Only the events the update caused are copied, not the creation's seconds before.
+    progress = [e["Event"] for e in s["LatestSync"]["Events"] if e["Type"] == "DEPLOYMENT_PROGRESS"]
+    assert progress and not any("CREATE_" in e for e in progress), progress
 
     # An unchanged deployment file (ANY_CHANGE syncs the README commit) makes no change set.
     third = repo.commit({"README.md": "docs"})
@@ -151,13 +154,23 @@ def test_a_deployment_failing_three_times_at_one_commit_blocks_until_resolved(de
     assert {"Key": "FailedAttempts", "Value": "3"} in blocker["Contexts"] and {"Key": "Commit", "Value": sha} in blocker["Contexts"]
     refused = sync_now()
     assert refused.returncode != 0 and "update-sync-blocker" in refused.stderr, refused.stderr
-    # A fix moves the desired state but waits for a person. (What resolving then does for this
-    # stack is not asserted yet: in this test the fixed commit did not start within 60 s after
-    # the resolve; open, see the issue 13 note.)
+    assert f"--id {blocker['Id']}" in refused.stderr, refused.stderr
+    # `gitsync status` leads with the blocker: it is why nothing syncs.
+    out = deployer.cli("status", "--resource-name", "thrice-stack", "--account-id", tenant.account_id).stdout.splitlines()
+    assert out[1].startswith(f"Blocker {blocker['Id']} ACTIVE: 3 deployments of stack thrice-stack"), out
+    # A fix moves the desired state but waits for a person; resolving the blocker deploys it.
     fixed = repo.commit({"infra/queue.yaml": TEMPLATE})
     wait_for(lambda: stack.status("thrice-stack")["DesiredState"]["Sha"] == fixed, what="desired state moves while blocked")
     time.sleep(2)
     assert stack.status("thrice-stack")["LatestSync"]["TargetRevision"]["Sha"] == sha
+    stack.cc.update_sync_blocker(Id=blocker["Id"], SyncType="CFN_STACK_SYNC", ResourceName="thrice-stack",
+                                 ResolvedReason="template fixed")
+    s = stack.settled("thrice-stack", fixed)
+    events = s["LatestSync"]["Events"]
+    assert events[-1]["Type"] == "DEPLOYMENT_SUCCEEDED", events
+    # The refused change sets left the stack in REVIEW_IN_PROGRESS (no resources): it is deleted
+    # and created afresh, and the attempt says so.
+    assert any(e["Type"] == "DEPLOYMENT_PROGRESS" and "left in REVIEW_IN_PROGRESS" in e["Event"] for e in events), events
 
 
 def test_sync_now_checks_a_branch_at_once(moto, git_http, tmp_path):
@@ -312,7 +325,9 @@ def test_an_update_that_rolls_back_fails_with_the_failed_resource(git_http, tmp_
         events = [(e["Type"], e["Event"]) for e in s["LatestSync"]["Events"]]
         assert events[-1] == ("DEPLOYMENT_FAILED", f"Stack UPDATE_ROLLBACK_COMPLETE: AWS::SQS::Queue Queue: {reason}"), events
         assert ("DEPLOYMENT_PROGRESS", f"AWS::SQS::Queue Queue UPDATE_FAILED: {reason}") in events
-        assert [t for t, _ in events if t == "DEPLOYMENT_PROGRESS"] == ["DEPLOYMENT_PROGRESS"] * 6  # oldest first, all copied
+        # Oldest first, all of this deployment's and none of the stack's creation just before it.
+        assert [t for t, _ in events if t == "DEPLOYMENT_PROGRESS"] == ["DEPLOYMENT_PROGRESS"] * 6, events
+        assert not any("CREATE_" in e for _, e in events), events
         assert events[2][1].startswith("AWS::CloudFormation::Stack rolled-stack UPDATE_IN_PROGRESS")
         # What gitsync asked CloudFormation for.
         create = next(r for r in double.requests if r.get("Action") == "CreateChangeSet")
@@ -334,6 +349,55 @@ def test_an_update_that_rolls_back_fails_with_the_failed_resource(git_http, tmp_
     finally:
         server.cleanup()
         double.stop()
+
+
+def test_a_parameter_value_the_template_rejects_fails_before_cloudformation_is_called(git_http, tmp_path):
+    """`Visibility` is a Number in the template: a deployment file giving `soon` fails at once,
+    naming the parameter, and CloudFormation is never asked."""
+    from cfn_double import RollbackDouble
+    double = RollbackDouble("typed-stack", {"QueueName": "typed", "Visibility": "30"}, "")
+    server = Server(["--poll-interval", "1s", "--cloudformation-endpoint", double.url], env=MOTO_KEYS).start()
+    try:
+        repo = Repo(git_http.root, "octo", "typed", str(tmp_path / "work"))
+        sha = repo.commit({"deploy/stack.yaml": deployment("typed", Visibility="soon"), "infra/queue.yaml": TEMPLATE})
+        tenant = make_tenant(server)
+        server.cli("accounts", "set", tenant.account_id, "--trusted")
+        stack = Stack(server, tenant, git_http.url, "octo", "typed", tmp_path)
+        stack.configure("typed-stack")
+        s = stack.settled("typed-stack", sha, status="FAILED")
+        failed = [e["Event"] for e in s["LatestSync"]["Events"] if e["Type"] == "VALIDATION_FAILED"]
+        assert failed == ["parameters: 'Visibility' must be a number (Number parameter; got 'soon')"], s["LatestSync"]["Events"]
+        assert double.actions() == []
+    finally:
+        server.cleanup()
+        double.stop()
+
+
+def test_the_start_up_log_names_the_credentials_and_a_server_without_any_says_so(deployer, moto, git_http, tmp_path):
+    """The deployer with keys in its environment names them at start-up. A server given an
+    endpoint but no credentials at all warns at start-up and fails each deployment naming the
+    missing credentials (not as a dispatch failure of the first CloudFormation call)."""
+    log = open(deployer.log_path).read()
+    assert "stack deployer" in log and "credentials=environment (AWS_ACCESS_KEY_ID), access key" in log, log[-2000:]
+    nothing = tmp_path / "none"
+    nothing.mkdir()
+    env = {"HOME": str(nothing), "AWS_CONFIG_FILE": str(nothing / "config"), "AWS_SHARED_CREDENTIALS_FILE": str(nothing / "credentials"),
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    server = Server(["--poll-interval", "1s", "--cloudformation-endpoint", moto], env=env).start()
+    try:
+        log = open(server.log_path).read()
+        assert "stack deployer has no credentials; every deployment fails until it has" in log, log[-2000:]
+        repo = Repo(git_http.root, "octo", "no-credentials", str(tmp_path / "work"))
+        sha = repo.commit({"deploy/stack.yaml": deployment("nocreds"), "infra/queue.yaml": TEMPLATE})
+        tenant = make_tenant(server)
+        stack = Stack(server, tenant, git_http.url, "octo", "no-credentials", tmp_path)
+        stack.configure("nocreds-stack")
+        s = stack.settled("nocreds-stack", sha, status="FAILED")
+        last = s["LatestSync"]["Events"][-1]
+        assert last["Type"] == "DEPLOYMENT_FAILED" and last["Event"].startswith("no AWS credentials found"), s["LatestSync"]["Events"]
+        assert "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in last["Event"]
+    finally:
+        server.cleanup()
 
 
 def test_the_sync_role_is_assumed_through_sts(moto, git_http, tmp_path):

@@ -237,6 +237,17 @@ def test_service_sync_story(engine, git_http, tmp_path):
     time.sleep(1.5)
     assert latest_sha(proton, "dev") == dev  # no attempt while blocked
     assert "replicas: 5" in proton.get_service_instance(serviceName="api", name="dev")["serviceInstance"]["spec"]
+    # Sync now is refused for the blocked instance, naming the blocker and how to resolve it;
+    # an instance without a blocker retries its latest commit.
+    sync_now = lambda instance: engine.cli("sync", "--service", "api", "--instance", instance, "--account-id", tenant.account_id, check=False)
+    refused = sync_now("dev")
+    assert refused.returncode != 0 and "api/dev is blocked" in refused.stderr, refused.stderr
+    assert f"aws proton update-service-sync-blocker --id {blocker['id']}" in refused.stderr, refused.stderr
+    qa_before = instance_status(proton, "qa")["latestSync"]["startedAt"]
+    retried = sync_now("qa")
+    assert retried.returncode == 0 and retried.stdout == "service instance api/qa will retry its latest commit now\n", retried.stderr
+    wait_for(lambda: (lambda l: l["startedAt"] != qa_before and l["status"] == "SUCCEEDED")(instance_status(proton, "qa")["latestSync"]),
+             what="qa's retried attempt")
 
     # Resolving retries the latest commit at once.
     resolved = proton.update_service_sync_blocker(id=blocker["id"], resolvedReason="Git is right again")

@@ -1,10 +1,14 @@
 """Proton template sync end to end: template versions registered from pushes to a real Git server."""
+import hashlib
+import hmac
+import json
 import time
+import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_tenant
+from conftest import Server, make_tenant
 from gitserver import GitHttpServer, Repo
 from test_engine import engine, wait_for  # noqa: F401  (the module's server fixture)
 
@@ -47,12 +51,15 @@ def status(proton, name, major):
     return proton.get_template_sync_status(templateName=name, templateType="ENVIRONMENT", templateVersion=str(major))
 
 
+def ended_at(proton, name, major, sha, state):
+    """The status when the latest attempt targets `sha` and ended in `state`, else None."""
+    s = status(proton, name, major)
+    latest = s.get("latestSync")
+    return s if latest and latest["targetRevision"]["sha"] == sha and latest["status"] == state else None
+
+
 def settled(proton, name, major, sha, state="SUCCEEDED"):
-    def check():
-        s = status(proton, name, major)
-        latest = s.get("latestSync")
-        return s if latest and latest["targetRevision"]["sha"] == sha and latest["status"] == state else None
-    return wait_for(check, what=f"{name}:{major} {state} at {sha[:8]}")
+    return wait_for(lambda: ended_at(proton, name, major, sha, state), what=f"{name}:{major} {state} at {sha[:8]}")
 
 
 def test_majors_register_minors_independently(engine, git_http, tmp_path):
@@ -139,7 +146,91 @@ def test_a_missing_template_is_named(engine, git_http, tmp_path):
     proton.create_template_sync_config(templateName="ghost", templateType="ENVIRONMENT", repositoryName="octo/orphan",
                                        repositoryProvider="GITHUB_ENTERPRISE", branch="main")
     s = settled(proton, "ghost", 1, sha, "FAILED")
-    assert "create it with CreateEnvironmentTemplate" in s["latestSync"]["events"][-1]["event"]
+    assert s["latestSync"]["events"][-1]["event"] == (
+        "Environment template ghost does not exist: create it with CreateEnvironmentTemplate; "
+        "the sync is retried with backoff, and at once when the template is created")
+    # The operator sees the failure in the log, with the sync type, the template and the reason.
+    warned = [line for line in open(engine.log_path).read().splitlines()
+              if "WARN" in line and "resource sync failed" in line and "target=ENVIRONMENT template ghost major version 1" in line]
+    assert warned and "TEMPLATE_SYNC" in warned[-1] and "does not exist: create it with CreateEnvironmentTemplate" in warned[-1], warned
+    # An API call fixes it, not a commit: creating the template syncs the same commit at once
+    # (well before the 30 s backoff).
+    proton.create_environment_template(name="ghost")
+    s = wait_for(lambda: ended_at(proton, "ghost", 1, sha, "SUCCEEDED"), timeout=15, what="the retry after CreateEnvironmentTemplate")
+    assert s["latestSync"]["events"][-1]["type"] == "VERSION_REGISTERED"
+    assert versions(proton, "ghost") == [("1", "0", "DRAFT")]
+
+
+def test_sync_now_for_proton_repositories_and_templates(git_http, tmp_path):
+    """With polling once an hour, `gitsync sync --repository PROVIDER:NAME --branch B` reads a
+    new commit at once, and `gitsync sync --template … --major M` retries a major's latest commit."""
+    server = Server(["--poll-interval", "1h", "--lease-ttl", "3s"]).start()
+    try:
+        repo, tenant, proton = setup(server, git_http, tmp_path, "sync-now")
+        first = repo.commit(bundle("tpl", 1))
+        proton.create_environment_template(name="tpl")
+        proton.create_template_sync_config(templateName="tpl", templateType="ENVIRONMENT", repositoryName="octo/sync-now",
+                                           repositoryProvider="GITHUB_ENTERPRISE", branch="main")
+        settled(proton, "tpl", 1, first)
+        second = repo.commit(bundle("tpl", 1, body="Resources:\n  Q:\n    Type: AWS::SQS::Queue\n"))
+        run = lambda *args, check=True: server.cli("sync", *args, "--account-id", tenant.account_id, check=check)
+        out = run("--repository", "GITHUB_ENTERPRISE:octo/sync-now", "--branch", "main").stdout
+        assert out == "branch main of GITHUB_ENTERPRISE:octo/sync-now will be checked now\n"
+        settled(proton, "tpl", 1, second)
+        assert versions(proton, "tpl") == [("1", "0", "DRAFT"), ("1", "1", "DRAFT")]
+
+        # Retrying a major's latest commit runs a new attempt at that commit; its version is
+        # registered already, so it registers nothing.
+        before = status(proton, "tpl", 1)["latestSync"]["startedAt"]
+        out = run("--template", "tpl", "--template-type", "ENVIRONMENT", "--major", "1").stdout
+        assert out == "template tpl major version 1 will retry its latest commit now\n"
+        retried = wait_for(lambda: (lambda l: l if l["startedAt"] != before and l["status"] == "SUCCEEDED" and l["targetRevision"]["sha"] == second else None)(
+            status(proton, "tpl", 1)["latestSync"]), what="the retried attempt")
+        assert retried["events"][-1]["type"] == "NO_CHANGES", retried["events"]
+        assert retried["events"][-1]["event"] == f"Environment template tpl version 1.1 is registered from commit {second} already; nothing registered"
+        assert versions(proton, "tpl") == [("1", "0", "DRAFT"), ("1", "1", "DRAFT")]
+
+        # `gitsync status` shows a template major's sync too.
+        out = server.cli("status", "--template", "tpl", "--template-type", "ENVIRONMENT", "--major", "1",
+                         "--account-id", tenant.account_id).stdout.splitlines()
+        assert out[0] == "Template tpl (ENVIRONMENT) syncs from octo/sync-now (GITHUB_ENTERPRISE) branch main, major version 1 from v1/"
+        assert f"Latest sync: SUCCEEDED at commit {second} (from {second})" in out[2], out
+        assert any("NO_CHANGES" in line and "nothing registered" in line for line in out), out
+
+        # A webhook for the Proton repository checks its branch too: the secret is set by the
+        # Proton repository's ARN, and a signed push registers the next minor at once.
+        arn = proton.get_repository(name="octo/sync-now", provider="GITHUB_ENTERPRISE")["repository"]["arn"]
+        secret = tmp_path / "secret"
+        secret.write_text("proton-hook\n")
+        out = server.cli("webhooks", "set-secret", arn, "--secret-file", str(secret)).stdout
+        assert out == "webhook secret set for octo/sync-now\n"
+        third = repo.commit(bundle("tpl", 1, body="Resources:\n  R:\n    Type: AWS::SQS::Queue\n"))
+        body = json.dumps({"ref": "refs/heads/main", "after": third, "repository": {"full_name": "octo/sync-now"}}).encode()
+        signature = "sha256=" + hmac.new(b"proton-hook", body, hashlib.sha256).hexdigest()
+        request = urllib.request.Request(f"{server.endpoint}/webhooks/github", data=body, method="POST", headers={
+            "Content-Type": "application/json", "X-Hub-Signature-256": signature, "X-GitHub-Event": "push"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 202 and json.loads(answer.read())["branchesTriggered"] == 1
+        settled(proton, "tpl", 1, third)
+        assert versions(proton, "tpl")[-1] == ("1", "2", "DRAFT")
+        unknown = arn.replace("octo/sync-now", "octo/none")
+        result = server.cli("webhooks", "set-secret", unknown, "--secret-file", str(secret), check=False)
+        assert result.returncode != 0 and "octo/none" in result.stderr, result.stderr
+
+        # Mistakes are named, and change nothing.
+        for args, message in [
+            (("--repository", "GITLAB:octo/sync-now", "--branch", "main"), "give PROVIDER:NAME"),
+            (("--repository", "GITHUB_ENTERPRISE:octo/sync-now", "--branch", "nope"), "no sync configuration watches branch nope"),
+            (("--repository", "GITHUB_ENTERPRISE:octo/none", "--branch", "main"), "octo/none"),
+            (("--template", "tpl", "--template-type", "CLOUD", "--major", "1"), "give ENVIRONMENT or SERVICE"),
+            (("--template", "tpl", "--template-type", "ENVIRONMENT", "--major", "7"), "has no commit to sync yet"),
+            (("--template", "nope", "--template-type", "ENVIRONMENT", "--major", "1"), "nope"),
+            (("--repository", "GITHUB_ENTERPRISE:octo/sync-now"), "--branch"),
+        ]:
+            result = run(*args, check=False)
+            assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
+    finally:
+        server.cleanup()
 
 
 def test_deleting_the_last_synced_version_registers_again(engine, git_http, tmp_path):

@@ -86,11 +86,15 @@ pub enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
-    /// Sync now: check a branch at once (--repository-link-id with --branch), or retry a stack's
-    /// latest commit (--resource-name). Refused while the stack has an ACTIVE blocker.
+    /// Sync now: check a branch at once (--repository-link-id or, for Proton, --repository, with
+    /// --branch), or retry a target's latest commit: a stack (--resource-name), a template
+    /// version (--template, --template-type, --major) or a service instance (--service,
+    /// --instance). Refused while the target has an ACTIVE blocker.
     Sync(SyncArgs),
-    /// Show a stack's sync status: desired state, latest and latest successful attempts with
-    /// their events, and blockers. What to read when something goes wrong.
+    /// Show a sync's status: blockers first, then the desired state and the latest and latest
+    /// successful attempts with their events, for a stack (--resource-name), a service instance
+    /// (--service, --instance) or a template major version (--template, --template-type,
+    /// --major). What to read when something goes wrong.
     Status(StatusArgs),
 }
 
@@ -146,8 +150,11 @@ pub enum WebhooksCommand {
     /// sign with it, GitLab sends it as its token). Deliveries go to /webhooks/github,
     /// /webhooks/gitlab, /webhooks/bitbucket or /webhooks/generic.
     SetSecret {
-        /// The ARN of a repository link (from CreateRepositoryLink).
-        repository_link_arn: String,
+        /// The ARN of a repository link (from CreateRepositoryLink) or of a Proton repository
+        /// (from Proton's CreateRepository): the secret verifies every delivery for that
+        /// repository, and a verified push checks the branches its stack, template and service
+        /// syncs watch.
+        repository_arn: String,
         /// File holding the secret.
         #[arg(long, value_name = "FILE")]
         secret_file: PathBuf,
@@ -156,8 +163,37 @@ pub enum WebhooksCommand {
     },
 }
 
+/// A Proton template's major version: `--template NAME --template-type TYPE --major N`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["resource_name", "service"])))]
+pub struct TemplateMajorArgs {
+    /// A Proton template with a template sync configuration (with --template-type and --major).
+    #[arg(long, value_name = "NAME", requires_all = ["template_type", "major"])]
+    pub template: Option<String>,
+    /// ENVIRONMENT or SERVICE.
+    #[arg(long, value_name = "TYPE", requires = "template")]
+    pub template_type: Option<String>,
+    /// The major version (its `v<major>/` directory).
+    #[arg(long, value_name = "MAJOR", requires = "template")]
+    pub major: Option<u32>,
+}
+
+impl TemplateMajorArgs {
+    /// The template's name, type and major, when `--template` is given.
+    pub fn parsed(&self) -> anyhow::Result<Option<(&str, gitsync_model::TemplateType, u32)>> {
+        let (Some(name), Some(kind), Some(major)) =
+            (&self.template, &self.template_type, self.major)
+        else {
+            return Ok(None);
+        };
+        let template_type = gitsync_model::TemplateType::parse(kind).ok_or_else(|| {
+            anyhow::anyhow!("--template-type {kind}: give ENVIRONMENT or SERVICE")
+        })?;
+        Ok(Some((name, template_type, major)))
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["resource_name", "service", "template"])))]
 pub struct StatusArgs {
     /// The stack (the sync configuration's ResourceName).
     #[arg(long, value_name = "NAME")]
@@ -169,13 +205,16 @@ pub struct StatusArgs {
     #[arg(long, value_name = "NAME", requires = "service")]
     pub instance: Option<String>,
     #[command(flatten)]
+    pub template: TemplateMajorArgs,
+    #[command(flatten)]
     pub tenant: TenantArgs,
     #[command(flatten)]
     pub state: StateArgs,
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["resource_name", "repository_link_id"])))]
+#[command(group(clap::ArgGroup::new("what").required(true)
+    .args(["resource_name", "repository_link_id", "repository", "template", "service"])))]
 pub struct SyncArgs {
     /// Retry this stack's latest commit now (the sync configuration's ResourceName).
     #[arg(long, value_name = "NAME")]
@@ -183,9 +222,20 @@ pub struct SyncArgs {
     /// Check this repository link's branch at once (with --branch).
     #[arg(long, value_name = "ID", requires = "branch")]
     pub repository_link_id: Option<String>,
+    /// Check this Proton repository's branch at once (with --branch), e.g. GITHUB:my-org/templates.
+    #[arg(long, value_name = "PROVIDER:NAME", requires = "branch")]
+    pub repository: Option<String>,
     /// The branch to check.
-    #[arg(long, value_name = "BRANCH", requires = "repository_link_id")]
+    #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
+    #[command(flatten)]
+    pub template: TemplateMajorArgs,
+    /// Retry the latest commit of this Proton service's instance (with --instance).
+    #[arg(long, value_name = "NAME", requires = "instance")]
+    pub service: Option<String>,
+    /// The service instance.
+    #[arg(long, value_name = "NAME", requires = "service")]
+    pub instance: Option<String>,
     #[command(flatten)]
     pub tenant: TenantArgs,
     #[command(flatten)]

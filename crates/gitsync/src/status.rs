@@ -1,4 +1,5 @@
-//! `gitsync status`: a stack's sync state in words.
+//! `gitsync status`: a target's sync state in words: a stack, a template major version or a
+//! service instance. Blockers come first: they are what stops a sync.
 
 use crate::cli::StatusArgs;
 use anyhow::Result;
@@ -90,8 +91,69 @@ pub async fn run(args: StatusArgs) -> Result<()> {
                 ],
             )
         }
-        _ => anyhow::bail!("give --resource-name STACK, or --service NAME --instance NAME"),
+        _ => match args.template.parsed()? {
+            Some((name, template_type, major)) => {
+                let kind = template_type.as_str();
+                match store
+                    .get_template_sync_config(&tenant, name, template_type)
+                    .await
+                {
+                    Ok(c) => println!(
+                        "Template {name} ({kind}) syncs from {} ({}) branch {}{}, major version {major} from v{major}/",
+                        c.repository_name,
+                        c.repository_provider,
+                        c.branch,
+                        c.subdirectory
+                            .map(|d| format!(", subdirectory {d}"))
+                            .unwrap_or_default()
+                    ),
+                    Err(_) => {
+                        println!("Template {name} ({kind}) has no template sync configuration")
+                    }
+                }
+                // Template versions get no blockers (as in AWS).
+                (
+                    SyncTarget::TemplateVersion {
+                        template_name: name.to_string(),
+                        template_type,
+                        major: major.to_string(),
+                    },
+                    Vec::new(),
+                )
+            }
+            None => anyhow::bail!(
+                "give --resource-name STACK, --service NAME --instance NAME, or --template NAME --template-type TYPE --major N"
+            ),
+        },
     };
+    // Blockers first (ACTIVE ones lead): they are why nothing syncs.
+    let mut blockers = Vec::new();
+    for (sync_type, resource, parent) in &blocker_scopes {
+        blockers.extend(
+            store
+                .latest_blockers(&tenant, *sync_type, resource, parent.as_deref(), 5)
+                .await?,
+        );
+    }
+    blockers.sort_by_key(|b| b.status != gitsync_model::BlockerStatus::Active);
+    if blockers.is_empty() && !blocker_scopes.is_empty() {
+        println!("Blockers: none");
+    }
+    for b in blockers {
+        println!(
+            "Blocker {} {}: {} (since {})",
+            b.id,
+            b.status,
+            b.created_reason,
+            time(b.created_at)
+        );
+        for (k, v) in &b.contexts {
+            println!("  {k} = {v}");
+        }
+        if let Some(r) = &b.resolved_reason {
+            println!("  resolved: {r}");
+        }
+    }
     match store.resource_sync_state(&tenant, &target).await? {
         None => println!("Nothing has synced it yet."),
         Some(s) => {
@@ -108,32 +170,6 @@ pub async fn run(args: StatusArgs) -> Result<()> {
                 Some(_) => {}
                 None => println!("Latest successful sync: none"),
             }
-        }
-    }
-    let mut blockers = Vec::new();
-    for (sync_type, resource, parent) in &blocker_scopes {
-        blockers.extend(
-            store
-                .latest_blockers(&tenant, *sync_type, resource, parent.as_deref(), 5)
-                .await?,
-        );
-    }
-    if blockers.is_empty() {
-        println!("Blockers: none");
-    }
-    for b in blockers {
-        println!(
-            "Blocker {} {}: {} (since {})",
-            b.id,
-            b.status,
-            b.created_reason,
-            time(b.created_at)
-        );
-        for (k, v) in &b.contexts {
-            println!("  {k} = {v}");
-        }
-        if let Some(r) = &b.resolved_reason {
-            println!("  resolved: {r}");
         }
     }
     Ok(())
