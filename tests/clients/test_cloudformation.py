@@ -313,7 +313,8 @@ def test_an_update_that_rolls_back_fails_with_the_failed_resource(git_http, tmp_
     server = Server(["--poll-interval", "1s", "--cloudformation-endpoint", double.url], env=MOTO_KEYS).start()
     try:
         repo = Repo(git_http.root, "octo", "rolled", str(tmp_path / "work"))
-        sha = repo.commit({"deploy/stack.yaml": deployment("rolled", Visibility=99999), "infra/queue.yaml": TEMPLATE})
+        flags = "include-nested-stacks: true\nimport-existing-resources: true\n"
+        sha = repo.commit({"deploy/stack.yaml": deployment("rolled", Visibility=99999) + flags, "infra/queue.yaml": TEMPLATE})
         tenant = make_tenant(server)
         # Trusted: it deploys with the server's own credentials (the double answers no STS), and
         # the double's stack carries gitsync's ownership tags for this tenant.
@@ -335,6 +336,8 @@ def test_an_update_that_rolls_back_fails_with_the_failed_resource(git_http, tmp_
         assert {create[f"Capabilities.member.{i}"] for i in (1, 2, 3)} == {"CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"}
         sent = {create[f"Parameters.member.{i}.ParameterKey"]: create[f"Parameters.member.{i}.ParameterValue"] for i in (1, 2)}
         assert sent == {"QueueName": "rolled", "Visibility": "99999"}
+        # The deployment file's flags are passed on, not only accepted.
+        assert create["IncludeNestedStacks"] == "true" and create["ImportExistingResources"] == "true", create
         # One DescribeStacks serves both the existence check and the comparison with the plan.
         assert double.actions()[:4] == ["DescribeStacks", "GetTemplate", "CreateChangeSet", "DescribeChangeSet"]
         assert "ExecuteChangeSet" in double.actions() and double.actions()[-1] == "DescribeStackEvents"

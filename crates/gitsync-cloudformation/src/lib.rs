@@ -534,6 +534,14 @@ impl Deployment<'_> {
             .capabilities(Capability::CapabilityNamedIam)
             .capabilities(Capability::CapabilityAutoExpand)
             .description(format!("gitsync: commit {}", self.plan.commit));
+        // Sent only when the deployment file asks, so a CloudFormation (or double) that does
+        // not know them is not handed them.
+        if self.plan.include_nested_stacks {
+            request = request.include_nested_stacks(true);
+        }
+        if self.plan.import_existing_resources {
+            request = request.import_existing_resources(true);
+        }
         if change_set_type == ChangeSetType::Create
             && let Some(on_failure) = &self.plan.on_stack_failure
         {

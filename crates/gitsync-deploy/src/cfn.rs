@@ -2,7 +2,9 @@
 //!
 //! A deployment file (YAML or JSON) names the template (`template-file-path`, from the
 //! repository root) and gives `parameters` and `tags`; the AWS tooling superset
-//! `on-stack-failure`, `include-nested-stacks` and `import-existing-resources` is accepted too.
+//! `on-stack-failure`, `include-nested-stacks` and `import-existing-resources` is accepted too,
+//! and passed to CreateChangeSet as `OnStackFailure`, `IncludeNestedStacks` and
+//! `ImportExistingResources`.
 //! Scalars become strings, lists become comma-joined strings (for `CommaDelimitedList`
 //! parameters); anything else, and any unknown key, is a problem naming the key.
 
@@ -10,8 +12,9 @@ pub use gitsync_model::security::{OWNER_ACCOUNT_TAG, OWNER_CONFIGURATION_TAG};
 use serde_norway::Value;
 use std::collections::BTreeMap;
 
-/// CloudFormation's limits on what gitsync passes it.
-pub const MAX_PARAMETERS: usize = 50;
+/// CloudFormation's limits on what gitsync passes it (a template declares at most 200
+/// parameters).
+pub const MAX_PARAMETERS: usize = 200;
 /// CloudFormation allows 50 tags; gitsync's two ownership tags take the other two.
 pub const MAX_TAGS: usize = gitsync_model::security::MAX_USER_STACK_TAGS;
 /// Problems reported for one file at most (the last says how many more there were).
@@ -103,6 +106,11 @@ pub struct StackPlan {
     pub tags: BTreeMap<String, String>,
     pub role_arn: String,
     pub on_stack_failure: Option<String>,
+    /// CreateChangeSet's `IncludeNestedStacks`: the change set covers nested stacks too.
+    pub include_nested_stacks: bool,
+    /// CreateChangeSet's `ImportExistingResources`: resources with custom names that exist
+    /// already are imported instead of failing the create.
+    pub import_existing_resources: bool,
     /// Where the stack lives (the sync configuration's region); set by the engine.
     pub region: String,
     /// The commit the plan was read from; set by the engine.
@@ -560,6 +568,8 @@ pub fn plan(
         tags: deployment.tags.clone(),
         role_arn: role_arn.to_string(),
         on_stack_failure: deployment.on_stack_failure.clone(),
+        include_nested_stacks: deployment.include_nested_stacks.unwrap_or(false),
+        import_existing_resources: deployment.import_existing_resources.unwrap_or(false),
         region: String::new(),
         commit: String::new(),
         deployed_from: None,
@@ -671,7 +681,8 @@ mod tests {
 
     #[test]
     fn parameter_values_are_checked_against_the_templates_constraints() {
-        let template = "Parameters:\n  Port:\n    Type: Number\n    MinValue: 1\n    MaxValue: 65535\n  Env:\n    Type: String\n    AllowedValues: [dev, prod]\n  Name:\n    Type: String\n    AllowedPattern: '[a-z]+'\n    MaxLength: 5\n  Ids:\n    Type: List<Number>\n  Zones:\n    Type: CommaDelimitedList\n    AllowedValues: [a, b]\n  Key:\n    Type: AWS::EC2::KeyPair::KeyName\nResources:\n  Queue:\n    Type: AWS::SQS::Queue\n";
+        // Every parameter has a default, so each case checks only the value it gives.
+        let template = "Parameters:\n  Port:\n    Type: Number\n    MinValue: 1\n    MaxValue: 65535\n    Default: 80\n  Env:\n    Type: String\n    AllowedValues: [dev, prod]\n    Default: dev\n  Name:\n    Type: String\n    AllowedPattern: '[a-z]+'\n    MaxLength: 5\n    Default: x\n  Ids:\n    Type: List<Number>\n    Default: '1'\n  Zones:\n    Type: CommaDelimitedList\n    AllowedValues: [a, b]\n    Default: a\n  Key:\n    Type: AWS::EC2::KeyPair::KeyName\n    Default: k\nResources:\n  Queue:\n    Type: AWS::SQS::Queue\n";
         let with = |params: &[(&str, &str)]| {
             let mut file =
                 DeploymentFile::parse("d.yaml", b"template-file-path: t.yaml\n").unwrap();
