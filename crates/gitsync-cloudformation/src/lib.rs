@@ -20,10 +20,9 @@ use aws_sdk_cloudformation::types::{
 use gitsync_deploy::cfn::{
     AppliedStack, DeployIdentity, OWNER_ACCOUNT_TAG, OWNER_CONFIGURATION_TAG, StackPlan,
 };
+use gitsync_model::{EventType, SyncEvent};
 
-use gitsync_deploy::{
-    BlockerRequest, BoxFuture, DeployEvent, DeployOutcome, DeployReport, StackDeployer,
-};
+use gitsync_deploy::{BlockerRequest, BoxFuture, DeployOutcome, DeployReport, StackDeployer};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -189,11 +188,7 @@ impl StackDeployer for CloudFormation {
             // attempt backs off and tries again).
             if let Err(missing) = self.server_credentials().await {
                 return DeployReport {
-                    events: vec![DeployEvent {
-                        event_type: "DEPLOYMENT_FAILED",
-                        text: missing,
-                        external_id: None,
-                    }],
+                    events: vec![SyncEvent::new(EventType::DeploymentFailed, missing, None)],
                     outcome: DeployOutcome::FailedTransiently,
                     blocker: None,
                     deployed: false,
@@ -232,7 +227,7 @@ struct Deployment<'a> {
     client: &'a cfn::Client,
     plan: &'a StackPlan,
     settings: &'a Settings,
-    events: Vec<DeployEvent>,
+    events: Vec<SyncEvent>,
     blocker: Option<BlockerRequest>,
 }
 
@@ -292,16 +287,13 @@ fn succeeded(status: &StackStatus) -> bool {
 }
 
 impl Deployment<'_> {
-    fn event(&mut self, event_type: &'static str, text: String, external_id: Option<String>) {
-        self.events.push(DeployEvent {
-            event_type,
-            text,
-            external_id,
-        });
+    fn event(&mut self, event_type: EventType, text: String, external_id: Option<String>) {
+        self.events
+            .push(SyncEvent::new(event_type, text, external_id.as_deref()));
     }
 
     fn fail(&mut self, e: CallError) -> DeployOutcome {
-        self.event("DEPLOYMENT_FAILED", e.message, None);
+        self.event(EventType::DeploymentFailed, e.message, None);
         if e.transient {
             DeployOutcome::FailedTransiently
         } else {
@@ -369,7 +361,11 @@ impl Deployment<'_> {
                 .refuses(&d.tags, self.plan.deployed_from.is_some())
         {
             let reason = format!("Stack {name} exists and is not owned by gitsync: {why}");
-            self.event("DEPLOYMENT_FAILED", reason.clone(), Some(d.id.clone()));
+            self.event(
+                EventType::DeploymentFailed,
+                reason.clone(),
+                Some(d.id.clone()),
+            );
             let tag = |key: &str| d.tags.get(key).cloned().unwrap_or_else(|| "none".into());
             self.blocker = Some(BlockerRequest {
                 reason,
@@ -394,7 +390,7 @@ impl Deployment<'_> {
                 let reason = format!(
                     "Stack {name} was deleted outside gitsync (last deployed from commit {last}); resolve this blocker to create it again from the latest commit"
                 );
-                self.event("DEPLOYMENT_FAILED", reason.clone(), None);
+                self.event(EventType::DeploymentFailed, reason.clone(), None);
                 self.blocker = Some(BlockerRequest {
                     reason,
                     contexts: vec![
@@ -428,7 +424,7 @@ impl Deployment<'_> {
                         .map(|r| format!(" ({r})"))
                         .unwrap_or_default()
                 );
-                self.event("DEPLOYMENT_FAILED", text.clone(), Some(id.clone()));
+                self.event(EventType::DeploymentFailed, text.clone(), Some(id.clone()));
                 self.blocker = Some(BlockerRequest {
                     reason: text,
                     contexts: vec![
@@ -442,7 +438,7 @@ impl Deployment<'_> {
             }
             Some(Described { status, id, .. }) if in_progress(status) => {
                 self.event(
-                    "DEPLOYMENT_FAILED",
+                    EventType::DeploymentFailed,
                     format!(
                         "Stack {name} is {}; the sync tries again when it settles",
                         status.as_str()
@@ -465,7 +461,7 @@ impl Deployment<'_> {
             // Already what this commit asks for: no change set at all.
             if running.as_ref() == Some(&wanted) {
                 self.event(
-                    "NO_CHANGES",
+                    EventType::NoChanges,
                     format!("The stack already matches commit {}", self.plan.commit),
                     None,
                 );
@@ -482,7 +478,7 @@ impl Deployment<'_> {
                         changed.join(", "),
                         self.plan.commit
                     );
-                    self.event("DEPLOYMENT_FAILED", reason.clone(), None);
+                    self.event(EventType::DeploymentFailed, reason.clone(), None);
                     self.blocker = Some(BlockerRequest {
                         reason,
                         contexts: vec![
@@ -553,7 +549,7 @@ impl Deployment<'_> {
         };
         let change_set = created.id().unwrap_or(&change_set_name).to_string();
         self.event(
-            "DEPLOYMENT_STARTED",
+            EventType::DeploymentStarted,
             format!(
                 "Change set {change_set_name} created ({} stack {name})",
                 change_set_type.as_str()
@@ -587,7 +583,7 @@ impl Deployment<'_> {
                         return self.no_changes(&change_set).await;
                     }
                     self.event(
-                        "DEPLOYMENT_FAILED",
+                        EventType::DeploymentFailed,
                         format!("Change set {change_set_name} failed: {reason}"),
                         Some(change_set.clone()),
                     );
@@ -632,7 +628,7 @@ impl Deployment<'_> {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     self.event(
-                        "DEPLOYMENT_FAILED",
+                        EventType::DeploymentFailed,
                         format!("Stack {name} disappeared while its change set ran"),
                         None,
                     );
@@ -652,7 +648,7 @@ impl Deployment<'_> {
             .await;
         if succeeded(&status) {
             self.event(
-                "DEPLOYMENT_SUCCEEDED",
+                EventType::DeploymentSucceeded,
                 format!("Stack {}", status.as_str()),
                 Some(stack_id),
             );
@@ -662,7 +658,7 @@ impl Deployment<'_> {
                 .or(reason)
                 .unwrap_or_else(|| "no reason given".into());
             self.event(
-                "DEPLOYMENT_FAILED",
+                EventType::DeploymentFailed,
                 format!("Stack {}: {why}", status.as_str()),
                 Some(stack_id),
             );
@@ -699,7 +695,7 @@ impl Deployment<'_> {
             }
         }
         self.event(
-            "DEPLOYMENT_PROGRESS",
+            EventType::DeploymentProgress,
             format!(
                 "Stack {name} was left in REVIEW_IN_PROGRESS by a change set that never ran; deleted it (it held no resources) to create it afresh"
             ),
@@ -752,7 +748,7 @@ impl Deployment<'_> {
             .send()
             .await;
         self.event(
-            "NO_CHANGES",
+            EventType::NoChanges,
             format!("The stack already matches commit {}", self.plan.commit),
             Some(change_set.to_string()),
         );
@@ -840,7 +836,7 @@ impl Deployment<'_> {
                 ));
             }
             self.event(
-                "DEPLOYMENT_PROGRESS",
+                EventType::DeploymentProgress,
                 format!(
                     "{} {} {status}{}",
                     e.resource_type().unwrap_or_default(),

@@ -9,16 +9,9 @@ pub mod cfn;
 pub mod proton;
 pub mod spec;
 
+use gitsync_model::{EventType, SyncEvent};
 use std::future::Future;
 use std::pin::Pin;
-
-/// One line of what a deployment did, for the attempt's event list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeployEvent {
-    pub event_type: &'static str,
-    pub text: String,
-    pub external_id: Option<String>,
-}
 
 /// How a deployment ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +25,7 @@ pub enum DeployOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployReport {
-    pub events: Vec<DeployEvent>,
+    pub events: Vec<SyncEvent>,
     pub outcome: DeployOutcome,
     /// A reason for a person to look before syncing goes on (the stack was deleted or is stuck):
     /// the engine raises a sync blocker with it.
@@ -72,16 +65,16 @@ impl StackDeployer for ValidateOnly {
     fn deploy<'a>(&'a self, plan: &'a cfn::StackPlan) -> BoxFuture<'a, DeployReport> {
         Box::pin(async move {
             DeployReport {
-                events: vec![DeployEvent {
-                    event_type: "VALIDATION_SUCCEEDED",
-                    text: format!(
+                events: vec![SyncEvent::new(
+                    EventType::ValidationSucceeded,
+                    format!(
                         "Validated {} with {} parameter(s) and {} tag(s); no CloudFormation endpoint is configured, nothing was deployed",
                         plan.template_path,
                         plan.parameters.len(),
                         plan.tags.len()
                     ),
-                    external_id: None,
-                }],
+                    None,
+                )],
                 outcome: DeployOutcome::Succeeded,
                 blocker: None,
                 deployed: false,

@@ -1,12 +1,12 @@
 //! Resource syncs of CloudFormation stacks (`CFN_STACK_SYNC`).
 
+use crate::Engine;
 use crate::backoff::after_failures;
 use crate::repository::remote_for;
-use crate::{Engine, event};
 use gitsync_deploy::DeployOutcome;
 use gitsync_deploy::cfn::{DeployIdentity, DeploymentFile, Owner, plan};
 use gitsync_git::Mirror;
-use gitsync_model::{BlockerScope, SyncEvent, SyncTarget, SyncType, Timestamp};
+use gitsync_model::{BlockerScope, EventType, SyncEvent, SyncTarget, SyncType, Timestamp};
 use gitsync_store::{ClaimedTarget, Release, RepositoryKey, StoreError, TargetResult};
 use std::time::Duration;
 
@@ -115,8 +115,8 @@ impl Engine {
         };
         let mut first = Vec::new();
         if claim.abandoned_attempt_id.is_some() {
-            first.push(event(
-                "TAKEN_OVER",
+            first.push(SyncEvent::new(
+                EventType::TakenOver,
                 format!(
                     "The previous worker stopped; resumed by {}",
                     self.settings.replica_id
@@ -125,14 +125,14 @@ impl Engine {
             ));
         }
         for old in &claim.superseded {
-            first.push(event(
-                "SUPERSEDED",
+            first.push(SyncEvent::new(
+                EventType::Superseded,
                 format!("Commit {old} replaced by newer commit {sha}"),
                 Some(&sha),
             ));
         }
-        first.push(event(
-            "SYNC_STARTED",
+        first.push(SyncEvent::new(
+            EventType::SyncStarted,
             format!("Syncing {} to commit {sha}", claim.display_name),
             Some(&sha),
         ));
@@ -247,8 +247,8 @@ impl Engine {
                 .create_blocker(&claim.tenant, &scope, &reason, &contexts)
                 .await
             {
-                Ok(blocker) => events.push(event(
-                    "BLOCKED",
+                Ok(blocker) => events.push(SyncEvent::new(
+                    EventType::Blocked,
                     format!("Sync blocked: {reason}"),
                     Some(&blocker.id),
                 )),
@@ -307,20 +307,25 @@ impl Engine {
             Ok(s) => s,
             Err(e) => {
                 return Ending::Transient(
-                    vec![event("SOURCE_FAILED", e.to_string(), None)],
+                    vec![SyncEvent::new(EventType::SourceFailed, e.to_string(), None)],
                     e.to_string(),
                 );
             }
         };
         let remote = match remote_for(&source) {
             Ok(r) => r,
-            Err(m) => return Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m),
+            Err(m) => {
+                return Ending::Transient(
+                    vec![SyncEvent::new(EventType::SourceFailed, &m, None)],
+                    m,
+                );
+            }
         };
         let mirror = match Mirror::for_url(&self.git, &remote.url) {
             Ok(m) => m,
             Err(e) => {
                 return Ending::Transient(
-                    vec![event("SOURCE_FAILED", e.to_string(), None)],
+                    vec![SyncEvent::new(EventType::SourceFailed, e.to_string(), None)],
                     e.to_string(),
                 );
             }
@@ -332,14 +337,20 @@ impl Engine {
                 .await
             {
                 let m = format!("Could not fetch commit {sha} from {}: {e}", remote.url);
-                return Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m);
+                return Ending::Transient(
+                    vec![SyncEvent::new(EventType::SourceFailed, &m, None)],
+                    m,
+                );
             }
             if !mirror.has_commit(sha) {
                 let m = format!(
                     "Commit {sha} is no longer on branch {} of {}",
                     claim.branch, remote.url
                 );
-                return Ending::Failed(vec![event("SOURCE_FAILED", &m, Some(sha))], m);
+                return Ending::Failed(
+                    vec![SyncEvent::new(EventType::SourceFailed, &m, Some(sha))],
+                    m,
+                );
             }
         }
         // Whose credentials deploy, checked again now: the operator may have changed the
@@ -348,11 +359,14 @@ impl Engine {
             Ok(p) => p,
             Err(e) => {
                 let m = format!("cannot read the account's deployment policy: {e}");
-                return Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m);
+                return Ending::Transient(
+                    vec![SyncEvent::new(EventType::SourceFailed, &m, None)],
+                    m,
+                );
             }
         };
         if let Err(m) = policy.check_role(&config.role_arn) {
-            return Ending::Failed(vec![event("ACCESS_DENIED", &m, None)], m);
+            return Ending::Failed(vec![SyncEvent::new(EventType::AccessDenied, &m, None)], m);
         }
         let deployed_from = claim.deployed.clone().filter(|_| !claim.guard_lifted);
         // Git objects are read off the async runtime, within the repository budgets.
@@ -381,7 +395,10 @@ impl Engine {
             Ok(Err(ending)) => return ending,
             Err(e) => {
                 let m = format!("reading commit {sha} failed: {e}");
-                return Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m);
+                return Ending::Transient(
+                    vec![SyncEvent::new(EventType::SourceFailed, &m, None)],
+                    m,
+                );
             }
         };
         stack_plan.region = claim.tenant.region.clone();
@@ -403,11 +420,7 @@ impl Engine {
         // (Its plan carries no ownership tags; comparisons ignore gitsync's tags.)
         stack_plan.previous = previous;
         let report = self.deployer.deploy(&stack_plan).await;
-        let events: Vec<SyncEvent> = report
-            .events
-            .into_iter()
-            .map(|e| event(e.event_type, e.text, e.external_id.as_deref()))
-            .collect();
+        let events = report.events;
         let last = events.last().map(|e| e.event.clone()).unwrap_or_default();
         match (report.outcome, report.blocker) {
             (_, Some(blocker)) => Ending::Blocked(events, blocker),
@@ -430,9 +443,12 @@ fn read_plan(
     let transient = |e: gitsync_git::GitError| {
         let m = e.to_string();
         if e.is_transient() {
-            Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m)
+            Ending::Transient(vec![SyncEvent::new(EventType::SourceFailed, &m, None)], m)
         } else {
-            Ending::Failed(vec![event("LIMIT_EXCEEDED", &m, Some(sha))], m)
+            Ending::Failed(
+                vec![SyncEvent::new(EventType::LimitExceeded, &m, Some(sha))],
+                m,
+            )
         }
     };
     let invalid = |problems: Vec<String>| {
@@ -440,7 +456,7 @@ fn read_plan(
         Ending::Failed(
             problems
                 .into_iter()
-                .map(|p| event("VALIDATION_FAILED", p, None))
+                .map(|p| SyncEvent::new(EventType::ValidationFailed, p, None))
                 .collect(),
             error,
         )

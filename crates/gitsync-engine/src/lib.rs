@@ -195,16 +195,3 @@ impl Engine {
         Ok(())
     }
 }
-
-fn event(
-    event_type: &str,
-    text: impl Into<String>,
-    external_id: Option<&str>,
-) -> gitsync_model::SyncEvent {
-    gitsync_model::SyncEvent {
-        event_type: event_type.to_string(),
-        event: text.into(),
-        time: Timestamp::now(),
-        external_id: external_id.map(str::to_string),
-    }
-}

@@ -1,8 +1,9 @@
 //! Branch checks: the repository syncs of watched branches.
 
+use crate::Engine;
 use crate::backoff::{after_failures, jittered};
-use crate::{Engine, event};
 use gitsync_git::{Credential, GitError, Mirror, Remote};
+use gitsync_model::{EventType, SyncEvent};
 use gitsync_model::{
     RepositorySyncStatus, Revision, SyncConfiguration, SyncTarget, SyncType, Tenant, Timestamp,
     TriggerResourceUpdateOn,
@@ -181,7 +182,7 @@ impl Engine {
                     .record_repository_event(
                         id,
                         RepositorySyncStatus::Failed,
-                        &event("CLONE_FAILED", message, None),
+                        &SyncEvent::new(EventType::CloneFailed, message, None),
                     )
                     .await;
             }
@@ -234,8 +235,8 @@ impl Engine {
                     .record_repository_event(
                         id,
                         RepositorySyncStatus::Succeeded,
-                        &event(
-                            "NO_CHANGES",
+                        &SyncEvent::new(
+                            EventType::NoChanges,
                             format!("Commit {head} is already synced"),
                             Some(&head),
                         ),
@@ -275,7 +276,7 @@ impl Engine {
         };
         record(
             RepositorySyncStatus::InProgress,
-            event("CLONE_STARTED", "Clone started", None),
+            SyncEvent::new(EventType::CloneStarted, "Clone started", None),
         )
         .await;
         let mirror = Mirror::for_url(&self.git, &remote.url).map_err(|e| e.to_string())?;
@@ -296,7 +297,7 @@ impl Engine {
                     };
                     record(
                         RepositorySyncStatus::Failed,
-                        event("CLONE_FAILED", &message, None),
+                        SyncEvent::new(EventType::CloneFailed, &message, None),
                     )
                     .await;
                     return Err(message);
@@ -305,7 +306,7 @@ impl Engine {
         };
         record(
             RepositorySyncStatus::InProgress,
-            event("CONFIG_UPDATED", "Updated configuration", None),
+            SyncEvent::new(EventType::ConfigUpdated, "Updated configuration", None),
         )
         .await;
         // Configuration files on this branch that cannot be used (service sync's ops files).
@@ -383,15 +384,15 @@ impl Engine {
                 } else {
                     RepositorySyncStatus::InProgress
                 },
-                event("VALIDATION_FAILED", problem, Some(&head)),
+                SyncEvent::new(EventType::ValidationFailed, problem, Some(&head)),
             )
             .await;
         }
         if affected > 0 {
             record(
                 done,
-                event(
-                    "STARTING_SYNC",
+                SyncEvent::new(
+                    EventType::StartingSync,
                     format!("Starting syncs for commit {head}"),
                     Some(&head),
                 ),
@@ -401,8 +402,8 @@ impl Engine {
         } else if !failed {
             record(
                 done,
-                event(
-                    "NO_CHANGES",
+                SyncEvent::new(
+                    EventType::NoChanges,
                     format!("No sync target is affected by commit {head}"),
                     Some(&head),
                 ),

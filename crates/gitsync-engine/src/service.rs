@@ -2,10 +2,11 @@
 //! names, per instance, a branch and a spec file. Each instance is a target; a commit that
 //! changes its spec file (or its entry in the ops file) deploys that instance, and only it.
 
+use crate::Engine;
 use crate::cfn::Ending;
-use crate::{Engine, event};
 use gitsync_deploy::spec::{OpsEntry, OpsFile, ServiceSpec, plan_instance};
 use gitsync_git::Mirror;
+use gitsync_model::{EventType, SyncEvent};
 use gitsync_model::{ProtonProvider, Revision, SyncTarget, SyncType, Tenant};
 use gitsync_store::{
     ClaimedTarget, InstanceWrite, LinkSource, RepositoryKey, StoreError, TargetAdvance,
@@ -284,7 +285,7 @@ impl Engine {
             Ending::Failed(
                 problems
                     .into_iter()
-                    .map(|p| event("VALIDATION_FAILED", p, None))
+                    .map(|p| SyncEvent::new(EventType::ValidationFailed, p, None))
                     .collect(),
                 error,
             )
@@ -303,7 +304,7 @@ impl Engine {
             }
             Err(e) => {
                 return Ending::Transient(
-                    vec![event("SOURCE_FAILED", e.to_string(), None)],
+                    vec![SyncEvent::new(EventType::SourceFailed, e.to_string(), None)],
                     e.to_string(),
                 );
             }
@@ -349,7 +350,10 @@ impl Engine {
             // the API rather than in Git: retried with backoff, so the fix is picked up.
             Err(StoreError::NotFound(m) | StoreError::Invalid(m)) => {
                 let m = format!("instance {}: {m}", target.instance);
-                return Ending::Transient(vec![event("VALIDATION_FAILED", &m, None)], m);
+                return Ending::Transient(
+                    vec![SyncEvent::new(EventType::ValidationFailed, &m, None)],
+                    m,
+                );
             }
             Err(e) => return Ending::Transient(vec![], e.to_string()),
         };
@@ -380,16 +384,16 @@ impl Engine {
             .await
         {
             Ok(done) => Ending::Succeeded(vec![
-                event(
-                    "DEPLOYMENT_STARTED",
+                SyncEvent::new(
+                    EventType::DeploymentStarted,
                     format!(
                         "Deployment {} of service instance {} started from {path}",
                         done.deployment_id, target.instance
                     ),
                     Some(&done.deployment_id),
                 ),
-                event(
-                    "DEPLOYMENT_SUCCEEDED",
+                SyncEvent::new(
+                    EventType::DeploymentSucceeded,
                     format!(
                         "Service instance {} of service {} {} with service template {label} in environment {}",
                         target.instance,
@@ -401,10 +405,15 @@ impl Engine {
                 ),
             ]),
             // A blocker raised while this attempt ran (a change through the API) wins.
-            Err(StoreError::Conflict(m)) => Ending::Failed(vec![event("BLOCKED", &m, None)], m),
+            Err(StoreError::Conflict(m)) => {
+                Ending::Failed(vec![SyncEvent::new(EventType::Blocked, &m, None)], m)
+            }
             Err(StoreError::NotFound(m) | StoreError::Invalid(m)) => {
                 let m = format!("instance {}: {m}", target.instance);
-                Ending::Transient(vec![event("VALIDATION_FAILED", &m, None)], m)
+                Ending::Transient(
+                    vec![SyncEvent::new(EventType::ValidationFailed, &m, None)],
+                    m,
+                )
             }
             Err(e) => Ending::Transient(vec![], e.to_string()),
         }

@@ -1,11 +1,12 @@
 //! Proton template sync (`TEMPLATE_SYNC`): each `v<major>/` directory of a synced template is a
 //! target; a commit that changes one registers the next minor version of that major.
 
+use crate::Engine;
 use crate::cfn::Ending;
 use crate::repository::remote_for;
-use crate::{Engine, event};
 use gitsync_deploy::proton::{Family, check_bundle};
 use gitsync_git::Mirror;
+use gitsync_model::{EventType, SyncEvent};
 use gitsync_model::{
     ProtonProvider, Revision, SyncTarget, TemplateSyncConfig, TemplateType, Tenant,
 };
@@ -80,7 +81,9 @@ impl Engine {
     /// (fetched when this replica does not have it yet).
     pub(crate) async fn proton_commit(&self, claim: &ClaimedTarget) -> Result<Mirror, Ending> {
         let sha = &claim.desired.sha;
-        let transient = |m: String| Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m);
+        let transient = |m: String| {
+            Ending::Transient(vec![SyncEvent::new(EventType::SourceFailed, &m, None)], m)
+        };
         let RepositoryKey::Proton { provider, name } = RepositoryKey::parse(&claim.repository_key)
         else {
             return Err(Ending::Failed(vec![], "not a Proton repository".into()));
@@ -214,7 +217,9 @@ impl Engine {
         major: &TemplateMajor,
     ) -> Ending {
         let sha = &claim.desired.sha;
-        let transient = |m: String| Ending::Transient(vec![event("SOURCE_FAILED", &m, None)], m);
+        let transient = |m: String| {
+            Ending::Transient(vec![SyncEvent::new(EventType::SourceFailed, &m, None)], m)
+        };
         let mirror = match self.proton_commit(claim).await {
             Ok(m) => m,
             Err(ending) => return ending,
@@ -235,11 +240,17 @@ impl Engine {
                     "{}: no such directory at commit {sha}",
                     claim.desired.directory
                 );
-                return Ending::Failed(vec![event("VALIDATION_FAILED", &m, None)], m);
+                return Ending::Failed(
+                    vec![SyncEvent::new(EventType::ValidationFailed, &m, None)],
+                    m,
+                );
             }
             Ok(Err(e)) if !e.is_transient() => {
                 let m = e.to_string();
-                return Ending::Failed(vec![event("LIMIT_EXCEEDED", &m, Some(sha))], m);
+                return Ending::Failed(
+                    vec![SyncEvent::new(EventType::LimitExceeded, &m, Some(sha))],
+                    m,
+                );
             }
             Ok(Err(e)) => return transient(e.to_string()),
             Err(e) => return transient(format!("reading commit {sha} failed: {e}")),
@@ -255,8 +266,8 @@ impl Engine {
                 let events = problems
                     .into_iter()
                     .map(|p| {
-                        event(
-                            "VALIDATION_FAILED",
+                        SyncEvent::new(
+                            EventType::ValidationFailed,
                             format!("{}/{p}", claim.desired.directory),
                             None,
                         )
@@ -283,8 +294,8 @@ impl Engine {
             .await
         {
             Ok(Some((minor, arn))) => {
-                return Ending::Succeeded(vec![event(
-                    "NO_CHANGES",
+                return Ending::Succeeded(vec![SyncEvent::new(
+                    EventType::NoChanges,
                     format!(
                         "{} template {} version {}.{minor} is registered from commit {sha} already; nothing registered",
                         kind, major.name, major.major
@@ -309,8 +320,8 @@ impl Engine {
             .register_template_version(&claim.tenant, major.template_type, &major.name, &new)
             .await
         {
-            Ok(v) => Ending::Succeeded(vec![event(
-                "VERSION_REGISTERED",
+            Ok(v) => Ending::Succeeded(vec![SyncEvent::new(
+                EventType::VersionRegistered,
                 format!(
                     "Registered {} template {} version {}.{} (DRAFT)",
                     kind.to_lowercase(),
@@ -327,7 +338,10 @@ impl Engine {
                     "{kind} template {} does not exist: create it with Create{kind}Template; the sync is retried with backoff, and at once when the template is created",
                     major.name
                 );
-                Ending::Transient(vec![event("VALIDATION_FAILED", &m, None)], m)
+                Ending::Transient(
+                    vec![SyncEvent::new(EventType::ValidationFailed, &m, None)],
+                    m,
+                )
             }
             Err(e) => transient(e.to_string()),
         }

@@ -123,12 +123,61 @@ pub struct Revision {
     pub sha: String,
 }
 
+string_enum! {
+    /// Every kind of event a sync attempt records: the one catalogue, which docs/events.md
+    /// describes type by type (a unit test holds them together).
+    EventType {
+        // Repository syncs (branch checks).
+        CloneStarted = "CLONE_STARTED",
+        CloneFailed = "CLONE_FAILED",
+        ConfigUpdated = "CONFIG_UPDATED",
+        StartingSync = "STARTING_SYNC",
+        // Both kinds of attempt.
+        NoChanges = "NO_CHANGES",
+        SourceFailed = "SOURCE_FAILED",
+        // Resource syncs.
+        TakenOver = "TAKEN_OVER",
+        Superseded = "SUPERSEDED",
+        SyncStarted = "SYNC_STARTED",
+        ValidationFailed = "VALIDATION_FAILED",
+        ValidationSucceeded = "VALIDATION_SUCCEEDED",
+        LimitExceeded = "LIMIT_EXCEEDED",
+        AccessDenied = "ACCESS_DENIED",
+        DeploymentStarted = "DEPLOYMENT_STARTED",
+        DeploymentProgress = "DEPLOYMENT_PROGRESS",
+        DeploymentSucceeded = "DEPLOYMENT_SUCCEEDED",
+        DeploymentFailed = "DEPLOYMENT_FAILED",
+        VersionRegistered = "VERSION_REGISTERED",
+        Blocked = "BLOCKED",
+        EventsLeftOut = "EVENTS_LEFT_OUT",
+        Abandoned = "ABANDONED",
+    }
+}
+
+/// One event of an attempt. `event_type` is text because history outlives the catalogue (an
+/// older release's types stay readable); new events are made with [`SyncEvent::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncEvent {
     pub event_type: String,
     pub event: String,
     pub time: Timestamp,
     pub external_id: Option<String>,
+}
+
+impl SyncEvent {
+    /// An event happening now.
+    pub fn new(
+        event_type: EventType,
+        text: impl Into<String>,
+        external_id: Option<&str>,
+    ) -> SyncEvent {
+        SyncEvent {
+            event_type: event_type.as_str().to_string(),
+            event: text.into(),
+            time: Timestamp::now(),
+            external_id: external_id.map(str::to_string),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,4 +235,35 @@ pub struct RepositorySyncDefinition {
     pub directory: String,
     pub parent: String,
     pub target: String,
+}
+
+#[cfg(test)]
+mod event_catalogue {
+    use super::EventType;
+
+    /// docs/events.md has a table row for every event type, and none for a type that is not
+    /// in the catalogue.
+    #[test]
+    fn every_event_type_is_documented() {
+        let doc = include_str!("../../../docs/events.md");
+        let documented: std::collections::BTreeSet<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `")?.split_once('`').map(|(t, _)| t))
+            .filter(|t| t.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect();
+        for t in EventType::ALL {
+            assert!(
+                documented.contains(t.as_str()),
+                "docs/events.md does not describe {t}"
+            );
+        }
+        // Attempt statuses share the tables' first column.
+        let statuses = ["INITIATED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "QUEUED"];
+        for d in documented {
+            assert!(
+                EventType::parse(d).is_some() || statuses.contains(&d),
+                "docs/events.md describes {d}, which no code emits"
+            );
+        }
+    }
 }

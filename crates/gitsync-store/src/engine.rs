@@ -10,8 +10,8 @@ use crate::rows::{int, opt_int, opt_text, parsed, text};
 use crate::status::RepositoryKey;
 use crate::{Backend, Result, Store, StoreError};
 use gitsync_model::{
-    ConnectionStatus, ProviderType, RepositorySyncStatus, ResourceSyncStatus, Revision, SyncEvent,
-    SyncTarget, SyncType, Tenant, Timestamp,
+    ConnectionStatus, EventType, ProviderType, RepositorySyncStatus, ResourceSyncStatus, Revision,
+    SyncEvent, SyncTarget, SyncType, Tenant, Timestamp,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -318,7 +318,7 @@ impl Store {
         for orphan in orphans {
             let id = int(&orphan, "attempt_id")?;
             let stopped = SyncEvent {
-                event_type: "ABANDONED".into(),
+                event_type: EventType::Abandoned.as_str().into(),
                 event: "The worker running this repository sync stopped before it finished; the branch is checked again".into(),
                 time: now,
                 external_id: None,
@@ -995,7 +995,7 @@ impl Store {
         let now = Timestamp::now();
         if let Some(abandoned) = claim.abandoned_attempt_id {
             insert_event(&mut tx, "resource_sync_events", abandoned, &SyncEvent {
-                event_type: "ABANDONED".into(),
+                event_type: EventType::Abandoned.as_str().into(),
                 event: "The worker running this attempt stopped before it finished; a new attempt takes over".into(),
                 time: now,
                 external_id: None,
@@ -1331,7 +1331,7 @@ pub(crate) async fn insert_events(
     }
     let left_out = events.len() - kept;
     let summary = SyncEvent {
-        event_type: "EVENTS_LEFT_OUT".into(),
+        event_type: EventType::EventsLeftOut.as_str().into(),
         event: format!(
             "{left_out} more event(s) of this attempt were left out: an attempt records at most {max} (limit events_per_attempt); the first was: {}",
             events[kept].event.chars().take(500).collect::<String>()
