@@ -288,6 +288,60 @@ def test_a_restart_in_the_middle_of_an_attempt_loses_nothing(git_http, tmp_path)
         slow.cleanup()
 
 
+def test_sigterm_releases_work_in_flight_so_the_next_server_takes_it_at_once(git_http, tmp_path):
+    """A lease lasts 60 s, but a server told to stop releases what it cannot finish within its
+    grace period: the next server takes the target over within seconds, not after the lease."""
+    slow = Server(["--poll-interval", "1s", "--lease-ttl", "60s", "--test-attempt-delay", "60s",
+                   "--shutdown-grace", "1s", "--replica-id", "first"]).start()
+    data_dir = slow.data_dir
+    try:
+        repo = Repo(git_http.root, "octo", "sigterm", str(tmp_path / "work"))
+        sha = repo.commit({"deploy/stack.yaml": deployment(), "infra/queue.yaml": TEMPLATE})
+        stack = Stack(slow, make_tenant(slow), git_http.url, "octo", "sigterm", tmp_path)
+        stack.configure("sigterm")
+        wait_for(lambda: stack.status("sigterm")["LatestSync"]["Status"] == "IN_PROGRESS", what="attempt running")
+        stopped_at = time.time()
+        slow.process.send_signal(signal.SIGTERM)
+        assert slow.process.wait(timeout=15) == 0
+        assert time.time() - stopped_at < 10
+        log = open(slow.log_path).read()
+        assert "stopping: claiming no new work, waiting for the syncs in flight" in log
+        assert "stopped a resource sync; released it for another replica" in log
+        again = Server(["--poll-interval", "1s", "--lease-ttl", "60s", "--replica-id", "second"], database_url=slow.database_url)
+        again.data_dir = data_dir
+        again.log_path = os.path.join(data_dir, "server2.log")
+        again.start()
+        try:
+            stack.tenant.server = again
+            stack.cc = stack.tenant.client("codeconnections")
+            s = stack.settled("sigterm", sha)
+            assert time.time() - stopped_at < 30  # the lease would have held it for 60 s
+            events = s["LatestSync"]["Events"]
+            assert events[0]["Type"] == "TAKEN_OVER" and events[0]["Event"] == "The previous worker stopped; resumed by second"
+        finally:
+            again.stop()
+    finally:
+        slow.cleanup()
+
+
+def test_sigterm_lets_an_attempt_finish_within_the_grace_period(git_http, tmp_path):
+    server = Server(["--poll-interval", "1s", "--test-attempt-delay", "4s", "--shutdown-grace", "30s"]).start()
+    try:
+        repo = Repo(git_http.root, "octo", "graceful", str(tmp_path / "work"))
+        sha = repo.commit({"deploy/stack.yaml": deployment(), "infra/queue.yaml": TEMPLATE})
+        stack = Stack(server, make_tenant(server), git_http.url, "octo", "graceful", tmp_path)
+        stack.configure("graceful")
+        wait_for(lambda: stack.status("graceful")["LatestSync"]["Status"] == "IN_PROGRESS", what="attempt running")
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=20) == 0
+        # The server is down; the command line reads the database: the attempt finished.
+        out = server.cli("status", "--resource-name", "graceful", "--account-id", stack.tenant.account_id).stdout
+        assert f"Latest sync: SUCCEEDED at commit {sha}" in out, out
+        assert "TAKEN_OVER" not in out and "ABANDONED" not in out, out
+    finally:
+        server.cleanup()
+
+
 def test_a_remote_that_is_down_backs_off_then_recovers(engine, tmp_path):
     root = tmp_path / "flaky-root"
     root.mkdir()

@@ -6,7 +6,7 @@ use crate::repository::remote_for;
 use gitsync_deploy::DeployOutcome;
 use gitsync_deploy::cfn::{DeployIdentity, DeploymentFile, Owner, plan};
 use gitsync_git::Mirror;
-use gitsync_model::{BlockerScope, EventType, SyncEvent, SyncTarget, SyncType, Timestamp};
+use gitsync_model::{BlockerScope, EventType, SyncEvent, SyncTarget, SyncType};
 use gitsync_store::{ClaimedTarget, Release, RepositoryKey, StoreError, TargetResult};
 use std::time::Duration;
 
@@ -147,37 +147,27 @@ impl Engine {
                 return;
             }
         };
-        // Keep the lease while the attempt runs; a lost lease ends this worker's say.
-        let heartbeat = {
-            let store = self.store.clone();
-            let claim = claim.clone();
-            let ttl = self.lease_ms();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis((ttl / 3).max(100) as u64)).await;
-                    if store
-                        .renew_target_lease(
-                            &claim,
-                            store.now().await.unwrap_or_else(|_| Timestamp::now()),
-                            ttl,
-                        )
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            })
+        // The work runs only while this worker holds the lease: when it cannot be renewed, the
+        // work stops here, before the lease expires and another worker can claim the target, so
+        // two deployments of one target never run at once. The unfinished attempt is closed as
+        // ABANDONED by whoever claims the target next.
+        let work_done = async {
+            if let Some(delay) = self.settings.attempt_delay {
+                tokio::time::sleep(delay).await;
+            }
+            match &work {
+                Work::Stack(config) => self.sync_stack_source(&claim, config).await,
+                Work::Template(major) => self.sync_template_source(&claim, major).await,
+                Work::Instance(instance) => self.sync_service_instance(&claim, instance).await,
+            }
         };
-        if let Some(delay) = self.settings.attempt_delay {
-            tokio::time::sleep(delay).await;
-        }
-        let ending = match &work {
-            Work::Stack(config) => self.sync_stack_source(&claim, config).await,
-            Work::Template(major) => self.sync_template_source(&claim, major).await,
-            Work::Instance(instance) => self.sync_service_instance(&claim, instance).await,
+        let ending = tokio::select! {
+            ending = work_done => ending,
+            () = self.keep_lease(&claim) => {
+                tracing::warn!("lost the lease on this target; the attempt stops here and another worker takes it over");
+                return;
+            }
         };
-        heartbeat.abort();
         let mut requested = None;
         let deployed = matches!(ending, Ending::Deployed(_));
         let deployment_failed = matches!(ending, Ending::DeployFailed(..));
@@ -286,6 +276,32 @@ impl Engine {
             ),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot finish the attempt (another worker took it over?)")
+            }
+        }
+    }
+
+    /// Renews the target's lease every third of its time to live; returns when it is lost: taken
+    /// by another worker, or not renewed (the database unreachable) for two thirds of it, which
+    /// leaves the work a third of the lease to stop in.
+    async fn keep_lease(&self, claim: &ClaimedTarget) {
+        let ttl = self.lease_ms();
+        let every = Duration::from_millis((ttl / 3).max(100) as u64);
+        let mut renewed = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(every).await;
+            match self
+                .store
+                .renew_target_lease(claim, self.db_now().await, ttl)
+                .await
+            {
+                Ok(()) => renewed = tokio::time::Instant::now(),
+                Err(StoreError::LeaseLost(_)) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew the lease; retrying");
+                    if renewed.elapsed() >= every * 2 {
+                        return;
+                    }
+                }
             }
         }
     }

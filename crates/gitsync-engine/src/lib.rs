@@ -23,10 +23,12 @@ pub mod webhook;
 use gitsync_deploy::StackDeployer;
 use gitsync_git::GitSettings;
 use gitsync_model::Timestamp;
-use gitsync_store::Store;
+use gitsync_store::{ClaimedBranch, ClaimedTarget, Release, Store};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
+use tokio::task::{Id, JoinSet};
 
 /// How the engine behaves; every value has a command-line flag.
 #[derive(Debug, Clone)]
@@ -45,6 +47,9 @@ pub struct EngineSettings {
     pub attempt_delay: Option<Duration>,
     /// Trusted tenants deploy as their sync role too (untrusted tenants always do).
     pub assume_sync_role: bool,
+    /// On shutdown, how long syncs in flight may take to finish; what is still running then is
+    /// stopped and its lease released, so another replica takes it over at once.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for EngineSettings {
@@ -57,6 +62,42 @@ impl Default for EngineSettings {
             sync_concurrency: 8,
             attempt_delay: None,
             assume_sync_role: false,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Work this replica holds a lease on, kept per task so that a shutdown can release what it cut
+/// short.
+enum Held {
+    Branch(ClaimedBranch),
+    Target(Box<ClaimedTarget>),
+}
+
+/// The engine's tasks: every branch check and resource sync running on this replica.
+#[derive(Default)]
+struct InFlight {
+    tasks: JoinSet<()>,
+    held: HashMap<Id, Held>,
+}
+
+impl InFlight {
+    /// Forgets the tasks that ended.
+    fn reap(&mut self) {
+        while let Some(done) = self.tasks.try_join_next_with_id() {
+            self.forget(done);
+        }
+    }
+
+    /// A task that ended by itself released or finished its claim; one that was cancelled or
+    /// panicked did not, and stays held.
+    fn forget(&mut self, done: Result<(Id, ()), tokio::task::JoinError>) {
+        match done {
+            Ok((id, ())) => {
+                self.held.remove(&id);
+            }
+            Err(e) if e.is_panic() => tracing::error!(error = %e, "a sync task panicked"),
+            Err(_) => {}
         }
     }
 }
@@ -122,6 +163,7 @@ impl Engine {
             Err(e) => tracing::error!(error = %e, "cannot schedule the start-up checks"),
         }
         let mut last_refresh = std::time::Instant::now();
+        let mut in_flight = InFlight::default();
         loop {
             if last_refresh.elapsed() >= Duration::from_secs(1) {
                 if let Err(e) = self.store.refresh_watched_branches().await {
@@ -129,7 +171,8 @@ impl Engine {
                 }
                 last_refresh = std::time::Instant::now();
             }
-            if let Err(e) = self.dispatch().await {
+            in_flight.reap();
+            if let Err(e) = self.dispatch(&mut in_flight).await {
                 tracing::warn!(error = %e, "cannot claim work");
             }
             tokio::select! {
@@ -138,11 +181,55 @@ impl Engine {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {},
             }
         }
+        self.stop(in_flight).await;
         tracing::info!("sync engine stopped");
     }
 
+    /// Claims nothing more, lets the work in flight finish within the grace period, then stops
+    /// the rest and releases its leases: another replica takes it over at once instead of after
+    /// the lease's time to live (its unfinished attempts are closed as ABANDONED then).
+    async fn stop(&self, mut in_flight: InFlight) {
+        in_flight.reap();
+        if in_flight.tasks.is_empty() {
+            return;
+        }
+        let grace = self.settings.shutdown_grace;
+        tracing::info!(
+            in_flight = in_flight.tasks.len(),
+            grace = ?grace,
+            "stopping: claiming no new work, waiting for the syncs in flight"
+        );
+        let _ = tokio::time::timeout(grace, async {
+            while let Some(done) = in_flight.tasks.join_next_with_id().await {
+                in_flight.forget(done);
+            }
+        })
+        .await;
+        in_flight.tasks.abort_all();
+        while let Some(done) = in_flight.tasks.join_next_with_id().await {
+            in_flight.forget(done);
+        }
+        for (_, held) in in_flight.held.drain() {
+            let released = match &held {
+                Held::Branch(claim) => self.store.release_branch(claim).await,
+                Held::Target(claim) => self.store.release_target(claim, Release::KeepDue).await,
+            };
+            match (released, held) {
+                (Ok(()), Held::Branch(c)) => {
+                    tracing::info!(branch = %c.key.branch, repository = %c.key.repository_key, "stopped a branch check; released it")
+                }
+                (Ok(()), Held::Target(c)) => {
+                    tracing::info!(target = %c.display_name, tenant = %c.tenant, "stopped a resource sync; released it for another replica")
+                }
+                (Err(e), _) => {
+                    tracing::warn!(error = %e, "cannot release a lease; it expires by itself")
+                }
+            }
+        }
+    }
+
     /// Claims as much due work as there are free slots, and starts it.
-    async fn dispatch(self: &Arc<Self>) -> gitsync_store::Result<()> {
+    async fn dispatch(self: &Arc<Self>, in_flight: &mut InFlight) -> gitsync_store::Result<()> {
         let now = self.store.now().await?;
         let free = self.git_slots.available_permits();
         if free > 0 {
@@ -157,11 +244,13 @@ impl Engine {
                     .await?
                 {
                     let engine = self.clone();
-                    tokio::spawn(async move {
+                    let held = Held::Branch(claim.clone());
+                    let task = in_flight.tasks.spawn(async move {
                         engine.check_branch(claim).await;
                         drop(permit);
                         engine.wake();
                     });
+                    in_flight.held.insert(task.id(), held);
                 }
             }
         }
@@ -184,11 +273,13 @@ impl Engine {
                     .await?
                 {
                     let engine = self.clone();
-                    tokio::spawn(async move {
+                    let held = Held::Target(Box::new(claim.clone()));
+                    let task = in_flight.tasks.spawn(async move {
                         engine.resource_sync(claim).await;
                         drop(permit);
                         engine.wake();
                     });
+                    in_flight.held.insert(task.id(), held);
                 }
             }
         }

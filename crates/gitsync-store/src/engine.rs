@@ -145,7 +145,7 @@ fn revision_json(value: &str) -> Result<Revision> {
 }
 
 fn lease_lost(what: &str) -> StoreError {
-    StoreError::Conflict(format!("lease on {what} was lost to another worker"))
+    StoreError::LeaseLost(format!("lease on {what} was lost to another worker"))
 }
 
 impl Store {
@@ -392,6 +392,27 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(lease_lost(&format!("branch {}", claim.key.branch)));
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives a branch check up without finishing it (the worker is shutting down): the branch is
+    /// due again at once, for any replica; its unfinished repository sync is closed by the next
+    /// claim.
+    pub async fn release_branch(&self, claim: &ClaimedBranch) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE watched_branches SET lease_owner = NULL, lease_expires_at = NULL, next_check_at = 0 \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6",
+        )
+        .bind(&claim.key.tenant.account_id)
+        .bind(&claim.key.tenant.region)
+        .bind(claim.key.sync_type.as_str())
+        .bind(&claim.key.repository_key)
+        .bind(&claim.key.branch)
+        .bind(claim.epoch)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -20,6 +20,10 @@ pub enum StoreError {
     /// The request contradicts the current state (for example a connection of another provider).
     #[error("{0}")]
     Conflict(String),
+    /// A worker's lease on a branch or target was taken by another worker (or released): its
+    /// writes are refused.
+    #[error("{0}")]
+    LeaseLost(String),
     /// The request is well-formed but breaks a rule the store checks.
     #[error("{0}")]
     Invalid(String),

@@ -597,7 +597,7 @@ async fn leases(store: Store) {
         store
             .finish_resource_attempt(&first, attempt, &[], &done)
             .await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::LeaseLost(_))
     ));
     assert!(
         store

@@ -321,6 +321,11 @@ pub struct ServeArgs {
     #[arg(long, env = "GITSYNC_LEASE_TTL", default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub lease_ttl: std::time::Duration,
 
+    /// On SIGTERM, how long syncs in flight may take to finish; the rest are stopped and released
+    /// at once to another replica (their attempts end ABANDONED).
+    #[arg(long, env = "GITSYNC_SHUTDOWN_GRACE", default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub shutdown_grace: std::time::Duration,
+
     /// Time limit of every git network call (listing refs, fetching).
     #[arg(long, env = "GITSYNC_GIT_TIMEOUT", default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub git_timeout: std::time::Duration,

@@ -53,6 +53,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         lease_ttl: args.lease_ttl,
         replica_id: args.replica_id.clone().unwrap_or_else(default_replica_id),
         attempt_delay: args.test_attempt_delay,
+        shutdown_grace: args.shutdown_grace,
         assume_sync_role: args.assume_sync_role,
         ..Default::default()
     };
