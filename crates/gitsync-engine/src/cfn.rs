@@ -6,8 +6,11 @@ use crate::repository::remote_for;
 use gitsync_deploy::DeployOutcome;
 use gitsync_deploy::cfn::{DeployIdentity, DeploymentFile, Owner, plan};
 use gitsync_git::Mirror;
-use gitsync_model::{BlockerScope, EventType, SyncEvent, SyncTarget, SyncType};
-use gitsync_store::{ClaimedTarget, Release, RepositoryKey, StoreError, TargetResult};
+use gitsync_model::{BlockerScope, EventType, SyncEvent, SyncTarget, SyncType, Timestamp};
+use gitsync_store::{
+    Applied, ClaimedTarget, Closing, Effect, NewBlocker, Release, RepositoryKey, StoreError,
+    TargetResult,
+};
 use std::time::Duration;
 
 /// Transient failures retry after 30 s, doubling to 10 min.
@@ -37,7 +40,13 @@ pub(crate) enum Ending {
     Transient(Vec<SyncEvent>, String),
     /// Needs a person: fails and raises a sync blocker with this reason and contexts.
     Blocked(Vec<SyncEvent>, gitsync_deploy::BlockerRequest),
+    /// The work is ready to change the database: the effect is applied in the transaction that
+    /// closes the attempt, and the closure says how the attempt ends from its outcome.
+    Apply(Box<Effect>, Then),
 }
+
+/// Decides an attempt's ending once its effect was applied, or failed to be.
+pub(crate) type Then = Box<dyn FnOnce(Result<Applied, StoreError>) -> Ending + Send>;
 
 impl Engine {
     /// Runs one resource sync of a claimed target.
@@ -168,7 +177,60 @@ impl Engine {
                 return;
             }
         };
-        let mut requested = None;
+        // The ending is decided when the effect's outcome is known, inside the transaction that
+        // applies it and closes the attempt.
+        let (effect, then) = match ending {
+            Ending::Apply(effect, then) => (*effect, then),
+            other => (
+                Effect::None,
+                Box::new(move |_: Result<Applied, StoreError>| other) as Then,
+            ),
+        };
+        let now = self.db_now().await;
+        let mut logged = None;
+        let closed = self
+            .store
+            .close_resource_attempt(&claim, attempt, &effect, |applied| {
+                let (closing, error) = self.closing(&claim, &work, then(applied), now);
+                logged = Some((closing.result.succeeded, error));
+                closing
+            })
+            .await;
+        match (closed, logged) {
+            (Ok(_), Some((true, _))) => tracing::info!(
+                sync_type = claim.sync_type.as_str(),
+                account = %claim.tenant.account_id,
+                target = %target.describe(),
+                commit = %sha,
+                "resource sync succeeded"
+            ),
+            // A failure is what an operator looks for in the log: say what failed and why
+            // (cut short: the reason may quote a repository's content).
+            (Ok(_), Some((false, error))) => tracing::warn!(
+                sync_type = claim.sync_type.as_str(),
+                account = %claim.tenant.account_id,
+                target = %target.describe(),
+                commit = %sha,
+                reason = %error.as_deref().unwrap_or("no reason recorded").chars().take(500).collect::<String>(),
+                "resource sync failed"
+            ),
+            (Ok(_), None) => {}
+            (Err(e), _) => {
+                tracing::warn!(error = %e, "cannot finish the attempt (another worker took it over?)")
+            }
+        }
+    }
+
+    /// How an attempt ends: its events, the target's bookkeeping and any blocker, from how the
+    /// work ended. Also answers the failure's reason, for the log.
+    fn closing(
+        &self,
+        claim: &ClaimedTarget,
+        work: &Work,
+        ending: Ending,
+        now: Timestamp,
+    ) -> (Closing, Option<String>) {
+        let sha = &claim.desired.sha;
         let deployed = matches!(ending, Ending::Deployed(_));
         let deployment_failed = matches!(ending, Ending::DeployFailed(..));
         // Failure counts are about one desired commit: a new commit starts them again, so a
@@ -179,7 +241,8 @@ impl Engine {
         } else {
             (0, 0)
         };
-        let (mut events, succeeded, retry_at, error) = match ending {
+        let mut requested = None;
+        let (events, succeeded, retry_at, error) = match ending {
             Ending::Succeeded(events) | Ending::Deployed(events) => (events, true, None, None),
             Ending::Failed(events, error) | Ending::DeployFailed(events, error) => {
                 (events, false, None, Some(error))
@@ -194,10 +257,12 @@ impl Engine {
                 (
                     events,
                     false,
-                    Some(self.db_now().await.plus_millis(wait.as_millis() as i64)),
+                    Some(now.plus_millis(wait.as_millis() as i64)),
                     Some(error),
                 )
             }
+            // Work answers Apply, and the driver turns it into one of the above.
+            Ending::Apply(..) => unreachable!("an effect's ending is decided by its closure"),
         };
         let failures = if succeeded { 0 } else { earlier_failures + 1 };
         let deploy_failures = match (succeeded, deployment_failed) {
@@ -226,58 +291,27 @@ impl Engine {
                 ],
             });
         }
-        if let Some(gitsync_deploy::BlockerRequest { reason, contexts }) = requested {
-            let scope = BlockerScope {
+        let blocker = requested.map(|b| NewBlocker {
+            scope: BlockerScope {
                 sync_type: SyncType::CfnStackSync,
                 resource_name: claim.display_name.clone(),
                 parent_resource_name: None,
-            };
-            match self
-                .store
-                .create_blocker(&claim.tenant, &scope, &reason, &contexts)
-                .await
-            {
-                Ok(blocker) => events.push(SyncEvent::new(
-                    EventType::Blocked,
-                    format!("Sync blocked: {reason}"),
-                    Some(&blocker.id),
-                )),
-                Err(e) => tracing::warn!(error = %e, "cannot raise a blocker"),
-            }
-        }
-        let result = TargetResult {
-            succeeded,
-            failures,
-            deploy_failures,
-            retry_at,
-            deployed,
+            },
+            reason: b.reason,
+            contexts: b.contexts,
+        });
+        let closing = Closing {
+            events,
+            result: TargetResult {
+                succeeded,
+                failures,
+                deploy_failures,
+                retry_at,
+                deployed,
+            },
+            blocker,
         };
-        match self
-            .store
-            .finish_resource_attempt(&claim, attempt, &events, &result)
-            .await
-        {
-            Ok(()) if succeeded => tracing::info!(
-                sync_type = claim.sync_type.as_str(),
-                account = %claim.tenant.account_id,
-                target = %target.describe(),
-                commit = %sha,
-                "resource sync succeeded"
-            ),
-            // A failure is what an operator looks for in the log: say what failed and why
-            // (cut short: the reason may quote a repository's content).
-            Ok(()) => tracing::warn!(
-                sync_type = claim.sync_type.as_str(),
-                account = %claim.tenant.account_id,
-                target = %target.describe(),
-                commit = %sha,
-                reason = %error.as_deref().unwrap_or("no reason recorded").chars().take(500).collect::<String>(),
-                "resource sync failed"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot finish the attempt (another worker took it over?)")
-            }
-        }
+        (closing, error)
     }
 
     /// Renews the target's lease every third of its time to live; returns when it is lost: taken

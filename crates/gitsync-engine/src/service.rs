@@ -9,7 +9,7 @@ use gitsync_git::Mirror;
 use gitsync_model::{EventType, SyncEvent};
 use gitsync_model::{ProtonProvider, Revision, SyncTarget, SyncType, Tenant};
 use gitsync_store::{
-    ClaimedTarget, InstanceWrite, LinkSource, RepositoryKey, StoreError, TargetAdvance,
+    Applied, ClaimedTarget, Effect, LinkSource, RepositoryKey, StoreError, TargetAdvance,
 };
 use std::collections::BTreeMap;
 
@@ -371,52 +371,53 @@ impl Engine {
             "{} {}.{}",
             deployment.template.name, deployment.template.major, deployment.template.minor
         );
-        match self
-            .store
-            .deploy_service_instance(
-                &claim.tenant,
-                &target.service,
-                &target.instance,
-                &deployment,
-                InstanceWrite::CreateOrUpdate,
-                &[],
-            )
-            .await
-        {
-            Ok(done) => Ending::Succeeded(vec![
-                SyncEvent::new(
-                    EventType::DeploymentStarted,
-                    format!(
-                        "Deployment {} of service instance {} started from {path}",
-                        done.deployment_id, target.instance
+        let effect = Effect::DeployInstance {
+            service: target.service.clone(),
+            instance: target.instance.clone(),
+            deployment,
+        };
+        let (service, name, environment, path) = (
+            target.service.clone(),
+            target.instance.clone(),
+            instance.environment.clone(),
+            path.clone(),
+        );
+        Ending::Apply(
+            Box::new(effect),
+            Box::new(move |applied| match applied {
+                Ok(Applied::Deployed(done)) => Ending::Succeeded(vec![
+                    SyncEvent::new(
+                        EventType::DeploymentStarted,
+                        format!(
+                            "Deployment {} of service instance {name} started from {path}",
+                            done.deployment_id
+                        ),
+                        Some(&done.deployment_id),
                     ),
-                    Some(&done.deployment_id),
-                ),
-                SyncEvent::new(
-                    EventType::DeploymentSucceeded,
-                    format!(
-                        "Service instance {} of service {} {} with service template {label} in environment {}",
-                        target.instance,
-                        target.service,
-                        if done.created { "created" } else { "updated" },
-                        instance.environment
+                    SyncEvent::new(
+                        EventType::DeploymentSucceeded,
+                        format!(
+                            "Service instance {name} of service {service} {} with service template {label} in environment {environment}",
+                            if done.created { "created" } else { "updated" },
+                        ),
+                        Some(&done.instance.arn),
                     ),
-                    Some(&done.instance.arn),
-                ),
-            ]),
-            // A blocker raised while this attempt ran (a change through the API) wins.
-            Err(StoreError::Conflict(m)) => {
-                Ending::Failed(vec![SyncEvent::new(EventType::Blocked, &m, None)], m)
-            }
-            Err(StoreError::NotFound(m) | StoreError::Invalid(m)) => {
-                let m = format!("instance {}: {m}", target.instance);
-                Ending::Transient(
-                    vec![SyncEvent::new(EventType::ValidationFailed, &m, None)],
-                    m,
-                )
-            }
-            Err(e) => Ending::Transient(vec![], e.to_string()),
-        }
+                ]),
+                Ok(other) => unreachable!("an instance deployment applied as {other:?}"),
+                // A blocker raised while this attempt ran (a change through the API) wins.
+                Err(StoreError::Conflict(m)) => {
+                    Ending::Failed(vec![SyncEvent::new(EventType::Blocked, &m, None)], m)
+                }
+                Err(StoreError::NotFound(m) | StoreError::Invalid(m)) => {
+                    let m = format!("instance {name}: {m}");
+                    Ending::Transient(
+                        vec![SyncEvent::new(EventType::ValidationFailed, &m, None)],
+                        m,
+                    )
+                }
+                Err(e) => Ending::Transient(vec![], e.to_string()),
+            }),
+        )
     }
 }
 

@@ -11,7 +11,8 @@ use gitsync_model::{
     ProtonProvider, Revision, SyncTarget, TemplateSyncConfig, TemplateType, Tenant,
 };
 use gitsync_store::{
-    ClaimedTarget, LinkSource, NewTemplateVersion, RepositoryKey, StoreError, TargetAdvance,
+    Applied, ClaimedTarget, Effect, LinkSource, NewTemplateVersion, RepositoryKey, StoreError,
+    TargetAdvance,
 };
 
 /// The most files a bundle may have (the registry allows 10 template files plus schema,
@@ -280,32 +281,6 @@ impl Engine {
             TemplateType::Environment => "Environment",
             TemplateType::Service => "Service",
         };
-        // A retry (sync now, a taken-over attempt) of a commit whose version is registered
-        // already registers nothing: one commit, one version.
-        match self
-            .store
-            .template_version_from_commit(
-                &claim.tenant,
-                major.template_type,
-                &major.name,
-                major.major,
-                sha,
-            )
-            .await
-        {
-            Ok(Some((minor, arn))) => {
-                return Ending::Succeeded(vec![SyncEvent::new(
-                    EventType::NoChanges,
-                    format!(
-                        "{} template {} version {}.{minor} is registered from commit {sha} already; nothing registered",
-                        kind, major.name, major.major
-                    ),
-                    Some(&arn),
-                )]);
-            }
-            Ok(None) => {}
-            Err(e) => return transient(e.to_string()),
-        }
         let new = NewTemplateVersion {
             major: major.major,
             description: Some(format!("Synced from commit {sha}")),
@@ -315,36 +290,53 @@ impl Engine {
             source_commit: Some(sha.clone()),
             files,
         };
-        match self
-            .store
-            .register_template_version(&claim.tenant, major.template_type, &major.name, &new)
-            .await
-        {
-            Ok(v) => Ending::Succeeded(vec![SyncEvent::new(
-                EventType::VersionRegistered,
-                format!(
-                    "Registered {} template {} version {}.{} (DRAFT)",
-                    kind.to_lowercase(),
-                    major.name,
-                    v.major,
-                    v.minor
-                ),
-                Some(&v.arn),
-            )]),
-            // Fixed through the API, not by a commit: retried with backoff, and at once when
-            // the template is created.
-            Err(StoreError::NotFound(_)) => {
-                let m = format!(
-                    "{kind} template {} does not exist: create it with Create{kind}Template; the sync is retried with backoff, and at once when the template is created",
-                    major.name
-                );
-                Ending::Transient(
-                    vec![SyncEvent::new(EventType::ValidationFailed, &m, None)],
-                    m,
-                )
-            }
-            Err(e) => transient(e.to_string()),
-        }
+        let effect = Effect::RegisterTemplateVersion {
+            template_type: major.template_type,
+            name: major.name.clone(),
+            version: new,
+        };
+        let (name, major_version, sha) = (major.name.clone(), major.major, sha.clone());
+        Ending::Apply(
+            Box::new(effect),
+            Box::new(move |applied| match applied {
+                Ok(Applied::Registered(v)) => Ending::Succeeded(vec![SyncEvent::new(
+                    EventType::VersionRegistered,
+                    format!(
+                        "Registered {} template {name} version {}.{} (DRAFT)",
+                        kind.to_lowercase(),
+                        v.major,
+                        v.minor
+                    ),
+                    Some(&v.arn),
+                )]),
+                // A retry (sync now, a taken-over attempt) of a commit whose version is
+                // registered already registers nothing: one commit, one version.
+                Ok(Applied::AlreadyRegistered(v)) => Ending::Succeeded(vec![SyncEvent::new(
+                    EventType::NoChanges,
+                    format!(
+                        "{kind} template {name} version {major_version}.{} is registered from commit {sha} already; nothing registered",
+                        v.minor
+                    ),
+                    Some(&v.arn),
+                )]),
+                Ok(other) => unreachable!("a template registration applied as {other:?}"),
+                // Fixed through the API, not by a commit: retried with backoff, and at once
+                // when the template is created.
+                Err(StoreError::NotFound(_)) => {
+                    let m = format!(
+                        "{kind} template {name} does not exist: create it with Create{kind}Template; the sync is retried with backoff, and at once when the template is created"
+                    );
+                    Ending::Transient(
+                        vec![SyncEvent::new(EventType::ValidationFailed, &m, None)],
+                        m,
+                    )
+                }
+                Err(e) => {
+                    let m = e.to_string();
+                    Ending::Transient(vec![SyncEvent::new(EventType::SourceFailed, &m, None)], m)
+                }
+            }),
+        )
     }
 }
 

@@ -7,11 +7,14 @@
 //! says so) once another worker has taken over.
 
 use crate::rows::{int, opt_int, opt_text, parsed, text};
+use crate::services::DeployedInstance;
 use crate::status::RepositoryKey;
+use crate::templates::NewTemplateVersion;
 use crate::{Backend, Result, Store, StoreError};
 use gitsync_model::{
-    ConnectionStatus, EventType, ProviderType, RepositorySyncStatus, ResourceSyncStatus, Revision,
-    SyncEvent, SyncTarget, SyncType, Tenant, Timestamp,
+    BlockerScope, ConnectionStatus, EventType, InstanceDeployment, ProviderType,
+    RepositorySyncStatus, ResourceSyncStatus, Revision, SyncEvent, SyncTarget, SyncType,
+    TemplateType, TemplateVersion, Tenant, Timestamp,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -129,6 +132,55 @@ pub struct TargetResult {
     pub retry_at: Option<Timestamp>,
     /// The attempt really deployed its commit (for stacks: not validation only).
     pub deployed: bool,
+}
+
+/// What a resource sync changes in the database. It is applied in the transaction that closes the
+/// attempt, under the lease's fence: a worker that lost its lease changes nothing, and a crash
+/// leaves either the effect and its attempt's record, or neither.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// The attempt changes nothing here (a stack deployment's effect is in CloudFormation).
+    None,
+    /// Registers the next minor of a template major from a bundle, unless a version of that
+    /// major was registered from the same commit already (a retry registers nothing).
+    RegisterTemplateVersion {
+        template_type: TemplateType,
+        name: String,
+        version: NewTemplateVersion,
+    },
+    /// Creates or updates a service instance and records its deployment.
+    DeployInstance {
+        service: String,
+        instance: String,
+        deployment: InstanceDeployment,
+    },
+}
+
+/// What applying an [`Effect`] did.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    Nothing,
+    Registered(TemplateVersion),
+    /// The version registered from this commit before.
+    AlreadyRegistered(TemplateVersion),
+    Deployed(Box<DeployedInstance>),
+}
+
+/// A blocker a resource sync raises as it ends.
+#[derive(Debug, Clone)]
+pub struct NewBlocker {
+    pub scope: BlockerScope,
+    pub reason: String,
+    pub contexts: Vec<(String, String)>,
+}
+
+/// How an attempt ends, decided once its effect's outcome is known.
+#[derive(Debug, Clone)]
+pub struct Closing {
+    pub events: Vec<SyncEvent>,
+    pub result: TargetResult,
+    /// Raised in the same transaction; the attempt's last event names it (`BLOCKED`).
+    pub blocker: Option<NewBlocker>,
 }
 
 fn branch_from(row: &AnyRow) -> Result<BranchKey> {
@@ -1092,16 +1144,21 @@ impl Store {
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         claim: &ClaimedTarget,
     ) -> Result<()> {
-        let epoch: i64 = sqlx::query(
-            "SELECT lease_epoch FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4",
-        )
-        .bind(&claim.tenant.account_id)
-        .bind(&claim.tenant.region)
-        .bind(claim.sync_type.as_str())
-        .bind(&claim.target_key)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get(0)?;
+        // On PostgreSQL the row stays locked until the transaction ends, so no claim can move
+        // the epoch between this check and the writes it guards (SQLite writers are serial).
+        let sql = if self.backend == Backend::Postgres {
+            "SELECT lease_epoch FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 FOR UPDATE"
+        } else {
+            "SELECT lease_epoch FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4"
+        };
+        let epoch: i64 = sqlx::query(sql)
+            .bind(&claim.tenant.account_id)
+            .bind(&claim.tenant.region)
+            .bind(claim.sync_type.as_str())
+            .bind(&claim.target_key)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
         if epoch == claim.epoch {
             Ok(())
         } else {
@@ -1109,8 +1166,8 @@ impl Store {
         }
     }
 
-    /// Ends a resource sync: its final events and status, the target's applied revision, failure
-    /// count and retry time, and frees the lease, all in one transaction under the fence.
+    /// Ends a resource sync with no effect of its own here: its final events and status, the
+    /// target's bookkeeping, under the fence.
     pub async fn finish_resource_attempt(
         &self,
         claim: &ClaimedTarget,
@@ -1118,8 +1175,63 @@ impl Store {
         events: &[SyncEvent],
         result: &TargetResult,
     ) -> Result<()> {
+        let closing = Closing {
+            events: events.to_vec(),
+            result: result.clone(),
+            blocker: None,
+        };
+        self.close_resource_attempt(claim, attempt_id, &Effect::None, |_| closing)
+            .await
+            .map(|_| ())
+    }
+
+    /// Ends a resource sync in one transaction that checks the lease's fence: applies its
+    /// effect, lets `decide` turn the effect's outcome into the attempt's ending, raises the
+    /// ending's blocker, records the final events and status, and settles the target (applied
+    /// revision, failure counts, retry time) and frees its lease. An effect that fails is
+    /// rolled back alone (the attempt is still closed, as `decide` says). A stale worker gets
+    /// `LeaseLost` and nothing is written.
+    pub async fn close_resource_attempt(
+        &self,
+        claim: &ClaimedTarget,
+        attempt_id: i64,
+        effect: &Effect,
+        decide: impl FnOnce(Result<Applied>) -> Closing,
+    ) -> Result<Applied> {
         let mut tx = self.write_tx().await?;
         self.check_fence(&mut tx, claim).await?;
+        // A savepoint: an effect that fails half-way leaves nothing behind.
+        sqlx::query("SAVEPOINT effect").execute(&mut *tx).await?;
+        let applied = self.apply_effect(&mut tx, claim, effect).await;
+        let end = if applied.is_ok() {
+            "RELEASE SAVEPOINT effect"
+        } else {
+            "ROLLBACK TO SAVEPOINT effect"
+        };
+        sqlx::query(end).execute(&mut *tx).await?;
+        let kept = applied.as_ref().ok().cloned();
+        let Closing {
+            mut events,
+            result,
+            blocker,
+        } = decide(applied);
+        if let Some(b) = blocker {
+            let raised = crate::status::insert_blocker(
+                &mut tx,
+                &claim.tenant,
+                &b.scope,
+                &b.reason,
+                &b.contexts,
+            )
+            .await?;
+            events.push(SyncEvent::new(
+                EventType::Blocked,
+                format!("Sync blocked: {}", b.reason),
+                Some(&raised.id),
+            ));
+        }
+        let events = &events[..];
+        let result = &result;
         insert_events(
             &mut tx,
             "resource_sync_events",
@@ -1174,7 +1286,57 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(kept.unwrap_or(Applied::Nothing))
+    }
+
+    async fn apply_effect(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        claim: &ClaimedTarget,
+        effect: &Effect,
+    ) -> Result<Applied> {
+        match effect {
+            Effect::None => Ok(Applied::Nothing),
+            Effect::RegisterTemplateVersion {
+                template_type,
+                name,
+                version,
+            } => {
+                if let Some(commit) = &version.source_commit
+                    && let Some(existing) = crate::templates::version_from_commit(
+                        &mut **tx,
+                        &claim.tenant,
+                        *template_type,
+                        name,
+                        version.major,
+                        commit,
+                    )
+                    .await?
+                {
+                    return Ok(Applied::AlreadyRegistered(existing));
+                }
+                self.register_template_version_in(tx, &claim.tenant, *template_type, name, version)
+                    .await
+                    .map(Applied::Registered)
+            }
+            Effect::DeployInstance {
+                service,
+                instance,
+                deployment,
+            } => crate::services::deploy_instance_in(
+                tx,
+                self.backend == Backend::Postgres,
+                &claim.tenant,
+                service,
+                instance,
+                deployment,
+                crate::services::InstanceWrite::CreateOrUpdate,
+                &[],
+                self.limits.tags_per_resource,
+            )
+            .await
+            .map(|d| Applied::Deployed(Box::new(d))),
+        }
     }
 
     /// Frees a target lease without an attempt. `Release::Settle` also counts its desired commit

@@ -25,8 +25,8 @@ mod tags;
 mod templates;
 
 pub use engine::{
-    BranchCheckResult, BranchKey, ClaimedBranch, ClaimedTarget, LinkSource, Release, TargetAdvance,
-    TargetResult, TargetWatch,
+    Applied, BranchCheckResult, BranchKey, ClaimedBranch, ClaimedTarget, Closing, Effect,
+    LinkSource, NewBlocker, Release, TargetAdvance, TargetResult, TargetWatch,
 };
 pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};

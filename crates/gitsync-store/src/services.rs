@@ -921,7 +921,7 @@ async fn remove_instances(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn deploy_instance_in(
+pub(crate) async fn deploy_instance_in(
     tx: &mut Transaction<'static, Any>,
     pg: bool,
     tenant: &Tenant,

@@ -546,6 +546,25 @@ impl Store {
         name: &str,
         new: &NewTemplateVersion,
     ) -> Result<TemplateVersion> {
+        let mut tx = self.write_tx().await?;
+        let v = self
+            .register_template_version_in(&mut tx, tenant, template_type, name, new)
+            .await?;
+        tx.commit().await?;
+        self.get_template_version(tenant, template_type, name, v.major, v.minor)
+            .await
+    }
+
+    /// Registers the next minor inside a caller's transaction (template sync closes its attempt
+    /// in the same one).
+    pub(crate) async fn register_template_version_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Any>,
+        tenant: &Tenant,
+        template_type: TemplateType,
+        name: &str,
+        new: &NewTemplateVersion,
+    ) -> Result<TemplateVersion> {
         use base64::Engine;
         let files: BTreeMap<&String, String> = new
             .files
@@ -554,8 +573,7 @@ impl Store {
             .collect();
         let files_json = serde_json::to_string(&files).map_err(StoreError::corrupt)?;
         let bundle_id = hex_sha256(files_json.as_bytes());
-        let mut tx = self.write_tx().await?;
-        self.template_in(&mut *tx, tenant, template_type, name)
+        self.template_in(&mut **tx, tenant, template_type, name)
             .await?;
         let next: i64 = sqlx::query(
             "SELECT COALESCE(MAX(minor) + 1, 0) FROM proton_template_versions WHERE account_id = $1 AND region = $2 \
@@ -566,13 +584,13 @@ impl Store {
         .bind(template_type.as_str())
         .bind(name)
         .bind(new.major)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
         sqlx::query("INSERT INTO template_bundles (bundle_id, files) VALUES ($1, $2) ON CONFLICT (bundle_id) DO NOTHING")
             .bind(&bundle_id)
             .bind(&files_json)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let now = Timestamp::now();
         let arn = Arn::new(
@@ -606,15 +624,13 @@ impl Store {
         .bind(&bundle_id)
         .bind(&new.source_commit)
         .bind(now.millis())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
-        self.get_template_version(tenant, template_type, name, new.major, next)
+        self.version_in(&mut **tx, tenant, template_type, name, new.major, next)
             .await
     }
 
-    /// The newest version of a major registered from a commit and still there: its minor and
-    /// ARN.
+    /// The newest version of a major registered from a commit and still there.
     pub async fn template_version_from_commit(
         &self,
         tenant: &Tenant,
@@ -622,21 +638,8 @@ impl Store {
         name: &str,
         major: i64,
         commit: &str,
-    ) -> Result<Option<(i64, String)>> {
-        let row = sqlx::query(
-            "SELECT minor, arn FROM proton_template_versions WHERE account_id = $1 AND region = $2 AND template_type = $3 \
-             AND template_name = $4 AND major = $5 AND source_commit = $6 ORDER BY minor DESC LIMIT 1",
-        )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(template_type.as_str())
-        .bind(name)
-        .bind(major)
-        .bind(commit)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok((r.try_get("minor")?, text(&r, "arn")?)))
-            .transpose()
+    ) -> Result<Option<TemplateVersion>> {
+        version_from_commit(&self.pool, tenant, template_type, name, major, commit).await
     }
 
     /// The files a version was registered from.
@@ -683,4 +686,34 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The newest version of a major registered from a commit, read through `executor` (a
+/// transaction sees its own writes).
+pub(crate) async fn version_from_commit<'e, E>(
+    executor: E,
+    tenant: &Tenant,
+    template_type: TemplateType,
+    name: &str,
+    major: i64,
+    commit: &str,
+) -> Result<Option<TemplateVersion>>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    sqlx::query(
+        "SELECT * FROM proton_template_versions WHERE account_id = $1 AND region = $2 AND template_type = $3 \
+         AND template_name = $4 AND major = $5 AND source_commit = $6 ORDER BY minor DESC LIMIT 1",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(template_type.as_str())
+    .bind(name)
+    .bind(major)
+    .bind(commit)
+    .fetch_optional(executor)
+    .await?
+    .as_ref()
+    .map(version_from)
+    .transpose()
 }

@@ -629,6 +629,205 @@ async fn leases(store: Store) {
     );
 }
 
+/// A resource sync's effect (here: registering a template version) is applied in the
+/// transaction that closes its attempt, under the fence: a worker whose lease was taken over
+/// writes nothing; a retry of the same commit registers nothing new; an effect that fails is
+/// rolled back alone while its attempt is still closed.
+async fn effects(store: Store) {
+    use gitsync_store::{
+        Applied, Closing, Effect, NewTemplateVersion, TargetAdvance, TargetResult,
+    };
+    let a = tenant("111111111111");
+    let l = link(&store, &a, "effects").await;
+    store
+        .create_sync_configuration(&a, &stack_spec(&l, "web", "main"))
+        .await
+        .unwrap();
+    let spec = gitsync_store::TemplateSpec {
+        name: "vpc".into(),
+        display_name: None,
+        description: None,
+        encryption_key: None,
+        provisioning: None,
+    };
+    store
+        .create_template(&a, TemplateType::Environment, &spec, &[])
+        .await
+        .unwrap();
+    let target = SyncTarget::CfnStack {
+        stack_name: "web".into(),
+    };
+    let advance = |sha: &str| TargetAdvance {
+        target: target.clone(),
+        directory: "deploy.yaml".into(),
+        revision: Revision {
+            branch: "main".into(),
+            directory: "deploy.yaml".into(),
+            owner_id: "o".into(),
+            repository_name: "effects".into(),
+            provider_type: "GitHub".into(),
+            sha: sha.to_string(),
+        },
+        watched_ids: format!("{{\"sha\":\"{sha}\"}}"),
+    };
+    let commit = "c".repeat(40);
+    store
+        .advance_targets(
+            &a,
+            &RepositoryKey::Link(l.id.clone()),
+            "main",
+            &[advance(&commit)],
+        )
+        .await
+        .unwrap();
+    let register = |name: &str| Effect::RegisterTemplateVersion {
+        template_type: TemplateType::Environment,
+        name: name.into(),
+        version: NewTemplateVersion {
+            major: 1,
+            source_commit: Some(commit.clone()),
+            files: [("infrastructure/manifest.yaml".to_string(), b"x".to_vec())].into(),
+            ..Default::default()
+        },
+    };
+    let ending = |succeeded: bool| Closing {
+        events: Vec::new(),
+        result: TargetResult {
+            succeeded,
+            failures: i64::from(!succeeded),
+            deploy_failures: 0,
+            retry_at: None,
+            deployed: succeeded,
+        },
+        blocker: None,
+    };
+    let versions = || async {
+        store
+            .list_template_versions(&a, TemplateType::Environment, "vpc", None, None, 100)
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+    let now = Timestamp::now();
+    let stale = store
+        .claim_target(&a, SyncType::CfnStackSync, "web", "one", now, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let stale_attempt = store
+        .begin_resource_attempt(&stale, &target, &[])
+        .await
+        .unwrap();
+    let later = now.plus_millis(2_000);
+    let current = store
+        .claim_target(&a, SyncType::CfnStackSync, "web", "two", later, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    // The stale worker's effect is refused: nothing registered, and `decide` never ran.
+    let refused = store
+        .close_resource_attempt(&stale, stale_attempt, &register("vpc"), |_| {
+            panic!("a stale worker's attempt is not decided")
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::LeaseLost(_))),
+        "{refused:?}"
+    );
+    assert_eq!(versions().await, 0);
+    // The current worker registers 1.0 and closes its attempt in the same transaction.
+    let attempt = store
+        .begin_resource_attempt(&current, &target, &[])
+        .await
+        .unwrap();
+    let applied = store
+        .close_resource_attempt(&current, attempt, &register("vpc"), |applied| {
+            assert!(matches!(applied, Ok(Applied::Registered(ref v)) if v.minor == 0));
+            ending(true)
+        })
+        .await
+        .unwrap();
+    assert!(matches!(applied, Applied::Registered(_)));
+    assert_eq!(versions().await, 1);
+    // A retry of the same commit (sync now, a takeover) registers nothing new.
+    store
+        .retry_target(&a, SyncType::CfnStackSync, "web")
+        .await
+        .unwrap();
+    let retry = store
+        .claim_target(&a, SyncType::CfnStackSync, "web", "two", later, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let attempt = store
+        .begin_resource_attempt(&retry, &target, &[])
+        .await
+        .unwrap();
+    let applied = store
+        .close_resource_attempt(&retry, attempt, &register("vpc"), |_| ending(true))
+        .await
+        .unwrap();
+    assert!(matches!(applied, Applied::AlreadyRegistered(ref v) if v.minor == 0));
+    assert_eq!(versions().await, 1);
+    // An effect that fails (no such template) is rolled back alone; the attempt is closed as
+    // `decide` says, with the error it was given.
+    store
+        .retry_target(&a, SyncType::CfnStackSync, "web")
+        .await
+        .unwrap();
+    let failing = store
+        .claim_target(&a, SyncType::CfnStackSync, "web", "two", later, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let attempt = store
+        .begin_resource_attempt(&failing, &target, &[])
+        .await
+        .unwrap();
+    let mut seen = None;
+    store
+        .close_resource_attempt(&failing, attempt, &register("ghost"), |applied| {
+            seen = Some(matches!(applied, Err(StoreError::NotFound(_))));
+            let mut closing = ending(false);
+            closing.events.push(SyncEvent::new(
+                EventType::ValidationFailed,
+                "no template",
+                None,
+            ));
+            closing
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(true));
+    let state = store
+        .resource_sync_state(&a, &target)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.latest_sync.status, ResourceSyncStatus::Failed);
+    assert_eq!(
+        state.latest_sync.events.last().unwrap().event,
+        "no template"
+    );
+    assert_eq!(versions().await, 1);
+}
+
+#[tokio::test]
+async fn effects_are_fenced_and_atomic_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    effects(store).await;
+}
+
+#[tokio::test]
+async fn effects_are_fenced_and_atomic_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    effects(db.store.clone()).await;
+    db.drop_now().await;
+}
+
 #[tokio::test]
 async fn leases_fence_on_sqlite() {
     let (store, _dir) = sqlite(Limits::default()).await;
