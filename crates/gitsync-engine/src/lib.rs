@@ -13,16 +13,17 @@
 //! newest and records the ones it skipped as superseded. Leases expire, so work a stopped replica
 //! held is taken over; every write checks the lease epoch.
 
+mod attempt;
 mod backoff;
-mod cfn;
 mod repository;
 mod service;
+mod stack;
 mod template;
 pub mod webhook;
 
 use gitsync_deploy::StackDeployer;
 use gitsync_git::GitSettings;
-use gitsync_model::Timestamp;
+use gitsync_model::{SyncType, Timestamp};
 use gitsync_store::{ClaimedBranch, ClaimedTarget, Release, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -110,6 +111,8 @@ pub struct Engine {
     wake: Notify,
     git_slots: Arc<Semaphore>,
     sync_slots: Arc<Semaphore>,
+    /// The kind of sync that serves each sync type.
+    kinds: HashMap<SyncType, attempt::Load>,
 }
 
 impl Engine {
@@ -127,6 +130,11 @@ impl Engine {
             deployer,
             settings,
             wake: Notify::new(),
+            kinds: HashMap::from([
+                (SyncType::CfnStackSync, stack::load as attempt::Load),
+                (SyncType::TemplateSync, template::load),
+                (SyncType::ServiceSync, service::load),
+            ]),
         })
     }
 

@@ -3,13 +3,14 @@
 //! changes its spec file (or its entry in the ops file) deploys that instance, and only it.
 
 use crate::Engine;
-use crate::cfn::Ending;
+use crate::attempt::{Ending, SyncKind};
+use gitsync_deploy::BoxFuture;
 use gitsync_deploy::spec::{OpsEntry, OpsFile, ServiceSpec, plan_instance};
 use gitsync_git::Mirror;
 use gitsync_model::{EventType, SyncEvent};
 use gitsync_model::{ProtonProvider, Revision, SyncTarget, SyncType, Tenant};
 use gitsync_store::{
-    Applied, ClaimedTarget, Effect, LinkSource, RepositoryKey, StoreError, TargetAdvance,
+    Applied, ClaimedTarget, Effect, LinkSource, Release, RepositoryKey, StoreError, TargetAdvance,
 };
 use std::collections::BTreeMap;
 
@@ -36,6 +37,39 @@ impl SyncedInstance {
             instance: instance.to_string(),
         })
     }
+}
+
+impl SyncKind for SyncedInstance {
+    fn target(&self) -> SyncTarget {
+        SyncedInstance::target(self)
+    }
+
+    fn run<'a>(&'a self, engine: &'a Engine, claim: &'a ClaimedTarget) -> BoxFuture<'a, Ending> {
+        Box::pin(engine.sync_service_instance(claim, self))
+    }
+}
+
+/// The instance a claimed target names, while its service has a service sync configuration
+/// (turned off, its instances stay as they are).
+pub(crate) fn load<'a>(
+    engine: &'a Engine,
+    claim: &'a ClaimedTarget,
+) -> BoxFuture<'a, Result<Box<dyn SyncKind>, Release>> {
+    Box::pin(async move {
+        let instance = SyncedInstance::from_key(&claim.target_key).ok_or(Release::Settle)?;
+        match engine
+            .store
+            .get_service_sync_config(&claim.tenant, &instance.service)
+            .await
+        {
+            Ok(_) => Ok(Box::new(instance) as Box<dyn SyncKind>),
+            Err(StoreError::NotFound(_)) => Err(Release::Settle),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the service sync configuration");
+                Err(Release::KeepDue)
+            }
+        }
+    })
 }
 
 /// What a branch check of a service sync repository found.

@@ -2,8 +2,9 @@
 //! target; a commit that changes one registers the next minor version of that major.
 
 use crate::Engine;
-use crate::cfn::Ending;
+use crate::attempt::{Ending, SyncKind};
 use crate::repository::remote_for;
+use gitsync_deploy::BoxFuture;
 use gitsync_deploy::proton::{Family, check_bundle};
 use gitsync_git::Mirror;
 use gitsync_model::{EventType, SyncEvent};
@@ -11,8 +12,8 @@ use gitsync_model::{
     ProtonProvider, Revision, SyncTarget, TemplateSyncConfig, TemplateType, Tenant,
 };
 use gitsync_store::{
-    Applied, ClaimedTarget, Effect, LinkSource, NewTemplateVersion, RepositoryKey, StoreError,
-    TargetAdvance,
+    Applied, ClaimedTarget, Effect, LinkSource, NewTemplateVersion, Release, RepositoryKey,
+    StoreError, TargetAdvance,
 };
 
 /// The most files a bundle may have (the registry allows 10 template files plus schema,
@@ -48,6 +49,28 @@ impl TemplateMajor {
             major,
         })
     }
+}
+
+impl SyncKind for TemplateMajor {
+    fn target(&self) -> SyncTarget {
+        TemplateMajor::target(self)
+    }
+
+    fn run<'a>(&'a self, engine: &'a Engine, claim: &'a ClaimedTarget) -> BoxFuture<'a, Ending> {
+        Box::pin(engine.sync_template_source(claim, self))
+    }
+}
+
+/// The template major a claimed target names.
+pub(crate) fn load<'a>(
+    _engine: &'a Engine,
+    claim: &'a ClaimedTarget,
+) -> BoxFuture<'a, Result<Box<dyn SyncKind>, Release>> {
+    Box::pin(async move {
+        TemplateMajor::from_key(&claim.target_key)
+            .map(|major| Box::new(major) as Box<dyn SyncKind>)
+            .ok_or(Release::Settle)
+    })
 }
 
 /// `v<major>` directory names: `v0`, `v1`, `v12` (no leading zeros, as version parts have none).
