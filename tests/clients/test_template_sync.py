@@ -233,6 +233,48 @@ def test_sync_now_for_proton_repositories_and_templates(git_http, tmp_path):
         server.cleanup()
 
 
+def test_kill_nine_while_commits_stream_registers_each_commit_at_most_once(git_http, tmp_path):
+    """Commits keep arriving while the server is SIGKILLed at random moments and restarted: every
+    registered version comes from a distinct commit (a version and its attempt's record commit
+    together, so a takeover never registers a commit again), and at the end nothing is stuck."""
+    import random
+    import signal
+    from conftest import free_port
+    rng = random.Random(7)
+    server = Server(["--poll-interval", "1s", "--lease-ttl", "2s"]).start()
+    try:
+        repo, tenant, proton = setup(server, git_http, tmp_path, "crashes")
+        sha = repo.commit(bundle("crash", 1))
+        proton.create_environment_template(name="crash")
+        proton.create_template_sync_config(templateName="crash", templateType="ENVIRONMENT", repositoryName="octo/crashes",
+                                           repositoryProvider="GITHUB_ENTERPRISE", branch="main")
+        commits = [sha]
+        for round in range(8):
+            time.sleep(rng.uniform(0.2, 2.5))
+            sha = repo.commit(bundle("crash", 1, body=f"Resources:\n  Q{round}:\n    Type: AWS::SQS::Queue\n"))
+            commits.append(sha)
+            time.sleep(rng.uniform(0.0, 1.5))
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait()
+            server.port = free_port()
+            server.endpoint = f"http://127.0.0.1:{server.port}"
+            server.start()
+            proton = tenant.client("proton")
+        settled(proton, "crash", 1, commits[-1])
+        summaries = proton.list_environment_template_versions(templateName="crash")["templateVersions"]
+        sources = []
+        for v in summaries:
+            full = proton.get_environment_template_version(templateName="crash", majorVersion=v["majorVersion"],
+                                                            minorVersion=v["minorVersion"])["environmentTemplateVersion"]
+            sources.append(full["description"].removeprefix("Synced from commit "))
+        assert len(sources) == len(set(sources)), sources
+        assert set(sources) <= set(commits) and commits[-1] in sources, (sources, commits)
+        latest = status(proton, "crash", 1)["latestSync"]
+        assert latest["status"] == "SUCCEEDED" and latest["targetRevision"]["sha"] == commits[-1]
+    finally:
+        server.cleanup()
+
+
 def test_deleting_the_last_synced_version_registers_again(engine, git_http, tmp_path):
     repo, tenant, proton = setup(engine, git_http, tmp_path, "again")
     first = repo.commit({**bundle("app", 1), **bundle("app", 2)})

@@ -159,7 +159,13 @@ impl Engine {
             error = message,
             "branch check failed"
         );
-        let queued = self.store.take_queued_attempt(claim).await.ok().flatten();
+        let queued = match self.store.take_queued_attempt(claim).await {
+            Ok(queued) => queued,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the queued repository sync");
+                None
+            }
+        };
         if claim.failures == 0 || queued.is_some() {
             let attempt = match queued {
                 Some(id) => Ok(id),
@@ -176,15 +182,20 @@ impl Engine {
                         .await
                 }
             };
-            if let Ok(id) = attempt {
-                let _ = self
-                    .store
-                    .record_repository_event(
-                        id,
-                        RepositorySyncStatus::Failed,
-                        &SyncEvent::new(EventType::CloneFailed, message, None),
-                    )
-                    .await;
+            let recorded = match attempt {
+                Ok(id) => {
+                    self.store
+                        .record_repository_event(
+                            id,
+                            RepositorySyncStatus::Failed,
+                            &SyncEvent::new(EventType::CloneFailed, message, None),
+                        )
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, "cannot record the failed repository sync");
             }
         }
         let failures = claim.failures + 1;
@@ -229,8 +240,8 @@ impl Engine {
             .map_err(|e| e.to_string())?;
         if Some(&head) == claim.synced_sha.as_ref() {
             // An unchanged remote costs one ref listing: no fetch, no attempt.
-            if let Some(id) = queued {
-                let _ = self
+            if let Some(id) = queued
+                && let Err(e) = self
                     .store
                     .record_repository_event(
                         id,
@@ -241,7 +252,9 @@ impl Engine {
                             Some(&head),
                         ),
                     )
-                    .await;
+                    .await
+            {
+                tracing::warn!(error = %e, "cannot close the queued repository sync");
             }
             return Ok(BranchCheckResult {
                 remote_sha: Some(head.clone()),
