@@ -1,4 +1,6 @@
 """The Proton operations gitsync serves, through boto3 against the binary."""
+import time
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -139,6 +141,16 @@ def test_statuses_answer_from_recorded_history(tenant, github):
     proton.create_template_sync_config(templateName="seeded-template", templateType="ENVIRONMENT", repositoryName="octo/templates", repositoryProvider="GITHUB", branch="main")
     make_service(tenant, "seeded-service")
     proton.create_service_sync_config(serviceName="seeded-service", repositoryName="octo/templates", repositoryProvider="GITHUB", branch="main", filePath="ops.yaml")
+    # The configurations are watched at once, and the engine's own check of main fails (github.com
+    # is out of reach): let it fail first (it then backs off), so the seeded history is the newest.
+    def engine_checked():
+        latest = proton.get_repository_sync_status(repositoryName="octo/templates", repositoryProvider="GITHUB",
+                                                   branch="main", syncType="TEMPLATE_SYNC").get("latestSync")
+        return latest and latest["status"] == "FAILED"
+    deadline = time.time() + 60
+    while not engine_checked():
+        assert time.time() < deadline, "the engine never checked main"
+        time.sleep(0.2)
     seeded = tenant.seed_history()
     status = proton.get_template_sync_status(templateName="seeded-template", templateType="ENVIRONMENT", templateVersion="1")
     assert status["latestSync"]["status"] == "FAILED"

@@ -170,15 +170,10 @@ impl Engine {
             ),
             Err(e) => tracing::error!(error = %e, "cannot schedule the start-up checks"),
         }
-        let mut last_refresh = std::time::Instant::now();
+        // Configuration changes keep the watched branches in step from here on, in their own
+        // transactions: an idle engine writes nothing.
         let mut in_flight = InFlight::default();
         loop {
-            if last_refresh.elapsed() >= Duration::from_secs(1) {
-                if let Err(e) = self.store.refresh_watched_branches().await {
-                    tracing::warn!(error = %e, "cannot refresh the watched branches");
-                }
-                last_refresh = std::time::Instant::now();
-            }
             in_flight.reap();
             if let Err(e) = self.dispatch(&mut in_flight).await {
                 tracing::warn!(error = %e, "cannot claim work");

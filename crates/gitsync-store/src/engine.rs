@@ -183,6 +183,76 @@ pub struct Closing {
     pub blocker: Option<NewBlocker>,
 }
 
+/// Makes one tenant's `watched_branches` match its sync configurations, inside the transaction
+/// that changed them: one row per (sync type, repository, branch) that a stack sync, a template
+/// sync or a service sync (its ops file's branch and every branch the file names) watches. New
+/// rows are due at once; rows nothing watches any more go, even while a check holds them (its
+/// finish then finds its lease gone and writes nothing).
+pub(crate) async fn watch_configured_branches(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: &Tenant,
+) -> Result<()> {
+    const WANTED: &str = "SELECT DISTINCT c.sync_type AS sync_type, 'link:' || c.link_id AS repository_key, c.branch AS branch \
+         FROM sync_configurations c WHERE c.account_id = $1 AND c.region = $2 \
+         UNION SELECT 'TEMPLATE_SYNC', 'proton:' || c.repository_provider || ':' || c.repository_name, c.branch \
+         FROM template_sync_configs c WHERE c.account_id = $1 AND c.region = $2 \
+         UNION SELECT 'SERVICE_SYNC', 'proton:' || c.repository_provider || ':' || c.repository_name, c.branch \
+         FROM service_sync_configs c WHERE c.account_id = $1 AND c.region = $2 \
+         UNION SELECT 'SERVICE_SYNC', 'proton:' || c.repository_provider || ':' || c.repository_name, b.branch \
+         FROM service_sync_configs c JOIN service_sync_branches b ON b.account_id = c.account_id AND b.region = c.region \
+           AND b.service_name = c.service_name WHERE c.account_id = $1 AND c.region = $2";
+    let wanted: std::collections::BTreeSet<(String, String, String)> = sqlx::query(WANTED)
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                text(r, "sync_type")?,
+                text(r, "repository_key")?,
+                text(r, "branch")?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let watched: std::collections::BTreeSet<(String, String, String)> = sqlx::query(
+        "SELECT sync_type, repository_key, branch FROM watched_branches WHERE account_id = $1 AND region = $2",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| Ok((text(r, "sync_type")?, text(r, "repository_key")?, text(r, "branch")?)))
+    .collect::<Result<_>>()?;
+    for (sync_type, repository_key, branch) in wanted.difference(&watched) {
+        sqlx::query(
+            "INSERT INTO watched_branches (account_id, region, sync_type, repository_key, branch, next_check_at, failures, lease_epoch) \
+             VALUES ($1, $2, $3, $4, $5, 0, 0, 0)",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type)
+        .bind(repository_key)
+        .bind(branch)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (sync_type, repository_key, branch) in watched.difference(&wanted) {
+        sqlx::query(
+            "DELETE FROM watched_branches WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type)
+        .bind(repository_key)
+        .bind(branch)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 fn branch_from(row: &AnyRow) -> Result<BranchKey> {
     Ok(BranchKey {
         tenant: Tenant::new(text(row, "account_id")?, text(row, "region")?),
@@ -220,64 +290,21 @@ impl Store {
         ))
     }
 
-    /// Makes `watched_branches` match the sync configurations: one row per (link, branch).
+    /// Makes `watched_branches` match every tenant's sync configurations. Configuration changes
+    /// keep them in step in their own transactions ([`watch_configured_branches`]); the engine
+    /// runs this once at start-up, for databases written by an older release.
     pub async fn refresh_watched_branches(&self) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO watched_branches (account_id, region, sync_type, repository_key, branch, next_check_at, failures, lease_epoch) \
-             SELECT DISTINCT c.account_id, c.region, c.sync_type, 'link:' || c.link_id, c.branch, 0, 0, 0 FROM sync_configurations c \
-             WHERE NOT EXISTS (SELECT 1 FROM watched_branches w WHERE w.account_id = c.account_id AND w.region = c.region \
-               AND w.sync_type = c.sync_type AND w.repository_key = 'link:' || c.link_id AND w.branch = c.branch)",
+        let tenants = sqlx::query(
+            "SELECT account_id, region FROM sync_configurations UNION SELECT account_id, region FROM template_sync_configs \
+             UNION SELECT account_id, region FROM service_sync_configs UNION SELECT account_id, region FROM watched_branches",
         )
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO watched_branches (account_id, region, sync_type, repository_key, branch, next_check_at, failures, lease_epoch) \
-             SELECT DISTINCT c.account_id, c.region, 'TEMPLATE_SYNC', 'proton:' || c.repository_provider || ':' || c.repository_name, c.branch, 0, 0, 0 \
-             FROM template_sync_configs c WHERE NOT EXISTS (SELECT 1 FROM watched_branches w WHERE w.account_id = c.account_id \
-               AND w.region = c.region AND w.sync_type = 'TEMPLATE_SYNC' \
-               AND w.repository_key = 'proton:' || c.repository_provider || ':' || c.repository_name AND w.branch = c.branch)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM watched_branches WHERE sync_type = 'TEMPLATE_SYNC' AND lease_owner IS NULL AND NOT EXISTS \
-             (SELECT 1 FROM template_sync_configs c WHERE c.account_id = watched_branches.account_id AND c.region = watched_branches.region \
-              AND 'proton:' || c.repository_provider || ':' || c.repository_name = watched_branches.repository_key \
-              AND c.branch = watched_branches.branch)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        // Service sync watches the proton-ops file's branch and every branch the file names.
-        sqlx::query(
-            "INSERT INTO watched_branches (account_id, region, sync_type, repository_key, branch, next_check_at, failures, lease_epoch) \
-             SELECT DISTINCT s.account_id, s.region, 'SERVICE_SYNC', s.repository_key, s.branch, 0, 0, 0 FROM ( \
-               SELECT c.account_id, c.region, 'proton:' || c.repository_provider || ':' || c.repository_name AS repository_key, c.branch \
-               FROM service_sync_configs c \
-               UNION SELECT c.account_id, c.region, 'proton:' || c.repository_provider || ':' || c.repository_name, b.branch \
-               FROM service_sync_configs c JOIN service_sync_branches b ON b.account_id = c.account_id AND b.region = c.region \
-                 AND b.service_name = c.service_name) s \
-             WHERE NOT EXISTS (SELECT 1 FROM watched_branches w WHERE w.account_id = s.account_id AND w.region = s.region \
-               AND w.sync_type = 'SERVICE_SYNC' AND w.repository_key = s.repository_key AND w.branch = s.branch)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM watched_branches WHERE sync_type = 'SERVICE_SYNC' AND lease_owner IS NULL AND NOT EXISTS \
-             (SELECT 1 FROM service_sync_configs c WHERE c.account_id = watched_branches.account_id AND c.region = watched_branches.region \
-              AND 'proton:' || c.repository_provider || ':' || c.repository_name = watched_branches.repository_key \
-              AND (c.branch = watched_branches.branch OR EXISTS (SELECT 1 FROM service_sync_branches b WHERE b.account_id = c.account_id \
-                AND b.region = c.region AND b.service_name = c.service_name AND b.branch = watched_branches.branch)))",
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM watched_branches WHERE sync_type = 'CFN_STACK_SYNC' AND lease_owner IS NULL AND NOT EXISTS \
-             (SELECT 1 FROM sync_configurations c WHERE c.account_id = watched_branches.account_id AND c.region = watched_branches.region \
-              AND 'link:' || c.link_id = watched_branches.repository_key AND c.branch = watched_branches.branch)",
-        )
-        .execute(&mut *tx)
-        .await?;
+        for row in tenants {
+            let tenant = Tenant::new(text(&row, "account_id")?, text(&row, "region")?);
+            watch_configured_branches(&mut tx, &tenant).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

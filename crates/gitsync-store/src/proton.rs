@@ -276,6 +276,7 @@ impl Store {
         };
         crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
             .await?;
+        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config.clone())
     }
@@ -353,6 +354,7 @@ impl Store {
         };
         crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
             .await?;
+        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config.clone())
     }
@@ -374,6 +376,7 @@ impl Store {
             .bind(template_type.as_str())
             .execute(&mut *tx)
             .await?;
+        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config)
     }
@@ -458,6 +461,7 @@ impl Store {
         .bind(format!("{}/", config.service_name))
         .execute(&mut *tx)
         .await?;
+        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config.clone())
     }
@@ -533,6 +537,7 @@ impl Store {
         .await?;
         crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
             .await?;
+        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config.clone())
     }
@@ -557,6 +562,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config)
     }

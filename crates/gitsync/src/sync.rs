@@ -68,8 +68,6 @@ pub async fn run(args: SyncArgs) -> Result<()> {
         .await
     } else if let (Some(link_id), Some(branch)) = (&args.repository_link_id, &args.branch) {
         let link = store.get_repository_link(&tenant, link_id).await?;
-        // A configuration created a moment ago may not be watched yet (as for webhooks).
-        store.refresh_watched_branches().await?;
         let checks = store
             .trigger_branch(&tenant, &link.owner_id, &link.repository_name, branch)
             .await?;
@@ -85,7 +83,6 @@ pub async fn run(args: SyncArgs) -> Result<()> {
                 )
             })?;
         store.get_proton_repository(&tenant, provider, name).await?;
-        store.refresh_watched_branches().await?;
         let key = RepositoryKey::Proton {
             provider,
             name: name.to_string(),

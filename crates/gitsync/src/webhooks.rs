@@ -159,10 +159,6 @@ pub async fn deliver(
             );
         }
     };
-    // A configuration created a moment ago may not be watched yet.
-    if let Err(e) = hooks.store.refresh_watched_branches().await {
-        tracing::warn!(error = %e, "cannot refresh the watched branches");
-    }
     let mut triggered = 0;
     for tenant in &verified {
         match hooks
