@@ -137,7 +137,7 @@ impl Engine {
         };
         let ending = tokio::select! {
             ending = work_done => ending,
-            () = self.keep_lease(&claim) => {
+            () = self.keep_lease(|now, ttl| self.store.renew_target_lease(&claim, now, ttl)) => {
                 tracing::warn!("lost the lease on this target; the attempt stops here and another worker takes it over");
                 return;
             }
@@ -277,31 +277,5 @@ impl Engine {
             blocker,
         };
         (closing, error)
-    }
-
-    /// Renews the target's lease every third of its time to live; returns when it is lost: taken
-    /// by another worker, or not renewed (the database unreachable) for two thirds of it, which
-    /// leaves the work a third of the lease to stop in.
-    async fn keep_lease(&self, claim: &ClaimedTarget) {
-        let ttl = self.lease_ms();
-        let every = Duration::from_millis((ttl / 3).max(100) as u64);
-        let mut renewed = tokio::time::Instant::now();
-        loop {
-            tokio::time::sleep(every).await;
-            match self
-                .store
-                .renew_target_lease(claim, self.db_now().await, ttl)
-                .await
-            {
-                Ok(()) => renewed = tokio::time::Instant::now(),
-                Err(StoreError::LeaseLost(_)) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot renew the lease; retrying");
-                    if renewed.elapsed() >= every * 2 {
-                        return;
-                    }
-                }
-            }
-        }
     }
 }

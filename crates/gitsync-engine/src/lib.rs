@@ -231,6 +231,33 @@ impl Engine {
         }
     }
 
+    /// Renews a lease (through `renew`) every third of its time to live; returns when it is
+    /// lost: taken by another worker, or not renewed (the database unreachable) for two thirds
+    /// of it, which leaves the work a third of the lease to stop in. Work races this, so no two
+    /// workers ever hold one branch or target.
+    async fn keep_lease<F, R>(&self, renew: F)
+    where
+        F: Fn(Timestamp, i64) -> R,
+        R: std::future::Future<Output = gitsync_store::Result<()>>,
+    {
+        let ttl = self.lease_ms();
+        let every = Duration::from_millis((ttl / 3).max(100) as u64);
+        let mut renewed = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(every).await;
+            match renew(self.db_now().await, ttl).await {
+                Ok(()) => renewed = tokio::time::Instant::now(),
+                Err(gitsync_store::StoreError::LeaseLost(_)) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew the lease; retrying");
+                    if renewed.elapsed() >= every * 2 {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     /// Claims as much due work as there are free slots, and starts it.
     async fn dispatch(self: &Arc<Self>, in_flight: &mut InFlight) -> gitsync_store::Result<()> {
         let now = self.store.now().await?;
@@ -240,10 +267,11 @@ impl Engine {
                 let Ok(permit) = self.git_slots.clone().try_acquire_owned() else {
                     break;
                 };
-                let ttl = self.lease_ms() + 2 * self.git.network_timeout.as_millis() as i64;
+                // Renewed while the check runs (however long git takes), so a stopped
+                // replica's branch is free again after one lease.
                 if let Some(claim) = self
                     .store
-                    .claim_branch(&key, &self.settings.replica_id, now, ttl)
+                    .claim_branch(&key, &self.settings.replica_id, now, self.lease_ms())
                     .await?
                 {
                     let engine = self.clone();

@@ -136,9 +136,18 @@ impl Engine {
     }
 
     async fn check_branch_in_span(&self, claim: ClaimedBranch) {
-        let result = match self.repository_sync(&claim).await {
-            Ok(result) => result,
-            Err(message) => self.branch_failed(&claim, &message).await,
+        let work = async {
+            match self.repository_sync(&claim).await {
+                Ok(result) => result,
+                Err(message) => self.branch_failed(&claim, &message).await,
+            }
+        };
+        let result = tokio::select! {
+            result = work => result,
+            () = self.keep_lease(|now, ttl| self.store.renew_branch_lease(&claim, now, ttl)) => {
+                tracing::warn!("lost the lease on this branch; its check stops here");
+                return;
+            }
         };
         if let Err(e) = self.store.finish_branch_check(&claim, &result).await {
             tracing::warn!(error = %e, "cannot finish the branch check");

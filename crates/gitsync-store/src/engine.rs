@@ -475,6 +475,34 @@ impl Store {
         Ok(())
     }
 
+    /// Extends a branch check's lease; `LeaseLost` when another worker holds it now.
+    pub async fn renew_branch_lease(
+        &self,
+        claim: &ClaimedBranch,
+        now: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE watched_branches SET lease_expires_at = $1 \
+             WHERE account_id = $2 AND region = $3 AND sync_type = $4 AND repository_key = $5 AND branch = $6 AND lease_epoch = $7",
+        )
+        .bind(now.millis() + ttl_ms)
+        .bind(&claim.key.tenant.account_id)
+        .bind(&claim.key.tenant.region)
+        .bind(claim.key.sync_type.as_str())
+        .bind(&claim.key.repository_key)
+        .bind(&claim.key.branch)
+        .bind(claim.epoch)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(lease_lost(&format!("branch {}", claim.key.branch)));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Gives a branch check up without finishing it (the worker is shutting down): the branch is
     /// due again at once, for any replica; its unfinished repository sync is closed by the next
     /// claim.
