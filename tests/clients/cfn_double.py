@@ -29,6 +29,8 @@ class RollbackDouble:
         # gitsync:sync-configuration) when the stack should count as one gitsync deployed.
         self.tags = {}
         self.polls_after_execute = 0
+        # DescribeStacks polls that still see UPDATE_IN_PROGRESS after ExecuteChangeSet.
+        self.settle_after = 1
         # The stack was created moments ago (its events are as recent as the update's): an
         # update's attempt must still copy only the events its own change set caused.
         self.events = [
@@ -69,7 +71,7 @@ class RollbackDouble:
         if action == "DescribeStacks":
             if self.status == "UPDATE_IN_PROGRESS":
                 self.polls_after_execute += 1
-                if self.polls_after_execute > 1:
+                if self.polls_after_execute > self.settle_after:
                     self.status = "UPDATE_ROLLBACK_COMPLETE"
             params = "".join(f"<member><ParameterKey>{escape(k)}</ParameterKey><ParameterValue>{escape(v)}</ParameterValue></member>"
                              for k, v in self.parameters.items())

@@ -321,7 +321,13 @@ def test_an_update_that_rolls_back_fails_with_the_failed_resource(git_http, tmp_
         server.cli("accounts", "set", tenant.account_id, "--trusted")
         double.tags = {"gitsync:account": tenant.account_id, "gitsync:sync-configuration": "rolled-stack"}
         stack = Stack(server, tenant, git_http.url, "octo", "rolled", tmp_path)
+        double.settle_after = 3  # about 6 s in UPDATE_IN_PROGRESS
         stack.configure("rolled-stack")
+        # While CloudFormation works, the attempt already shows the change set it started.
+        running = wait_for(lambda: (lambda l: l if l["Status"] == "IN_PROGRESS" and any(
+            e["Type"] == "DEPLOYMENT_STARTED" for e in l["Events"]) else None)(stack.status("rolled-stack")["LatestSync"]),
+            what="DEPLOYMENT_STARTED recorded while the deployment runs")
+        assert ":changeSet/" in next(e["ExternalId"] for e in running["Events"] if e["Type"] == "DEPLOYMENT_STARTED")
         s = stack.settled("rolled-stack", sha, status="FAILED")
         events = [(e["Type"], e["Event"]) for e in s["LatestSync"]["Events"]]
         assert events[-1] == ("DEPLOYMENT_FAILED", f"Stack UPDATE_ROLLBACK_COMPLETE: AWS::SQS::Queue Queue: {reason}"), events

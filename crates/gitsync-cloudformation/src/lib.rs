@@ -22,7 +22,9 @@ use gitsync_deploy::cfn::{
 };
 use gitsync_model::{EventType, SyncEvent};
 
-use gitsync_deploy::{BlockerRequest, BoxFuture, DeployOutcome, DeployReport, StackDeployer};
+use gitsync_deploy::{
+    BlockerRequest, BoxFuture, DeployOutcome, DeployReport, Progress, StackDeployer,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -182,7 +184,11 @@ impl StackDeployer for CloudFormation {
         self.mode
     }
 
-    fn deploy<'a>(&'a self, plan: &'a StackPlan) -> BoxFuture<'a, DeployReport> {
+    fn deploy<'a>(
+        &'a self,
+        plan: &'a StackPlan,
+        progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, DeployReport> {
         Box::pin(async move {
             // Without credentials nothing can be called: say so (an operator fixes it; the
             // attempt backs off and tries again).
@@ -200,11 +206,13 @@ impl StackDeployer for CloudFormation {
                 plan,
                 settings: &self.settings,
                 events: Vec::new(),
+                reported: 0,
+                progress,
                 blocker: None,
             };
             let outcome = run.deploy().await;
             DeployReport {
-                events: run.events,
+                events: run.events.split_off(run.reported),
                 outcome,
                 blocker: run.blocker,
                 deployed: outcome == DeployOutcome::Succeeded,
@@ -228,6 +236,9 @@ struct Deployment<'a> {
     plan: &'a StackPlan,
     settings: &'a Settings,
     events: Vec<SyncEvent>,
+    /// How many of `events` went to `progress` already.
+    reported: usize,
+    progress: &'a dyn Progress,
     blocker: Option<BlockerRequest>,
 }
 
@@ -287,6 +298,15 @@ fn succeeded(status: &StackStatus) -> bool {
 }
 
 impl Deployment<'_> {
+    /// Records the events so far on the attempt now (before a step that takes long or changes
+    /// the stack).
+    async fn flush(&mut self) {
+        for event in &self.events[self.reported..] {
+            self.progress.report(event.clone()).await;
+        }
+        self.reported = self.events.len();
+    }
+
     fn event(&mut self, event_type: EventType, text: String, external_id: Option<String>) {
         self.events
             .push(SyncEvent::new(event_type, text, external_id.as_deref()));
@@ -556,6 +576,7 @@ impl Deployment<'_> {
             ),
             Some(change_set.clone()),
         );
+        self.flush().await;
         let started = std::time::SystemTime::now();
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
 

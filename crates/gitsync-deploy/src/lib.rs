@@ -45,11 +45,23 @@ pub struct BlockerRequest {
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Where a deployer reports events while it works: each is recorded on the attempt at once, so a
+/// status read during a long deployment shows how far it got, and a worker that takes over an
+/// attempt sees what was started (a change set) before it was started.
+pub trait Progress: Send + Sync {
+    fn report(&self, event: SyncEvent) -> BoxFuture<'_, ()>;
+}
+
 /// Applies CloudFormation stack plans.
 pub trait StackDeployer: Send + Sync {
     /// Shown by `gitsync status` and the logs: how this deployer applies plans.
     fn mode(&self) -> &'static str;
-    fn deploy<'a>(&'a self, plan: &'a cfn::StackPlan) -> BoxFuture<'a, DeployReport>;
+    /// Applies a plan. Events reported through `progress` are not repeated in the report.
+    fn deploy<'a>(
+        &'a self,
+        plan: &'a cfn::StackPlan,
+        progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, DeployReport>;
 }
 
 /// The deployer used while no CloudFormation endpoint is configured: it has nothing to do after
@@ -62,7 +74,11 @@ impl StackDeployer for ValidateOnly {
         "validate-only (no CloudFormation endpoint is configured)"
     }
 
-    fn deploy<'a>(&'a self, plan: &'a cfn::StackPlan) -> BoxFuture<'a, DeployReport> {
+    fn deploy<'a>(
+        &'a self,
+        plan: &'a cfn::StackPlan,
+        _progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, DeployReport> {
         Box::pin(async move {
             DeployReport {
                 events: vec![SyncEvent::new(

@@ -30,7 +30,34 @@ pub(crate) trait SyncKind: Send + Sync {
         false
     }
     /// Reads the source at the claimed commit, checks it, and applies it or says what to apply.
-    fn run<'a>(&'a self, engine: &'a Engine, claim: &'a ClaimedTarget) -> BoxFuture<'a, Ending>;
+    /// Events reported to `progress` are recorded on the attempt at once.
+    fn run<'a>(
+        &'a self,
+        engine: &'a Engine,
+        claim: &'a ClaimedTarget,
+        progress: &'a AttemptProgress,
+    ) -> BoxFuture<'a, Ending>;
+}
+
+/// Records events on a running attempt as they happen, while this worker holds the lease.
+pub(crate) struct AttemptProgress {
+    store: gitsync_store::Store,
+    claim: ClaimedTarget,
+    attempt: i64,
+}
+
+impl gitsync_deploy::Progress for AttemptProgress {
+    fn report(&self, event: SyncEvent) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self
+                .store
+                .record_attempt_event(&self.claim, self.attempt, &event)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot record a progress event");
+            }
+        })
+    }
 }
 
 /// Makes a kind's work for a claimed target, or says why there is none (its configuration is
@@ -129,11 +156,16 @@ impl Engine {
         // work stops here, before the lease expires and another worker can claim the target, so
         // two deployments of one target never run at once. The unfinished attempt is closed as
         // ABANDONED by whoever claims the target next.
+        let progress = AttemptProgress {
+            store: self.store.clone(),
+            claim: claim.clone(),
+            attempt,
+        };
         let work_done = async {
             if let Some(delay) = self.settings.attempt_delay {
                 tokio::time::sleep(delay).await;
             }
-            work.run(self, &claim).await
+            work.run(self, &claim, &progress).await
         };
         let ending = tokio::select! {
             ending = work_done => ending,

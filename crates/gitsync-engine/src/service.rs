@@ -3,7 +3,7 @@
 //! changes its spec file (or its entry in the ops file) deploys that instance, and only it.
 
 use crate::Engine;
-use crate::attempt::{Ending, SyncKind};
+use crate::attempt::{AttemptProgress, Ending, SyncKind};
 use gitsync_deploy::BoxFuture;
 use gitsync_deploy::spec::{OpsEntry, OpsFile, ServiceSpec, plan_instance};
 use gitsync_git::Mirror;
@@ -44,7 +44,12 @@ impl SyncKind for SyncedInstance {
         SyncedInstance::target(self)
     }
 
-    fn run<'a>(&'a self, engine: &'a Engine, claim: &'a ClaimedTarget) -> BoxFuture<'a, Ending> {
+    fn run<'a>(
+        &'a self,
+        engine: &'a Engine,
+        claim: &'a ClaimedTarget,
+        _progress: &'a AttemptProgress,
+    ) -> BoxFuture<'a, Ending> {
         Box::pin(engine.sync_service_instance(claim, self))
     }
 }

@@ -4,7 +4,7 @@
 //! [`StackDeployer`]: gitsync_deploy::StackDeployer
 
 use crate::Engine;
-use crate::attempt::{Ending, SyncKind};
+use crate::attempt::{AttemptProgress, Ending, SyncKind};
 use crate::repository::remote_for;
 use gitsync_deploy::cfn::{DeployIdentity, DeploymentFile, Owner, plan};
 use gitsync_deploy::{BoxFuture, DeployOutcome};
@@ -28,8 +28,13 @@ impl SyncKind for StackSync {
         true
     }
 
-    fn run<'a>(&'a self, engine: &'a Engine, claim: &'a ClaimedTarget) -> BoxFuture<'a, Ending> {
-        Box::pin(engine.sync_stack_source(claim, &self.config))
+    fn run<'a>(
+        &'a self,
+        engine: &'a Engine,
+        claim: &'a ClaimedTarget,
+        progress: &'a AttemptProgress,
+    ) -> BoxFuture<'a, Ending> {
+        Box::pin(engine.sync_stack_source(claim, &self.config, progress))
     }
 }
 
@@ -60,6 +65,7 @@ impl Engine {
         &self,
         claim: &ClaimedTarget,
         config: &gitsync_model::SyncConfiguration,
+        progress: &AttemptProgress,
     ) -> Ending {
         let sha = &claim.desired.sha;
         let link_id = match RepositoryKey::parse(&claim.repository_key) {
@@ -184,7 +190,7 @@ impl Engine {
         };
         // (Its plan carries no ownership tags; comparisons ignore gitsync's tags.)
         stack_plan.previous = previous;
-        let report = self.deployer.deploy(&stack_plan).await;
+        let report = self.deployer.deploy(&stack_plan, progress).await;
         let events = report.events;
         let last = events.last().map(|e| e.event.clone()).unwrap_or_default();
         match (report.outcome, report.blocker) {

@@ -2,7 +2,7 @@
 //! target; a commit that changes one registers the next minor version of that major.
 
 use crate::Engine;
-use crate::attempt::{Ending, SyncKind};
+use crate::attempt::{AttemptProgress, Ending, SyncKind};
 use crate::repository::remote_for;
 use gitsync_deploy::BoxFuture;
 use gitsync_deploy::proton::{Family, check_bundle};
@@ -56,7 +56,12 @@ impl SyncKind for TemplateMajor {
         TemplateMajor::target(self)
     }
 
-    fn run<'a>(&'a self, engine: &'a Engine, claim: &'a ClaimedTarget) -> BoxFuture<'a, Ending> {
+    fn run<'a>(
+        &'a self,
+        engine: &'a Engine,
+        claim: &'a ClaimedTarget,
+        _progress: &'a AttemptProgress,
+    ) -> BoxFuture<'a, Ending> {
         Box::pin(engine.sync_template_source(claim, self))
     }
 }
