@@ -545,6 +545,109 @@ mod tests {
         }
     }
 
+    /// Relevance of a stack sync: a commit is relevant when the tree-entry id of its deployment
+    /// file, or of the template that file names, changed; anything else in the repository is not.
+    #[tokio::test]
+    async fn a_commit_is_relevant_when_the_deployment_file_or_its_template_changes() {
+        use std::process::Command;
+        let dir = tempfile::tempdir().unwrap();
+        let (bare, work) = (dir.path().join("srv.git"), dir.path().join("work"));
+        std::fs::create_dir_all(&work).unwrap();
+        let git = |cwd: &std::path::Path, args: &[&str]| {
+            let out = Command::new("git")
+                .args(args)
+                .current_dir(cwd)
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.com")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.com")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}");
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        git(
+            dir.path(),
+            &["init", "--bare", "-q", "-b", "main", bare.to_str().unwrap()],
+        );
+        git(&work, &["init", "-q", "-b", "main"]);
+        let commit = |files: &[(&str, &str)]| {
+            for (path, contents) in files {
+                let p = work.join(path);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, contents).unwrap();
+            }
+            git(&work, &["add", "-A"]);
+            git(&work, &["commit", "-q", "--allow-empty", "-m", "c"]);
+            git(&work, &["push", "-q", bare.to_str().unwrap(), "HEAD:main"]);
+            git(&work, &["rev-parse", "HEAD"])
+        };
+        let cache = tempfile::tempdir().unwrap();
+        let mut settings = gitsync_git::GitSettings::new(cache.path());
+        settings.allow_file = true;
+        let remote = Remote::new(format!("file://{}", bare.display()), None);
+        let config = SyncConfiguration {
+            resource_name: "web".into(),
+            branch: "main".into(),
+            config_file: "deploy/web.yaml".into(),
+            repository_link_id: "l".into(),
+            role_arn: String::new(),
+            owner_id: "o".into(),
+            provider_type: ProviderType::GitHub,
+            repository_name: "r".into(),
+            publish_deployment_status: None,
+            trigger_resource_update_on: None,
+            pull_request_comment: None,
+        };
+        let first = commit(&[
+            ("deploy/web.yaml", "template-file-path: infra/web.yaml\n"),
+            ("infra/web.yaml", "Resources: {}\n"),
+            ("README.md", "one"),
+        ]);
+        let at_first = ids_at(&remote, &settings, &config, &first, None).await;
+        assert!(at_first.contains("infra/web.yaml"), "{at_first}");
+        // Another file changed: not relevant (the same ids, with or without the previous ids).
+        let readme = commit(&[("README.md", "two")]);
+        assert_eq!(
+            ids_at(&remote, &settings, &config, &readme, None).await,
+            at_first
+        );
+        assert_eq!(
+            ids_at(&remote, &settings, &config, &readme, Some(&at_first)).await,
+            at_first
+        );
+        // The template changed: relevant.
+        let template = commit(&[(
+            "infra/web.yaml",
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n",
+        )]);
+        let at_template = ids_at(&remote, &settings, &config, &template, Some(&at_first)).await;
+        assert_ne!(at_template, at_first);
+        // The deployment file names another template: relevant, and the new template is watched.
+        let moved = commit(&[
+            ("deploy/web.yaml", "template-file-path: infra/other.yaml\n"),
+            ("infra/other.yaml", "Resources: {}\n"),
+        ]);
+        let at_moved = ids_at(&remote, &settings, &config, &moved, Some(&at_template)).await;
+        assert!(
+            at_moved.contains("infra/other.yaml") && !at_moved.contains("infra/web.yaml"),
+            "{at_moved}"
+        );
+    }
+
+    /// The watched ids of `config` at `sha`, fetched from `remote`.
+    async fn ids_at(
+        remote: &Remote,
+        settings: &gitsync_git::GitSettings,
+        config: &SyncConfiguration,
+        sha: &str,
+        previous: Option<&str>,
+    ) -> String {
+        let (mirror, _) = remote.fetch(settings, &["main".into()]).await.unwrap();
+        let snapshot = mirror.at(sha).unwrap();
+        watched_ids(&snapshot, config, previous).to_string()
+    }
+
     #[test]
     fn remote_urls_come_from_host_or_provider() {
         assert_eq!(
