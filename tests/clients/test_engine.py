@@ -342,6 +342,30 @@ def test_sigterm_lets_an_attempt_finish_within_the_grace_period(git_http, tmp_pa
         server.cleanup()
 
 
+def test_an_idle_engine_writes_nothing(git_http, tmp_path):
+    """With everything synced and nothing due, the engine only reads: the SQLite database and its
+    write-ahead log stay unchanged. (A guard against writes while idle; the per-second watched-branch
+    refresh this round removed changed no rows, so this test passed before it too.)"""
+    server = Server(["--poll-interval", "1h"], database_url="sqlite").start()
+    try:
+        repo = Repo(git_http.root, "octo", "idle", str(tmp_path / "work"))
+        sha = repo.commit({"deploy/stack.yaml": deployment(), "infra/queue.yaml": TEMPLATE})
+        stack = Stack(server, make_tenant(server), git_http.url, "octo", "idle", tmp_path)
+        stack.configure("idle")
+        stack.settled("idle", sha)
+        time.sleep(1)  # let the last writes of the attempt land
+        files = [os.path.join(server.data_dir, f) for f in ("gitsync.db", "gitsync.db-wal")]
+
+        def state():
+            return [(os.path.getsize(f), os.stat(f).st_mtime_ns) if os.path.exists(f) else None for f in files]
+
+        before = state()
+        time.sleep(4)  # 16 turns of the engine's loop
+        assert state() == before
+    finally:
+        server.cleanup()
+
+
 def test_a_remote_that_is_down_backs_off_then_recovers(engine, tmp_path):
     root = tmp_path / "flaky-root"
     root.mkdir()
