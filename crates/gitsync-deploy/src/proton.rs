@@ -58,6 +58,17 @@ fn manifest_files(path: &str, doc: &Value, problems: &mut Vec<String>) -> Vec<St
         .collect()
 }
 
+/// A YAML value as its author wrote it, on one line and cut short (for messages).
+fn shown(value: &Value) -> String {
+    let text = serde_norway::to_string(value).unwrap_or_default();
+    let line = text.trim().replace('\n', " ");
+    if line.chars().count() > 100 {
+        format!("{}…", line.chars().take(100).collect::<String>())
+    } else {
+        format!("'{line}'")
+    }
+}
+
 /// Checks a bundle (paths relative to `v<major>/`).
 pub fn check_bundle(
     family: Family,
@@ -173,7 +184,8 @@ pub fn check_bundle(
                                         compatible_environments.push((name.to_string(), major.to_string()))
                                     }
                                     _ => problems.push(format!(
-                                        ".template-registration.yaml: compatible_environments entry {item:?} must be <environment template>:<major>"
+                                        ".template-registration.yaml: compatible_environments entry {} must be <environment template>:<major>",
+                                        shown(item)
                                     )),
                                 }
                             }
@@ -184,8 +196,9 @@ pub fn check_bundle(
                         for item in list {
                             match item.as_str() {
                                 Some("DIRECTLY_DEFINED") => supported_component_sources.push("DIRECTLY_DEFINED".to_string()),
-                                other => problems.push(format!(
-                                    ".template-registration.yaml: supported_component_sources may only hold DIRECTLY_DEFINED, not {other:?}"
+                                _ => problems.push(format!(
+                                    ".template-registration.yaml: supported_component_sources may only hold DIRECTLY_DEFINED, not {}",
+                                    shown(item)
                                 )),
                             }
                         }
@@ -289,9 +302,12 @@ mod tests {
             ".template-registration.yaml".into(),
             b"compatible_environments:\n  - vpc\n".to_vec(),
         );
-        assert!(
-            check_bundle(Family::Service, &files).unwrap_err()[0]
-                .contains("must be <environment template>:<major>")
+        // The entry is quoted as written in YAML, not as a Rust debug value.
+        assert_eq!(
+            check_bundle(Family::Service, &files).unwrap_err(),
+            [
+                ".template-registration.yaml: compatible_environments entry 'vpc' must be <environment template>:<major>"
+            ]
         );
     }
 
