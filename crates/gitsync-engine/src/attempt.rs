@@ -84,6 +84,18 @@ pub(crate) enum Ending {
     Apply(Box<Effect>, Then),
 }
 
+impl Ending {
+    /// The source breaks rules a new commit must fix: one `VALIDATION_FAILED` event per problem.
+    pub(crate) fn invalid(problems: Vec<String>) -> Ending {
+        let error = problems.join("; ");
+        let events = problems
+            .into_iter()
+            .map(|p| SyncEvent::new(EventType::ValidationFailed, p, None))
+            .collect();
+        Ending::Failed(events, error)
+    }
+}
+
 /// Decides an attempt's ending once its effect was applied, or failed to be.
 pub(crate) type Then = Box<dyn FnOnce(Result<Applied, StoreError>) -> Ending + Send>;
 impl Engine {

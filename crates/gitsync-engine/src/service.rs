@@ -320,14 +320,7 @@ impl Engine {
             gitsync_model::security::cap_list(&mut problems, 100, |n| {
                 format!("{n} more problem(s) left out")
             });
-            let error = problems.join("; ");
-            Ending::Failed(
-                problems
-                    .into_iter()
-                    .map(|p| SyncEvent::new(EventType::ValidationFailed, p, None))
-                    .collect(),
-                error,
-            )
+            Ending::invalid(problems)
         };
         let mirror = match self.proton_commit(claim).await {
             Ok(m) => m,

@@ -222,16 +222,7 @@ fn read_plan(
             )
         }
     };
-    let invalid = |problems: Vec<String>| {
-        let error = problems.join("; ");
-        Ending::Failed(
-            problems
-                .into_iter()
-                .map(|p| SyncEvent::new(EventType::ValidationFailed, p, None))
-                .collect(),
-            error,
-        )
-    };
+    let invalid = Ending::invalid;
     let snapshot = mirror.at(sha).map_err(transient)?;
     let deployment = snapshot
         .read_file(&config.config_file)

@@ -291,18 +291,12 @@ impl Engine {
         let bundle = match check_bundle(family, &files) {
             Ok(b) => b,
             Err(problems) => {
-                let error = problems.join("; ");
-                let events = problems
-                    .into_iter()
-                    .map(|p| {
-                        SyncEvent::new(
-                            EventType::ValidationFailed,
-                            format!("{}/{p}", claim.desired.directory),
-                            None,
-                        )
-                    })
-                    .collect();
-                return Ending::Failed(events, error);
+                return Ending::invalid(
+                    problems
+                        .into_iter()
+                        .map(|p| format!("{}/{p}", claim.desired.directory))
+                        .collect(),
+                );
             }
         };
         let kind = match major.template_type {
