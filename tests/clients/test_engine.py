@@ -324,6 +324,30 @@ def test_sigterm_releases_work_in_flight_so_the_next_server_takes_it_at_once(git
         slow.cleanup()
 
 
+def test_a_worker_that_loses_its_lease_stops_its_attempt(git_http, tmp_path):
+    """Another worker's claim (here: the lease's epoch moved behind the server's back) makes the
+    running attempt stop at its next renewal instead of finishing over its successor."""
+    import sqlite3
+    server = Server(["--poll-interval", "1h", "--lease-ttl", "3s", "--test-attempt-delay", "6s"], database_url="sqlite").start()
+    try:
+        repo = Repo(git_http.root, "octo", "fenced", str(tmp_path / "work"))
+        sha = repo.commit({"deploy/stack.yaml": deployment(), "infra/queue.yaml": TEMPLATE})
+        stack = Stack(server, make_tenant(server), git_http.url, "octo", "fenced", tmp_path)
+        stack.configure("fenced")
+        wait_for(lambda: stack.status("fenced")["LatestSync"]["Status"] == "IN_PROGRESS", what="attempt running")
+        db = sqlite3.connect(os.path.join(server.data_dir, "gitsync.db"), timeout=10)
+        with db:
+            db.execute("UPDATE sync_targets SET lease_epoch = lease_epoch + 1 WHERE target_key = 'fenced'")
+        db.close()
+        wait_for(lambda: "lost the lease on this target" in open(server.log_path).read(), what="the worker to notice")
+        time.sleep(7)  # past the attempt's delay: a worker that went on would have finished it by now
+        latest = stack.status("fenced")["LatestSync"]
+        assert latest["Status"] == "IN_PROGRESS" and latest["TargetRevision"]["Sha"] == sha, latest
+        assert "resource sync succeeded" not in open(server.log_path).read()
+    finally:
+        server.cleanup()
+
+
 def test_sigterm_lets_an_attempt_finish_within_the_grace_period(git_http, tmp_path):
     server = Server(["--poll-interval", "1s", "--test-attempt-delay", "4s", "--shutdown-grace", "30s"]).start()
     try:
