@@ -9,7 +9,7 @@ pub mod cfn;
 pub mod proton;
 pub mod spec;
 
-use gitsync_model::{EventType, SyncEvent};
+use gitsync_model::{EventType, SyncEvent, Tenant};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -62,6 +62,50 @@ pub trait StackDeployer: Send + Sync {
         plan: &'a cfn::StackPlan,
         progress: &'a dyn Progress,
     ) -> BoxFuture<'a, DeployReport>;
+}
+
+/// Why a message from the outbox could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryError {
+    /// For the outbox row, the log and `gitsync notifications list`.
+    pub message: String,
+    /// Trying again cannot help (the destination is gone): the row is given up at once.
+    pub permanent: bool,
+    /// The receiver asked to wait this long before trying again (`Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl DeliveryError {
+    pub fn retry(message: impl Into<String>) -> Self {
+        DeliveryError {
+            message: message.into(),
+            permanent: false,
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        DeliveryError {
+            message: message.into(),
+            permanent: true,
+            retry_after: None,
+        }
+    }
+}
+
+/// Tells the outside world what the outbox holds: one implementation per kind of destination
+/// (the outbox row's `deliverer`). The engine's delivery worker calls it at least once per row,
+/// so a receiver may see a message twice (each carries a stable `id`).
+pub trait Deliverer: Send + Sync {
+    /// The outbox rows this delivers (their `deliverer` column).
+    fn name(&self) -> &'static str;
+    /// Sends `message` (as stored) for `tenant` to `destination`; `Ok` once the receiver took it.
+    fn deliver<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        destination: &'a str,
+        message: &'a str,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>>;
 }
 
 /// The deployer used while no CloudFormation endpoint is configured: it has nothing to do after

@@ -15,16 +15,17 @@
 
 mod attempt;
 mod backoff;
+mod outbox;
 mod repository;
 mod service;
 mod stack;
 mod template;
 pub mod webhook;
 
-use gitsync_deploy::StackDeployer;
+use gitsync_deploy::{Deliverer, StackDeployer};
 use gitsync_git::GitSettings;
 use gitsync_model::{SyncType, Timestamp};
-use gitsync_store::{ClaimedBranch, ClaimedTarget, Release, Store};
+use gitsync_store::{ClaimedBranch, ClaimedDelivery, ClaimedTarget, Release, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,11 +69,17 @@ impl Default for EngineSettings {
     }
 }
 
+/// Outbox deliveries running at once.
+const DELIVERY_CONCURRENCY: usize = 4;
+/// How often settled outbox rows past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// Work this replica holds a lease on, kept per task so that a shutdown can release what it cut
 /// short.
 enum Held {
     Branch(ClaimedBranch),
     Target(Box<ClaimedTarget>),
+    Delivery(Box<ClaimedDelivery>),
 }
 
 /// The engine's tasks: every branch check and resource sync running on this replica.
@@ -111,6 +118,9 @@ pub struct Engine {
     wake: Notify,
     git_slots: Arc<Semaphore>,
     sync_slots: Arc<Semaphore>,
+    delivery_slots: Arc<Semaphore>,
+    /// Who delivers each kind of outbox message (by the row's `deliverer`).
+    deliverers: HashMap<&'static str, Arc<dyn Deliverer>>,
     /// The kind of sync that serves each sync type.
     kinds: HashMap<SyncType, attempt::Load>,
 }
@@ -120,9 +130,12 @@ impl Engine {
         store: Store,
         git: GitSettings,
         deployer: Arc<dyn StackDeployer>,
+        deliverers: Vec<Arc<dyn Deliverer>>,
         settings: EngineSettings,
     ) -> Arc<Engine> {
         Arc::new(Engine {
+            delivery_slots: Arc::new(Semaphore::new(DELIVERY_CONCURRENCY)),
+            deliverers: deliverers.into_iter().map(|d| (d.name(), d)).collect(),
             git_slots: Arc::new(Semaphore::new(settings.git_concurrency.max(1))),
             sync_slots: Arc::new(Semaphore::new(settings.sync_concurrency.max(1))),
             store,
@@ -173,8 +186,13 @@ impl Engine {
         // Configuration changes keep the watched branches in step from here on, in their own
         // transactions: an idle engine writes nothing.
         let mut in_flight = InFlight::default();
+        let mut pruned: Option<tokio::time::Instant> = None;
         loop {
             in_flight.reap();
+            if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                pruned = Some(tokio::time::Instant::now());
+                self.prune_outbox().await;
+            }
             if let Err(e) = self.dispatch(&mut in_flight).await {
                 tracing::warn!(error = %e, "cannot claim work");
             }
@@ -216,6 +234,7 @@ impl Engine {
             let released = match &held {
                 Held::Branch(claim) => self.store.release_branch(claim).await,
                 Held::Target(claim) => self.store.release_target(claim, Release::KeepDue).await,
+                Held::Delivery(claim) => self.store.release_delivery(claim).await,
             };
             match (released, held) {
                 (Ok(()), Held::Branch(c)) => {
@@ -223,6 +242,9 @@ impl Engine {
                 }
                 (Ok(()), Held::Target(c)) => {
                     tracing::info!(target = %c.display_name, tenant = %c.tenant, "stopped a resource sync; released it for another replica")
+                }
+                (Ok(()), Held::Delivery(c)) => {
+                    tracing::info!(delivery = c.id, "stopped a delivery; released it")
                 }
                 (Err(e), _) => {
                     tracing::warn!(error = %e, "cannot release a lease; it expires by itself")
@@ -314,6 +336,41 @@ impl Engine {
                 }
             }
         }
+        let free = self.delivery_slots.available_permits();
+        if free > 0 {
+            for id in self.store.due_deliveries(now, free).await? {
+                let Ok(permit) = self.delivery_slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                let lease = outbox::LEASE.as_millis() as i64;
+                if let Some(claim) = self
+                    .store
+                    .claim_delivery(id, &self.settings.replica_id, now, lease)
+                    .await?
+                {
+                    let engine = self.clone();
+                    let held = Held::Delivery(Box::new(claim.clone()));
+                    let task = in_flight.tasks.spawn(async move {
+                        engine.deliver(claim).await;
+                        drop(permit);
+                    });
+                    in_flight.held.insert(task.id(), held);
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Deletes outbox rows settled longer ago than the retention.
+    async fn prune_outbox(&self) {
+        let before = self
+            .db_now()
+            .await
+            .plus_millis(-(outbox::RETENTION.as_millis() as i64));
+        match self.store.prune_outbox(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "pruned settled outbox rows"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
+        }
     }
 }

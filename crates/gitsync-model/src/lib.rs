@@ -7,6 +7,7 @@
 
 pub mod arn;
 pub mod limits;
+pub mod notification;
 pub mod resources;
 pub mod security;
 pub mod sync;

@@ -33,6 +33,8 @@ const TABLES: &[&str] = &[
     "proton_deployments",
     "service_sync_branches",
     "account_policies",
+    "notification_targets",
+    "outbox",
 ];
 
 /// Tables whose id column the database generates.
@@ -40,6 +42,7 @@ const IDENTITY: &[(&str, &str)] = &[
     ("resource_sync_attempts", "attempt_id"),
     ("repository_sync_attempts", "attempt_id"),
     ("webhook_deliveries", "delivery_id"),
+    ("outbox", "delivery_id"),
 ];
 
 enum Value {

@@ -266,6 +266,27 @@ fn revision_json(value: &str) -> Result<Revision> {
     serde_json::from_str(value).map_err(StoreError::corrupt)
 }
 
+/// Tells the tenant's notification targets that a target's resource sync status moved (through
+/// the outbox, in the caller's transaction).
+async fn notify_status_change(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    claim: &ClaimedTarget,
+    sync_target: &str,
+    status: ResourceSyncStatus,
+    previous: Option<ResourceSyncStatus>,
+) -> Result<()> {
+    let change = gitsync_model::notification::ResourceSyncStatusChange {
+        tenant: &claim.tenant,
+        sync_type: claim.sync_type,
+        sync_target,
+        revision: &claim.desired,
+        status,
+        previous,
+        time: Timestamp::now(),
+    };
+    crate::outbox::notify(tx, &claim.tenant, &change.message()).await
+}
+
 fn lease_lost(what: &str) -> StoreError {
     StoreError::LeaseLost(format!("lease on {what} was lost to another worker"))
 }
@@ -1129,13 +1150,45 @@ impl Store {
                 external_id: None,
             })
             .await?;
-            sqlx::query("UPDATE resource_sync_attempts SET status = $1, finished_at = $2 WHERE attempt_id = $3 AND finished_at IS NULL")
+            let closed = sqlx::query("UPDATE resource_sync_attempts SET status = $1, finished_at = $2 WHERE attempt_id = $3 AND finished_at IS NULL")
                 .bind(ResourceSyncStatus::Failed.as_str())
                 .bind(now.millis())
                 .bind(abandoned)
                 .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if closed > 0 {
+                // The abandoned attempt's end is a status change like any other.
+                let row = sqlx::query(
+                    "SELECT target, target_revision FROM resource_sync_attempts WHERE attempt_id = $1",
+                )
+                .bind(abandoned)
+                .fetch_one(&mut *tx)
                 .await?;
+                let change = gitsync_model::notification::ResourceSyncStatusChange {
+                    tenant: &claim.tenant,
+                    sync_type: claim.sync_type,
+                    sync_target: &text(&row, "target")?,
+                    revision: &revision_json(&text(&row, "target_revision")?)?,
+                    status: ResourceSyncStatus::Failed,
+                    previous: Some(ResourceSyncStatus::InProgress),
+                    time: now,
+                };
+                crate::outbox::notify(&mut tx, &claim.tenant, &change.message()).await?;
+            }
         }
+        let previous = sqlx::query(
+            "SELECT status FROM resource_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 \
+             ORDER BY attempt_id DESC LIMIT 1",
+        )
+        .bind(&claim.tenant.account_id)
+        .bind(&claim.tenant.region)
+        .bind(claim.sync_type.as_str())
+        .bind(&claim.target_key)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| parsed(&r, "status", ResourceSyncStatus::parse))
+        .transpose()?;
         let initial = claim
             .applied
             .clone()
@@ -1175,6 +1228,14 @@ impl Store {
         .bind(claim.sync_type.as_str())
         .bind(&claim.target_key)
         .execute(&mut *tx)
+        .await?;
+        notify_status_change(
+            &mut tx,
+            claim,
+            &target.display_name(),
+            ResourceSyncStatus::InProgress,
+            previous,
+        )
         .await?;
         tx.commit().await?;
         Ok(attempt_id)
@@ -1339,6 +1400,21 @@ impl Store {
         .bind(result.deploy_failures)
         .bind(&claim.desired.sha)
         .execute(&mut *tx)
+        .await?;
+        // Named as the attempt names it (the stack, `template:major`, the instance).
+        let target: String =
+            sqlx::query("SELECT target FROM resource_sync_attempts WHERE attempt_id = $1")
+                .bind(attempt_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        notify_status_change(
+            &mut tx,
+            claim,
+            &target,
+            status,
+            Some(ResourceSyncStatus::InProgress),
+        )
         .await?;
         tx.commit().await?;
         Ok(kept.unwrap_or(Applied::Nothing))

@@ -16,6 +16,7 @@ mod engine;
 mod error;
 mod keys;
 mod migrate;
+mod outbox;
 mod proton;
 mod rows;
 mod secrets;
@@ -31,6 +32,7 @@ pub use engine::{
 pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};
 pub use migrate::postgres_migrations;
+pub use outbox::{ClaimedDelivery, NOTIFICATION_DELIVERER, NotificationTarget};
 pub use secrets::{MasterKey, Sealer};
 pub use services::{DeployedInstance, InstanceContext, InstanceWrite, NewEnvironment, NewService};
 pub use status::{NewResourceAttempt, RepositoryKey};

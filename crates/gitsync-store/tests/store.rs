@@ -813,6 +813,230 @@ async fn effects(store: Store) {
     assert_eq!(versions().await, 1);
 }
 
+/// Status changes reach the outbox in the transactions that make them, for the changed
+/// resource's tenant only; deliveries are claimed under fenced leases.
+async fn outbox(store: Store) {
+    use gitsync_store::{Closing, Effect, TargetAdvance, TargetResult};
+    let a = tenant("111111111111");
+    let b = tenant("222222222222");
+    let l = link(&store, &a, "outbox").await;
+    store
+        .create_sync_configuration(&a, &stack_spec(&l, "web", "main"))
+        .await
+        .unwrap();
+    let to_a = store
+        .add_notification_target(&a, "http://127.0.0.1:9/a", b"sa")
+        .await
+        .unwrap();
+    let to_b = store
+        .add_notification_target(&b, "http://127.0.0.1:9/b", b"sb")
+        .await
+        .unwrap();
+    let target = SyncTarget::CfnStack {
+        stack_name: "web".into(),
+    };
+    let commit = "d".repeat(40);
+    store
+        .advance_targets(
+            &a,
+            &RepositoryKey::Link(l.id.clone()),
+            "main",
+            &[TargetAdvance {
+                target: target.clone(),
+                directory: "deploy.yaml".into(),
+                revision: Revision {
+                    branch: "main".into(),
+                    directory: "deploy.yaml".into(),
+                    owner_id: "o".into(),
+                    repository_name: "outbox".into(),
+                    provider_type: "GitHub".into(),
+                    sha: commit.clone(),
+                },
+                watched_ids: "{}".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    let succeeded = || Closing {
+        events: Vec::new(),
+        result: TargetResult {
+            succeeded: true,
+            failures: 0,
+            deploy_failures: 0,
+            retry_at: None,
+            deployed: true,
+        },
+        blocker: None,
+    };
+    let now = Timestamp::now();
+    let stale = store
+        .claim_target(&a, SyncType::CfnStackSync, "web", "one", now, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let stale_attempt = store
+        .begin_resource_attempt(&stale, &target, &[])
+        .await
+        .unwrap();
+    let later = now.plus_millis(2_000);
+    let current = store
+        .claim_target(&a, SyncType::CfnStackSync, "web", "two", later, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    // A stale worker's close tells no one.
+    assert!(
+        store
+            .close_resource_attempt(&stale, stale_attempt, &Effect::None, |_| succeeded())
+            .await
+            .is_err()
+    );
+    let attempt = store
+        .begin_resource_attempt(&current, &target, &[])
+        .await
+        .unwrap();
+    store
+        .close_resource_attempt(&current, attempt, &Effect::None, |_| succeeded())
+        .await
+        .unwrap();
+    // Four changes of tenant a (the stale start, its end as the new worker takes over, the new
+    // start, the success), all for a's target; none for b's.
+    let due = store.due_deliveries(later, 100).await.unwrap();
+    assert_eq!(due.len(), 4, "{due:?}");
+    let mut statuses = Vec::new();
+    let mut claims = Vec::new();
+    for id in &due {
+        let claim = store
+            .claim_delivery(*id, "one", later, 30_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claim.tenant, a);
+        assert_eq!(claim.destination, to_a.id);
+        let message: serde_json::Value = serde_json::from_str(&claim.message).unwrap();
+        assert_eq!(
+            message["detail-type"],
+            "Git Sync Resource Sync Status Change"
+        );
+        assert_eq!(message["account"], "111111111111");
+        assert_eq!(message["detail"]["syncTarget"], "web");
+        assert_eq!(message["detail"]["commit"], commit.as_str());
+        assert_eq!(message["detail"]["repositoryName"], "outbox");
+        statuses.push((
+            message["detail"]["status"].as_str().unwrap().to_string(),
+            message["detail"]["previousSync"]
+                .as_str()
+                .map(str::to_string),
+        ));
+        claims.push(claim);
+    }
+    assert_eq!(
+        statuses,
+        [
+            ("IN_PROGRESS".to_string(), None),
+            ("FAILED".to_string(), Some("IN_PROGRESS".to_string())),
+            ("IN_PROGRESS".to_string(), Some("FAILED".to_string())),
+            ("SUCCEEDED".to_string(), Some("IN_PROGRESS".to_string())),
+        ]
+    );
+    // A held row is not claimed twice, nor due.
+    assert!(
+        store
+            .claim_delivery(due[0], "two", later, 30_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.due_deliveries(later, 100).await.unwrap().is_empty());
+    // Delivered; failed and retried later; failed for good.
+    store.finish_delivery(&claims[0], Ok(())).await.unwrap();
+    let retry_at = later.plus_millis(60_000);
+    store
+        .finish_delivery(&claims[1], Err(("503 Service Unavailable", Some(retry_at))))
+        .await
+        .unwrap();
+    assert!(store.due_deliveries(later, 100).await.unwrap().is_empty());
+    store.finish_delivery(&claims[3], Ok(())).await.unwrap();
+    // A lease that ran out is taken over; the first holder's outcome is refused.
+    let taken = store
+        .claim_delivery(due[2], "two", later.plus_millis(31_000), 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        store.finish_delivery(&claims[2], Ok(())).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    store
+        .finish_delivery(&taken, Err(("gone", None)))
+        .await
+        .unwrap();
+    assert_eq!(store.due_deliveries(retry_at, 100).await.unwrap(), [due[1]]);
+    let listed = store.list_notification_targets(&a).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].pending, listed[0].failed), (1, 1));
+    // The newest failure shows.
+    assert_eq!(listed[0].last_error.as_deref(), Some("gone"));
+    let listed_b = store.list_notification_targets(&b).await.unwrap();
+    assert_eq!(
+        (listed_b[0].id.as_str(), listed_b[0].pending),
+        (to_b.id.as_str(), 0)
+    );
+    // The endpoint and its secret, opened, for its own tenant only.
+    assert_eq!(
+        store.notification_endpoint(&a, &to_a.id).await.unwrap(),
+        Some(("http://127.0.0.1:9/a".to_string(), b"sa".to_vec()))
+    );
+    assert_eq!(
+        store.notification_endpoint(&b, &to_a.id).await.unwrap(),
+        None
+    );
+    assert!(
+        !store
+            .remove_notification_target(&b, &to_a.id)
+            .await
+            .unwrap()
+    );
+    // Removing a target gives up what it had pending.
+    assert!(
+        store
+            .remove_notification_target(&a, &to_a.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .due_deliveries(retry_at, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.pending_deliveries().await.unwrap(), 0);
+    // Settled rows go after their retention.
+    assert_eq!(
+        store
+            .prune_outbox(Timestamp::now().plus_millis(1_000))
+            .await
+            .unwrap(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn the_outbox_is_written_with_the_change_and_claimed_under_leases_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    outbox(store).await;
+}
+
+#[tokio::test]
+async fn the_outbox_is_written_with_the_change_and_claimed_under_leases_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    outbox(db.store.clone()).await;
+    db.drop_now().await;
+}
+
 #[tokio::test]
 async fn effects_are_fenced_and_atomic_on_sqlite() {
     let (store, _dir) = sqlite(Limits::default()).await;
@@ -897,7 +1121,7 @@ async fn replicas_starting_together_migrate_once_on_postgres() {
         .iter()
         .map(|r| r.try_get::<i64, _>(0).unwrap())
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     drop(check);
     for s in [a, b, c] {
         s.close().await;

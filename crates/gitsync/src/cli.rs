@@ -42,6 +42,10 @@ pub enum Command {
     /// Manage webhook secrets, so pushes trigger syncs at once.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Where each tenant's status-change events go: HTTP endpoints that receive every change of
+    /// a sync's status (started, succeeded, failed), signed with their secret.
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
     /// Copy an installation's whole database (configuration, keys, history) into another, for
     /// example from the embedded SQLite file to PostgreSQL. Stop the server first; the target must
     /// be empty, and the server on it must use the same master key.
@@ -158,6 +162,43 @@ pub enum WebhooksCommand {
         /// File holding the secret.
         #[arg(long, value_name = "FILE")]
         secret_file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// Send the tenant's status-change events to an HTTP endpoint: each is POSTed as JSON (the
+    /// shape of an Amazon EventBridge event) with the header X-Gitsync-Signature-256:
+    /// sha256=<hex HMAC-SHA256 of the body under the secret>. Delivered at least once; failures
+    /// are retried with backoff for a day and shown by `notifications list`.
+    Add {
+        /// The endpoint, https://… (or http://…).
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// File holding the secret deliveries are signed with.
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+        #[command(flatten)]
+        tenant: TenantArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// List the tenant's notification targets, with deliveries pending or given up and the
+    /// last error.
+    List {
+        #[command(flatten)]
+        tenant: TenantArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Stop sending to a notification target; what it had not received yet is given up.
+    Remove {
+        /// The target's id (nt-…), from `notifications list`.
+        id: String,
+        #[command(flatten)]
+        tenant: TenantArgs,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -325,6 +366,12 @@ pub struct ServeArgs {
     /// at once to another replica (their attempts end ABANDONED).
     #[arg(long, env = "GITSYNC_SHUTDOWN_GRACE", default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub shutdown_grace: std::time::Duration,
+
+    /// The `source` of the status-change events gitsync sends (`gitsync notifications`).
+    /// EventBridge reserves `aws.*`: rules written for AWS's Git sync events need only their
+    /// `source` changed to this.
+    #[arg(long, env = "GITSYNC_EVENT_SOURCE", default_value = gitsync_model::notification::DEFAULT_SOURCE, value_name = "SOURCE")]
+    pub event_source: String,
 
     /// Time limit of every git network call (listing refs, fetching).
     #[arg(long, env = "GITSYNC_GIT_TIMEOUT", default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]

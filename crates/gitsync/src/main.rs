@@ -4,6 +4,7 @@ mod accounts;
 mod cli;
 mod connections;
 mod keys;
+mod notifications;
 mod serve;
 mod state;
 mod status;
@@ -28,6 +29,7 @@ async fn main() -> ExitCode {
         cli::Command::Accounts(cmd) => accounts::run(cmd).await,
         cli::Command::Connections(cmd) => connections::run(cmd).await,
         cli::Command::Webhooks(cmd) => webhooks::run_command(cmd).await,
+        cli::Command::Notifications(cmd) => notifications::run(cmd).await,
         cli::Command::Status(args) => status::run(args).await,
         cli::Command::Sync(args) => sync::run(args).await,
         cli::Command::MigrateStore { from, to, state } => migrate_store(&from, &to, &state).await,

@@ -89,7 +89,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         );
         Arc::new(deployer)
     };
-    let engine = gitsync_engine::Engine::new(state.store.clone(), git, deployer, settings);
+    // Status-change notifications go out from the outbox; without root certificates only
+    // http:// endpoints could be reached, so say so and leave them queued.
+    let mut deliverers: Vec<Arc<dyn gitsync_deploy::Deliverer>> = Vec::new();
+    match gitsync_notify::HttpNotifications::new(state.store.clone(), args.event_source.clone()) {
+        Ok(notifications) => deliverers.push(Arc::new(notifications)),
+        Err(e) => tracing::error!(
+            error = %e,
+            "notifications cannot be delivered; they stay queued until the server restarts with root certificates"
+        ),
+    }
+    let engine =
+        gitsync_engine::Engine::new(state.store.clone(), git, deployer, deliverers, settings);
     let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
     let engine_task = tokio::spawn(engine.clone().run(async move {
         let _ = engine_stopped.await;

@@ -180,6 +180,17 @@ pub async fn deliver(
         .into_response()
 }
 
+/// A secret from a file, without its trailing newline; an empty one is refused.
+pub fn read_secret_file(path: &std::path::Path) -> Result<String> {
+    let secret =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let secret = secret.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        bail!("{} is empty", path.display());
+    }
+    Ok(secret.to_string())
+}
+
 pub async fn run_command(command: WebhooksCommand) -> Result<()> {
     match command {
         WebhooksCommand::SetSecret {
@@ -188,12 +199,7 @@ pub async fn run_command(command: WebhooksCommand) -> Result<()> {
             state,
         } => {
             let tenant = tenant_of(&repository_arn)?;
-            let secret = std::fs::read_to_string(&secret_file)
-                .with_context(|| format!("cannot read {}", secret_file.display()))?;
-            let secret = secret.trim_end_matches(['\n', '\r']);
-            if secret.is_empty() {
-                bail!("{} is empty", secret_file.display());
-            }
+            let secret = read_secret_file(&secret_file)?;
             let state = state.open().await?;
             let (owner, repository) = secret_repository(&state, &tenant, &repository_arn).await?;
             state
