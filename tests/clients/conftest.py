@@ -128,6 +128,15 @@ class Server:
                 self.process.kill()
                 self.process.wait()
 
+    def kill_and_restart(self):
+        """SIGKILLs the server (no chance to clean up) and starts it again on a new port, on the
+        same data directory and database."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.start()
+
     def cli(self, *args, check=True):
         """Runs a `gitsync` subcommand against this server's data directory."""
         result = subprocess.run([GITSYNC, *args, *self.state_args()], capture_output=True, text=True, timeout=60)

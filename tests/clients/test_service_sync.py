@@ -447,3 +447,55 @@ def test_a_broken_ops_file_fails_the_repository_sync(engine, git_http, tmp_path)
     good = repo.commit({"ops.yaml": "sync:\n  services:\n    api:\n      one: {branch: main, spec: spec.yaml}\n", "spec.yaml": spec})
     synced(proton, "one", good)
     assert repository_synced(proton, "broken-ops", "main", good)["status"] == "SUCCEEDED"
+
+
+def deployment_commits(server, account_id, target):
+    """The source commit of every deployment of a service instance (`service/instance`), read
+    from the database (the deployments API is not served yet)."""
+    sql = ("SELECT source_commit FROM proton_deployments WHERE account_id = '%s' "
+           "AND target_kind = 'SERVICE_INSTANCE' AND target_name = '%s' ORDER BY created_at" % (account_id, target))
+    if server.database_url.startswith("sqlite:"):
+        import sqlite3
+        with sqlite3.connect(server.database_url.removeprefix("sqlite://")) as db:
+            return [row[0] for row in db.execute(sql)]
+    out = subprocess.run(["psql", "-At", "-d", server.database_url, "-c", sql], check=True, capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def test_kill_nine_while_commits_stream_deploys_each_commit_at_most_once(git_http, tmp_path):
+    """Spec changes keep arriving while the server is SIGKILLed at random moments and restarted:
+    every deployment of the instance comes from a distinct commit (a deployment and its attempt's
+    record commit together, so a takeover never deploys a commit again), and at the end the
+    instance runs the newest spec and nothing is stuck."""
+    import random
+    from conftest import Server
+    rng = random.Random(11)
+    server = Server(["--poll-interval", "1s", "--lease-ttl", "2s"]).start()
+    try:
+        repo, tenant, proton = setup_repository(server, git_http, tmp_path, "crashsvc")
+        register_templates(repo, proton, "crashsvc")
+        proton.create_environment(name="staging", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
+        proton.create_service(name="api", templateName="web", templateMajorVersion="1", spec="proton: ServiceSpec\ninstances: []\n")
+        ops = "sync:\n  services:\n    api:\n      dev:\n        branch: main\n        spec: specs/dev.yaml\n"
+
+        def spec(replicas):
+            return f"proton: ServiceSpec\ninstances:\n  - name: dev\n    environment: staging\n    spec:\n      replicas: {replicas}\n"
+
+        commits = [repo.commit({"proton-ops.yaml": ops, "specs/dev.yaml": spec(1)}, message="service sync")]
+        proton.create_service_sync_config(serviceName="api", repositoryName="octo/crashsvc", repositoryProvider=PROVIDER,
+                                          branch="main", filePath="proton-ops.yaml")
+        for round in range(8):
+            time.sleep(rng.uniform(0.2, 2.5))
+            commits.append(repo.commit({"specs/dev.yaml": spec(round + 2)}, message=f"replicas {round + 2}"))
+            time.sleep(rng.uniform(0.0, 1.5))
+            server.kill_and_restart()
+            proton = tenant.client("proton")
+        synced(proton, "dev", commits[-1])
+        sources = deployment_commits(server, tenant.account_id, "api/dev")
+        assert len(sources) == len(set(sources)), sources
+        assert set(sources) <= set(commits) and sources[-1] == commits[-1], (sources, commits)
+        assert "replicas: 9" in proton.get_service_instance(serviceName="api", name="dev")["serviceInstance"]["spec"]
+        latest = instance_status(proton, "dev")["latestSync"]
+        assert latest["status"] == "SUCCEEDED" and latest["targetRevision"]["sha"] == commits[-1]
+    finally:
+        server.cleanup()

@@ -238,8 +238,6 @@ def test_kill_nine_while_commits_stream_registers_each_commit_at_most_once(git_h
     registered version comes from a distinct commit (a version and its attempt's record commit
     together, so a takeover never registers a commit again), and at the end nothing is stuck."""
     import random
-    import signal
-    from conftest import free_port
     rng = random.Random(7)
     server = Server(["--poll-interval", "1s", "--lease-ttl", "2s"]).start()
     try:
@@ -254,11 +252,7 @@ def test_kill_nine_while_commits_stream_registers_each_commit_at_most_once(git_h
             sha = repo.commit(bundle("crash", 1, body=f"Resources:\n  Q{round}:\n    Type: AWS::SQS::Queue\n"))
             commits.append(sha)
             time.sleep(rng.uniform(0.0, 1.5))
-            server.process.send_signal(signal.SIGKILL)
-            server.process.wait()
-            server.port = free_port()
-            server.endpoint = f"http://127.0.0.1:{server.port}"
-            server.start()
+            server.kill_and_restart()
             proton = tenant.client("proton")
         settled(proton, "crash", 1, commits[-1])
         summaries = proton.list_environment_template_versions(templateName="crash")["templateVersions"]

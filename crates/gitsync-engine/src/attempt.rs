@@ -107,7 +107,7 @@ impl Engine {
     }
 
     async fn resource_sync_in_span(&self, claim: ClaimedTarget) {
-        let Some(load) = self.kinds.get(&claim.sync_type) else {
+        let Some(load) = self.kinds.get(&claim.sync_type).map(|k| k.load) else {
             tracing::error!(
                 sync_type = claim.sync_type.as_str(),
                 "no sync kind serves this sync type"

@@ -20,6 +20,8 @@ mod repository;
 mod service;
 mod stack;
 mod template;
+#[cfg(test)]
+mod testkit;
 pub mod webhook;
 
 use gitsync_deploy::{Deliverer, StackDeployer};
@@ -67,6 +69,14 @@ impl Default for EngineSettings {
             shutdown_grace: Duration::from_secs(30),
         }
     }
+}
+
+/// One kind of sync, as the engine is given it per sync type: which of its targets a branch's
+/// new commit moves (the branch check's half), and the work of one of those targets (the
+/// attempt's half). Kinds depend on the driver modules, never on each other.
+struct Kind {
+    scan: repository::Scan,
+    load: attempt::Load,
 }
 
 /// Outbox deliveries running at once.
@@ -122,7 +132,7 @@ pub struct Engine {
     /// Who delivers each kind of outbox message (by the row's `deliverer`).
     deliverers: HashMap<&'static str, Arc<dyn Deliverer>>,
     /// The kind of sync that serves each sync type.
-    kinds: HashMap<SyncType, attempt::Load>,
+    kinds: HashMap<SyncType, Kind>,
 }
 
 impl Engine {
@@ -144,9 +154,27 @@ impl Engine {
             settings,
             wake: Notify::new(),
             kinds: HashMap::from([
-                (SyncType::CfnStackSync, stack::load as attempt::Load),
-                (SyncType::TemplateSync, template::load),
-                (SyncType::ServiceSync, service::load),
+                (
+                    SyncType::CfnStackSync,
+                    Kind {
+                        scan: stack::scan,
+                        load: stack::load,
+                    },
+                ),
+                (
+                    SyncType::TemplateSync,
+                    Kind {
+                        scan: template::scan,
+                        load: template::load,
+                    },
+                ),
+                (
+                    SyncType::ServiceSync,
+                    Kind {
+                        scan: service::scan,
+                        load: service::load,
+                    },
+                ),
             ]),
         })
     }
@@ -238,7 +266,7 @@ impl Engine {
             };
             match (released, held) {
                 (Ok(()), Held::Branch(c)) => {
-                    tracing::info!(branch = %c.key.branch, repository = %c.key.repository_key, "stopped a branch check; released it")
+                    tracing::info!(branch = %c.key.branch, repository = %c.key.repository, "stopped a branch check; released it")
                 }
                 (Ok(()), Held::Target(c)) => {
                     tracing::info!(target = %c.display_name, tenant = %c.tenant, "stopped a resource sync; released it for another replica")
@@ -309,7 +337,7 @@ impl Engine {
         }
         let free = self.sync_slots.available_permits();
         if free > 0 {
-            for (tenant, sync_type, key) in self.store.due_targets(now, free).await? {
+            for (tenant, target) in self.store.due_targets(now, free).await? {
                 let Ok(permit) = self.sync_slots.clone().try_acquire_owned() else {
                     break;
                 };
@@ -317,8 +345,7 @@ impl Engine {
                     .store
                     .claim_target(
                         &tenant,
-                        sync_type,
-                        &key,
+                        &target,
                         &self.settings.replica_id,
                         now,
                         self.lease_ms(),

@@ -4,13 +4,13 @@
 
 use crate::Engine;
 use crate::attempt::{AttemptProgress, Ending, SyncKind};
+use crate::repository::{BranchCommit, BranchScan, CheckError};
 use gitsync_deploy::BoxFuture;
 use gitsync_deploy::spec::{OpsEntry, OpsFile, ServiceSpec, plan_instance};
-use gitsync_git::Mirror;
 use gitsync_model::{EventType, SyncEvent};
-use gitsync_model::{ProtonProvider, Revision, SyncTarget, SyncType, Tenant};
+use gitsync_model::{ProtonProvider, Revision, SyncTarget, SyncType};
 use gitsync_store::{
-    Applied, ClaimedTarget, Effect, LinkSource, Release, RepositoryKey, StoreError, TargetAdvance,
+    Applied, ClaimedTarget, Effect, Release, RepositoryKey, StoreError, TargetAdvance,
 };
 use std::collections::BTreeMap;
 
@@ -29,13 +29,18 @@ impl SyncedInstance {
         }
     }
 
-    /// Reads back `SyncTarget::key()` of an instance: `service/instance`.
-    pub fn from_key(key: &str) -> Option<SyncedInstance> {
-        let (service, instance) = key.split_once('/')?;
-        Some(SyncedInstance {
-            service: service.to_string(),
-            instance: instance.to_string(),
-        })
+    /// The instance a service instance target names.
+    pub fn of(target: &SyncTarget) -> Option<SyncedInstance> {
+        match target {
+            SyncTarget::ServiceInstance {
+                service_name,
+                instance_name,
+            } => Some(SyncedInstance {
+                service: service_name.clone(),
+                instance: instance_name.clone(),
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -61,7 +66,7 @@ pub(crate) fn load<'a>(
     claim: &'a ClaimedTarget,
 ) -> BoxFuture<'a, Result<Box<dyn SyncKind>, Release>> {
     Box::pin(async move {
-        let instance = SyncedInstance::from_key(&claim.target_key).ok_or(Release::Settle)?;
+        let instance = SyncedInstance::of(&claim.target).ok_or(Release::Settle)?;
         match engine
             .store
             .get_service_sync_config(&claim.tenant, &instance.service)
@@ -77,12 +82,19 @@ pub(crate) fn load<'a>(
     })
 }
 
-/// What a branch check of a service sync repository found.
-pub(crate) struct ServiceScan {
-    pub advances: Vec<TargetAdvance>,
-    pub targets: usize,
-    /// Problems with ops files read from this branch, each naming the file.
-    pub problems: Vec<String>,
+/// The service instances of a Proton repository's branch that its new head is relevant to.
+pub(crate) fn scan<'a>(
+    engine: &'a Engine,
+    commit: &'a BranchCommit<'a>,
+) -> BoxFuture<'a, Result<BranchScan, CheckError>> {
+    Box::pin(async move {
+        let RepositoryKey::Proton { provider, name } = commit.repository else {
+            return Ok(BranchScan::default());
+        };
+        engine
+            .relevant_service_instances(commit, *provider, name)
+            .await
+    })
 }
 
 /// The instances one ops file assigns to `branch`, with what each watches: its ops entry, and
@@ -133,33 +145,31 @@ impl Engine {
     /// The instances a commit on `branch` is relevant to, over every service whose ops file is
     /// in this repository. The ops file is read at its own branch's head; when this branch
     /// holds it, the branches it names are recorded (so they are watched) and re-read.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn relevant_service_instances(
+    /// Problems with ops files read from this branch, each naming the file, fail the branch's
+    /// repository sync.
+    async fn relevant_service_instances(
         &self,
-        tenant: &Tenant,
+        commit: &BranchCommit<'_>,
         provider: ProtonProvider,
         name: &str,
-        source: &LinkSource,
-        remote: &gitsync_git::Remote,
-        mirror: &Mirror,
-        branch: &str,
-        head: &str,
-    ) -> Result<ServiceScan, String> {
+    ) -> Result<BranchScan, CheckError> {
+        let (tenant, source, remote, mirror, branch, head) = (
+            commit.tenant,
+            commit.source,
+            commit.remote,
+            commit.mirror,
+            commit.branch,
+            commit.head,
+        );
         let configs = self
             .store
             .service_sync_configs_in(tenant, provider, name)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let watches = self
             .store
             .target_watches(tenant, SyncType::ServiceSync)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut scan = ServiceScan {
-            advances: Vec::new(),
-            targets: 0,
-            problems: Vec::new(),
-        };
+            .await?;
+        let mut scan = BranchScan::default();
         let key = RepositoryKey::Proton {
             provider,
             name: name.to_string(),
@@ -173,42 +183,46 @@ impl Engine {
             } else {
                 let synced = self
                     .store
-                    .synced_head(tenant, SyncType::ServiceSync, &key.as_key(), &config.branch)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .synced_head(tenant, SyncType::ServiceSync, &key, &config.branch)
+                    .await?;
                 let wanted = std::slice::from_ref(&config.branch);
                 let sha = match synced {
                     Some(sha) => sha,
                     None => remote
                         .list_branches(&self.git, wanted)
                         .await
-                        .map_err(|e| {
-                            format!(
-                                "Could not list refs/heads/{} of {}: {e}",
-                                config.branch, remote.url
-                            )
-                        })?
+                        .map_err(CheckError::git(format!(
+                            "Could not list refs/heads/{} of {}",
+                            config.branch, remote.url
+                        )))?
                         .get(&config.branch)
                         .cloned()
                         .ok_or_else(|| {
-                            format!(
+                            CheckError::Config(format!(
                                 "Branch {} (holding {} of service {}) does not exist in {}",
                                 config.branch, config.file_path, config.service_name, remote.url
-                            )
+                            ))
                         })?,
                 };
                 if !mirror.has_commit(&sha) {
-                    remote.fetch(&self.git, wanted).await.map_err(|e| {
-                        format!(
-                            "Could not fetch refs/heads/{} from {}: {e}",
+                    remote
+                        .fetch(&self.git, wanted)
+                        .await
+                        .map_err(CheckError::git(format!(
+                            "Could not fetch refs/heads/{} from {}",
                             config.branch, remote.url
-                        )
-                    })?;
+                        )))?;
                 }
                 sha
             };
             let found = {
-                let snapshot = mirror.at(&ops_commit).map_err(|e| e.to_string())?;
+                let read = || {
+                    CheckError::git(format!(
+                        "Could not read {} at commit {ops_commit}",
+                        config.file_path
+                    ))
+                };
+                let snapshot = mirror.at(&ops_commit).map_err(read())?;
                 let ops = match snapshot.read_file(&config.file_path) {
                     Ok(Some(bytes)) => {
                         OpsFile::parse(&config.file_path, &String::from_utf8_lossy(&bytes))
@@ -217,7 +231,7 @@ impl Engine {
                         "{}: no such file on branch {} at commit {ops_commit} (service {})",
                         config.file_path, config.branch, config.service_name
                     )]),
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(read()(e)),
                 };
                 match ops {
                     Err(problems) => Err(problems),
@@ -245,7 +259,9 @@ impl Engine {
                                 .map(|(b, m)| (b, serde_json::Value::Object(m).to_string()))
                                 .collect();
                             let here = if entries.values().any(|e| e.branch == branch) {
-                                let at_head = mirror.at(head).map_err(|e| e.to_string())?;
+                                let at_head = mirror.at(head).map_err(CheckError::git(format!(
+                                    "Could not read commit {head}"
+                                )))?;
                                 instances_on(&at_head, &config.service_name, entries, branch)
                             } else {
                                 Vec::new()
@@ -271,14 +287,12 @@ impl Engine {
                 let changed = self
                     .store
                     .set_service_sync_branches(tenant, &config.service_name, &others)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 let changed: Vec<String> = changed.into_iter().filter(|b| b != branch).collect();
                 if !changed.is_empty() {
                     self.store
-                        .reevaluate_branches(tenant, SyncType::ServiceSync, &key.as_key(), &changed)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .reevaluate_branches(tenant, SyncType::ServiceSync, &key, &changed)
+                        .await?;
                 }
             }
             scan.targets += here.len();
@@ -458,12 +472,84 @@ mod tests {
     use super::*;
 
     #[test]
-    fn instance_target_keys_read_back() {
+    fn instances_are_read_from_their_targets() {
         let t = SyncedInstance {
             service: "api".into(),
             instance: "dev".into(),
         };
-        assert_eq!(SyncedInstance::from_key(&t.target().key()), Some(t));
-        assert_eq!(SyncedInstance::from_key("nokey"), None);
+        assert_eq!(SyncedInstance::of(&t.target()), Some(t));
+        let stack = SyncTarget::CfnStack {
+            stack_name: "api".into(),
+        };
+        assert_eq!(SyncedInstance::of(&stack), None);
+    }
+
+    /// Service sync's relevance, in the engine: what each instance on a branch watches is its
+    /// ops entry and its own entry in the spec file, so a change to one instance of a shared
+    /// spec file moves only that instance, and instances on other branches are not read.
+    #[tokio::test]
+    async fn an_instance_watches_its_ops_entry_and_its_own_entry_in_the_spec() {
+        let kit = crate::testkit::Kit::new().await;
+        let repo = kit.repo("octo", "services");
+        let spec = |port: u16| {
+            format!(
+                "proton: ServiceSpec\ninstances:\n  - name: dev\n    environment: env\n    spec:\n      port: 80\n  \
+                 - name: prod\n    environment: env\n    spec:\n      port: {port}\n"
+            )
+        };
+        let remote = gitsync_git::Remote::new(
+            format!(
+                "file://{}",
+                kit.repos_dir().join("octo/services.git").display()
+            ),
+            None,
+        );
+        // Fetches are one commit deep: fetch each commit as a branch check would.
+        let fetch = || async {
+            remote
+                .fetch(&kit.engine.git, &["main".to_string()])
+                .await
+                .unwrap()
+                .0
+        };
+        let first = repo.commit(&[("specs/api.yaml", Some(&spec(80)))]);
+        fetch().await;
+        let second = repo.commit(&[("specs/api.yaml", Some(&spec(443)))]);
+        let mirror = fetch().await;
+        let entry = |branch: &str| OpsEntry {
+            branch: branch.into(),
+            spec: "specs/api.yaml".into(),
+        };
+        let entries: BTreeMap<String, OpsEntry> = [
+            ("dev".to_string(), entry("main")),
+            ("prod".to_string(), entry("main")),
+            ("qa".to_string(), entry("release")),
+        ]
+        .into();
+        let watched = |sha: &str| -> BTreeMap<String, String> {
+            instances_on(&mirror.at(sha).unwrap(), "api", &entries, "main")
+                .into_iter()
+                .map(|(instance, _, ids)| (instance.instance, ids))
+                .collect()
+        };
+        let (before, after) = (watched(&first), watched(&second));
+        assert_eq!(
+            before.keys().collect::<Vec<_>>(),
+            ["dev", "prod"],
+            "only the instances on the checked branch"
+        );
+        assert_eq!(before["dev"], after["dev"], "dev's entry did not change");
+        assert_ne!(before["prod"], after["prod"], "prod's port changed");
+        // The ops entry is watched too: the same spec under another path moves the instance.
+        let moved_entries: BTreeMap<String, OpsEntry> = [(
+            "dev".to_string(),
+            OpsEntry {
+                branch: "main".into(),
+                spec: "./specs/api.yaml".into(),
+            },
+        )]
+        .into();
+        let moved = instances_on(&mirror.at(&second).unwrap(), "api", &moved_entries, "main");
+        assert_ne!(moved[0].2, after["dev"]);
     }
 }

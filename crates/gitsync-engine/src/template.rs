@@ -3,17 +3,15 @@
 
 use crate::Engine;
 use crate::attempt::{AttemptProgress, Ending, SyncKind};
-use crate::repository::remote_for;
+use crate::repository::{BranchCommit, BranchScan, CheckError, remote_for};
 use gitsync_deploy::BoxFuture;
 use gitsync_deploy::proton::{Family, check_bundle};
 use gitsync_git::Mirror;
 use gitsync_model::{EventType, SyncEvent};
-use gitsync_model::{
-    ProtonProvider, Revision, SyncTarget, TemplateSyncConfig, TemplateType, Tenant,
-};
+use gitsync_model::{ProtonProvider, Revision, SyncTarget, TemplateSyncConfig, TemplateType};
 use gitsync_store::{
-    Applied, ClaimedTarget, Effect, LinkSource, NewTemplateVersion, Release, RepositoryKey,
-    StoreError, TargetAdvance,
+    Applied, ClaimedTarget, Effect, NewTemplateVersion, Release, RepositoryKey, StoreError,
+    TargetAdvance,
 };
 
 /// The most files a bundle may have (the registry allows 10 template files plus schema,
@@ -37,17 +35,20 @@ impl TemplateMajor {
         }
     }
 
-    /// Reads back `SyncTarget::key()` of a template version: `TYPE/name/major`.
-    pub fn from_key(key: &str) -> Option<TemplateMajor> {
-        let mut parts = key.splitn(3, '/');
-        let template_type = TemplateType::parse(parts.next()?)?;
-        let name = parts.next()?.to_string();
-        let major = parts.next()?.parse().ok()?;
-        Some(TemplateMajor {
-            template_type,
-            name,
-            major,
-        })
+    /// The major a template version target names.
+    pub fn of(target: &SyncTarget) -> Option<TemplateMajor> {
+        match target {
+            SyncTarget::TemplateVersion {
+                template_name,
+                template_type,
+                major,
+            } => Some(TemplateMajor {
+                template_type: *template_type,
+                name: template_name.clone(),
+                major: major.parse().ok()?,
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -72,7 +73,7 @@ pub(crate) fn load<'a>(
     claim: &'a ClaimedTarget,
 ) -> BoxFuture<'a, Result<Box<dyn SyncKind>, Release>> {
     Box::pin(async move {
-        TemplateMajor::from_key(&claim.target_key)
+        TemplateMajor::of(&claim.target)
             .map(|major| Box::new(major) as Box<dyn SyncKind>)
             .ok_or(Release::Settle)
     })
@@ -92,17 +93,36 @@ fn major_of(dir: &str) -> Option<i64> {
 fn template_dir(
     snapshot: &gitsync_git::Snapshot,
     config: &TemplateSyncConfig,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, gitsync_git::GitError> {
     if let Some(sub) = &config.subdirectory {
         let path = format!("{}/{}", sub.trim_matches('/'), config.template_name);
-        return Ok(snapshot
-            .list_dir(&path)
-            .map_err(|e| e.to_string())?
-            .map(|_| path));
+        return Ok(snapshot.list_dir(&path)?.map(|_| path));
     }
-    snapshot
-        .find_dir_named(&config.template_name, 4)
-        .map_err(|e| e.to_string())
+    snapshot.find_dir_named(&config.template_name, 4)
+}
+
+/// The template majors of a Proton repository's branch that its new head changed.
+pub(crate) fn scan<'a>(
+    engine: &'a Engine,
+    commit: &'a BranchCommit<'a>,
+) -> BoxFuture<'a, Result<BranchScan, CheckError>> {
+    Box::pin(async move {
+        let RepositoryKey::Proton { provider, name } = commit.repository else {
+            return Ok(BranchScan::default());
+        };
+        let configs = engine
+            .store
+            .template_sync_configs_on(commit.tenant, *provider, name, commit.branch)
+            .await?;
+        let (advances, targets) = engine
+            .relevant_template_majors(commit, *provider, &configs)
+            .await?;
+        Ok(BranchScan {
+            advances,
+            targets,
+            problems: Vec::new(),
+        })
+    })
 }
 
 impl Engine {
@@ -113,8 +133,7 @@ impl Engine {
         let transient = |m: String| {
             Ending::Transient(vec![SyncEvent::new(EventType::SourceFailed, &m, None)], m)
         };
-        let RepositoryKey::Proton { provider, name } = RepositoryKey::parse(&claim.repository_key)
-        else {
+        let RepositoryKey::Proton { provider, name } = claim.repository.clone() else {
             return Err(Ending::Failed(vec![], "not a Proton repository".into()));
         };
         let source = self
@@ -122,7 +141,7 @@ impl Engine {
             .proton_source(&claim.tenant, provider, &name)
             .await
             .map_err(|e| transient(e.to_string()))?;
-        let remote = remote_for(&source).map_err(transient)?;
+        let remote = remote_for(&source).map_err(|e| transient(e.to_string()))?;
         let mirror =
             Mirror::for_url(&self.git, &remote.url).map_err(|e| transient(e.to_string()))?;
         if !mirror.has_commit(sha)
@@ -141,36 +160,39 @@ impl Engine {
 
     /// The template majors a commit changed: every `v<major>/` of every synced template whose
     /// tree id differs from the one at its desired commit (or that is new).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn relevant_template_majors(
+    async fn relevant_template_majors(
         &self,
-        tenant: &Tenant,
+        commit: &BranchCommit<'_>,
         provider: ProtonProvider,
-        source: &LinkSource,
-        mirror: &Mirror,
-        branch: &str,
-        head: &str,
         configs: &[TemplateSyncConfig],
-    ) -> Result<(Vec<TargetAdvance>, usize), String> {
+    ) -> Result<(Vec<TargetAdvance>, usize), CheckError> {
+        let (tenant, source, mirror, branch, head) = (
+            commit.tenant,
+            commit.source,
+            commit.mirror,
+            commit.branch,
+            commit.head,
+        );
         let watches = self
             .store
             .target_watches(tenant, gitsync_model::SyncType::TemplateSync)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         // Read the trees off the async runtime (a walk of a hostile repository is bounded, but
         // still work): gix repositories cannot be held across an await anyway.
         let found = {
             let (mirror, commit) = (mirror.clone(), head.to_string());
             let wanted: Vec<(usize, TemplateSyncConfig)> =
                 configs.iter().cloned().enumerate().collect();
-            tokio::task::spawn_blocking(move || -> Result<Vec<_>, String> {
-                let snapshot = mirror.at(&commit).map_err(|e| e.to_string())?;
+            tokio::task::spawn_blocking(move || -> Result<Vec<_>, CheckError> {
+                let read =
+                    || CheckError::git(format!("Could not read the templates at commit {commit}"));
+                let snapshot = mirror.at(&commit).map_err(read())?;
                 let mut found = Vec::new();
                 for (index, config) in &wanted {
-                    let Some(dir) = template_dir(&snapshot, config)? else {
+                    let Some(dir) = template_dir(&snapshot, config).map_err(read())? else {
                         continue;
                     };
-                    let Some(entries) = snapshot.list_dir(&dir).map_err(|e| e.to_string())? else {
+                    let Some(entries) = snapshot.list_dir(&dir).map_err(read())? else {
                         continue;
                     };
                     for entry in entries.iter().filter(|e| e.is_dir) {
@@ -187,7 +209,10 @@ impl Engine {
                 Ok(found)
             })
             .await
-            .map_err(|e| format!("reading commit {head} failed: {e}"))??
+            .map_err(|e| CheckError::Interrupted {
+                commit: head.to_string(),
+                message: e.to_string(),
+            })??
         };
         let targets = found.len();
         let mut advances = Vec::new();
@@ -214,8 +239,7 @@ impl Engine {
                             major,
                             desired,
                         )
-                        .await
-                        .map_err(|e| e.to_string())?
+                        .await?
                         .is_none(),
                     _ => false,
                 },
@@ -367,7 +391,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn major_directories_and_target_keys() {
+    fn major_directories_and_targets() {
         assert_eq!(major_of("v1"), Some(1));
         assert_eq!(major_of("v0"), Some(0));
         assert_eq!(major_of("v12"), Some(12));
@@ -379,6 +403,76 @@ mod tests {
             name: "api".into(),
             major: 3,
         };
-        assert_eq!(TemplateMajor::from_key(&m.target().key()), Some(m));
+        assert_eq!(TemplateMajor::of(&m.target()), Some(m));
+    }
+
+    /// Template sync's relevance, in the engine: a commit moves exactly the majors whose
+    /// `v<major>/` directory it changed (or added), of the templates synced from the branch.
+    #[tokio::test]
+    async fn a_commit_moves_the_majors_whose_directory_changed() {
+        use crate::testkit::{Kit, moved};
+        use gitsync_model::{SyncType, TemplateSyncConfig};
+        let kit = Kit::new().await;
+        let repo = kit.repo("octo", "templates");
+        repo.commit(&[("README.md", Some("hi"))]);
+        let provider = ProtonProvider::GitHubEnterprise;
+        kit.store
+            .create_proton_repository(
+                &kit.tenant,
+                provider,
+                "octo/templates",
+                &kit.connection_arn,
+                None,
+                &[],
+            )
+            .await
+            .unwrap();
+        let spec = gitsync_store::TemplateSpec {
+            name: "vpc".into(),
+            display_name: None,
+            description: None,
+            encryption_key: None,
+            provisioning: None,
+        };
+        kit.store
+            .create_template(&kit.tenant, TemplateType::Environment, &spec, &[])
+            .await
+            .unwrap();
+        kit.store
+            .create_template_sync_config(
+                &kit.tenant,
+                &TemplateSyncConfig {
+                    template_name: "vpc".into(),
+                    template_type: TemplateType::Environment,
+                    repository_provider: provider,
+                    repository_name: "octo/templates".into(),
+                    branch: "main".into(),
+                    subdirectory: None,
+                },
+            )
+            .await
+            .unwrap();
+        let key = RepositoryKey::Proton {
+            provider,
+            name: "octo/templates".into(),
+        };
+        let check = || kit.check_main(SyncType::TemplateSync, &key);
+        let none: Vec<String> = Vec::new();
+        assert_eq!(moved(&check().await), none, "no template directory yet");
+        repo.commit(&[
+            ("vpc/v1/schema/schema.yaml", Some("schema: 1")),
+            ("vpc/v1/infrastructure/cloudformation.yaml", Some("a: 1")),
+        ]);
+        let first = check().await;
+        assert_eq!((moved(&first), first.targets), (vec!["vpc:1".into()], 1));
+        repo.commit(&[("README.md", Some("changed"))]);
+        assert_eq!(moved(&check().await), none, "outside the template");
+        repo.commit(&[("vpc/v2/schema/schema.yaml", Some("schema: 2"))]);
+        let added = check().await;
+        assert_eq!((moved(&added), added.targets), (vec!["vpc:2".into()], 2));
+        repo.commit(&[("vpc/v1/infrastructure/cloudformation.yaml", Some("a: 2"))]);
+        assert_eq!(moved(&check().await), ["vpc:1"]);
+        repo.commit(&[("other/v1/schema/schema.yaml", Some("x"))]);
+        assert_eq!(moved(&check().await), none, "a template nobody syncs");
     }
 }

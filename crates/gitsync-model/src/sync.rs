@@ -77,6 +77,50 @@ impl SyncTarget {
         }
     }
 
+    /// Reads back [`SyncTarget::key`] for its sync type; `None` for a key of another shape.
+    /// The store decodes targets with it, once, so the layers above see only typed targets.
+    pub fn from_key(sync_type: SyncType, key: &str) -> Option<SyncTarget> {
+        match sync_type {
+            SyncType::CfnStackSync => Some(SyncTarget::CfnStack {
+                stack_name: key.to_string(),
+            }),
+            SyncType::TemplateSync => {
+                let mut parts = key.splitn(3, '/');
+                let template_type = TemplateType::parse(parts.next()?)?;
+                let template_name = parts.next()?.to_string();
+                let major = parts.next()?;
+                major.parse::<i64>().ok()?;
+                Some(SyncTarget::TemplateVersion {
+                    template_name,
+                    template_type,
+                    major: major.to_string(),
+                })
+            }
+            SyncType::ServiceSync => {
+                let (service, instance) = key.split_once('/')?;
+                Some(SyncTarget::ServiceInstance {
+                    service_name: service.to_string(),
+                    instance_name: instance.to_string(),
+                })
+            }
+        }
+    }
+
+    /// What the target belongs to, for finding every target of one thing: the service of an
+    /// instance (`api`), the template of a major version (`ENVIRONMENT/vpc`); stacks belong to
+    /// nothing. Stored beside the key.
+    pub fn parent_key(&self) -> Option<String> {
+        match self {
+            SyncTarget::CfnStack { .. } => None,
+            SyncTarget::TemplateVersion {
+                template_name,
+                template_type,
+                ..
+            } => Some(format!("{}/{template_name}", template_type.as_str())),
+            SyncTarget::ServiceInstance { service_name, .. } => Some(service_name.clone()),
+        }
+    }
+
     /// The target in words, for logs: `stack orders`, `ENVIRONMENT template vpc major version 1`,
     /// `service instance api/dev`.
     pub fn describe(&self) -> String {
@@ -265,5 +309,58 @@ mod event_catalogue {
                 "docs/events.md describes {d}, which no code emits"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod target_keys {
+    use super::*;
+
+    #[test]
+    fn keys_read_back_as_the_targets_they_were_made_from() {
+        let targets = [
+            SyncTarget::CfnStack {
+                stack_name: "orders".into(),
+            },
+            SyncTarget::TemplateVersion {
+                template_name: "vpc".into(),
+                template_type: TemplateType::Environment,
+                major: "12".into(),
+            },
+            SyncTarget::ServiceInstance {
+                service_name: "api".into(),
+                instance_name: "dev".into(),
+            },
+        ];
+        for target in targets {
+            assert_eq!(
+                SyncTarget::from_key(target.sync_type(), &target.key()),
+                Some(target.clone())
+            );
+        }
+        assert_eq!(
+            SyncTarget::from_key(SyncType::TemplateSync, "ENVIRONMENT/vpc/x"),
+            None
+        );
+        assert_eq!(SyncTarget::from_key(SyncType::ServiceSync, "api"), None);
+    }
+
+    #[test]
+    fn parents_name_what_a_target_belongs_to() {
+        let major = SyncTarget::TemplateVersion {
+            template_name: "vpc".into(),
+            template_type: TemplateType::Service,
+            major: "2".into(),
+        };
+        assert_eq!(major.parent_key().as_deref(), Some("SERVICE/vpc"));
+        let instance = SyncTarget::ServiceInstance {
+            service_name: "api".into(),
+            instance_name: "dev".into(),
+        };
+        assert_eq!(instance.parent_key().as_deref(), Some("api"));
+        let stack = SyncTarget::CfnStack {
+            stack_name: "orders".into(),
+        };
+        assert_eq!(stack.parent_key(), None);
     }
 }

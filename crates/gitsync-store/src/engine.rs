@@ -12,7 +12,7 @@ use crate::status::RepositoryKey;
 use crate::templates::NewTemplateVersion;
 use crate::{Backend, Result, Store, StoreError};
 use gitsync_model::{
-    BlockerScope, ConnectionStatus, EventType, InstanceDeployment, ProviderType,
+    BlockerScope, ConnectionStatus, EventType, InstanceDeployment, ProtonProvider, ProviderType,
     RepositorySyncStatus, ResourceSyncStatus, Revision, SyncEvent, SyncTarget, SyncType,
     TemplateType, TemplateVersion, Tenant, Timestamp,
 };
@@ -24,8 +24,7 @@ use sqlx::any::AnyRow;
 pub struct BranchKey {
     pub tenant: Tenant,
     pub sync_type: SyncType,
-    /// `link:<id>` or `proton:<PROVIDER>:<owner/repo>` (see [`RepositoryKey::as_key`]).
-    pub repository_key: String,
+    pub repository: RepositoryKey,
     pub branch: String,
 }
 
@@ -97,9 +96,9 @@ pub enum Release {
 pub struct ClaimedTarget {
     pub tenant: Tenant,
     pub sync_type: SyncType,
-    pub target_key: String,
+    pub target: SyncTarget,
     pub display_name: String,
-    pub repository_key: String,
+    pub repository: RepositoryKey,
     pub branch: String,
     pub epoch: i64,
     pub desired: Revision,
@@ -192,13 +191,13 @@ pub(crate) async fn watch_configured_branches(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     tenant: &Tenant,
 ) -> Result<()> {
-    const WANTED: &str = "SELECT DISTINCT c.sync_type AS sync_type, 'link:' || c.link_id AS repository_key, c.branch AS branch \
+    const WANTED: &str = "SELECT DISTINCT c.sync_type AS sync_type, c.link_id AS link_id, NULL AS provider, NULL AS name, c.branch AS branch \
          FROM sync_configurations c WHERE c.account_id = $1 AND c.region = $2 \
-         UNION SELECT 'TEMPLATE_SYNC', 'proton:' || c.repository_provider || ':' || c.repository_name, c.branch \
+         UNION SELECT 'TEMPLATE_SYNC', NULL, c.repository_provider, c.repository_name, c.branch \
          FROM template_sync_configs c WHERE c.account_id = $1 AND c.region = $2 \
-         UNION SELECT 'SERVICE_SYNC', 'proton:' || c.repository_provider || ':' || c.repository_name, c.branch \
+         UNION SELECT 'SERVICE_SYNC', NULL, c.repository_provider, c.repository_name, c.branch \
          FROM service_sync_configs c WHERE c.account_id = $1 AND c.region = $2 \
-         UNION SELECT 'SERVICE_SYNC', 'proton:' || c.repository_provider || ':' || c.repository_name, b.branch \
+         UNION SELECT 'SERVICE_SYNC', NULL, c.repository_provider, c.repository_name, b.branch \
          FROM service_sync_configs c JOIN service_sync_branches b ON b.account_id = c.account_id AND b.region = c.region \
            AND b.service_name = c.service_name WHERE c.account_id = $1 AND c.region = $2";
     let wanted: std::collections::BTreeSet<(String, String, String)> = sqlx::query(WANTED)
@@ -208,9 +207,16 @@ pub(crate) async fn watch_configured_branches(
         .await?
         .iter()
         .map(|r| {
+            let repository = match opt_text(r, "link_id")? {
+                Some(link_id) => RepositoryKey::Link(link_id),
+                None => RepositoryKey::Proton {
+                    provider: parsed(r, "provider", ProtonProvider::parse)?,
+                    name: text(r, "name")?,
+                },
+            };
             Ok((
                 text(r, "sync_type")?,
-                text(r, "repository_key")?,
+                repository.as_key(),
                 text(r, "branch")?,
             ))
         })
@@ -253,12 +259,40 @@ pub(crate) async fn watch_configured_branches(
     Ok(())
 }
 
+/// The watched branches (of every sync type) of one repository's branch, with their lease.
+async fn watched_rows(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: &Tenant,
+    repository: &RepositoryKey,
+    branch: &str,
+) -> Result<Vec<AnyRow>> {
+    Ok(sqlx::query(
+        "SELECT sync_type, repository_key, lease_owner, lease_expires_at, queued_attempt_id FROM watched_branches \
+         WHERE account_id = $1 AND region = $2 AND repository_key = $3 AND branch = $4",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(repository.as_key())
+    .bind(branch)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
 fn branch_from(row: &AnyRow) -> Result<BranchKey> {
     Ok(BranchKey {
         tenant: Tenant::new(text(row, "account_id")?, text(row, "region")?),
         sync_type: parsed(row, "sync_type", SyncType::parse)?,
-        repository_key: text(row, "repository_key")?,
+        repository: RepositoryKey::parse(&text(row, "repository_key")?),
         branch: text(row, "branch")?,
+    })
+}
+
+/// The target a `sync_targets` row names (its `sync_type` and `target_key`), decoded once here.
+fn target_from(row: &AnyRow) -> Result<SyncTarget> {
+    let sync_type = parsed(row, "sync_type", SyncType::parse)?;
+    let key = text(row, "target_key")?;
+    SyncTarget::from_key(sync_type, &key).ok_or_else(|| {
+        StoreError::corrupt(format!("target_key '{key}' of a {}", sync_type.as_str()))
     })
 }
 
@@ -371,7 +405,7 @@ impl Store {
             .bind(&key.tenant.account_id)
             .bind(&key.tenant.region)
             .bind(key.sync_type.as_str())
-            .bind(&key.repository_key)
+            .bind(key.repository.as_key())
             .bind(&key.branch)
             .bind(now.millis())
             .fetch_optional(&mut *tx)
@@ -393,7 +427,7 @@ impl Store {
         .bind(&key.tenant.account_id)
         .bind(&key.tenant.region)
         .bind(key.sync_type.as_str())
-        .bind(&key.repository_key)
+        .bind(key.repository.as_key())
         .bind(&key.branch)
         .bind(now.millis())
         .fetch_optional(&mut *tx)
@@ -411,7 +445,7 @@ impl Store {
         .bind(&key.tenant.account_id)
         .bind(&key.tenant.region)
         .bind(key.sync_type.as_str())
-        .bind(&key.repository_key)
+        .bind(key.repository.as_key())
         .bind(&key.branch)
         .fetch_all(&mut *tx)
         .await?;
@@ -451,7 +485,7 @@ impl Store {
         .bind(&claim.key.tenant.account_id)
         .bind(&claim.key.tenant.region)
         .bind(claim.key.sync_type.as_str())
-        .bind(&claim.key.repository_key)
+        .bind(claim.key.repository.as_key())
         .bind(&claim.key.branch)
         .bind(claim.epoch)
         .fetch_optional(&mut *tx)
@@ -484,7 +518,7 @@ impl Store {
         .bind(&claim.key.tenant.account_id)
         .bind(&claim.key.tenant.region)
         .bind(claim.key.sync_type.as_str())
-        .bind(&claim.key.repository_key)
+        .bind(claim.key.repository.as_key())
         .bind(&claim.key.branch)
         .bind(claim.epoch)
         .execute(&mut *tx)
@@ -512,7 +546,7 @@ impl Store {
         .bind(&claim.key.tenant.account_id)
         .bind(&claim.key.tenant.region)
         .bind(claim.key.sync_type.as_str())
-        .bind(&claim.key.repository_key)
+        .bind(claim.key.repository.as_key())
         .bind(&claim.key.branch)
         .bind(claim.epoch)
         .execute(&mut *tx)
@@ -536,7 +570,7 @@ impl Store {
         .bind(&claim.key.tenant.account_id)
         .bind(&claim.key.tenant.region)
         .bind(claim.key.sync_type.as_str())
-        .bind(&claim.key.repository_key)
+        .bind(claim.key.repository.as_key())
         .bind(&claim.key.branch)
         .bind(claim.epoch)
         .execute(&mut *tx)
@@ -558,22 +592,37 @@ impl Store {
         let mut tx = self.write_tx().await?;
         // The repository's links and its Proton repositories (named `owner/repository`): a
         // push to it concerns stack syncs and template and service syncs alike.
-        let rows = sqlx::query(
-            "SELECT w.sync_type, w.repository_key, w.lease_owner, w.lease_expires_at, w.queued_attempt_id FROM watched_branches w \
-             WHERE w.account_id = $1 AND w.region = $2 AND w.branch = $5 AND ( \
-               w.repository_key IN (SELECT 'link:' || l.link_id FROM repository_links l \
-                 WHERE l.account_id = $1 AND l.region = $2 AND l.owner_id = $3 AND l.repository_name = $4) \
-               OR w.repository_key IN (SELECT 'proton:' || p.provider || ':' || p.name FROM proton_repositories p \
-                 WHERE p.account_id = $1 AND p.region = $2 AND p.name = $6))",
+        let mut repositories = Vec::new();
+        for r in sqlx::query(
+            "SELECT link_id FROM repository_links WHERE account_id = $1 AND region = $2 AND owner_id = $3 AND repository_name = $4",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(owner)
         .bind(repository)
-        .bind(branch)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            repositories.push(RepositoryKey::Link(text(&r, "link_id")?));
+        }
+        for r in sqlx::query(
+            "SELECT provider, name FROM proton_repositories WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
         .bind(format!("{owner}/{repository}"))
         .fetch_all(&mut *tx)
-        .await?;
+        .await?
+        {
+            repositories.push(RepositoryKey::Proton {
+                provider: parsed(&r, "provider", ProtonProvider::parse)?,
+                name: text(&r, "name")?,
+            });
+        }
+        let mut rows = Vec::new();
+        for key in &repositories {
+            rows.extend(watched_rows(&mut tx, tenant, key, branch).await?);
+        }
         self.queue_checks(tx, tenant, &rows, branch).await
     }
 
@@ -586,16 +635,7 @@ impl Store {
         branch: &str,
     ) -> Result<u64> {
         let mut tx = self.write_tx().await?;
-        let rows = sqlx::query(
-            "SELECT w.sync_type, w.repository_key, w.lease_owner, w.lease_expires_at, w.queued_attempt_id FROM watched_branches w \
-             WHERE w.account_id = $1 AND w.region = $2 AND w.repository_key = $3 AND w.branch = $4",
-        )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(repository.as_key())
-        .bind(branch)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = watched_rows(&mut tx, tenant, repository, branch).await?;
         self.queue_checks(tx, tenant, &rows, branch).await
     }
 
@@ -650,15 +690,25 @@ impl Store {
     /// Makes the branches of links through a connection due now (after it was activated).
     pub async fn check_connection_now(&self, tenant: &Tenant, connection_arn: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE watched_branches SET next_check_at = 0, failures = 0 WHERE account_id = $1 AND region = $2 AND repository_key IN \
-             (SELECT 'link:' || link_id FROM repository_links WHERE account_id = $1 AND region = $2 AND connection_arn = $3)",
+        let links = sqlx::query(
+            "SELECT link_id FROM repository_links WHERE account_id = $1 AND region = $2 AND connection_arn = $3",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(connection_arn)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        for link in &links {
+            let key = RepositoryKey::Link(text(link, "link_id")?);
+            sqlx::query(
+                "UPDATE watched_branches SET next_check_at = 0, failures = 0 WHERE account_id = $1 AND region = $2 AND repository_key = $3",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(key.as_key())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -817,7 +867,7 @@ impl Store {
         &self,
         tenant: &Tenant,
         sync_type: SyncType,
-        repository_key: &str,
+        repository: &RepositoryKey,
         branches: &[String],
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
@@ -829,7 +879,7 @@ impl Store {
             .bind(&tenant.account_id)
             .bind(&tenant.region)
             .bind(sync_type.as_str())
-            .bind(repository_key)
+            .bind(repository.as_key())
             .bind(branch)
             .execute(&mut *tx)
             .await?;
@@ -843,7 +893,7 @@ impl Store {
         &self,
         tenant: &Tenant,
         sync_type: SyncType,
-        repository_key: &str,
+        repository: &RepositoryKey,
         branch: &str,
     ) -> Result<Option<String>> {
         let row = sqlx::query(
@@ -853,7 +903,7 @@ impl Store {
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(sync_type.as_str())
-        .bind(repository_key)
+        .bind(repository.as_key())
         .bind(branch)
         .fetch_optional(&self.pool)
         .await?;
@@ -965,9 +1015,9 @@ impl Store {
                 .then(|| serde_json::to_string(&superseded).unwrap_or_default());
             sqlx::query(
                 "INSERT INTO sync_targets (account_id, region, sync_type, target_key, display_name, repository_key, branch, directory, \
-                   desired_revision, watched_ids, superseded, desired_sha) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                   desired_revision, watched_ids, superseded, desired_sha, parent_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                  ON CONFLICT (account_id, region, sync_type, target_key) DO UPDATE SET display_name = $5, repository_key = $6, \
-                   branch = $7, directory = $8, desired_revision = $9, watched_ids = $10, superseded = $11, desired_sha = $12",
+                   branch = $7, directory = $8, desired_revision = $9, watched_ids = $10, superseded = $11, desired_sha = $12, parent_key = $13",
             )
             .bind(&tenant.account_id)
             .bind(&tenant.region)
@@ -981,6 +1031,7 @@ impl Store {
             .bind(&a.watched_ids)
             .bind(superseded)
             .bind(&a.revision.sha)
+            .bind(a.target.parent_key())
             .execute(&mut *tx)
             .await?;
         }
@@ -994,7 +1045,7 @@ impl Store {
         &self,
         now: Timestamp,
         limit: usize,
-    ) -> Result<Vec<(Tenant, SyncType, String)>> {
+    ) -> Result<Vec<(Tenant, SyncTarget)>> {
         let rows = sqlx::query(
             "SELECT t.account_id, t.region, t.sync_type, t.target_key FROM sync_targets t \
              WHERE t.desired_revision IS NOT NULL AND (t.lease_owner IS NULL OR t.lease_expires_at < $1) \
@@ -1004,8 +1055,7 @@ impl Store {
                AND b.sync_type = t.sync_type AND b.status = 'ACTIVE' AND ( \
                  (b.parent_resource_name IS NULL AND b.resource_name = t.target_key) \
                  OR (b.parent_resource_name IS NOT NULL AND b.parent_resource_name || '/' || b.resource_name = t.target_key) \
-                 OR (t.sync_type = 'SERVICE_SYNC' AND b.parent_resource_name IS NULL \
-                     AND substr(t.target_key, 1, length(b.resource_name) + 1) = b.resource_name || '/'))) \
+                 OR (t.sync_type = 'SERVICE_SYNC' AND b.parent_resource_name IS NULL AND t.parent_key = b.resource_name))) \
              ORDER BY t.next_attempt_at LIMIT $2",
         )
         .bind(now.millis())
@@ -1016,8 +1066,7 @@ impl Store {
             .map(|r| {
                 Ok((
                     Tenant::new(text(r, "account_id")?, text(r, "region")?),
-                    parsed(r, "sync_type", SyncType::parse)?,
-                    text(r, "target_key")?,
+                    target_from(r)?,
                 ))
             })
             .collect()
@@ -1027,12 +1076,12 @@ impl Store {
     pub async fn claim_target(
         &self,
         tenant: &Tenant,
-        sync_type: SyncType,
-        target_key: &str,
+        target: &SyncTarget,
         owner: &str,
         now: Timestamp,
         ttl_ms: i64,
     ) -> Result<Option<ClaimedTarget>> {
+        let (sync_type, target_key) = (target.sync_type(), target.key());
         let mut tx = self.write_tx().await?;
         if self.backend == Backend::Postgres {
             let free = sqlx::query(
@@ -1042,7 +1091,7 @@ impl Store {
             .bind(&tenant.account_id)
             .bind(&tenant.region)
             .bind(sync_type.as_str())
-            .bind(target_key)
+            .bind(&target_key)
             .bind(now.millis())
             .fetch_optional(&mut *tx)
             .await?;
@@ -1060,7 +1109,7 @@ impl Store {
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(sync_type.as_str())
-        .bind(target_key)
+        .bind(&target_key)
         .bind(now.millis())
         .fetch_optional(&mut *tx)
         .await?;
@@ -1072,9 +1121,9 @@ impl Store {
         Ok(Some(ClaimedTarget {
             tenant: tenant.clone(),
             sync_type,
-            target_key: target_key.to_string(),
+            target: target.clone(),
             display_name: text(&row, "display_name")?,
-            repository_key: text(&row, "repository_key")?,
+            repository: RepositoryKey::parse(&text(&row, "repository_key")?),
             branch: text(&row, "branch")?,
             epoch: int(&row, "lease_epoch")?,
             desired: revision_json(&desired)?,
@@ -1108,12 +1157,12 @@ impl Store {
         .bind(&claim.tenant.account_id)
         .bind(&claim.tenant.region)
         .bind(claim.sync_type.as_str())
-        .bind(&claim.target_key)
+        .bind(claim.target.key())
         .bind(claim.epoch)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(lease_lost(&claim.target_key));
+            return Err(lease_lost(&claim.target.key()));
         }
         tx.commit().await?;
         Ok(())
@@ -1135,11 +1184,11 @@ impl Store {
         .bind(&claim.tenant.account_id)
         .bind(&claim.tenant.region)
         .bind(claim.sync_type.as_str())
-        .bind(&claim.target_key)
+        .bind(claim.target.key())
         .fetch_one(&mut *tx)
         .await?;
         if int(&fence, "lease_epoch")? != claim.epoch {
-            return Err(lease_lost(&claim.target_key));
+            return Err(lease_lost(&claim.target.key()));
         }
         let now = Timestamp::now();
         if let Some(abandoned) = claim.abandoned_attempt_id {
@@ -1184,7 +1233,7 @@ impl Store {
         .bind(&claim.tenant.account_id)
         .bind(&claim.tenant.region)
         .bind(claim.sync_type.as_str())
-        .bind(&claim.target_key)
+        .bind(claim.target.key())
         .fetch_optional(&mut *tx)
         .await?
         .map(|r| parsed(&r, "status", ResourceSyncStatus::parse))
@@ -1200,7 +1249,7 @@ impl Store {
         .bind(&claim.tenant.account_id)
         .bind(&claim.tenant.region)
         .bind(claim.sync_type.as_str())
-        .bind(&claim.target_key)
+        .bind(claim.target.key())
         .bind(target.display_name())
         .bind(ResourceSyncStatus::InProgress.as_str())
         .bind(serde_json::to_string(&initial).map_err(StoreError::corrupt)?)
@@ -1226,7 +1275,7 @@ impl Store {
         .bind(&claim.tenant.account_id)
         .bind(&claim.tenant.region)
         .bind(claim.sync_type.as_str())
-        .bind(&claim.target_key)
+        .bind(claim.target.key())
         .execute(&mut *tx)
         .await?;
         notify_status_change(
@@ -1271,14 +1320,14 @@ impl Store {
             .bind(&claim.tenant.account_id)
             .bind(&claim.tenant.region)
             .bind(claim.sync_type.as_str())
-            .bind(&claim.target_key)
+            .bind(claim.target.key())
             .fetch_one(&mut **tx)
             .await?
             .try_get(0)?;
         if epoch == claim.epoch {
             Ok(())
         } else {
-            Err(lease_lost(&claim.target_key))
+            Err(lease_lost(&claim.target.key()))
         }
     }
 
@@ -1394,7 +1443,7 @@ impl Store {
         .bind(&claim.tenant.account_id)
         .bind(&claim.tenant.region)
         .bind(claim.sync_type.as_str())
-        .bind(&claim.target_key)
+        .bind(claim.target.key())
         .bind(claim.epoch)
         .bind((result.succeeded && result.deployed).then(|| claim.desired.sha.clone()))
         .bind(result.deploy_failures)
@@ -1484,7 +1533,7 @@ impl Store {
         .bind(&claim.tenant.account_id)
         .bind(&claim.tenant.region)
         .bind(claim.sync_type.as_str())
-        .bind(&claim.target_key)
+        .bind(claim.target.key())
         .bind(claim.epoch)
         .bind(i64::from(how == Release::Settle))
         .execute(&mut *tx)

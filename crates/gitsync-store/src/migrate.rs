@@ -11,6 +11,10 @@ const SQLITE: &[(i64, &str)] = &[
     (4, include_str!("../migrations/sqlite/0004_services.sql")),
     (5, include_str!("../migrations/sqlite/0005_tenancy.sql")),
     (6, include_str!("../migrations/sqlite/0006_outbox.sql")),
+    (
+        7,
+        include_str!("../migrations/sqlite/0007_target_parents.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -19,6 +23,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (4, include_str!("../migrations/postgres/0004_services.sql")),
     (5, include_str!("../migrations/postgres/0005_tenancy.sql")),
     (6, include_str!("../migrations/postgres/0006_outbox.sql")),
+    (
+        7,
+        include_str!("../migrations/postgres/0007_target_parents.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations' SQL, in order (tests name template databases after it, so a

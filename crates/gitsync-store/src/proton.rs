@@ -454,11 +454,11 @@ impl Store {
         // anew: every instance Git names is deployed from Git at the next check.
         sqlx::query(
             "UPDATE sync_targets SET watched_ids = NULL WHERE account_id = $1 AND region = $2 AND sync_type = 'SERVICE_SYNC' \
-             AND substr(target_key, 1, length($3)) = $3",
+             AND parent_key = $3",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
-        .bind(format!("{}/", config.service_name))
+        .bind(&config.service_name)
         .execute(&mut *tx)
         .await?;
         crate::engine::watch_configured_branches(&mut tx, tenant).await?;

@@ -856,18 +856,27 @@ async fn synced_instances(
     tenant: &Tenant,
     service: &str,
 ) -> Result<Vec<String>> {
-    let prefix = format!("{service}/");
     let rows = sqlx::query(
         "SELECT target_key FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = 'SERVICE_SYNC' \
-         AND applied_revision IS NOT NULL AND substr(target_key, 1, length($3)) = $3",
+         AND applied_revision IS NOT NULL AND parent_key = $3",
     )
     .bind(&tenant.account_id)
     .bind(&tenant.region)
-    .bind(&prefix)
+    .bind(service)
     .fetch_all(&mut **tx)
     .await?;
     rows.iter()
-        .map(|r| Ok(text(r, "target_key")?[prefix.len()..].to_string()))
+        .map(|r| {
+            let key = text(r, "target_key")?;
+            match gitsync_model::SyncTarget::from_key(SyncType::ServiceSync, &key) {
+                Some(gitsync_model::SyncTarget::ServiceInstance { instance_name, .. }) => {
+                    Ok(instance_name)
+                }
+                _ => Err(StoreError::corrupt(format!(
+                    "service instance target_key '{key}'"
+                ))),
+            }
+        })
         .collect()
 }
 

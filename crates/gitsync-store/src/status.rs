@@ -47,6 +47,13 @@ impl RepositoryKey {
     }
 }
 
+/// For logs: the stored form, `link:<id>` or `proton:<PROVIDER>:<owner/repo>`.
+impl std::fmt::Display for RepositoryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_key())
+    }
+}
+
 /// What the engine records when it starts a resource sync.
 #[derive(Debug, Clone)]
 pub struct NewResourceAttempt {
@@ -331,25 +338,39 @@ impl Store {
                 "No active sync blocker with id {id} exists for resource {name}"
             )));
         }
-        // The targets the blocker stops: a stack, one instance (`service/instance`), or every
-        // instance of a service.
-        let (exact, prefix) = match &scope.parent_resource_name {
-            Some(service) => (format!("{service}/{}", scope.resource_name), String::new()),
-            None if sync_type == SyncType::ServiceSync => {
-                (String::new(), format!("{}/", scope.resource_name))
-            }
-            None => (scope.resource_name.clone(), String::new()),
+        // The targets the blocker stops: a stack, one instance, or every instance of a service.
+        let (exact, parent) = match &scope.parent_resource_name {
+            Some(service) => (
+                Some(
+                    SyncTarget::ServiceInstance {
+                        service_name: service.clone(),
+                        instance_name: scope.resource_name.clone(),
+                    }
+                    .key(),
+                ),
+                None,
+            ),
+            None if sync_type == SyncType::ServiceSync => (None, Some(scope.resource_name.clone())),
+            None => (
+                Some(
+                    SyncTarget::CfnStack {
+                        stack_name: scope.resource_name.clone(),
+                    }
+                    .key(),
+                ),
+                None,
+            ),
         };
         let retried = sqlx::query(
             "UPDATE sync_targets SET attempted_sha = NULL, next_attempt_at = 0, failures = 0, guard_lifted = 1 \
              WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND desired_revision IS NOT NULL \
-             AND (target_key = $4 OR ($5 <> '' AND substr(target_key, 1, length($5)) = $5))",
+             AND (target_key = $4 OR parent_key = $5)",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(sync_type.as_str())
         .bind(&exact)
-        .bind(&prefix)
+        .bind(&parent)
         .execute(&mut *tx)
         .await?;
         // A stack's blocker promises a retry; an instance (or service) that Git has not synced yet
@@ -393,11 +414,11 @@ impl Store {
         let desired = Some(serde_json::to_string(desired).map_err(StoreError::corrupt)?);
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO sync_targets (account_id, region, sync_type, target_key, display_name, repository_key, branch, directory, desired_revision, desired_sha) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+            "INSERT INTO sync_targets (account_id, region, sync_type, target_key, display_name, repository_key, branch, directory, desired_revision, desired_sha, parent_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (account_id, region, sync_type, target_key) DO UPDATE SET display_name = $5, repository_key = $6, \
              branch = $7, directory = $8, desired_revision = COALESCE($9, sync_targets.desired_revision), \
-             desired_sha = COALESCE($10, sync_targets.desired_sha)",
+             desired_sha = COALESCE($10, sync_targets.desired_sha), parent_key = $11",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
@@ -409,6 +430,7 @@ impl Store {
         .bind(directory)
         .bind(desired)
         .bind(desired_sha)
+        .bind(target.parent_key())
         .execute(&mut *tx)
         .await?;
         if let Some(sha) = attempted {

@@ -210,12 +210,12 @@ impl Store {
         // backoff) tries again at once.
         sqlx::query(
             "UPDATE sync_targets SET next_attempt_at = 0 WHERE account_id = $1 AND region = $2 AND sync_type = $3 \
-             AND substr(target_key, 1, length($4)) = $4 AND attempted_sha IS NULL",
+             AND parent_key = $4 AND attempted_sha IS NULL",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(SyncType::TemplateSync.as_str())
-        .bind(format!("{}/{}/", template_type.as_str(), spec.name))
+        .bind(format!("{}/{}", template_type.as_str(), spec.name))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -559,13 +559,29 @@ async fn leases(store: Store) {
     let now = Timestamp::now();
     assert_eq!(store.due_targets(now, 10).await.unwrap().len(), 1);
     let first = store
-        .claim_target(&a, SyncType::CfnStackSync, "web", "one", now, 1_000)
+        .claim_target(
+            &a,
+            &SyncTarget::CfnStack {
+                stack_name: "web".into(),
+            },
+            "one",
+            now,
+            1_000,
+        )
         .await
         .unwrap()
         .unwrap();
     assert!(
         store
-            .claim_target(&a, SyncType::CfnStackSync, "web", "two", now, 1_000)
+            .claim_target(
+                &a,
+                &SyncTarget::CfnStack {
+                    stack_name: "web".into()
+                },
+                "two",
+                now,
+                1_000
+            )
             .await
             .unwrap()
             .is_none()
@@ -579,7 +595,15 @@ async fn leases(store: Store) {
     let later = now.plus_millis(2_000);
     assert_eq!(store.due_targets(later, 10).await.unwrap().len(), 1);
     let second = store
-        .claim_target(&a, SyncType::CfnStackSync, "web", "two", later, 1_000)
+        .claim_target(
+            &a,
+            &SyncTarget::CfnStack {
+                stack_name: "web".into(),
+            },
+            "two",
+            later,
+            1_000,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -711,7 +735,15 @@ async fn effects(store: Store) {
     };
     let now = Timestamp::now();
     let stale = store
-        .claim_target(&a, SyncType::CfnStackSync, "web", "one", now, 1_000)
+        .claim_target(
+            &a,
+            &SyncTarget::CfnStack {
+                stack_name: "web".into(),
+            },
+            "one",
+            now,
+            1_000,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -721,7 +753,15 @@ async fn effects(store: Store) {
         .unwrap();
     let later = now.plus_millis(2_000);
     let current = store
-        .claim_target(&a, SyncType::CfnStackSync, "web", "two", later, 60_000)
+        .claim_target(
+            &a,
+            &SyncTarget::CfnStack {
+                stack_name: "web".into(),
+            },
+            "two",
+            later,
+            60_000,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -756,7 +796,15 @@ async fn effects(store: Store) {
         .await
         .unwrap();
     let retry = store
-        .claim_target(&a, SyncType::CfnStackSync, "web", "two", later, 60_000)
+        .claim_target(
+            &a,
+            &SyncTarget::CfnStack {
+                stack_name: "web".into(),
+            },
+            "two",
+            later,
+            60_000,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -777,7 +825,15 @@ async fn effects(store: Store) {
         .await
         .unwrap();
     let failing = store
-        .claim_target(&a, SyncType::CfnStackSync, "web", "two", later, 60_000)
+        .claim_target(
+            &a,
+            &SyncTarget::CfnStack {
+                stack_name: "web".into(),
+            },
+            "two",
+            later,
+            60_000,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -870,7 +926,15 @@ async fn outbox(store: Store) {
     };
     let now = Timestamp::now();
     let stale = store
-        .claim_target(&a, SyncType::CfnStackSync, "web", "one", now, 1_000)
+        .claim_target(
+            &a,
+            &SyncTarget::CfnStack {
+                stack_name: "web".into(),
+            },
+            "one",
+            now,
+            1_000,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -880,7 +944,15 @@ async fn outbox(store: Store) {
         .unwrap();
     let later = now.plus_millis(2_000);
     let current = store
-        .claim_target(&a, SyncType::CfnStackSync, "web", "two", later, 60_000)
+        .claim_target(
+            &a,
+            &SyncTarget::CfnStack {
+                stack_name: "web".into(),
+            },
+            "two",
+            later,
+            60_000,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -1121,7 +1193,7 @@ async fn replicas_starting_together_migrate_once_on_postgres() {
         .iter()
         .map(|r| r.try_get::<i64, _>(0).unwrap())
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
     drop(check);
     for s in [a, b, c] {
         s.close().await;
@@ -1335,8 +1407,8 @@ async fn service_blockers(store: Store) {
             .await
             .unwrap()
             .into_iter()
-            .filter(|(tn, _, _)| tn.account_id == "555555555555")
-            .map(|(_, _, k)| k)
+            .filter(|(tn, _)| tn.account_id == "555555555555")
+            .map(|(_, t)| t.key())
             .collect();
         keys.sort();
         keys
@@ -1520,14 +1592,7 @@ async fn tenancy(store: Store) {
             .await
             .unwrap();
         let claim = store
-            .claim_target(
-                &a,
-                SyncType::CfnStackSync,
-                "capped",
-                "w",
-                Timestamp::now(),
-                60_000,
-            )
+            .claim_target(&a, &target, "w", Timestamp::now(), 60_000)
             .await
             .unwrap()
             .unwrap();
@@ -1584,14 +1649,7 @@ async fn tenancy(store: Store) {
             .unwrap()
     );
     let again = store
-        .claim_target(
-            &a,
-            SyncType::CfnStackSync,
-            "capped",
-            "w",
-            Timestamp::now(),
-            60_000,
-        )
+        .claim_target(&a, &target, "w", Timestamp::now(), 60_000)
         .await
         .unwrap()
         .unwrap();
