@@ -778,7 +778,7 @@ impl Store {
             )
         })?;
         reevaluate_branch(&mut tx, tenant, &format!("link:{}", link.id), &spec.branch).await?;
-        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
+        crate::branches::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(SyncConfiguration {
             resource_name: spec.resource_name.clone(),
@@ -896,7 +896,7 @@ impl Store {
             &config.branch,
         )
         .await?;
-        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
+        crate::branches::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config)
     }
@@ -921,7 +921,7 @@ impl Store {
                 "No sync configuration of type CFN_STACK_SYNC exists for resource {resource_name}"
             )));
         }
-        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
+        crate::branches::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -10,9 +10,10 @@
 //! outside the database ([`Sealer`]).
 
 mod accounts;
+mod attempts;
+mod branches;
 mod connections;
 mod copy;
-mod engine;
 mod error;
 mod keys;
 mod migrate;
@@ -21,27 +22,31 @@ mod proton;
 mod rows;
 mod secrets;
 mod services;
+mod sources;
 mod status;
 mod tags;
+mod targets;
 mod templates;
+mod webhooks;
 
-pub use engine::{
-    Applied, BranchCheckResult, BranchKey, ClaimedBranch, ClaimedTarget, Closing, Effect,
-    LinkSource, NewBlocker, Release, TargetAdvance, TargetResult, TargetWatch,
-};
+pub use attempts::{Applied, Closing, Effect, NewBlocker};
+pub use branches::{BranchCheckResult, BranchKey, ClaimedBranch};
 pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};
 pub use migrate::postgres_migrations;
 pub use outbox::{ClaimedDelivery, NOTIFICATION_DELIVERER, NotificationTarget};
 pub use secrets::{MasterKey, Sealer};
 pub use services::{DeployedInstance, InstanceContext, InstanceWrite, NewEnvironment, NewService};
+pub use sources::LinkSource;
 pub use status::{NewResourceAttempt, RepositoryKey};
 pub use tags::TaggedResource;
+pub use targets::{ClaimedTarget, Release, TargetAdvance, TargetResult, TargetWatch};
 pub use templates::{NewTemplateVersion, TemplateSpec, VersionRef};
 
 use gitsync_model::Limits;
+use gitsync_model::Timestamp;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::{Any, AnyPool, Row, Transaction};
 use std::time::Duration;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -145,6 +150,25 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
+    }
+
+    /// The database's clock, in epoch milliseconds. Leases are stamped with it, so replicas whose
+    /// own clocks disagree still agree on when a lease runs out.
+    pub async fn now(&self) -> Result<Timestamp> {
+        let sql: &'static str = match self.backend {
+            Backend::Sqlite => {
+                "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+            }
+        };
+        Ok(Timestamp(
+            sqlx::query(sql)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get::<i64, _>(0)?,
+        ))
     }
 
     /// Closes every pooled connection.

@@ -276,7 +276,7 @@ impl Store {
         };
         crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
             .await?;
-        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
+        crate::branches::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config.clone())
     }
@@ -354,7 +354,7 @@ impl Store {
         };
         crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
             .await?;
-        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
+        crate::branches::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config.clone())
     }
@@ -376,7 +376,7 @@ impl Store {
             .bind(template_type.as_str())
             .execute(&mut *tx)
             .await?;
-        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
+        crate::branches::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config)
     }
@@ -461,7 +461,7 @@ impl Store {
         .bind(&config.service_name)
         .execute(&mut *tx)
         .await?;
-        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
+        crate::branches::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config.clone())
     }
@@ -537,7 +537,7 @@ impl Store {
         .await?;
         crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
             .await?;
-        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
+        crate::branches::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config.clone())
     }
@@ -562,7 +562,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
+        crate::branches::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(config)
     }

@@ -1,6 +1,7 @@
 //! Decoding helpers shared by the store modules.
 
 use crate::{Result, StoreError};
+use gitsync_model::Revision;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -55,4 +56,14 @@ pub(crate) fn unique<T>(
         Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(message())),
         other => Ok(other?),
     }
+}
+
+/// A stored revision (JSON).
+pub(crate) fn revision_json(value: &str) -> Result<Revision> {
+    serde_json::from_str(value).map_err(StoreError::corrupt)
+}
+
+/// The error a worker gets once its lease was taken over.
+pub(crate) fn lease_lost(what: &str) -> StoreError {
+    StoreError::LeaseLost(format!("lease on {what} was lost to another worker"))
 }

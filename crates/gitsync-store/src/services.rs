@@ -749,7 +749,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        crate::engine::watch_configured_branches(&mut tx, tenant).await?;
+        crate::branches::watch_configured_branches(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(changed)
     }

@@ -1,0 +1,575 @@
+//! Watched branches: one row per (tenant, sync type, repository, branch) that a configuration
+//! watches, kept in step with the configurations in their own transactions, and claimed for a
+//! branch check under a lease with a fencing epoch. Webhooks and `gitsync sync` make them due.
+//!
+//! Leases use the database clock (`Store::now`, epoch milliseconds) and are claimed with a
+//! conditional `UPDATE`: only one worker can move `lease_epoch` from the value it read, so at most
+//! one holds a lease; every later write of the holder names that epoch and does nothing (and
+//! says so) once another worker has taken over.
+
+use crate::attempts::insert_event;
+use crate::rows::lease_lost;
+use crate::rows::{int, opt_int, opt_text, parsed, text};
+use crate::status::RepositoryKey;
+use crate::{Backend, Result, Store};
+use gitsync_model::{
+    EventType, ProtonProvider, RepositorySyncStatus, SyncEvent, SyncType, Tenant, Timestamp,
+};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// Identifies a watched branch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BranchKey {
+    pub tenant: Tenant,
+    pub sync_type: SyncType,
+    pub repository: RepositoryKey,
+    pub branch: String,
+}
+
+/// A watched branch claimed for a check.
+#[derive(Debug, Clone)]
+pub struct ClaimedBranch {
+    pub key: BranchKey,
+    pub epoch: i64,
+    pub synced_sha: Option<String>,
+    pub failures: i64,
+    pub queued_attempt_id: Option<i64>,
+}
+
+/// How a branch check ended, to schedule the next one.
+#[derive(Debug, Clone)]
+pub struct BranchCheckResult {
+    pub remote_sha: Option<String>,
+    pub synced_sha: Option<String>,
+    pub failures: i64,
+    pub last_error: Option<String>,
+    pub next_check_at: Timestamp,
+}
+
+/// Makes one tenant's `watched_branches` match its sync configurations, inside the transaction
+/// that changed them: one row per (sync type, repository, branch) that a stack sync, a template
+/// sync or a service sync (its ops file's branch and every branch the file names) watches. New
+/// rows are due at once; rows nothing watches any more go, even while a check holds them (its
+/// finish then finds its lease gone and writes nothing).
+pub(crate) async fn watch_configured_branches(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: &Tenant,
+) -> Result<()> {
+    const WANTED: &str = "SELECT DISTINCT c.sync_type AS sync_type, c.link_id AS link_id, NULL AS provider, NULL AS name, c.branch AS branch \
+         FROM sync_configurations c WHERE c.account_id = $1 AND c.region = $2 \
+         UNION SELECT 'TEMPLATE_SYNC', NULL, c.repository_provider, c.repository_name, c.branch \
+         FROM template_sync_configs c WHERE c.account_id = $1 AND c.region = $2 \
+         UNION SELECT 'SERVICE_SYNC', NULL, c.repository_provider, c.repository_name, c.branch \
+         FROM service_sync_configs c WHERE c.account_id = $1 AND c.region = $2 \
+         UNION SELECT 'SERVICE_SYNC', NULL, c.repository_provider, c.repository_name, b.branch \
+         FROM service_sync_configs c JOIN service_sync_branches b ON b.account_id = c.account_id AND b.region = c.region \
+           AND b.service_name = c.service_name WHERE c.account_id = $1 AND c.region = $2";
+    let wanted: std::collections::BTreeSet<(String, String, String)> = sqlx::query(WANTED)
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| {
+            let repository = match opt_text(r, "link_id")? {
+                Some(link_id) => RepositoryKey::Link(link_id),
+                None => RepositoryKey::Proton {
+                    provider: parsed(r, "provider", ProtonProvider::parse)?,
+                    name: text(r, "name")?,
+                },
+            };
+            Ok((
+                text(r, "sync_type")?,
+                repository.as_key(),
+                text(r, "branch")?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let watched: std::collections::BTreeSet<(String, String, String)> = sqlx::query(
+        "SELECT sync_type, repository_key, branch FROM watched_branches WHERE account_id = $1 AND region = $2",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| Ok((text(r, "sync_type")?, text(r, "repository_key")?, text(r, "branch")?)))
+    .collect::<Result<_>>()?;
+    for (sync_type, repository_key, branch) in wanted.difference(&watched) {
+        sqlx::query(
+            "INSERT INTO watched_branches (account_id, region, sync_type, repository_key, branch, next_check_at, failures, lease_epoch) \
+             VALUES ($1, $2, $3, $4, $5, 0, 0, 0)",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type)
+        .bind(repository_key)
+        .bind(branch)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (sync_type, repository_key, branch) in watched.difference(&wanted) {
+        sqlx::query(
+            "DELETE FROM watched_branches WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type)
+        .bind(repository_key)
+        .bind(branch)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The watched branches (of every sync type) of one repository's branch, with their lease.
+async fn watched_rows(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: &Tenant,
+    repository: &RepositoryKey,
+    branch: &str,
+) -> Result<Vec<AnyRow>> {
+    Ok(sqlx::query(
+        "SELECT sync_type, repository_key, lease_owner, lease_expires_at, queued_attempt_id FROM watched_branches \
+         WHERE account_id = $1 AND region = $2 AND repository_key = $3 AND branch = $4",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(repository.as_key())
+    .bind(branch)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+fn branch_from(row: &AnyRow) -> Result<BranchKey> {
+    Ok(BranchKey {
+        tenant: Tenant::new(text(row, "account_id")?, text(row, "region")?),
+        sync_type: parsed(row, "sync_type", SyncType::parse)?,
+        repository: RepositoryKey::parse(&text(row, "repository_key")?),
+        branch: text(row, "branch")?,
+    })
+}
+
+impl Store {
+    /// Makes `watched_branches` match every tenant's sync configurations. Configuration changes
+    /// keep them in step in their own transactions ([`watch_configured_branches`]); the engine
+    /// runs this once at start-up, for databases written by an older release.
+    pub async fn refresh_watched_branches(&self) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let tenants = sqlx::query(
+            "SELECT account_id, region FROM sync_configurations UNION SELECT account_id, region FROM template_sync_configs \
+             UNION SELECT account_id, region FROM service_sync_configs UNION SELECT account_id, region FROM watched_branches",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in tenants {
+            let tenant = Tenant::new(text(&row, "account_id")?, text(&row, "region")?);
+            watch_configured_branches(&mut tx, &tenant).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes every watched branch due now (at start-up: webhooks are hints, not a ledger).
+    pub async fn check_all_branches_now(&self) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("UPDATE watched_branches SET next_check_at = 0")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Branches due for a check whose lease is free.
+    pub async fn due_branches(&self, now: Timestamp, limit: usize) -> Result<Vec<BranchKey>> {
+        let rows = sqlx::query(
+            "SELECT account_id, region, sync_type, repository_key, branch FROM watched_branches \
+             WHERE next_check_at <= $1 AND (lease_owner IS NULL OR lease_expires_at < $1) ORDER BY next_check_at LIMIT $2",
+        )
+        .bind(now.millis())
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(branch_from).collect()
+    }
+
+    /// Claims a due branch; `None` when another worker got it first or it is no longer due.
+    pub async fn claim_branch(
+        &self,
+        key: &BranchKey,
+        owner: &str,
+        now: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<Option<ClaimedBranch>> {
+        let mut tx = self.write_tx().await?;
+        if self.backend == Backend::Postgres {
+            // Replicas claiming at once skip rows another is locking instead of queueing on them.
+            let free = sqlx::query(
+                "SELECT 1 FROM watched_branches WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 \
+                 AND branch = $5 AND next_check_at <= $6 AND (lease_owner IS NULL OR lease_expires_at < $6) FOR UPDATE SKIP LOCKED",
+            )
+            .bind(&key.tenant.account_id)
+            .bind(&key.tenant.region)
+            .bind(key.sync_type.as_str())
+            .bind(key.repository.as_key())
+            .bind(&key.branch)
+            .bind(now.millis())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if free.is_none() {
+                return Ok(None);
+            }
+        }
+        let row = sqlx::query(
+            // While checked, the branch is not due; a trigger during the check makes it due again
+            // (next_check_at = 0), which `finish_branch_check` keeps.
+            "UPDATE watched_branches SET lease_owner = $1, lease_expires_at = $2, next_check_at = $2, lease_epoch = lease_epoch + 1 \
+             WHERE account_id = $3 AND region = $4 AND sync_type = $5 AND repository_key = $6 AND branch = $7 \
+             AND next_check_at <= $8 AND (lease_owner IS NULL OR lease_expires_at < $8) \
+             RETURNING lease_epoch, synced_sha, failures, queued_attempt_id",
+        )
+        .bind(owner)
+        .bind(now.millis() + ttl_ms)
+        .bind(&key.tenant.account_id)
+        .bind(&key.tenant.region)
+        .bind(key.sync_type.as_str())
+        .bind(key.repository.as_key())
+        .bind(&key.branch)
+        .bind(now.millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        // A repository sync left INITIATED or IN_PROGRESS by a worker that stopped is closed here,
+        // so that no attempt stays in flight forever.
+        let orphans = sqlx::query(
+            "SELECT attempt_id FROM repository_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 \
+             AND repository_key = $4 AND branch = $5 AND status IN ('INITIATED', 'IN_PROGRESS')",
+        )
+        .bind(&key.tenant.account_id)
+        .bind(&key.tenant.region)
+        .bind(key.sync_type.as_str())
+        .bind(key.repository.as_key())
+        .bind(&key.branch)
+        .fetch_all(&mut *tx)
+        .await?;
+        for orphan in orphans {
+            let id = int(&orphan, "attempt_id")?;
+            let stopped = SyncEvent {
+                event_type: EventType::Abandoned.as_str().into(),
+                event: "The worker running this repository sync stopped before it finished; the branch is checked again".into(),
+                time: now,
+                external_id: None,
+            };
+            insert_event(&mut tx, "repository_sync_events", id, &stopped).await?;
+            sqlx::query("UPDATE repository_sync_attempts SET status = 'FAILED', finished_at = $1 WHERE attempt_id = $2")
+                .bind(now.millis())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(ClaimedBranch {
+            key: key.clone(),
+            epoch: int(&row, "lease_epoch")?,
+            synced_sha: opt_text(&row, "synced_sha")?,
+            failures: int(&row, "failures")?,
+            queued_attempt_id: opt_int(&row, "queued_attempt_id")?,
+        }))
+    }
+
+    /// Takes the QUEUED repository sync waiting on a branch, if any (it becomes the current one).
+    pub async fn take_queued_attempt(&self, claim: &ClaimedBranch) -> Result<Option<i64>> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "UPDATE watched_branches SET queued_attempt_id = NULL \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6 \
+             RETURNING queued_attempt_id",
+        )
+        .bind(&claim.key.tenant.account_id)
+        .bind(&claim.key.tenant.region)
+        .bind(claim.key.sync_type.as_str())
+        .bind(claim.key.repository.as_key())
+        .bind(&claim.key.branch)
+        .bind(claim.epoch)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        // RETURNING gives the new (NULL) value on SQLite and PostgreSQL alike; the claim read the old one.
+        Ok(row.and(claim.queued_attempt_id))
+    }
+
+    /// Ends a branch check: records what was seen, schedules the next check, frees the lease.
+    pub async fn finish_branch_check(
+        &self,
+        claim: &ClaimedBranch,
+        result: &BranchCheckResult,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            // A trigger or configuration change during the check (next_check_at = 0) means the
+            // branch must be evaluated again, even at the same head.
+            "UPDATE watched_branches SET remote_sha = COALESCE($1, remote_sha), \
+             synced_sha = CASE WHEN next_check_at = 0 THEN NULL ELSE $2 END, failures = $3, last_error = $4, \
+             next_check_at = CASE WHEN next_check_at = 0 THEN 0 ELSE $5 END, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE account_id = $6 AND region = $7 AND sync_type = $8 AND repository_key = $9 AND branch = $10 AND lease_epoch = $11",
+        )
+        .bind(&result.remote_sha)
+        .bind(&result.synced_sha)
+        .bind(result.failures)
+        .bind(&result.last_error)
+        .bind(result.next_check_at.millis())
+        .bind(&claim.key.tenant.account_id)
+        .bind(&claim.key.tenant.region)
+        .bind(claim.key.sync_type.as_str())
+        .bind(claim.key.repository.as_key())
+        .bind(&claim.key.branch)
+        .bind(claim.epoch)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(lease_lost(&format!("branch {}", claim.key.branch)));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Extends a branch check's lease; `LeaseLost` when another worker holds it now.
+    pub async fn renew_branch_lease(
+        &self,
+        claim: &ClaimedBranch,
+        now: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE watched_branches SET lease_expires_at = $1 \
+             WHERE account_id = $2 AND region = $3 AND sync_type = $4 AND repository_key = $5 AND branch = $6 AND lease_epoch = $7",
+        )
+        .bind(now.millis() + ttl_ms)
+        .bind(&claim.key.tenant.account_id)
+        .bind(&claim.key.tenant.region)
+        .bind(claim.key.sync_type.as_str())
+        .bind(claim.key.repository.as_key())
+        .bind(&claim.key.branch)
+        .bind(claim.epoch)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(lease_lost(&format!("branch {}", claim.key.branch)));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives a branch check up without finishing it (the worker is shutting down): the branch is
+    /// due again at once, for any replica; its unfinished repository sync is closed by the next
+    /// claim.
+    pub async fn release_branch(&self, claim: &ClaimedBranch) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE watched_branches SET lease_owner = NULL, lease_expires_at = NULL, next_check_at = 0 \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6",
+        )
+        .bind(&claim.key.tenant.account_id)
+        .bind(&claim.key.tenant.region)
+        .bind(claim.key.sync_type.as_str())
+        .bind(claim.key.repository.as_key())
+        .bind(&claim.key.branch)
+        .bind(claim.epoch)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Asks for an immediate check of one tenant's watched branches of `owner/repository` (its
+    /// repository links and Proton repositories), as a verified webhook does. A branch being checked right now gets a QUEUED
+    /// repository sync that runs when the current one ends. Answers how many branches were hit.
+    pub async fn trigger_branch(
+        &self,
+        tenant: &Tenant,
+        owner: &str,
+        repository: &str,
+        branch: &str,
+    ) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        // The repository's links and its Proton repositories (named `owner/repository`): a
+        // push to it concerns stack syncs and template and service syncs alike.
+        let mut repositories = Vec::new();
+        for r in sqlx::query(
+            "SELECT link_id FROM repository_links WHERE account_id = $1 AND region = $2 AND owner_id = $3 AND repository_name = $4",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(owner)
+        .bind(repository)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            repositories.push(RepositoryKey::Link(text(&r, "link_id")?));
+        }
+        for r in sqlx::query(
+            "SELECT provider, name FROM proton_repositories WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(format!("{owner}/{repository}"))
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            repositories.push(RepositoryKey::Proton {
+                provider: parsed(&r, "provider", ProtonProvider::parse)?,
+                name: text(&r, "name")?,
+            });
+        }
+        let mut rows = Vec::new();
+        for key in &repositories {
+            rows.extend(watched_rows(&mut tx, tenant, key, branch).await?);
+        }
+        self.queue_checks(tx, tenant, &rows, branch).await
+    }
+
+    /// Asks for an immediate check of one watched repository's branch (a Proton repository, or
+    /// a repository link), as `gitsync sync` does. Answers how many branch checks were hit.
+    pub async fn trigger_repository_branch(
+        &self,
+        tenant: &Tenant,
+        repository: &RepositoryKey,
+        branch: &str,
+    ) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let rows = watched_rows(&mut tx, tenant, repository, branch).await?;
+        self.queue_checks(tx, tenant, &rows, branch).await
+    }
+
+    /// Makes the watched branches in `rows` due now; one being checked gets a QUEUED attempt.
+    async fn queue_checks(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        tenant: &Tenant,
+        rows: &[AnyRow],
+        branch: &str,
+    ) -> Result<u64> {
+        let now = self.now().await?;
+        for row in rows {
+            let repository_key = text(row, "repository_key")?;
+            let sync_type = text(row, "sync_type")?;
+            let busy = opt_text(row, "lease_owner")?.is_some()
+                && opt_int(row, "lease_expires_at")?.is_some_and(|t| t >= now.millis());
+            let mut queued = opt_int(row, "queued_attempt_id")?;
+            if busy && queued.is_none() {
+                let id = sqlx::query(
+                    "INSERT INTO repository_sync_attempts (account_id, region, sync_type, repository_key, branch, status, started_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING attempt_id",
+                )
+                .bind(&tenant.account_id)
+                .bind(&tenant.region)
+                .bind(&sync_type)
+                .bind(&repository_key)
+                .bind(branch)
+                .bind(RepositorySyncStatus::Queued.as_str())
+                .bind(now.millis())
+                .fetch_one(&mut *tx)
+                .await?;
+                queued = Some(id.try_get::<i64, _>(0)?);
+            }
+            sqlx::query(
+                "UPDATE watched_branches SET next_check_at = 0, queued_attempt_id = $1 \
+                 WHERE account_id = $2 AND region = $3 AND sync_type = $4 AND repository_key = $5 AND branch = $6",
+            )
+            .bind(queued)
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(&sync_type)
+            .bind(&repository_key)
+            .bind(branch)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Makes the branches of links through a connection due now (after it was activated).
+    pub async fn check_connection_now(&self, tenant: &Tenant, connection_arn: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let links = sqlx::query(
+            "SELECT link_id FROM repository_links WHERE account_id = $1 AND region = $2 AND connection_arn = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(connection_arn)
+        .fetch_all(&mut *tx)
+        .await?;
+        for link in &links {
+            let key = RepositoryKey::Link(text(link, "link_id")?);
+            sqlx::query(
+                "UPDATE watched_branches SET next_check_at = 0, failures = 0 WHERE account_id = $1 AND region = $2 AND repository_key = $3",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(key.as_key())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes watched branches of a repository look again at their head (the proton-ops file
+    /// changed what they are read for).
+    pub async fn reevaluate_branches(
+        &self,
+        tenant: &Tenant,
+        sync_type: SyncType,
+        repository: &RepositoryKey,
+        branches: &[String],
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for branch in branches {
+            sqlx::query(
+                "UPDATE watched_branches SET synced_sha = NULL, next_check_at = 0 \
+                 WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(sync_type.as_str())
+            .bind(repository.as_key())
+            .bind(branch)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The commit a watched branch was last synced at, by whichever replica checked it.
+    pub async fn synced_head(
+        &self,
+        tenant: &Tenant,
+        sync_type: SyncType,
+        repository: &RepositoryKey,
+        branch: &str,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT synced_sha FROM watched_branches WHERE account_id = $1 AND region = $2 AND sync_type = $3 \
+             AND repository_key = $4 AND branch = $5",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(sync_type.as_str())
+        .bind(repository.as_key())
+        .bind(branch)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|r| opt_text(&r, "synced_sha"))
+            .transpose()?
+            .flatten())
+    }
+}
