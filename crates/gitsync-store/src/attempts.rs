@@ -2,7 +2,7 @@
 //! recorded while the lease holds, and closed in one fenced transaction with the sync's database
 //! effect, any blocker, and the status change written to the outbox.
 
-use crate::rows::{int, parsed, text};
+use crate::rows::{BindKey, int, parsed, text};
 use crate::rows::{lease_lost, revision_json};
 use crate::services::DeployedInstance;
 use crate::targets::{ClaimedTarget, TargetResult};
@@ -98,10 +98,7 @@ impl Store {
         let fence = sqlx::query(
             "SELECT lease_epoch FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4",
         )
-        .bind(&claim.tenant.account_id)
-        .bind(&claim.tenant.region)
-        .bind(claim.sync_type.as_str())
-        .bind(claim.target.key())
+        .bind_target(claim)
         .fetch_one(&mut *tx)
         .await?;
         if int(&fence, "lease_epoch")? != claim.epoch {
@@ -147,10 +144,7 @@ impl Store {
             "SELECT status FROM resource_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 \
              ORDER BY attempt_id DESC LIMIT 1",
         )
-        .bind(&claim.tenant.account_id)
-        .bind(&claim.tenant.region)
-        .bind(claim.sync_type.as_str())
-        .bind(claim.target.key())
+        .bind_target(claim)
         .fetch_optional(&mut *tx)
         .await?
         .map(|r| parsed(&r, "status", ResourceSyncStatus::parse))
@@ -163,10 +157,7 @@ impl Store {
             "INSERT INTO resource_sync_attempts (account_id, region, sync_type, target_key, target, status, initial_revision, target_revision, started_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING attempt_id",
         )
-        .bind(&claim.tenant.account_id)
-        .bind(&claim.tenant.region)
-        .bind(claim.sync_type.as_str())
-        .bind(claim.target.key())
+        .bind_target(claim)
         .bind(target.display_name())
         .bind(ResourceSyncStatus::InProgress.as_str())
         .bind(serde_json::to_string(&initial).map_err(StoreError::corrupt)?)
@@ -189,10 +180,7 @@ impl Store {
         )
         .bind(attempt_id)
         .bind(&claim.desired.sha)
-        .bind(&claim.tenant.account_id)
-        .bind(&claim.tenant.region)
-        .bind(claim.sync_type.as_str())
-        .bind(claim.target.key())
+        .bind_target(claim)
         .execute(&mut *tx)
         .await?;
         notify_status_change(
@@ -234,10 +222,7 @@ impl Store {
             "SELECT lease_epoch FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4"
         };
         let epoch: i64 = sqlx::query(sql)
-            .bind(&claim.tenant.account_id)
-            .bind(&claim.tenant.region)
-            .bind(claim.sync_type.as_str())
-            .bind(claim.target.key())
+            .bind_target(claim)
             .fetch_one(&mut **tx)
             .await?
             .try_get(0)?;
@@ -357,10 +342,7 @@ impl Store {
         .bind(result.failures)
         .bind(result.retry_at.map(|t| t.millis()).unwrap_or(0))
         .bind(attempted)
-        .bind(&claim.tenant.account_id)
-        .bind(&claim.tenant.region)
-        .bind(claim.sync_type.as_str())
-        .bind(claim.target.key())
+        .bind_target(claim)
         .bind(claim.epoch)
         .bind((result.succeeded && result.deployed).then(|| claim.desired.sha.clone()))
         .bind(result.deploy_failures)

@@ -9,7 +9,7 @@
 
 use crate::attempts::insert_event;
 use crate::rows::lease_lost;
-use crate::rows::{int, opt_int, opt_text, parsed, text};
+use crate::rows::{BindKey, int, opt_int, opt_text, parsed, text};
 use crate::status::RepositoryKey;
 use crate::{Backend, Result, Store};
 use gitsync_model::{
@@ -210,11 +210,7 @@ impl Store {
                 "SELECT 1 FROM watched_branches WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 \
                  AND branch = $5 AND next_check_at <= $6 AND (lease_owner IS NULL OR lease_expires_at < $6) FOR UPDATE SKIP LOCKED",
             )
-            .bind(&key.tenant.account_id)
-            .bind(&key.tenant.region)
-            .bind(key.sync_type.as_str())
-            .bind(key.repository.as_key())
-            .bind(&key.branch)
+            .bind_branch(key)
             .bind(now.millis())
             .fetch_optional(&mut *tx)
             .await?;
@@ -232,11 +228,7 @@ impl Store {
         )
         .bind(owner)
         .bind(now.millis() + ttl_ms)
-        .bind(&key.tenant.account_id)
-        .bind(&key.tenant.region)
-        .bind(key.sync_type.as_str())
-        .bind(key.repository.as_key())
-        .bind(&key.branch)
+        .bind_branch(key)
         .bind(now.millis())
         .fetch_optional(&mut *tx)
         .await?;
@@ -250,11 +242,7 @@ impl Store {
             "SELECT attempt_id FROM repository_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 \
              AND repository_key = $4 AND branch = $5 AND status IN ('INITIATED', 'IN_PROGRESS')",
         )
-        .bind(&key.tenant.account_id)
-        .bind(&key.tenant.region)
-        .bind(key.sync_type.as_str())
-        .bind(key.repository.as_key())
-        .bind(&key.branch)
+        .bind_branch(key)
         .fetch_all(&mut *tx)
         .await?;
         for orphan in orphans {
@@ -290,11 +278,7 @@ impl Store {
              WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6 \
              RETURNING queued_attempt_id",
         )
-        .bind(&claim.key.tenant.account_id)
-        .bind(&claim.key.tenant.region)
-        .bind(claim.key.sync_type.as_str())
-        .bind(claim.key.repository.as_key())
-        .bind(&claim.key.branch)
+        .bind_branch(&claim.key)
         .bind(claim.epoch)
         .fetch_optional(&mut *tx)
         .await?;
@@ -323,11 +307,7 @@ impl Store {
         .bind(result.failures)
         .bind(&result.last_error)
         .bind(result.next_check_at.millis())
-        .bind(&claim.key.tenant.account_id)
-        .bind(&claim.key.tenant.region)
-        .bind(claim.key.sync_type.as_str())
-        .bind(claim.key.repository.as_key())
-        .bind(&claim.key.branch)
+        .bind_branch(&claim.key)
         .bind(claim.epoch)
         .execute(&mut *tx)
         .await?;
@@ -351,11 +331,7 @@ impl Store {
              WHERE account_id = $2 AND region = $3 AND sync_type = $4 AND repository_key = $5 AND branch = $6 AND lease_epoch = $7",
         )
         .bind(now.millis() + ttl_ms)
-        .bind(&claim.key.tenant.account_id)
-        .bind(&claim.key.tenant.region)
-        .bind(claim.key.sync_type.as_str())
-        .bind(claim.key.repository.as_key())
-        .bind(&claim.key.branch)
+        .bind_branch(&claim.key)
         .bind(claim.epoch)
         .execute(&mut *tx)
         .await?;
@@ -375,11 +351,7 @@ impl Store {
             "UPDATE watched_branches SET lease_owner = NULL, lease_expires_at = NULL, next_check_at = 0 \
              WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6",
         )
-        .bind(&claim.key.tenant.account_id)
-        .bind(&claim.key.tenant.region)
-        .bind(claim.key.sync_type.as_str())
-        .bind(claim.key.repository.as_key())
-        .bind(&claim.key.branch)
+        .bind_branch(&claim.key)
         .bind(claim.epoch)
         .execute(&mut *tx)
         .await?;

@@ -67,3 +67,32 @@ pub(crate) fn revision_json(value: &str) -> Result<Revision> {
 pub(crate) fn lease_lost(what: &str) -> StoreError {
     StoreError::LeaseLost(format!("lease on {what} was lost to another worker"))
 }
+
+/// A query over the `Any` driver, as `sqlx::query` makes it.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds the keys of the engine's leased rows, written once: every statement on a watched branch
+/// or a sync target names its row with these consecutive parameters.
+pub(crate) trait BindKey {
+    /// account, region, sync type, repository key, branch.
+    fn bind_branch(self, key: &crate::BranchKey) -> Self;
+    /// account, region, sync type, target key.
+    fn bind_target(self, claim: &crate::ClaimedTarget) -> Self;
+}
+
+impl BindKey for AnyQuery<'_> {
+    fn bind_branch(self, key: &crate::BranchKey) -> Self {
+        self.bind(key.tenant.account_id.clone())
+            .bind(key.tenant.region.clone())
+            .bind(key.sync_type.as_str())
+            .bind(key.repository.as_key())
+            .bind(key.branch.clone())
+    }
+
+    fn bind_target(self, claim: &crate::ClaimedTarget) -> Self {
+        self.bind(claim.tenant.account_id.clone())
+            .bind(claim.tenant.region.clone())
+            .bind(claim.sync_type.as_str())
+            .bind(claim.target.key())
+    }
+}

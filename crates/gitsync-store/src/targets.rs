@@ -2,7 +2,7 @@
 //! by branch checks), what it watches, and its bookkeeping (failures, retries); claimed for a
 //! resource sync under a lease with a fencing epoch, like watched branches.
 
-use crate::rows::{int, opt_int, opt_text, parsed, text};
+use crate::rows::{BindKey, int, opt_int, opt_text, parsed, text};
 use crate::rows::{lease_lost, revision_json};
 use crate::status::RepositoryKey;
 use crate::{Backend, Result, Store, StoreError};
@@ -309,10 +309,7 @@ impl Store {
             "UPDATE sync_targets SET lease_expires_at = $1 WHERE account_id = $2 AND region = $3 AND sync_type = $4 AND target_key = $5 AND lease_epoch = $6",
         )
         .bind(now.millis() + ttl_ms)
-        .bind(&claim.tenant.account_id)
-        .bind(&claim.tenant.region)
-        .bind(claim.sync_type.as_str())
-        .bind(claim.target.key())
+        .bind_target(claim)
         .bind(claim.epoch)
         .execute(&mut *tx)
         .await?;
@@ -334,10 +331,7 @@ impl Store {
              running_attempt_id = CASE WHEN $6 = 1 THEN NULL ELSE running_attempt_id END \
              WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 AND lease_epoch = $5",
         )
-        .bind(&claim.tenant.account_id)
-        .bind(&claim.tenant.region)
-        .bind(claim.sync_type.as_str())
-        .bind(claim.target.key())
+        .bind_target(claim)
         .bind(claim.epoch)
         .bind(i64::from(how == Release::Settle))
         .execute(&mut *tx)
