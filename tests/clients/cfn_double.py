@@ -29,6 +29,9 @@ class RollbackDouble:
         # gitsync:sync-configuration) when the stack should count as one gitsync deployed.
         self.tags = {}
         self.polls_after_execute = 0
+        self.executed = False
+        # DescribeChangeSet polls that still see the change set being computed (CREATE_IN_PROGRESS).
+        self.computing_polls = 0
         # DescribeStacks polls that still see UPDATE_IN_PROGRESS after ExecuteChangeSet.
         self.settle_after = 1
         # The stack was created moments ago (its events are as recent as the update's): an
@@ -38,6 +41,7 @@ class RollbackDouble:
             ("c2", "AWS::CloudFormation::Stack", stack, "CREATE_COMPLETE", ""),
         ]
         self.requests = []
+        self.change_set_name, self.change_set_created = None, now()
         double = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,13 +86,28 @@ class RollbackDouble:
         if action == "GetTemplate":
             return 200, self.wrap(action, "<TemplateBody>Resources: {}</TemplateBody>")
         if action == "CreateChangeSet":
+            self.change_set_name, self.change_set_created = form.get("ChangeSetName"), now()
             return 200, self.wrap(action, f"<Id>{self.stack_id.replace(':stack/', ':changeSet/')}</Id><StackId>{self.stack_id}</StackId>")
         if action == "DescribeChangeSet":
-            return 200, self.wrap(action, f"""<ChangeSetName>{escape(form.get('ChangeSetName', ''))}</ChangeSetName>
-                <StackName>{self.stack}</StackName><Status>CREATE_COMPLETE</Status><ExecutionStatus>AVAILABLE</ExecutionStatus>
+            # As AWS reports it: AVAILABLE until executed, then in progress while the stack is,
+            # then complete or (rolled back) failed.
+            if not self.executed:
+                execution = "AVAILABLE"
+            elif self.status.endswith("_IN_PROGRESS"):
+                execution = "EXECUTE_IN_PROGRESS"
+            else:
+                execution = "EXECUTE_FAILED" if "ROLLBACK" in self.status else "EXECUTE_COMPLETE"
+            name = self.change_set_name or form.get("ChangeSetName", "")
+            computed = "CREATE_COMPLETE"
+            if self.computing_polls > 0:
+                self.computing_polls -= 1
+                computed = "CREATE_IN_PROGRESS"
+            return 200, self.wrap(action, f"""<ChangeSetName>{escape(name)}</ChangeSetName><CreationTime>{self.change_set_created}</CreationTime>
+                <StackName>{self.stack}</StackName><Status>{computed}</Status><ExecutionStatus>{execution}</ExecutionStatus>
                 <Changes><member><Type>Resource</Type><ResourceChange><Action>Modify</Action><LogicalResourceId>Queue</LogicalResourceId>
                 <ResourceType>AWS::SQS::Queue</ResourceType></ResourceChange></member></Changes>""")
         if action == "ExecuteChangeSet":
+            self.executed = True
             self.status = "UPDATE_IN_PROGRESS"
             self.events += [
                 ("e1", "AWS::CloudFormation::Stack", self.stack, "UPDATE_IN_PROGRESS", "User Initiated"),

@@ -360,6 +360,64 @@ def test_an_update_that_rolls_back_fails_with_the_failed_resource(git_http, tmp_
         double.stop()
 
 
+@pytest.mark.parametrize("killed", ["while the change set runs", "before the change set was executed"])
+def test_a_worker_that_takes_over_a_deployment_follows_its_change_set_instead_of_deploying_again(git_http, tmp_path, killed):
+    """The first server is killed after it created its change set, either while CloudFormation
+    runs it or before it was executed; the server that takes the attempt over follows that change
+    set to its end (executing it in the second case; here the update rolls back) and reports it,
+    instead of deploying the commit a second time."""
+    import os
+    import signal
+    from cfn_double import RollbackDouble
+    reason = "Resource handler returned message: \"Invalid value for VisibilityTimeout\" (HandlerErrorCode: InvalidRequest)"
+    double = RollbackDouble("resumed-stack", {"QueueName": "resumed", "Visibility": "30"}, reason)
+    double.settle_after = 6  # about 12 s in UPDATE_IN_PROGRESS
+    executed_first = killed == "while the change set runs"
+    if not executed_first:
+        double.computing_polls = 10  # the first server waits for the change set to be computed
+    args = ["--poll-interval", "1s", "--lease-ttl", "2s", "--cloudformation-endpoint", double.url]
+    first = Server([*args, "--replica-id", "first"], env=MOTO_KEYS).start()
+    second = None
+    try:
+        name = "resumed-running" if executed_first else "resumed-created"
+        repo = Repo(git_http.root, "octo", name, str(tmp_path / "work"))
+        sha = repo.commit({"deploy/stack.yaml": deployment("resumed", Visibility=99999), "infra/queue.yaml": TEMPLATE})
+        tenant = make_tenant(first)
+        first.cli("accounts", "set", tenant.account_id, "--trusted")
+        double.tags = {"gitsync:account": tenant.account_id, "gitsync:sync-configuration": "resumed-stack"}
+        stack = Stack(first, tenant, git_http.url, "octo", name, tmp_path)
+        stack.configure("resumed-stack")
+        if executed_first:
+            wait_for(lambda: double.executed, what="the change set executed")
+        else:
+            wait_for(lambda: "DescribeChangeSet" in double.actions(), what="the change set created")
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait()
+        second = Server([*args, "--replica-id", "second"], database_url=first.database_url, env=MOTO_KEYS)
+        second.data_dir = first.data_dir
+        second.log_path = os.path.join(first.data_dir, "server2.log")
+        second.start()
+        stack.tenant.server = second
+        stack.cc = stack.tenant.client("codeconnections")
+        s = stack.settled("resumed-stack", sha, status="FAILED")
+        events = [(e["Type"], e["Event"]) for e in s["LatestSync"]["Events"]]
+        assert events[0] == ("TAKEN_OVER", "The previous worker stopped; resumed by second"), events
+        following = [e for t, e in events if t == "DEPLOYMENT_PROGRESS" and e.startswith("Following change set")]
+        done = " and executed" if executed_first else "; executing it"
+        assert following == [f"Following change set {double.change_set_name}, which the previous worker created for "
+                             f"commit {sha}{done}"], events
+        assert events[-1] == ("DEPLOYMENT_FAILED", f"Stack UPDATE_ROLLBACK_COMPLETE: AWS::SQS::Queue Queue: {reason}"), events
+        assert ("DEPLOYMENT_PROGRESS", f"AWS::SQS::Queue Queue UPDATE_FAILED: {reason}") in events
+        # One deployment of the commit in all.
+        time.sleep(2)
+        assert double.actions().count("CreateChangeSet") == 1 and double.actions().count("ExecuteChangeSet") == 1, double.actions()
+    finally:
+        if second:
+            second.stop()
+        first.cleanup()
+        double.stop()
+
+
 def test_a_parameter_value_the_template_rejects_fails_before_cloudformation_is_called(git_http, tmp_path):
     """`Visibility` is a Number in the template: a deployment file giving `soon` fails at once,
     naming the parameter, and CloudFormation is never asked."""

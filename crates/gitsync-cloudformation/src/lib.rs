@@ -15,7 +15,8 @@ use aws_config::BehaviorVersion;
 use aws_sdk_cloudformation as cfn;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeSetStatus, ChangeSetType, OnStackFailure, Parameter, StackStatus, Tag,
+    Capability, ChangeSetStatus, ChangeSetType, ExecutionStatus, OnStackFailure, Parameter,
+    StackStatus, Tag,
 };
 use gitsync_deploy::cfn::{
     AppliedStack, DeployIdentity, OWNER_ACCOUNT_TAG, OWNER_CONFIGURATION_TAG, StackPlan,
@@ -367,6 +368,11 @@ impl Deployment<'_> {
     }
 
     async fn deploy(&mut self) -> DeployOutcome {
+        if let Some(started) = self.plan.started_change_set.clone()
+            && let Some(outcome) = self.resume(&started).await
+        {
+            return outcome;
+        }
         let name = self.plan.stack_name.clone();
         let existing = match self.stack().await {
             Ok(s) => s,
@@ -578,66 +584,104 @@ impl Deployment<'_> {
         );
         self.flush().await;
         let started = std::time::SystemTime::now();
+        self.run_change_set(
+            &change_set,
+            &change_set_name,
+            change_set_type,
+            false,
+            started,
+        )
+        .await
+    }
+
+    /// Follows a change set a previous worker created for this commit before it stopped:
+    /// executes it if it never was, waits for the stack either way, and reports how it ended.
+    /// `None` when there is nothing to follow (the change set is gone, obsolete, or could not be
+    /// computed): the commit is then deployed as if for the first time.
+    async fn resume(&mut self, change_set: &str) -> Option<DeployOutcome> {
+        let described = self.describe_change_set(change_set).await.ok()?;
+        let executed = match (described.status(), described.execution_status()) {
+            (Some(ChangeSetStatus::Failed), _) => return None,
+            (
+                _,
+                Some(
+                    ExecutionStatus::ExecuteInProgress
+                    | ExecutionStatus::ExecuteComplete
+                    | ExecutionStatus::ExecuteFailed,
+                ),
+            ) => true,
+            (_, Some(ExecutionStatus::Available | ExecutionStatus::Unavailable) | None) => false,
+            (_, Some(_)) => return None,
+        };
+        let name = described
+            .change_set_name()
+            .unwrap_or(change_set)
+            .to_string();
+        let change_set_type = match self.stack().await {
+            Ok(Some(d)) if d.status.as_str() == "REVIEW_IN_PROGRESS" => ChangeSetType::Create,
+            Ok(Some(_)) => ChangeSetType::Update,
+            Ok(None) | Err(_) => return None,
+        };
+        let started = described
+            .creation_time()
+            .and_then(|t| std::time::SystemTime::try_from(*t).ok())
+            .unwrap_or_else(std::time::SystemTime::now);
+        self.event(
+            EventType::DeploymentProgress,
+            format!(
+                "Following change set {name}, which the previous worker created for commit {}{}",
+                self.plan.commit,
+                if executed {
+                    " and executed"
+                } else {
+                    "; executing it"
+                }
+            ),
+            Some(change_set.to_string()),
+        );
+        self.flush().await;
+        Some(
+            self.run_change_set(change_set, &name, change_set_type, executed, started)
+                .await,
+        )
+    }
+
+    /// Takes a created change set to its end: waits until it is computed, executes it (unless
+    /// `executed`), waits for the stack to settle, copies the stack events it caused and says
+    /// how it ended.
+    async fn run_change_set(
+        &mut self,
+        change_set: &str,
+        change_set_name: &str,
+        change_set_type: ChangeSetType,
+        executed: bool,
+        started: std::time::SystemTime,
+    ) -> DeployOutcome {
+        let name = self.plan.stack_name.clone();
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
 
-        // Wait for the change set to be computed.
-        loop {
-            let described = match self
-                .client
-                .describe_change_set()
-                .change_set_name(&change_set)
-                .stack_name(&name)
-                .send()
-                .await
-            {
-                Ok(d) => d,
-                Err(e) => return self.fail(call_error("DescribeChangeSet", e)),
-            };
-            match described.status() {
-                Some(ChangeSetStatus::CreateComplete) => break,
-                Some(ChangeSetStatus::Failed) => {
-                    let reason = described
-                        .status_reason()
-                        .unwrap_or("no reason given")
-                        .to_string();
-                    if reason.contains("didn't contain changes") || reason.contains("No updates") {
-                        return self.no_changes(&change_set).await;
-                    }
-                    self.event(
-                        EventType::DeploymentFailed,
-                        format!("Change set {change_set_name} failed: {reason}"),
-                        Some(change_set.clone()),
-                    );
-                    return DeployOutcome::Failed;
-                }
-                _ => {}
-            }
-            if let Some(gave_up) = self
-                .pause(
-                    deadline,
-                    format!("Change set {change_set_name} was not ready"),
-                )
-                .await
-            {
-                return gave_up;
-            }
+        if !executed && let Some(ended) = self.computed(change_set, change_set_name, deadline).await
+        {
+            return ended;
         }
 
         // The stack's newest event before this deployment: copying stops there, so an update's
-        // attempt never repeats the stack's earlier history, however recent.
-        let before = if change_set_type == ChangeSetType::Update {
+        // attempt never repeats the stack's earlier history, however recent. (A change set the
+        // previous worker executed is bounded by its creation time and request token alone.)
+        let before = if change_set_type == ChangeSetType::Update && !executed {
             self.newest_event_id(&name).await
         } else {
             None
         };
-        if let Err(e) = self
-            .client
-            .execute_change_set()
-            .change_set_name(&change_set)
-            .stack_name(&name)
-            .client_request_token(&change_set_name)
-            .send()
-            .await
+        if !executed
+            && let Err(e) = self
+                .client
+                .execute_change_set()
+                .change_set_name(change_set)
+                .stack_name(&name)
+                .client_request_token(change_set_name)
+                .send()
+                .await
         {
             return self.fail(call_error("ExecuteChangeSet", e));
         }
@@ -665,7 +709,7 @@ impl Deployment<'_> {
             }
         };
         let first_failure = self
-            .copy_stack_events(&name, started, before.as_deref(), &change_set_name)
+            .copy_stack_events(&name, started, before.as_deref(), change_set_name)
             .await;
         if succeeded(&status) {
             self.event(
@@ -684,6 +728,50 @@ impl Deployment<'_> {
                 Some(stack_id),
             );
             DeployOutcome::Failed
+        }
+    }
+
+    /// Waits until a change set is computed: `None` when it is ready to execute, or how the
+    /// deployment ended (it failed, had nothing to change, or took too long).
+    async fn computed(
+        &mut self,
+        change_set: &str,
+        change_set_name: &str,
+        deadline: tokio::time::Instant,
+    ) -> Option<DeployOutcome> {
+        loop {
+            let described = match self.describe_change_set(change_set).await {
+                Ok(d) => d,
+                Err(e) => return Some(self.fail(e)),
+            };
+            match described.status() {
+                Some(ChangeSetStatus::CreateComplete) => return None,
+                Some(ChangeSetStatus::Failed) => {
+                    let reason = described
+                        .status_reason()
+                        .unwrap_or("no reason given")
+                        .to_string();
+                    if reason.contains("didn't contain changes") || reason.contains("No updates") {
+                        return Some(self.no_changes(change_set).await);
+                    }
+                    self.event(
+                        EventType::DeploymentFailed,
+                        format!("Change set {change_set_name} failed: {reason}"),
+                        Some(change_set.to_string()),
+                    );
+                    return Some(DeployOutcome::Failed);
+                }
+                _ => {}
+            }
+            if let Some(gave_up) = self
+                .pause(
+                    deadline,
+                    format!("Change set {change_set_name} was not ready"),
+                )
+                .await
+            {
+                return Some(gave_up);
+            }
         }
     }
 
@@ -757,6 +845,19 @@ impl Deployment<'_> {
             parameters: described.parameters.clone(),
             tags: described.tags.clone(),
         })
+    }
+
+    async fn describe_change_set(
+        &self,
+        change_set: &str,
+    ) -> Result<cfn::operation::describe_change_set::DescribeChangeSetOutput, CallError> {
+        self.client
+            .describe_change_set()
+            .change_set_name(change_set)
+            .stack_name(&self.plan.stack_name)
+            .send()
+            .await
+            .map_err(|e| call_error("DescribeChangeSet", e))
     }
 
     /// An empty change set: nothing to apply. It is deleted so change sets do not pile up.

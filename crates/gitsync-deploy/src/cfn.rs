@@ -130,6 +130,10 @@ pub struct StackPlan {
     /// Whose stack this is: its tags say so, and gitsync touches no stack tagged otherwise. Set
     /// by the engine.
     pub owner: Owner,
+    /// A change set a previous worker created for this commit before it stopped (its attempt
+    /// was taken over): the deployer follows it to its end, executing it if it never was,
+    /// instead of deploying the commit a second time. Set by the engine.
+    pub started_change_set: Option<String>,
 }
 
 /// The credentials a deployment runs with.
@@ -576,6 +580,7 @@ pub fn plan(
         previous: None,
         identity: DeployIdentity::Server,
         owner: Owner::default(),
+        started_change_set: None,
         effective_parameters: template
             .defaults
             .iter()

@@ -339,6 +339,23 @@ impl Engine {
         };
         // (Its plan carries no ownership tags; comparisons ignore gitsync's tags.)
         stack_plan.previous = previous;
+        // A worker that stopped while deploying this commit left its change set running (or
+        // created and not yet executed): follow it rather than deploy the commit again.
+        if let Some(abandoned) = claim.abandoned_attempt_id {
+            match self
+                .store
+                .started_change_set(&claim.tenant, abandoned)
+                .await
+            {
+                Ok(Some((commit, change_set))) if commit == *sha => {
+                    stack_plan.started_change_set = Some(change_set);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read what the previous worker started")
+                }
+            }
+        }
         let report = self.deployer.deploy(&stack_plan, progress).await;
         let events = report.events;
         let last = events.last().map(|e| e.event.clone()).unwrap_or_default();

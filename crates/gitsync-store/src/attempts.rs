@@ -10,7 +10,7 @@ use crate::templates::NewTemplateVersion;
 use crate::{Backend, Result, Store, StoreError};
 use gitsync_model::{
     BlockerScope, EventType, InstanceDeployment, ResourceSyncStatus, SyncEvent, SyncTarget,
-    TemplateType, TemplateVersion, Timestamp,
+    TemplateType, TemplateVersion, Tenant, Timestamp,
 };
 use sqlx::Row;
 
@@ -193,6 +193,32 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(attempt_id)
+    }
+
+    /// The change set an attempt started (the id of its last `DEPLOYMENT_STARTED` event) and the
+    /// commit the attempt was for; `None` when it started none.
+    pub async fn started_change_set(
+        &self,
+        tenant: &Tenant,
+        attempt_id: i64,
+    ) -> Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT a.target_revision, e.external_id FROM resource_sync_attempts a \
+             JOIN resource_sync_events e ON e.attempt_id = a.attempt_id \
+             WHERE a.account_id = $1 AND a.region = $2 AND a.attempt_id = $3 \
+             AND e.event_type = $4 AND e.external_id IS NOT NULL ORDER BY e.seq DESC LIMIT 1",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(attempt_id)
+        .bind(EventType::DeploymentStarted.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let revision = revision_json(&text(&r, "target_revision")?)?;
+            Ok((revision.sha, text(&r, "external_id")?))
+        })
+        .transpose()
     }
 
     /// Appends an event to a running attempt, if the lease is still held.
