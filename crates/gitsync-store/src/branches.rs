@@ -272,19 +272,40 @@ impl Store {
 
     /// Takes the QUEUED repository sync waiting on a branch, if any (it becomes the current one).
     pub async fn take_queued_attempt(&self, claim: &ClaimedBranch) -> Result<Option<i64>> {
+        // Read and cleared in one transaction (the row locked on PostgreSQL; SQLite's write lock
+        // is taken up front): a sync queued by a webhook after the claim, while git listed the
+        // remote, is taken here too, never cleared unseen and left QUEUED.
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query(
-            "UPDATE watched_branches SET queued_attempt_id = NULL \
-             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6 \
-             RETURNING queued_attempt_id",
-        )
+        let lock = if self.backend == Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT queued_attempt_id FROM watched_branches \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6{lock}"
+        )))
         .bind_branch(&claim.key)
         .bind(claim.epoch)
         .fetch_optional(&mut *tx)
         .await?;
+        // No row at this epoch: the lease was lost, and the check's own writes are refused.
+        let queued = match row {
+            Some(r) => opt_int(&r, "queued_attempt_id")?,
+            None => None,
+        };
+        if queued.is_some() {
+            sqlx::query(
+                "UPDATE watched_branches SET queued_attempt_id = NULL \
+                 WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6",
+            )
+            .bind_branch(&claim.key)
+            .bind(claim.epoch)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        // RETURNING gives the new (NULL) value on SQLite and PostgreSQL alike; the claim read the old one.
-        Ok(row.and(claim.queued_attempt_id))
+        Ok(queued)
     }
 
     /// Ends a branch check: records what was seen, schedules the next check, frees the lease.

@@ -1109,6 +1109,57 @@ async fn the_outbox_is_written_with_the_change_and_claimed_under_leases_on_postg
     db.drop_now().await;
 }
 
+/// A webhook that queues a repository sync while a branch check holds the branch (listing the
+/// remote) hands it to that check: it is taken, never cleared unseen and left QUEUED.
+async fn queued_during_a_check(store: Store) {
+    let a = tenant("111111111111");
+    let l = link(&store, &a, "queued").await;
+    store
+        .create_sync_configuration(&a, &stack_spec(&l, "web", "main"))
+        .await
+        .unwrap();
+    let now = store.now().await.unwrap();
+    let key = store
+        .due_branches(now, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.tenant == a)
+        .unwrap();
+    let claim = store
+        .claim_branch(&key, "w", now, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.queued_attempt_id, None);
+    let repository = RepositoryKey::Link(l.id.clone());
+    assert_eq!(
+        store
+            .trigger_repository_branch(&a, &repository, "main")
+            .await
+            .unwrap(),
+        1
+    );
+    let taken = store.take_queued_attempt(&claim).await.unwrap();
+    assert!(taken.is_some(), "the sync queued during the check is taken");
+    assert_eq!(store.take_queued_attempt(&claim).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_sync_queued_during_a_check_is_taken_by_it_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    queued_during_a_check(store).await;
+}
+
+#[tokio::test]
+async fn a_sync_queued_during_a_check_is_taken_by_it_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    queued_during_a_check(db.store.clone()).await;
+    db.drop_now().await;
+}
+
 #[tokio::test]
 async fn effects_are_fenced_and_atomic_on_sqlite() {
     let (store, _dir) = sqlite(Limits::default()).await;
