@@ -249,7 +249,7 @@ impl Store {
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        page(rows, limit, connection_from, |c| c.id.clone())
+        Page::from_rows(rows, limit, connection_from, |c| c.id.clone())
     }
 
     pub async fn delete_connection(&self, tenant: &Tenant, arn: &str) -> Result<()> {
@@ -406,7 +406,7 @@ impl Store {
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        page(rows, limit, host_from, |h| {
+        Page::from_rows(rows, limit, host_from, |h| {
             h.arn.rsplit('/').next().unwrap_or_default().to_string()
         })
     }
@@ -618,7 +618,7 @@ impl Store {
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        page(rows, limit, link_from, |l| l.id.clone())
+        Page::from_rows(rows, limit, link_from, |l| l.id.clone())
     }
 
     pub async fn update_repository_link(
@@ -943,7 +943,7 @@ impl Store {
             .bind(limit as i64 + 1)
             .fetch_all(&self.pool)
             .await?;
-        page(rows, limit, sync_config_from, |c| c.resource_name.clone())
+        Page::from_rows(rows, limit, sync_config_from, |c| c.resource_name.clone())
     }
 }
 
@@ -984,21 +984,4 @@ pub(crate) async fn reevaluate_branch(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// Cuts `limit + 1` fetched rows into a page; the extra row only says that there is more.
-pub(crate) fn page<T>(
-    rows: Vec<AnyRow>,
-    limit: usize,
-    decode: fn(&AnyRow) -> Result<T>,
-    key: fn(&T) -> String,
-) -> Result<Page<T>> {
-    let more = rows.len() > limit;
-    let items = rows
-        .iter()
-        .take(limit)
-        .map(decode)
-        .collect::<Result<Vec<_>>>()?;
-    let next = if more { items.last().map(key) } else { None };
-    Ok(Page { items, next })
 }

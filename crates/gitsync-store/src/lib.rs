@@ -80,6 +80,34 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// Cuts a listing sorted by `key`, fetched with one item more than `limit`, into a page: the
+    /// extra item only says that there is more, and the last item's key is where to go on.
+    pub(crate) fn cut(items: Vec<T>, limit: usize, key: fn(&T) -> String) -> Page<T> {
+        let more = items.len() > limit;
+        let items: Vec<T> = items.into_iter().take(limit).collect();
+        let next = if more { items.last().map(key) } else { None };
+        Page { items, next }
+    }
+
+    /// [`Page::cut`] of database rows, decoding only those on the page.
+    pub(crate) fn from_rows(
+        rows: Vec<sqlx::any::AnyRow>,
+        limit: usize,
+        decode: fn(&sqlx::any::AnyRow) -> Result<T>,
+        key: fn(&T) -> String,
+    ) -> Result<Page<T>> {
+        let more = rows.len() > limit;
+        let items = rows
+            .iter()
+            .take(limit)
+            .map(decode)
+            .collect::<Result<Vec<_>>>()?;
+        let next = if more { items.last().map(key) } else { None };
+        Ok(Page { items, next })
+    }
+}
+
 /// The gitsync database.
 #[derive(Clone)]
 pub struct Store {

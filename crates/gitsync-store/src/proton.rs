@@ -1,6 +1,6 @@
 //! Proton's repositories and its template and service sync configurations.
 
-use crate::connections::{connections_resource_id, page};
+use crate::connections::connections_resource_id;
 use crate::rows::{opt_text, parsed, text};
 use crate::tags::{delete_tags, insert_tags};
 use crate::{Page, Result, Store, StoreError};
@@ -179,7 +179,7 @@ impl Store {
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        page(rows, limit, repository_from, |r| r.arn.clone())
+        Page::from_rows(rows, limit, repository_from, |r| r.arn.clone())
     }
 
     pub async fn delete_proton_repository(

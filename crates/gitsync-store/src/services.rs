@@ -344,7 +344,7 @@ impl Store {
                 items.push(e);
             }
         }
-        Ok(paged(items, limit, |e| e.name.clone()))
+        Ok(Page::cut(items, limit, |e| e.name.clone()))
     }
 
     /// Changes an environment's description and roles and, with `deploy` (template version,
@@ -530,7 +530,7 @@ impl Store {
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        crate::connections::page(rows, limit, service_from, |s| s.name.clone())
+        Page::from_rows(rows, limit, service_from, |s| s.name.clone())
     }
 
     /// Changes a service's description or spec, deploys the instances the new spec adds and
@@ -753,14 +753,6 @@ impl Store {
         tx.commit().await?;
         Ok(changed)
     }
-}
-
-/// Pages an in-memory listing sorted by `key`.
-fn paged<T>(items: Vec<T>, limit: usize, key: fn(&T) -> String) -> Page<T> {
-    let more = items.len() > limit;
-    let items: Vec<T> = items.into_iter().take(limit).collect();
-    let next = if more { items.last().map(key) } else { None };
-    Page { items, next }
 }
 
 async fn has_service_sync(

@@ -1,7 +1,6 @@
 //! Proton's template registry: environment and service templates and their `major.minor`
 //! versions, with the bundle each version was registered from.
 
-use crate::connections::page;
 use crate::rows::{int, opt_text, parsed, text};
 use crate::tags::{delete_tags, insert_tags};
 use crate::{Page, Result, Store, StoreError};
@@ -283,7 +282,7 @@ impl Store {
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut page = page(rows, limit, template_from, |t| t.name.clone())?;
+        let mut page = Page::from_rows(rows, limit, template_from, |t| t.name.clone())?;
         let mut items = Vec::with_capacity(page.items.len());
         for t in page.items {
             items.push(self.with_recommendation(tenant, t).await?);
@@ -437,7 +436,7 @@ impl Store {
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut page = page(rows, limit, version_from, version_key)?;
+        let mut page = Page::from_rows(rows, limit, version_from, version_key)?;
         let mut items = Vec::with_capacity(page.items.len());
         for v in page.items {
             items.push(self.version_with_recommendation(tenant, v).await?);
