@@ -315,3 +315,48 @@ def test_service_templates_with_two_majors(engine, git_http, tmp_path):
     s = wait_for(failed, what="api:1 FAILED")
     assert "svc/api/v1/.template-registration.yaml: compatible_environments must list" in s["events"][-1]["event"]
     assert [v["minorVersion"] for v in proton.list_service_template_versions(templateName="api", majorVersion="1")["templateVersions"]] == ["0"]
+
+
+def fixture_bundle(template, root):
+    """The files of tests/fixtures/proton/<template>/v1, placed under `root`/v1."""
+    import os
+    base = os.path.join(os.path.dirname(__file__), "..", "fixtures", "proton", template, "v1")
+    files = {}
+    for dirpath, _, names in os.walk(base):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            files[f"{root}/v1/{os.path.relpath(path, base)}"] = open(path).read()
+    return files
+
+
+def test_jinja_templates_in_the_style_of_protons_samples_register(engine, git_http, tmp_path):
+    """Proton's infrastructure files are Jinja: `{% if %}` and `{% for %}` lines make them YAML
+    only once rendered. Template sync renders each with stand-ins and registers them; a template
+    that uses an input its schema does not define fails, naming the file and line."""
+    repo, tenant, proton = setup(engine, git_http, tmp_path, "samples")
+    files = {**fixture_bundle("vpc-env", "templates/vpc-env"), **fixture_bundle("fargate-svc", "templates/fargate-svc"),
+             **fixture_bundle("lambda-svc", "templates/lambda-svc")}
+    sha = repo.commit(files)
+    proton.create_environment_template(name="vpc-env")
+    proton.create_service_template(name="fargate-svc")
+    proton.create_service_template(name="lambda-svc")
+    for name, kind in (("vpc-env", "ENVIRONMENT"), ("fargate-svc", "SERVICE"), ("lambda-svc", "SERVICE")):
+        proton.create_template_sync_config(templateName=name, templateType=kind, repositoryName="octo/samples",
+                                           repositoryProvider="GITHUB_ENTERPRISE", branch="main", subdirectory="templates")
+    for name, kind in (("vpc-env", "ENVIRONMENT"), ("fargate-svc", "SERVICE"), ("lambda-svc", "SERVICE")):
+        s = wait_for(lambda: (lambda l: l if l and l["status"] in ("SUCCEEDED", "FAILED") else None)(
+            proton.get_template_sync_status(templateName=name, templateType=kind, templateVersion="1").get("latestSync")),
+            what=f"{name} registered")
+        assert s["status"] == "SUCCEEDED", s["events"]
+    fargate = proton.get_service_template_version(templateName="fargate-svc", majorVersion="1", minorVersion="0")["serviceTemplateVersion"]
+    # `.compatible-envs`, the older registration file of Proton's samples, names the environments.
+    assert fargate["compatibleEnvironmentTemplates"] == [{"templateName": "vpc-env", "majorVersion": "1"}]
+    # A typo in an input's name fails at registration, naming the file and line.
+    broken = files["templates/vpc-env/v1/infrastructure/cloudformation.yaml"].replace(
+        "environment.inputs.vpc_cidr", "environment.inputs.vpc_cdir")
+    bad = repo.commit({"templates/vpc-env/v1/infrastructure/cloudformation.yaml": broken})
+    failed = settled(proton, "vpc-env", 1, bad, state="FAILED")
+    messages = [e["event"] for e in failed["latestSync"]["events"] if e["type"] == "VALIDATION_FAILED"]
+    assert messages == ["templates/vpc-env/v1/infrastructure/cloudformation.yaml:7: undefined value: "
+                        "`environment.inputs.vpc_cdir` is undefined"], failed["latestSync"]["events"]
+    assert sha != bad

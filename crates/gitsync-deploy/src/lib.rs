@@ -7,6 +7,7 @@
 
 pub mod cfn;
 pub mod proton;
+pub mod render;
 pub mod spec;
 
 use gitsync_model::{EventType, SyncEvent, Tenant};

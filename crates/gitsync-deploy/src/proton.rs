@@ -3,7 +3,11 @@
 //! Environment templates: `schema/schema.yaml` and `infrastructure/manifest.yaml` plus the files
 //! the manifest names. Service templates: `schema/schema.yaml`, `instance_infrastructure/manifest.yaml`
 //! (+ the files it names), optionally `pipeline_infrastructure/`, and `.template-registration.yaml`
-//! with `compatible_environments`. Every problem names the file and the rule.
+//! with `compatible_environments` (or the older `.compatible-envs`, one `name:major` a line, as
+//! Proton's sample templates have it). Infrastructure files are Jinja templates: each must render
+//! with the schema's defaults and stand-ins for the inputs without one (outputs of other
+//! resources as placeholders), and the result must be YAML. Every problem names the file and the
+//! rule.
 
 use serde_norway::Value;
 use std::collections::BTreeMap;
@@ -161,10 +165,22 @@ pub fn check_bundle(
             }
         }
     }
+    let contexts = schema_text
+        .as_deref()
+        .map(|schema| StandIns::new(family, schema));
     for (path, bytes) in files {
-        if (path.ends_with(".yaml") || path.ends_with(".yml"))
+        let dir = path.split('/').next().unwrap_or_default();
+        let is_template = (dir == infrastructure || dir == "pipeline_infrastructure")
+            && !path.ends_with("manifest.yaml");
+        if is_template {
+            // Checked only once the schema can be read: the stand-ins come from it.
+            if let Some(contexts) = &contexts {
+                check_template(path, bytes, contexts.for_dir(dir), &mut problems);
+            }
+        } else if (path.ends_with(".yaml") || path.ends_with(".yml"))
             && !path.ends_with("manifest.yaml")
             && path != "schema/schema.yaml"
+            && path != ".template-registration.yaml"
         {
             yaml(path, bytes, &mut problems);
         }
@@ -173,7 +189,24 @@ pub fn check_bundle(
     let mut supported_component_sources = Vec::new();
     if family == Family::Service {
         match files.get(".template-registration.yaml") {
-            None => problems.push(".template-registration.yaml: missing; service templates must list compatible_environments".into()),
+            None if files.contains_key(".compatible-envs") => {
+                let text = String::from_utf8_lossy(&files[".compatible-envs"]);
+                for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                    match line.split_once(':') {
+                        Some((name, major)) if !name.is_empty() && major.parse::<u64>().is_ok() => {
+                            compatible_environments.push((name.to_string(), major.to_string()))
+                        }
+                        _ => problems.push(format!(
+                            ".compatible-envs: line '{}' must be <environment template>:<major>",
+                            line.chars().take(100).collect::<String>()
+                        )),
+                    }
+                }
+                if compatible_environments.is_empty() && problems.is_empty() {
+                    problems.push(".compatible-envs: must list at least one <template>:<major>".into());
+                }
+            }
+            None => problems.push(".template-registration.yaml: missing; service templates must list compatible_environments (or .compatible-envs)".into()),
             Some(bytes) => {
                 if let Some(doc) = yaml(".template-registration.yaml", bytes, &mut problems) {
                     match doc.get("compatible_environments").and_then(Value::as_sequence) {
@@ -214,6 +247,151 @@ pub fn check_bundle(
             supported_component_sources,
         }),
         _ => Err(problems),
+    }
+}
+
+/// Renders the templates one directory of a bundle (`infrastructure`, `instance_infrastructure`,
+/// `pipeline_infrastructure`) holds, in the order its manifest names them (`*`: every file but the
+/// manifest): each file's path and text. Every file that fails is a problem naming it.
+pub fn render_dir(
+    files: &BTreeMap<String, Vec<u8>>,
+    dir: &str,
+    context: &serde_json::Value,
+    mode: crate::render::Mode,
+) -> Result<Vec<(String, String)>, Vec<String>> {
+    let mut problems = Vec::new();
+    let manifest = format!("{dir}/manifest.yaml");
+    let Some(doc) = files
+        .get(&manifest)
+        .and_then(|bytes| yaml(&manifest, bytes, &mut problems))
+    else {
+        problems.push(format!("{manifest}: missing"));
+        return Err(problems);
+    };
+    let named = manifest_files(&manifest, &doc, &mut problems);
+    let paths: Vec<String> = if named.iter().any(|f| f == "*") {
+        files
+            .keys()
+            .filter(|p| p.starts_with(&format!("{dir}/")) && **p != manifest)
+            .cloned()
+            .collect()
+    } else {
+        named.iter().map(|f| format!("{dir}/{f}")).collect()
+    };
+    let mut rendered = Vec::new();
+    for path in paths {
+        let Some(bytes) = files.get(&path) else {
+            problems.push(format!(
+                "{manifest}: names {path}, which is not in the bundle"
+            ));
+            continue;
+        };
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            problems.push(format!("{path}: is not UTF-8 text"));
+            continue;
+        };
+        match crate::render::render(&path, text, context, mode) {
+            Ok(out) => rendered.push((path, out)),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if problems.is_empty() {
+        Ok(rendered)
+    } else {
+        Err(problems)
+    }
+}
+
+/// What a bundle's templates are rendered with when it is registered: stand-ins for every
+/// input, placeholders for outputs, a one-instance `service_instances` list for a pipeline.
+struct StandIns {
+    infrastructure: serde_json::Value,
+    pipeline: serde_json::Value,
+}
+
+impl StandIns {
+    fn new(family: Family, schema: &str) -> StandIns {
+        use crate::render::{
+            PipelineInstance, PipelineService, environment_context, instance_context,
+            pipeline_context,
+        };
+        use crate::spec::{InputKind, Schema};
+        let inputs = |kind| {
+            Schema::parse(schema, kind)
+                .map(|s| s.stand_ins())
+                .unwrap_or_else(|_| serde_json::json!({}))
+        };
+        let nothing = serde_json::json!({});
+        match family {
+            Family::Environment => StandIns {
+                infrastructure: environment_context("environment", &inputs(InputKind::Environment)),
+                pipeline: serde_json::Value::Null,
+            },
+            Family::Service => {
+                let instance = inputs(InputKind::ServiceInstance);
+                StandIns {
+                    infrastructure: instance_context(
+                        "service",
+                        "instance",
+                        &instance,
+                        "environment",
+                        &nothing,
+                        "123456789012",
+                    ),
+                    pipeline: pipeline_context(
+                        &PipelineService {
+                            name: "service".into(),
+                            branch_name: "main".into(),
+                            repository_connection_arn:
+                                "arn:aws:codeconnections:us-east-1:123456789012:connection/example"
+                                    .into(),
+                            repository_id: "owner/repository".into(),
+                        },
+                        &inputs(InputKind::Pipeline),
+                        &[PipelineInstance {
+                            name: "instance".into(),
+                            inputs: instance,
+                            outputs: nothing.clone(),
+                            environment: "environment".into(),
+                            environment_outputs: nothing.clone(),
+                            account_id: "123456789012".into(),
+                        }],
+                    ),
+                }
+            }
+        }
+    }
+
+    fn for_dir(&self, dir: &str) -> &serde_json::Value {
+        if dir == "pipeline_infrastructure" {
+            &self.pipeline
+        } else {
+            &self.infrastructure
+        }
+    }
+}
+
+/// An infrastructure file must render with the stand-ins, to YAML.
+fn check_template(
+    path: &str,
+    bytes: &[u8],
+    context: &serde_json::Value,
+    problems: &mut Vec<String>,
+) {
+    use crate::render::{Mode, render};
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        problems.push(format!("{path}: is not UTF-8 text"));
+        return;
+    };
+    match render(path, text, context, Mode::Check) {
+        Ok(rendered) => {
+            if let Err(e) = serde_norway::from_str::<Value>(&rendered) {
+                problems.push(format!(
+                    "{path}: renders to text that is not valid YAML: {e}"
+                ));
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
     }
 }
 
@@ -268,6 +446,78 @@ mod tests {
             problems
                 .iter()
                 .any(|p| p.starts_with("infrastructure/manifest.yaml: missing"))
+        );
+    }
+
+    /// Proton's samples put Jinja blocks on lines of their own: not YAML before rendering.
+    #[test]
+    fn infrastructure_files_are_jinja_rendered_with_stand_ins() {
+        let mut files = env_bundle();
+        files.insert(
+            "schema/schema.yaml".into(),
+            b"schema:\n  format:\n    openapi: \"3.0.0\"\n  environment_input_type: \"Env\"\n  types:\n    Env:\n      type: object\n      properties:\n        cidr:\n          type: string\n          default: 10.0.0.0/16\n        subnets:\n          type: number\n        public:\n          type: boolean\n      required: [subnets]\n".to_vec(),
+        );
+        files.insert(
+            "infrastructure/cloudformation.yaml".into(),
+            b"Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: {{ environment.inputs.cidr }}\n{% if environment.inputs.public %}\n  Gateway:\n    Type: AWS::EC2::InternetGateway\n{% endif %}\n{% for i in range(environment.inputs.subnets | int) %}\n  Subnet{{ loop.index }}:\n    Type: AWS::EC2::Subnet\n{% endfor %}\n".to_vec(),
+        );
+        let checked = check_bundle(Family::Environment, &files);
+        assert!(checked.is_ok(), "{checked:?}");
+        // A typo in an input's name is caught at registration, naming the file and line.
+        files.insert(
+            "infrastructure/cloudformation.yaml".into(),
+            b"Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: {{ environment.inputs.cdir }}\n".to_vec(),
+        );
+        let problems = check_bundle(Family::Environment, &files).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("infrastructure/cloudformation.yaml:5: "),
+            "{problems:?}"
+        );
+        // Rendering to something that is not YAML is refused.
+        files.insert(
+            "infrastructure/cloudformation.yaml".into(),
+            b"Resources: [{{ environment.inputs.cidr }}\n".to_vec(),
+        );
+        let problems = check_bundle(Family::Environment, &files).unwrap_err();
+        assert!(
+            problems[0].contains("renders to text that is not valid YAML"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn service_templates_render_instances_and_pipelines_and_may_use_compatible_envs() {
+        let mut files = BTreeMap::new();
+        files.insert(
+            "schema/schema.yaml".into(),
+            b"schema:\n  format:\n    openapi: \"3.0.0\"\n  service_input_type: \"Svc\"\n  pipeline_input_type: \"Pipe\"\n  types:\n    Svc:\n      type: object\n      properties:\n        port:\n          type: number\n          default: 80\n    Pipe:\n      type: object\n      properties:\n        unit_test_command:\n          type: string\n      required: [unit_test_command]\n".to_vec(),
+        );
+        let manifest = b"infrastructure:\n  templates:\n    - file: cloudformation.yaml\n      rendering_engine: jinja\n      template_language: cloudformation\n".to_vec();
+        files.insert(
+            "instance_infrastructure/manifest.yaml".into(),
+            manifest.clone(),
+        );
+        files.insert(
+            "instance_infrastructure/cloudformation.yaml".into(),
+            b"Resources:\n  Service:\n    Type: AWS::ECS::Service\n    Properties:\n      Cluster: {{ environment.outputs.ClusterName }}\n      ServiceName: {{ service.name }}-{{ service_instance.name }}-{{ service_instance.inputs.port }}\n".to_vec(),
+        );
+        files.insert("pipeline_infrastructure/manifest.yaml".into(), manifest);
+        files.insert(
+            "pipeline_infrastructure/cloudformation.yaml".into(),
+            b"Resources:\n  Build:\n    Type: AWS::CodeBuild::Project\n    Properties:\n      Description: \"{{ pipeline.inputs.unit_test_command }}\"\n{% for i in service_instances %}\n  Deploy{{ loop.index }}:\n    Type: AWS::CodeBuild::Project\n    Properties:\n      Name: {{ i.name }}-{{ i.environment.outputs.ClusterName }}\n{% endfor %}\n".to_vec(),
+        );
+        files.insert(".compatible-envs".into(), b"vpc:1\nnet:2\n".to_vec());
+        let bundle = check_bundle(Family::Service, &files).unwrap();
+        assert_eq!(
+            bundle.compatible_environments,
+            [("vpc".into(), "1".into()), ("net".into(), "2".into())]
+        );
+        files.insert(".compatible-envs".into(), b"vpc\n".to_vec());
+        let problems = check_bundle(Family::Service, &files).unwrap_err();
+        assert_eq!(
+            problems,
+            [".compatible-envs: line 'vpc' must be <environment template>:<major>"]
         );
     }
 

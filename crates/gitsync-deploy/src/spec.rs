@@ -32,6 +32,8 @@ pub struct Schema {
 pub enum InputKind {
     Environment,
     ServiceInstance,
+    /// A service's pipeline (`schema.pipeline_input_type`).
+    Pipeline,
 }
 
 impl InputKind {
@@ -39,6 +41,7 @@ impl InputKind {
         match self {
             InputKind::Environment => "environment_input_type",
             InputKind::ServiceInstance => "service_input_type",
+            InputKind::Pipeline => "pipeline_input_type",
         }
     }
 }
@@ -101,6 +104,54 @@ impl Schema {
                 .into_iter()
                 .map(|p| format!("{subject}: {p}"))
                 .collect())
+        }
+    }
+
+    /// Inputs to render a template with before any resource uses it: every default, and a
+    /// stand-in of the right type for each required input without one (the first allowed value,
+    /// the minimum, `"example"`, `false`, an empty list or a mapping of its own stand-ins).
+    pub fn stand_ins(&self) -> Value {
+        let root = Value::Object(
+            [("$ref".to_string(), Value::String(self.input_type.clone()))]
+                .into_iter()
+                .collect(),
+        );
+        let given = self.stand_in(&root, 0);
+        self.check("stand-ins", Some(&given)).unwrap_or(given)
+    }
+
+    fn stand_in(&self, schema: &Value, depth: usize) -> Value {
+        let Ok(schema) = self.resolve(schema, depth) else {
+            return Value::Null;
+        };
+        if let Some(first) = schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .and_then(|o| o.first())
+        {
+            return first.clone();
+        }
+        match schema.get("type").and_then(Value::as_str) {
+            Some("string") => Value::String("example".into()),
+            Some("number" | "integer") => {
+                Value::from(number(schema, "minimum").map_or(1, |m| m.ceil() as i64))
+            }
+            Some("boolean") => Value::Bool(false),
+            Some("array") => Value::Array(Vec::new()),
+            _ if depth >= MAX_DEPTH => Value::Object(Map::new()),
+            _ => {
+                let properties = schema.get("properties").and_then(Value::as_object);
+                let required = schema.get("required").and_then(Value::as_array);
+                let mut out = Map::new();
+                for name in required.into_iter().flatten().filter_map(Value::as_str) {
+                    let property = properties.and_then(|p| p.get(name));
+                    if property.is_some_and(|p| p.get("default").is_none()) {
+                        let value = self.stand_in(property.unwrap_or(&Value::Null), depth + 1);
+                        out.insert(name.to_string(), value);
+                    }
+                }
+                Value::Object(out)
+            }
         }
     }
 

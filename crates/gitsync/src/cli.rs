@@ -46,6 +46,10 @@ pub enum Command {
     /// a sync's status (started, succeeded, failed), signed with their secret.
     #[command(subcommand)]
     Notifications(NotificationsCommand),
+    /// Work with AWS Proton templates without a server: render a template version as gitsync
+    /// will deploy it, to check templates before pushing them.
+    #[command(subcommand)]
+    Proton(ProtonCommand),
     /// Copy an installation's whole database (configuration, keys, history) into another, for
     /// example from the embedded SQLite file to PostgreSQL. Stop the server first; the target must
     /// be empty, and the server on it must use the same master key.
@@ -164,6 +168,51 @@ pub enum WebhooksCommand {
         secret_file: PathBuf,
         #[command(flatten)]
         state: StateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProtonCommand {
+    /// Render a template version's infrastructure files with a spec and print the
+    /// CloudFormation: an environment (the bundle has infrastructure/), a service instance
+    /// (instance_infrastructure/; --instance picks one of the spec's instances), or a service's
+    /// pipeline (--pipeline). Inputs are checked against the schema and its defaults filled in,
+    /// as a deployment does; an undefined value fails naming the file and line.
+    Render {
+        /// The template version's directory (the one holding schema/schema.yaml), e.g.
+        /// templates/vpc/v1.
+        bundle_dir: PathBuf,
+        /// An environment spec (proton: EnvironmentSpec) or a service spec (proton: ServiceSpec).
+        #[arg(long, value_name = "FILE")]
+        spec: PathBuf,
+        /// The service instance to render (needed when the spec lists several).
+        #[arg(long, value_name = "NAME", conflicts_with = "pipeline")]
+        instance: Option<String>,
+        /// Render the service's pipeline (pipeline_infrastructure/) for every instance of the spec.
+        #[arg(long)]
+        pipeline: bool,
+        /// The environment's outputs, a JSON map ({"VpcId": "vpc-123"}): environment.outputs.*.
+        #[arg(long, value_name = "FILE")]
+        environment_outputs: Option<PathBuf>,
+        /// For a pipeline, the instances' outputs, a JSON map by instance name
+        /// ({"dev": {"ServiceName": "web-dev"}}).
+        #[arg(long, value_name = "FILE")]
+        instance_outputs: Option<PathBuf>,
+        /// The environment's account (service_instance.environment.account_id).
+        #[arg(long, value_name = "ID", default_value = "000000000000")]
+        account_id: String,
+        /// The environment's or service's name (default: the template's directory name).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// A pipeline's service.branch_name.
+        #[arg(long, value_name = "BRANCH", default_value = "main")]
+        branch: String,
+        /// A pipeline's service.repository_id (owner/repository).
+        #[arg(long, value_name = "ID", default_value = "")]
+        repository_id: String,
+        /// A pipeline's service.repository_connection_arn.
+        #[arg(long, value_name = "ARN", default_value = "")]
+        repository_connection_arn: String,
     },
 }
 
