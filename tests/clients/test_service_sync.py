@@ -19,6 +19,9 @@ from gitserver import GitHttpServer, Repo
 from test_engine import engine, wait_for  # noqa: F401  (the module's server fixture)
 
 HERE = os.path.dirname(__file__)
+# Until gitsync provisions Proton resources, every deployment says that nothing was deployed.
+RECORDED_ONLY = ("recorded only: gitsync does not provision Proton environments, service instances or pipelines yet; "
+                 "no stack was created or changed")
 PROVIDER = "GITHUB_ENTERPRISE"
 
 ENV_SCHEMA = """schema:
@@ -165,6 +168,7 @@ def test_service_sync_story(engine, git_http, tmp_path):
     staging = proton.create_environment(name="staging", templateName="net", templateMajorVersion="1",
                                         spec="proton: EnvironmentSpec\nspec:\n  vpc_cidr: 10.1.0.0/16\n")["environment"]
     assert staging["templateMinorVersion"] == "0" and staging["deploymentStatus"] == "SUCCEEDED"
+    assert staging["deploymentStatusMessage"] == RECORDED_ONLY
     proton.create_environment(name="production", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
 
     # The service starts without instances; service sync creates them.
@@ -181,11 +185,12 @@ def test_service_sync_story(engine, git_http, tmp_path):
                                            "repositoryProvider": PROVIDER, "sha": main}
     assert [e["type"] for e in prod_status["latestSync"]["events"]] == ["SYNC_STARTED", "DEPLOYMENT_STARTED", "DEPLOYMENT_SUCCEEDED"]
     assert prod_status["latestSync"]["events"][-1]["event"] == \
-        "Service instance prod of service api created with service template web 1.0 in environment production"
+        "Service instance prod of service api created with service template web 1.0 in environment production; " + RECORDED_ONLY
     prod = proton.get_service_instance(serviceName="api", name="prod")["serviceInstance"]
     assert (prod["environmentName"], prod["templateName"], prod["templateMajorVersion"], prod["templateMinorVersion"]) == \
         ("production", "web", "1", "0")
     assert "replicas: 3" in prod["spec"] and "port: 80" in prod["spec"]  # the schema's default is filled in
+    assert prod["deploymentStatusMessage"] == RECORDED_ONLY
     defs = proton.list_repository_sync_definitions(repositoryName="octo/svc", repositoryProvider=PROVIDER, syncType="SERVICE_SYNC")
     assert sorted((d["parent"], d["target"], d["branch"], d["directory"]) for d in defs["syncDefinitions"]) == [
         ("api", "dev", "dev", "specs/dev.yaml"), ("api", "prod", "main", "specs/prod.yaml"), ("api", "qa", "dev", "specs/dev.yaml")]

@@ -443,8 +443,9 @@ impl Engine {
                     SyncEvent::new(
                         EventType::DeploymentSucceeded,
                         format!(
-                            "Service instance {name} of service {service} {} with service template {label} in environment {environment}",
+                            "Service instance {name} of service {service} {} with service template {label} in environment {environment}; {}",
                             if done.created { "created" } else { "updated" },
+                            gitsync_model::RECORDED_ONLY,
                         ),
                         Some(&done.instance.arn),
                     ),

@@ -10,8 +10,8 @@ use crate::tags::{delete_tags, insert_tags};
 use crate::{Page, Result, Store, StoreError};
 use gitsync_model::{
     Arn, BlockerScope, DeployedTemplate, DeploymentState, DeploymentStatus, Environment,
-    InstanceDeployment, Service, ServiceInstance, SyncBlocker, SyncType, Tag, TemplateType,
-    TemplateVersion, TemplateVersionStatus, Tenant, Timestamp,
+    InstanceDeployment, RECORDED_ONLY, Service, ServiceInstance, SyncBlocker, SyncType, Tag,
+    TemplateType, TemplateVersion, TemplateVersionStatus, Tenant, Timestamp,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
@@ -283,8 +283,8 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO proton_environments (account_id, region, name, arn, description, template_name, template_major, template_minor, \
              spec, proton_service_role_arn, codebuild_role_arn, component_role_arn, created_at, deployment_status, last_attempted_at, \
-             last_succeeded_at, last_attempted_deployment_id, last_succeeded_deployment_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'SUCCEEDED', $13, $13, $14, $14)",
+             last_succeeded_at, last_attempted_deployment_id, last_succeeded_deployment_id, deployment_status_message) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'SUCCEEDED', $13, $13, $14, $14, $15)",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
@@ -300,6 +300,7 @@ impl Store {
         .bind(&new.component_role_arn)
         .bind(now.millis())
         .bind(&deployment)
+        .bind(RECORDED_ONLY)
         .execute(&mut *tx)
         .await;
         crate::rows::unique(inserted, || {
@@ -392,7 +393,7 @@ impl Store {
             .await?;
             sqlx::query(
                 "UPDATE proton_environments SET template_name = $4, template_major = $5, template_minor = $6, spec = COALESCE($7, spec), \
-                 deployment_status = 'SUCCEEDED', deployment_status_message = NULL, last_attempted_at = $8, last_succeeded_at = $8, \
+                 deployment_status = 'SUCCEEDED', deployment_status_message = $10, last_attempted_at = $8, last_succeeded_at = $8, \
                  last_attempted_deployment_id = $9, last_succeeded_deployment_id = $9 \
                  WHERE account_id = $1 AND region = $2 AND name = $3",
             )
@@ -405,6 +406,7 @@ impl Store {
             .bind(spec)
             .bind(now.millis())
             .bind(&deployment)
+            .bind(RECORDED_ONLY)
             .execute(&mut *tx)
             .await?;
         }
@@ -993,7 +995,7 @@ pub(crate) async fn deploy_instance_in(
             sqlx::query(
                 "UPDATE proton_service_instances SET environment_name = $5, template_name = $6, template_major = $7, template_minor = $8, \
                  spec = $9, last_client_request_token = COALESCE($10, last_client_request_token), source_commit = $11, \
-                 deployment_status = 'SUCCEEDED', deployment_status_message = NULL, last_attempted_at = $12, last_succeeded_at = $12, \
+                 deployment_status = 'SUCCEEDED', deployment_status_message = $14, last_attempted_at = $12, last_succeeded_at = $12, \
                  last_attempted_deployment_id = $13, last_succeeded_deployment_id = $13 \
                  WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
             )
@@ -1010,6 +1012,7 @@ pub(crate) async fn deploy_instance_in(
             .bind(&deployment.source_commit)
             .bind(now.millis())
             .bind(&deployment_id)
+            .bind(RECORDED_ONLY)
             .execute(&mut **tx)
             .await?;
             false
@@ -1018,8 +1021,8 @@ pub(crate) async fn deploy_instance_in(
             let inserted = sqlx::query(
                 "INSERT INTO proton_service_instances (account_id, region, service_name, name, arn, environment_name, template_name, \
                  template_major, template_minor, spec, last_client_request_token, source_commit, created_at, deployment_status, \
-                 last_attempted_at, last_succeeded_at, last_attempted_deployment_id, last_succeeded_deployment_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'SUCCEEDED', $13, $13, $14, $14)",
+                 last_attempted_at, last_succeeded_at, last_attempted_deployment_id, last_succeeded_deployment_id, deployment_status_message) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'SUCCEEDED', $13, $13, $14, $14, $15)",
             )
             .bind(&tenant.account_id)
             .bind(&tenant.region)
@@ -1035,6 +1038,7 @@ pub(crate) async fn deploy_instance_in(
             .bind(&deployment.source_commit)
             .bind(now.millis())
             .bind(&deployment_id)
+            .bind(RECORDED_ONLY)
             .execute(&mut **tx)
             .await;
             crate::rows::unique(inserted, || {
