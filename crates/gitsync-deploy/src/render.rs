@@ -252,7 +252,8 @@ fn truncate(
             format!("truncate: length {length} is shorter than the end '{end}'"),
         ));
     }
-    if chars.len() <= length + leeway {
+    // Lengths come from templates: a huge one must not overflow.
+    if chars.len() <= length.saturating_add(leeway) {
         return Ok(s);
     }
     let head: String = chars[..length - end_len].iter().collect();
@@ -390,6 +391,7 @@ mod tests {
         assert_eq!(t("foo bar baz qux", 10, false, "!", 0), "foo bar!");
         assert_eq!(t("foo bar baz qux", 11, false, "...", 5), "foo bar baz qux");
         assert_eq!(t("joined", 4, false, "..", 0), "jo..");
+        assert_eq!(t("short", usize::MAX, false, "...", usize::MAX), "short");
         assert_eq!(
             render(
                 "f",
