@@ -199,6 +199,7 @@ impl StackDeployer for CloudFormation {
                     outcome: DeployOutcome::FailedTransiently,
                     blocker: None,
                     deployed: false,
+                    outputs: BTreeMap::new(),
                 };
             }
             let client = self.client(plan).await;
@@ -211,12 +212,22 @@ impl StackDeployer for CloudFormation {
                 progress,
                 blocker: None,
             };
-            let outcome = run.deploy().await;
+            let mut outcome = run.deploy().await;
+            // What the stack now offers its dependents (Proton's outputs), read once it settled.
+            let mut outputs = BTreeMap::new();
+            if outcome == DeployOutcome::Succeeded {
+                match run.stack().await {
+                    Ok(Some(d)) => outputs = d.outputs,
+                    Ok(None) => {}
+                    Err(e) => outcome = run.fail(e),
+                }
+            }
             DeployReport {
                 events: run.events.split_off(run.reported),
                 outcome,
                 blocker: run.blocker,
                 deployed: outcome == DeployOutcome::Succeeded,
+                outputs,
             }
         })
     }
@@ -229,6 +240,7 @@ struct Described {
     reason: Option<String>,
     parameters: BTreeMap<String, String>,
     tags: BTreeMap<String, String>,
+    outputs: BTreeMap<String, String>,
 }
 
 /// One deployment of one plan, collecting its events.
@@ -354,6 +366,12 @@ impl Deployment<'_> {
                             .collect(),
                     ),
                     tags: pairs(s.tags().iter().map(|t| (t.key(), t.value())).collect()),
+                    outputs: pairs(
+                        s.outputs()
+                            .iter()
+                            .map(|o| (o.output_key(), o.output_value()))
+                            .collect(),
+                    ),
                 })
             })),
             Err(SdkError::ServiceError(e))

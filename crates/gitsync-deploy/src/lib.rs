@@ -8,6 +8,7 @@
 pub mod cfn;
 pub mod proton;
 pub mod render;
+pub mod sandbox;
 pub mod spec;
 
 use gitsync_model::{EventType, SyncEvent, Tenant};
@@ -34,6 +35,8 @@ pub struct DeployReport {
     /// The stack really is as the plan says (deployed, or found matching it): false for
     /// validation only. A stack missing later was deleted outside gitsync only if this was true.
     pub deployed: bool,
+    /// The stack's outputs once it settled (empty unless deployed): a Proton resource's outputs.
+    pub outputs: std::collections::BTreeMap<String, String>,
 }
 
 /// What a sync blocker raised by a deployment says.
@@ -139,6 +142,7 @@ impl StackDeployer for ValidateOnly {
                 outcome: DeployOutcome::Succeeded,
                 blocker: None,
                 deployed: false,
+                outputs: Default::default(),
             }
         })
     }

@@ -18,14 +18,14 @@ pub const MAX_OTHER_FILE_BYTES: usize = 200 * 1024;
 pub const MAX_TEMPLATE_FILES: usize = 10;
 
 /// Environment or service template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Family {
     Environment,
     Service,
 }
 
 /// What a checked bundle registers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Bundle {
     pub schema: String,
     pub compatible_environments: Vec<(String, String)>,

@@ -20,7 +20,7 @@
 //! naming the file, the line and what is missing (at registration, outputs that exist only once
 //! deployed render as placeholders: [`Mode::Check`]).
 
-use minijinja::value::{Kwargs, Object, Serde, Value as J};
+use minijinja::value::{Kwargs, Object, Rest, Serde, Value as J};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
 use regex::Regex;
 use serde_json::{Map, Value, json};
@@ -51,7 +51,7 @@ impl std::fmt::Display for RenderError {
 }
 
 /// How strictly undefined values are treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     /// Deployment: every value used must exist.
     Deploy,
@@ -234,16 +234,48 @@ fn with_placeholders(context: &Value) -> J {
 /// Jinja's `truncate(s, length=255, killwords=False, end='...', leeway=None)`: a string longer
 /// than `length` (plus a leeway of 5 by default) is cut to `length` characters including
 /// `end`, at the last whole word unless `killwords`.
-fn truncate(
+fn truncate(s: String, positional: Rest<J>, kwargs: Kwargs) -> Result<String, Error> {
+    // Jinja takes each argument by position or by name.
+    let at = |i: usize| positional.get(i).filter(|v| !v.is_none()).cloned();
+    if positional.len() > 4 {
+        return Err(Error::new(
+            ErrorKind::TooManyArguments,
+            "truncate takes at most length, killwords, end and leeway",
+        ));
+    }
+    let typed = |v: Option<J>, name: &str| -> Result<Option<J>, Error> {
+        let named: Option<J> = kwargs.get(name)?;
+        Ok(named.or(v))
+    };
+    let number = |v: Option<J>, name: &str| -> Result<Option<usize>, Error> {
+        typed(v, name)?
+            .map(|v| {
+                usize::try_from(v.clone()).map_err(|_| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("truncate: {name} must be a whole number, not {v}"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let length = number(at(0), "length")?.unwrap_or(255);
+    let killwords = typed(at(1), "killwords")?.is_some_and(|v| v.is_true());
+    let end = typed(at(2), "end")?
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "...".to_string());
+    let leeway = number(at(3), "leeway")?.unwrap_or(5);
+    kwargs.assert_all_used()?;
+    cut(s, length, killwords, end, leeway)
+}
+
+fn cut(
     s: String,
-    length: Option<usize>,
-    killwords: Option<bool>,
-    end: Option<String>,
-    leeway: Option<usize>,
+    length: usize,
+    killwords: bool,
+    end: String,
+    leeway: usize,
 ) -> Result<String, Error> {
-    let length = length.unwrap_or(255);
-    let end = end.unwrap_or_else(|| "...".to_string());
-    let leeway = leeway.unwrap_or(5);
     let chars: Vec<char> = s.chars().collect();
     let end_len = end.chars().count();
     if length < end_len {
@@ -257,7 +289,7 @@ fn truncate(
         return Ok(s);
     }
     let head: String = chars[..length - end_len].iter().collect();
-    if killwords.unwrap_or(false) {
+    if killwords {
         return Ok(head + &end);
     }
     let cut = match head.rfind(' ') {
@@ -375,14 +407,7 @@ mod tests {
     #[test]
     fn truncate_follows_jinja() {
         let t = |s: &str, n, kill, end: &str, leeway| {
-            truncate(
-                s.into(),
-                Some(n),
-                Some(kill),
-                Some(end.into()),
-                Some(leeway),
-            )
-            .unwrap()
+            cut(s.into(), n, kill, end.into(), leeway).unwrap()
         };
         // Hand-checked against Jinja 3's do_truncate.
         assert_eq!(t("foo bar baz qux", 6, false, "...", 0), "foo...");
@@ -401,6 +426,26 @@ mod tests {
             )
             .unwrap(),
             "a very lon"
+        );
+        // By name, as Jinja allows; an unknown name is an error.
+        assert_eq!(
+            render(
+                "f",
+                "{{ 'foo bar baz qux'|truncate(length=10, end='!', leeway=0) }}",
+                &json!({}),
+                Mode::Deploy
+            )
+            .unwrap(),
+            "foo bar!"
+        );
+        assert!(
+            render(
+                "f",
+                "{{ 'foo'|truncate(lenght=1) }}",
+                &json!({}),
+                Mode::Deploy
+            )
+            .is_err()
         );
     }
 

@@ -608,6 +608,22 @@ pub fn environment_inputs(text: &str) -> Result<Option<Value>, String> {
     }
 }
 
+/// An environment's inputs as its templates see them: its spec's (none: an empty spec) checked
+/// against the template version's schema, defaults filled in.
+pub fn checked_environment_inputs(
+    schema: &str,
+    environment: &str,
+    spec: Option<&str>,
+) -> Result<Value, Vec<String>> {
+    let inputs = match spec {
+        Some(text) => environment_inputs(text).map_err(|e| vec![e])?,
+        None => None,
+    };
+    Schema::parse(schema, InputKind::Environment)
+        .map_err(|e| vec![e])?
+        .check(&format!("environment {environment}"), inputs.as_ref())
+}
+
 /// Where one synced instance reads its spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpsEntry {

@@ -46,6 +46,13 @@ pub(crate) struct AttemptProgress {
     attempt: i64,
 }
 
+impl AttemptProgress {
+    /// The attempt this progress is recorded on.
+    pub(crate) fn attempt_id(&self) -> i64 {
+        self.attempt
+    }
+}
+
 impl gitsync_deploy::Progress for AttemptProgress {
     fn report(&self, event: SyncEvent) -> BoxFuture<'_, ()> {
         Box::pin(async move {

@@ -15,8 +15,10 @@
 
 mod attempt;
 mod backoff;
+mod deployment;
 mod outbox;
 mod repository;
+pub mod sandbox;
 mod service;
 mod stack;
 mod template;
@@ -27,7 +29,9 @@ pub mod webhook;
 use gitsync_deploy::{Deliverer, StackDeployer};
 use gitsync_git::GitSettings;
 use gitsync_model::{SyncType, Timestamp};
-use gitsync_store::{ClaimedBranch, ClaimedDelivery, ClaimedTarget, Release, Store};
+use gitsync_store::{
+    ClaimedBranch, ClaimedDelivery, ClaimedDeployment, ClaimedTarget, Release, Store,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +58,9 @@ pub struct EngineSettings {
     /// On shutdown, how long syncs in flight may take to finish; what is still running then is
     /// stopped and its lease released, so another replica takes it over at once.
     pub shutdown_grace: Duration,
+    /// Where templates from repositories are checked and rendered (the server: a child
+    /// process with capped memory and CPU).
+    pub render_isolation: sandbox::Isolation,
 }
 
 impl Default for EngineSettings {
@@ -67,6 +74,7 @@ impl Default for EngineSettings {
             attempt_delay: None,
             assume_sync_role: false,
             shutdown_grace: Duration::from_secs(30),
+            render_isolation: sandbox::Isolation::InProcess,
         }
     }
 }
@@ -90,6 +98,7 @@ enum Held {
     Branch(ClaimedBranch),
     Target(Box<ClaimedTarget>),
     Delivery(Box<ClaimedDelivery>),
+    Deployment(Box<ClaimedDeployment>),
 }
 
 /// The engine's tasks: every branch check and resource sync running on this replica.
@@ -128,6 +137,8 @@ pub struct Engine {
     wake: Notify,
     git_slots: Arc<Semaphore>,
     sync_slots: Arc<Semaphore>,
+    /// Proton deployments running at once: apart from resource syncs, which may wait for them.
+    deploy_slots: Arc<Semaphore>,
     delivery_slots: Arc<Semaphore>,
     /// Who delivers each kind of outbox message (by the row's `deliverer`).
     deliverers: HashMap<&'static str, Arc<dyn Deliverer>>,
@@ -148,6 +159,7 @@ impl Engine {
             deliverers: deliverers.into_iter().map(|d| (d.name(), d)).collect(),
             git_slots: Arc::new(Semaphore::new(settings.git_concurrency.max(1))),
             sync_slots: Arc::new(Semaphore::new(settings.sync_concurrency.max(1))),
+            deploy_slots: Arc::new(Semaphore::new(settings.sync_concurrency.max(1))),
             store,
             git,
             deployer,
@@ -263,6 +275,7 @@ impl Engine {
                 Held::Branch(claim) => self.store.release_branch(claim).await,
                 Held::Target(claim) => self.store.release_target(claim, Release::KeepDue).await,
                 Held::Delivery(claim) => self.store.release_delivery(claim).await,
+                Held::Deployment(claim) => self.store.release_deployment(claim).await,
             };
             match (released, held) {
                 (Ok(()), Held::Branch(c)) => {
@@ -273,6 +286,9 @@ impl Engine {
                 }
                 (Ok(()), Held::Delivery(c)) => {
                     tracing::info!(delivery = c.id, "stopped a delivery; released it")
+                }
+                (Ok(()), Held::Deployment(c)) => {
+                    tracing::info!(deployment = %c.id, tenant = %c.tenant, "stopped a deployment; released it for another replica")
                 }
                 (Err(e), _) => {
                     tracing::warn!(error = %e, "cannot release a lease; it expires by itself")
@@ -356,6 +372,28 @@ impl Engine {
                     let held = Held::Target(Box::new(claim.clone()));
                     let task = in_flight.tasks.spawn(async move {
                         engine.resource_sync(claim).await;
+                        drop(permit);
+                        engine.wake();
+                    });
+                    in_flight.held.insert(task.id(), held);
+                }
+            }
+        }
+        let free = self.deploy_slots.available_permits();
+        if free > 0 {
+            for id in self.store.due_deployments(now, free).await? {
+                let Ok(permit) = self.deploy_slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                if let Some(claim) = self
+                    .store
+                    .claim_deployment(&id, &self.settings.replica_id, now, self.lease_ms())
+                    .await?
+                {
+                    let engine = self.clone();
+                    let held = Held::Deployment(Box::new(claim.clone()));
+                    let task = in_flight.tasks.spawn(async move {
+                        engine.run_deployment(claim).await;
                         drop(permit);
                         engine.wake();
                     });

@@ -86,6 +86,10 @@ fn retry_time(claim: &ClaimedDelivery, error: &DeliveryError, now: Timestamp) ->
     let wait = error
         .retry_after
         .map_or(backoff, |asked| asked.max(backoff));
+    // A receiver may ask for any wait: one past the deadline means giving up (and no overflow).
+    if wait > DEADLINE {
+        return None;
+    }
     let at = now.plus_millis(wait.as_millis() as i64);
     let deadline = claim.created_at.plus_millis(DEADLINE.as_millis() as i64);
     (at.millis() <= deadline.millis()).then_some(at)
@@ -123,6 +127,12 @@ mod tests {
         };
         let later = retry_time(&fresh, &asked, now).unwrap();
         assert_eq!(later.millis() - now.millis(), 120_000);
+        // Asking for ever does not overflow: it is past the deadline, so the row is given up.
+        let forever = DeliveryError {
+            retry_after: Some(Duration::from_secs(u64::MAX)),
+            ..DeliveryError::retry("429")
+        };
+        assert_eq!(retry_time(&fresh, &forever, now), None);
         // Past the deadline, or permanent: given up.
         let old = claim(30, now.plus_millis(-(DEADLINE.as_millis() as i64) + 1_000));
         assert_eq!(retry_time(&old, &DeliveryError::retry("503"), now), None);

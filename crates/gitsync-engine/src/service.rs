@@ -5,14 +5,16 @@
 use crate::Engine;
 use crate::attempt::{AttemptProgress, Ending, SyncKind};
 use crate::repository::{BranchCommit, BranchScan, CheckError};
-use gitsync_deploy::BoxFuture;
 use gitsync_deploy::spec::{OpsEntry, OpsFile, ServiceSpec, plan_instance};
-use gitsync_model::{EventType, SyncEvent};
+use gitsync_deploy::{BoxFuture, Progress};
+use gitsync_model::{DeploymentStatus, EventType, SyncEvent};
 use gitsync_model::{ProtonProvider, Revision, SyncTarget, SyncType};
-use gitsync_store::{
-    Applied, ClaimedTarget, Effect, Release, RepositoryKey, StoreError, TargetAdvance,
-};
+use gitsync_store::{ClaimedTarget, Release, RepositoryKey, StoreError, TargetAdvance};
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How often an attempt looks at the deployment it waits for.
+const DEPLOYMENT_POLL: Duration = Duration::from_millis(500);
 
 /// One instance of one service: what a service sync target is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +55,9 @@ impl SyncKind for SyncedInstance {
         &'a self,
         engine: &'a Engine,
         claim: &'a ClaimedTarget,
-        _progress: &'a AttemptProgress,
+        progress: &'a AttemptProgress,
     ) -> BoxFuture<'a, Ending> {
-        Box::pin(engine.sync_service_instance(claim, self))
+        Box::pin(engine.sync_service_instance(claim, self, progress))
     }
 }
 
@@ -322,11 +324,12 @@ impl Engine {
     }
 
     /// Reads the instance's spec at the target commit, checks it against the service template
-    /// version and the environment, and deploys the instance.
+    /// version and the environment, starts the instance's deployment and ends as it ends.
     pub(crate) async fn sync_service_instance(
         &self,
         claim: &ClaimedTarget,
         target: &SyncedInstance,
+        progress: &AttemptProgress,
     ) -> Ending {
         let sha = &claim.desired.sha;
         let path = &claim.desired.directory;
@@ -413,58 +416,132 @@ impl Engine {
             Ok(d) => d,
             Err(problems) => return invalid(problems),
         };
-        let label = format!(
-            "{} {}.{}",
-            deployment.template.name, deployment.template.major, deployment.template.minor
-        );
-        let effect = Effect::DeployInstance {
-            service: target.service.clone(),
-            instance: target.instance.clone(),
-            deployment,
+        // A worker taking this attempt over first waits for the deployment the stopped worker
+        // started: the instance takes one deployment at a time. When it was of this commit,
+        // the attempt ends as it ended.
+        if let Some(abandoned) = claim.abandoned_attempt_id {
+            match self.store.deployment_of_attempt(abandoned).await {
+                Ok(Some((id, commit))) => {
+                    let ended = self.await_deployment(claim, &id, target, progress).await;
+                    if commit.as_deref() == Some(sha.as_str()) {
+                        return ended;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return Ending::Transient(vec![], e.to_string()),
+            }
+        }
+        let started = self
+            .store
+            .start_synced_deployment(
+                claim,
+                progress.attempt_id(),
+                &target.service,
+                &target.instance,
+                &deployment,
+            )
+            .await;
+        let done = match started {
+            Ok(done) => done,
+            // A blocker raised while this attempt ran (a change through the API) wins.
+            Err(StoreError::Conflict(m)) => {
+                return Ending::Failed(vec![SyncEvent::new(EventType::Blocked, &m, None)], m);
+            }
+            // A deployment made through the API is still running: tried again after it.
+            Err(StoreError::StillInUse(m)) => return Ending::Transient(vec![], m),
+            Err(StoreError::NotFound(m) | StoreError::Invalid(m)) => {
+                let m = format!("instance {}: {m}", target.instance);
+                return Ending::Transient(
+                    vec![SyncEvent::new(EventType::ValidationFailed, &m, None)],
+                    m,
+                );
+            }
+            Err(e) => return Ending::Transient(vec![], e.to_string()),
         };
-        let (service, name, environment, path) = (
-            target.service.clone(),
-            target.instance.clone(),
-            instance.environment.clone(),
-            path.clone(),
-        );
-        Ending::Apply(
-            Box::new(effect),
-            Box::new(move |applied| match applied {
-                Ok(Applied::Deployed(done)) => Ending::Succeeded(vec![
-                    SyncEvent::new(
-                        EventType::DeploymentStarted,
-                        format!(
-                            "Deployment {} of service instance {name} started from {path}",
-                            done.deployment_id
-                        ),
-                        Some(&done.deployment_id),
-                    ),
-                    SyncEvent::new(
+        progress
+            .report(SyncEvent::new(
+                EventType::DeploymentStarted,
+                format!(
+                    "Deployment {} of service instance {} {} with service template {} {}.{} into environment {} started from {path}",
+                    done.deployment_id,
+                    target.instance,
+                    if done.created { "(new)" } else { "(update)" },
+                    deployment.template.name,
+                    deployment.template.major,
+                    deployment.template.minor,
+                    instance.environment,
+                ),
+                Some(&done.deployment_id),
+            ))
+            .await;
+        self.await_deployment(claim, &done.deployment_id, target, progress)
+            .await
+    }
+
+    /// Waits for a deployment to end, copying its events to the attempt as they come, and
+    /// ends the attempt as the deployment ended.
+    async fn await_deployment(
+        &self,
+        claim: &ClaimedTarget,
+        deployment_id: &str,
+        target: &SyncedInstance,
+        progress: &AttemptProgress,
+    ) -> Ending {
+        let mut seen = 0;
+        loop {
+            match self.store.deployment_events(deployment_id, seen).await {
+                Ok(events) => {
+                    for (seq, event) in events {
+                        seen = seq;
+                        progress.report(event).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the deployment's events"),
+            }
+            let (status, message) = match self
+                .store
+                .deployment_status(&claim.tenant, deployment_id)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the deployment's status");
+                    tokio::time::sleep(DEPLOYMENT_POLL).await;
+                    continue;
+                }
+            };
+            let message = message.unwrap_or_default();
+            let what = format!(
+                "Deployment {deployment_id} of service instance {} of service {}",
+                target.instance, target.service
+            );
+            match status {
+                DeploymentStatus::InProgress => tokio::time::sleep(DEPLOYMENT_POLL).await,
+                DeploymentStatus::Succeeded => {
+                    let event = SyncEvent::new(
                         EventType::DeploymentSucceeded,
-                        format!(
-                            "Service instance {name} of service {service} {} with service template {label} in environment {environment}; {}",
-                            if done.created { "created" } else { "updated" },
-                            gitsync_model::RECORDED_ONLY,
-                        ),
-                        Some(&done.instance.arn),
-                    ),
-                ]),
-                Ok(other) => unreachable!("an instance deployment applied as {other:?}"),
-                // A blocker raised while this attempt ran (a change through the API) wins.
-                Err(StoreError::Conflict(m)) => {
-                    Ending::Failed(vec![SyncEvent::new(EventType::Blocked, &m, None)], m)
+                        format!("{what} succeeded: {message}"),
+                        Some(deployment_id),
+                    );
+                    return if message == gitsync_model::VALIDATE_ONLY {
+                        Ending::Succeeded(vec![event])
+                    } else {
+                        Ending::Deployed(vec![event])
+                    };
                 }
-                Err(StoreError::NotFound(m) | StoreError::Invalid(m)) => {
-                    let m = format!("instance {name}: {m}");
-                    Ending::Transient(
-                        vec![SyncEvent::new(EventType::ValidationFailed, &m, None)],
+                other => {
+                    let m = format!("{what} ended {}: {message}", other.as_str());
+                    return Ending::DeployFailed(
+                        vec![SyncEvent::new(
+                            EventType::DeploymentFailed,
+                            &m,
+                            Some(deployment_id),
+                        )],
                         m,
-                    )
+                    );
                 }
-                Err(e) => Ending::Transient(vec![], e.to_string()),
-            }),
-        )
+            }
+        }
     }
 }
 

@@ -5,7 +5,8 @@ use crate::Engine;
 use crate::attempt::{AttemptProgress, Ending, SyncKind};
 use crate::repository::{BranchCommit, BranchScan, CheckError, remote_for};
 use gitsync_deploy::BoxFuture;
-use gitsync_deploy::proton::{Family, check_bundle};
+use gitsync_deploy::proton::Family;
+use gitsync_deploy::sandbox::{Job, Outcome};
 use gitsync_git::Mirror;
 use gitsync_model::{EventType, SyncEvent};
 use gitsync_model::{ProtonProvider, Revision, SyncTarget, TemplateSyncConfig, TemplateType};
@@ -312,7 +313,22 @@ impl Engine {
             TemplateType::Environment => Family::Environment,
             TemplateType::Service => Family::Service,
         };
-        let bundle = match check_bundle(family, &files) {
+        let job = Job::CheckBundle {
+            family,
+            files: files.clone(),
+        };
+        let checked = match self.settings.render_isolation.run(job).await {
+            Ok(Outcome::Checked(checked)) => checked,
+            Ok(other) => unreachable!("a bundle check answered {other:?}"),
+            Err(limit) => {
+                let m = format!("{}: {limit}", claim.desired.directory);
+                return Ending::Failed(
+                    vec![SyncEvent::new(EventType::LimitExceeded, &m, Some(sha))],
+                    m,
+                );
+            }
+        };
+        let bundle = match checked {
             Ok(b) => b,
             Err(problems) => {
                 return Ending::invalid(

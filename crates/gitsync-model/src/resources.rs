@@ -334,6 +334,113 @@ pub struct DeployedTemplate {
 /// nothing in AWS changed, which the status alone would not say.
 pub const RECORDED_ONLY: &str = "recorded only: gitsync does not provision Proton environments, service instances or pipelines yet; no stack was created or changed";
 
+/// The `deploymentStatusMessage` of a deployment that succeeded without CloudFormation configured:
+/// the templates rendered and the stack plan validated, and nothing in AWS changed (as stack
+/// syncs say it in their events).
+pub const VALIDATE_ONLY: &str = "validate-only: rendered and validated, nothing was deployed";
+
+/// What a Proton deployment deploys: one stack each.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DeploymentTarget {
+    Environment { name: String },
+    ServiceInstance { service: String, instance: String },
+}
+
+impl DeploymentTarget {
+    /// Proton's `DeploymentTargetResourceType`, as `proton_deployments.target_kind` holds it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DeploymentTarget::Environment { .. } => "ENVIRONMENT",
+            DeploymentTarget::ServiceInstance { .. } => "SERVICE_INSTANCE",
+        }
+    }
+
+    /// The name `proton_deployments.target_name` holds: `name`, or `service/instance`.
+    pub fn target_name(&self) -> String {
+        match self {
+            DeploymentTarget::Environment { name } => name.clone(),
+            DeploymentTarget::ServiceInstance { service, instance } => {
+                format!("{service}/{instance}")
+            }
+        }
+    }
+
+    /// The inverse of [`kind`](Self::kind) and [`target_name`](Self::target_name).
+    pub fn parse(kind: &str, target_name: &str) -> Option<DeploymentTarget> {
+        match kind {
+            "ENVIRONMENT" => Some(DeploymentTarget::Environment {
+                name: target_name.to_string(),
+            }),
+            "SERVICE_INSTANCE" => {
+                let (service, instance) = target_name.split_once('/')?;
+                Some(DeploymentTarget::ServiceInstance {
+                    service: service.to_string(),
+                    instance: instance.to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// How people read it: `environment dev`, `service instance dev of service api`.
+    pub fn describe(&self) -> String {
+        match self {
+            DeploymentTarget::Environment { name } => format!("environment {name}"),
+            DeploymentTarget::ServiceInstance { service, instance } => {
+                format!("service instance {instance} of service {service}")
+            }
+        }
+    }
+
+    /// What its stack's `gitsync:sync-configuration` tag says: `proton:environment/dev`,
+    /// `proton:service/api/service-instance/dev` (the resource's ARN path).
+    pub fn owner_tag(&self) -> String {
+        match self {
+            DeploymentTarget::Environment { name } => format!("proton:environment/{name}"),
+            DeploymentTarget::ServiceInstance { service, instance } => {
+                format!("proton:service/{service}/service-instance/{instance}")
+            }
+        }
+    }
+
+    /// The stack a resource is deployed to unless it was bound to another one:
+    /// `proton-env-<environment>` and `proton-<service>-<instance>-<hash>`, where `_` (which
+    /// stack names cannot hold) becomes `-` and `<hash>` (8 hex digits of the FNV-1a hash of
+    /// the exact names) keeps names unique where that, or the joining `-`, or shortening to
+    /// CloudFormation's 128 characters, could make two the same. Environments get a hash only
+    /// when their name changed.
+    pub fn default_stack_name(&self) -> String {
+        const MAX: usize = 128;
+        let clean = |s: &str| s.replace('_', "-");
+        let hash = |s: &str| {
+            let mut h: u32 = 0x811c_9dc5;
+            for b in s.bytes() {
+                h ^= u32::from(b);
+                h = h.wrapping_mul(0x0100_0193);
+            }
+            format!("{h:08x}")
+        };
+        let (base, hashed) = match self {
+            DeploymentTarget::Environment { name } => {
+                let base = format!("proton-env-{}", clean(name));
+                let changed = base.len() > MAX || name.contains('_');
+                (base, changed)
+            }
+            DeploymentTarget::ServiceInstance { service, instance } => (
+                format!("proton-{}-{}", clean(service), clean(instance)),
+                true,
+            ),
+        };
+        if !hashed {
+            return base;
+        }
+        let mut cut: String = base.chars().take(MAX - 9).collect();
+        cut.push('-');
+        cut.push_str(&hash(&self.target_name()));
+        cut
+    }
+}
+
 /// What the last deployment of an environment or instance did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentState {
@@ -405,4 +512,47 @@ pub struct InstanceDeployment {
     pub client_token: Option<String>,
     /// `Some(sha)` when service sync applies a commit.
     pub source_commit: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeploymentTarget;
+
+    #[test]
+    fn deployment_targets_name_their_stacks_uniquely() {
+        let env = |n: &str| DeploymentTarget::Environment { name: n.into() };
+        let inst = |s: &str, i: &str| DeploymentTarget::ServiceInstance {
+            service: s.into(),
+            instance: i.into(),
+        };
+        assert_eq!(env("dev").default_stack_name(), "proton-env-dev");
+        // `_` is not allowed in stack names; the hash tells my_env from my-env.
+        assert_ne!(
+            env("my_env").default_stack_name(),
+            env("my-env").default_stack_name()
+        );
+        assert!(
+            env("my_env")
+                .default_stack_name()
+                .starts_with("proton-env-my-env-")
+        );
+        // Joined by `-`, a-b/c and a/b-c would collide without the hash.
+        assert_ne!(
+            inst("a-b", "c").default_stack_name(),
+            inst("a", "b-c").default_stack_name()
+        );
+        let long = inst(&"s".repeat(100), &"i".repeat(100)).default_stack_name();
+        assert_eq!(long.len(), 128);
+        for t in [env("dev"), inst("api", "prod")] {
+            assert_eq!(
+                DeploymentTarget::parse(t.kind(), &t.target_name()),
+                Some(t.clone())
+            );
+            let name = t.default_stack_name();
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                "{name}"
+            );
+        }
+    }
 }

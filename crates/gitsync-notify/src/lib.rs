@@ -86,6 +86,9 @@ impl HttpNotifications {
     }
 
     async fn post(&self, url: &str, secret: &[u8], message: &str) -> Result<(), DeliveryError> {
+        // Endpoint paths often carry a token (chat webhooks do): errors, which are stored and
+        // logged, name the origin only.
+        let shown = origin(url);
         let message: serde_json::Value = serde_json::from_str(message)
             .map_err(|e| DeliveryError::permanent(format!("the stored event is not JSON: {e}")))?;
         let event = envelope(&message, &self.source);
@@ -101,11 +104,11 @@ impl HttpNotifications {
             .header(DELIVERY_HEADER, text("id"))
             .header(SIGNATURE_HEADER, signature(secret, body.as_bytes()))
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| DeliveryError::permanent(format!("cannot address {url}: {e}")))?;
+            .map_err(|e| DeliveryError::permanent(format!("cannot address {shown}: {e}")))?;
         let exchange = async {
             let response =
                 self.client.request(request).await.map_err(|e| {
-                    DeliveryError::retry(format!("POST {url}: {}", error_chain(&e)))
+                    DeliveryError::retry(format!("POST {shown}: {}", error_chain(&e)))
                 })?;
             let status = response.status();
             let retry_after = response
@@ -117,8 +120,8 @@ impl HttpNotifications {
             if status.is_success() {
                 return Ok(());
             }
-            let body = response
-                .into_body()
+            // Only the start of a failed answer is kept: read no more than that.
+            let body = http_body_util::Limited::new(response.into_body(), ERROR_BODY_BYTES)
                 .collect()
                 .await
                 .map(|b| b.to_bytes())
@@ -128,9 +131,9 @@ impl HttpNotifications {
                 .to_string();
             Err(DeliveryError {
                 message: if said.is_empty() {
-                    format!("POST {url} answered {status}")
+                    format!("POST {shown} answered {status}")
                 } else {
-                    format!("POST {url} answered {status}: {said}")
+                    format!("POST {shown} answered {status}: {said}")
                 },
                 permanent: false,
                 retry_after,
@@ -140,10 +143,24 @@ impl HttpNotifications {
             .await
             .unwrap_or_else(|_| {
                 Err(DeliveryError::retry(format!(
-                    "POST {url}: no answer within {} s",
+                    "POST {shown}: no answer within {} s",
                     TIMEOUT.as_secs()
                 )))
             })
+    }
+}
+
+/// `scheme://host[:port]` of a URL, for messages.
+fn origin(url: &str) -> String {
+    match url.parse::<http::Uri>() {
+        Ok(uri) => format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority()
+                .map(|a| a.as_str().rsplit('@').next().unwrap_or_default())
+                .unwrap_or_default()
+        ),
+        Err(_) => "the endpoint".to_string(),
     }
 }
 
@@ -199,6 +216,15 @@ mod tests {
             signature(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn messages_name_the_origin_only() {
+        assert_eq!(
+            origin("https://user:pw@hooks.example.com:8443/services/T0/B1/secret?x=1"),
+            "https://hooks.example.com:8443"
+        );
+        assert_eq!(origin("not a url"), "the endpoint");
     }
 
     #[test]

@@ -28,12 +28,6 @@ pub enum Effect {
         name: String,
         version: NewTemplateVersion,
     },
-    /// Creates or updates a service instance and records its deployment.
-    DeployInstance {
-        service: String,
-        instance: String,
-        deployment: InstanceDeployment,
-    },
 }
 
 /// What applying an [`Effect`] did.
@@ -43,7 +37,6 @@ pub enum Applied {
     Registered(TemplateVersion),
     /// The version registered from this commit before.
     AlreadyRegistered(TemplateVersion),
-    Deployed(Box<DeployedInstance>),
 }
 
 /// A blocker a resource sync raises as it ends.
@@ -195,8 +188,9 @@ impl Store {
         Ok(attempt_id)
     }
 
-    /// The change set an attempt started (the id of its last `DEPLOYMENT_STARTED` event) and the
-    /// commit the attempt was for; `None` when it started none.
+    /// The change set an attempt started or followed (the change set id of its last
+    /// `DEPLOYMENT_STARTED` or `DEPLOYMENT_PROGRESS` event) and the commit the attempt was for;
+    /// `None` when it started none.
     pub async fn started_change_set(
         &self,
         tenant: &Tenant,
@@ -206,12 +200,14 @@ impl Store {
             "SELECT a.target_revision, e.external_id FROM resource_sync_attempts a \
              JOIN resource_sync_events e ON e.attempt_id = a.attempt_id \
              WHERE a.account_id = $1 AND a.region = $2 AND a.attempt_id = $3 \
-             AND e.event_type = $4 AND e.external_id IS NOT NULL ORDER BY e.seq DESC LIMIT 1",
+             AND e.event_type IN ($4, $5) AND e.external_id LIKE '%:changeSet/%' ORDER BY e.seq DESC LIMIT 1",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(attempt_id)
+        // Started by that attempt, or followed by it when it had itself taken over.
         .bind(EventType::DeploymentStarted.as_str())
+        .bind(EventType::DeploymentProgress.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
@@ -424,24 +420,37 @@ impl Store {
                     .await
                     .map(Applied::Registered)
             }
-            Effect::DeployInstance {
-                service,
-                instance,
-                deployment,
-            } => crate::services::deploy_instance_in(
-                tx,
-                self.backend == Backend::Postgres,
-                &claim.tenant,
-                service,
-                instance,
-                deployment,
-                crate::services::InstanceWrite::CreateOrUpdate,
-                &[],
-                self.limits.tags_per_resource,
-            )
-            .await
-            .map(|d| Applied::Deployed(Box::new(d))),
         }
+    }
+
+    /// Starts the deployment of a service instance from a service sync attempt, under the
+    /// attempt's fence: the instance is created or updated and its deployment recorded
+    /// `IN_PROGRESS`, to be run by the engine while the attempt waits for it.
+    pub async fn start_synced_deployment(
+        &self,
+        claim: &ClaimedTarget,
+        attempt_id: i64,
+        service: &str,
+        instance: &str,
+        deployment: &InstanceDeployment,
+    ) -> Result<DeployedInstance> {
+        let mut tx = self.write_tx().await?;
+        self.check_fence(&mut tx, claim).await?;
+        let deployed = crate::services::deploy_instance_in(
+            &mut tx,
+            self.backend == Backend::Postgres,
+            &claim.tenant,
+            service,
+            instance,
+            deployment,
+            crate::services::InstanceWrite::CreateOrUpdate,
+            &[],
+            self.limits.tags_per_resource,
+            Some(attempt_id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(deployed)
     }
 }
 

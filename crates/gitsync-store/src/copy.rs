@@ -31,6 +31,7 @@ const TABLES: &[&str] = &[
     "proton_services",
     "proton_service_instances",
     "proton_deployments",
+    "proton_deployment_events",
     "service_sync_branches",
     "account_policies",
     "notification_targets",

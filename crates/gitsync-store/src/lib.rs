@@ -14,6 +14,7 @@ mod attempts;
 mod branches;
 mod connections;
 mod copy;
+mod deployments;
 mod error;
 mod keys;
 mod migrate;
@@ -31,6 +32,7 @@ mod webhooks;
 
 pub use attempts::{Applied, Closing, Effect, NewBlocker};
 pub use branches::{BranchCheckResult, BranchKey, ClaimedBranch};
+pub use deployments::{ClaimedDeployment, DeployedResource, DeploymentEnd};
 pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};
 pub use migrate::postgres_migrations;

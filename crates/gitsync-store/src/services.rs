@@ -9,8 +9,8 @@ use crate::rows::{int, opt_text, parsed, text};
 use crate::tags::{delete_tags, insert_tags};
 use crate::{Page, Result, Store, StoreError};
 use gitsync_model::{
-    Arn, BlockerScope, DeployedTemplate, DeploymentState, DeploymentStatus, Environment,
-    InstanceDeployment, RECORDED_ONLY, Service, ServiceInstance, SyncBlocker, SyncType, Tag,
+    Arn, BlockerScope, DeployedTemplate, DeploymentState, DeploymentStatus, DeploymentTarget,
+    Environment, InstanceDeployment, Service, ServiceInstance, SyncBlocker, SyncType, Tag,
     TemplateType, TemplateVersion, TemplateVersionStatus, Tenant, Timestamp,
 };
 use sqlx::any::AnyRow;
@@ -157,13 +157,14 @@ async fn record_deployment(
     template: &DeployedTemplate,
     spec: Option<&str>,
     source_commit: Option<&str>,
+    attempt_id: Option<i64>,
     now: Timestamp,
 ) -> Result<String> {
     let id = uuid::Uuid::new_v4().to_string();
     sqlx::query(
         "INSERT INTO proton_deployments (deployment_id, account_id, region, target_kind, target_name, environment_name, \
-         template_name, template_major, template_minor, spec, source_commit, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'SUCCEEDED', $12)",
+         template_name, template_major, template_minor, spec, source_commit, status, created_at, attempt_id, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'IN_PROGRESS', $12, $13, 0)",
     )
     .bind(&id)
     .bind(&tenant.account_id)
@@ -177,9 +178,21 @@ async fn record_deployment(
     .bind(spec)
     .bind(source_commit)
     .bind(now.millis())
+    .bind(attempt_id)
     .execute(&mut **tx)
     .await?;
     Ok(id)
+}
+
+/// Refuses a second deployment of a resource while one is in progress, as Proton does.
+fn not_busy(row: &AnyRow, what: &str) -> Result<()> {
+    if text(row, "deployment_status")? == DeploymentStatus::InProgress.as_str() {
+        return Err(StoreError::StillInUse(format!(
+            "{what} has a deployment in progress ({}); wait for it to end",
+            opt_text(row, "last_attempted_deployment_id")?.unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 impl Store {
@@ -277,14 +290,17 @@ impl Store {
             &new.template,
             new.spec.as_deref(),
             None,
+            None,
             now,
         )
         .await?;
+        // Proton requires lastDeploymentSucceededAt of every environment: until one succeeds it
+        // is the creation time, and last_succeeded_deployment_id stays empty.
         let inserted = sqlx::query(
             "INSERT INTO proton_environments (account_id, region, name, arn, description, template_name, template_major, template_minor, \
              spec, proton_service_role_arn, codebuild_role_arn, component_role_arn, created_at, deployment_status, last_attempted_at, \
-             last_succeeded_at, last_attempted_deployment_id, last_succeeded_deployment_id, deployment_status_message) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'SUCCEEDED', $13, $13, $14, $14, $15)",
+             last_succeeded_at, last_attempted_deployment_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'IN_PROGRESS', $13, $13, $14)",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
@@ -300,7 +316,6 @@ impl Store {
         .bind(&new.component_role_arn)
         .bind(now.millis())
         .bind(&deployment)
-        .bind(RECORDED_ONLY)
         .execute(&mut *tx)
         .await;
         crate::rows::unique(inserted, || {
@@ -359,6 +374,13 @@ impl Store {
         roles: [Option<&str>; 3],
     ) -> Result<Environment> {
         let mut tx = self.write_tx().await?;
+        if deploy.is_some() {
+            let pg = self.backend == crate::Backend::Postgres;
+            let current = row(&mut *tx, Table::Environment, tenant, &[name], pg)
+                .await?
+                .ok_or_else(|| missing_environment(name))?;
+            not_busy(&current, &format!("Environment {name}"))?;
+        }
         let [service_role, codebuild_role, component_role] = roles;
         let updated = sqlx::query(
             "UPDATE proton_environments SET description = COALESCE($4, description), \
@@ -388,13 +410,14 @@ impl Store {
                 template,
                 spec,
                 None,
+                None,
                 now,
             )
             .await?;
             sqlx::query(
                 "UPDATE proton_environments SET template_name = $4, template_major = $5, template_minor = $6, spec = COALESCE($7, spec), \
-                 deployment_status = 'SUCCEEDED', deployment_status_message = $10, last_attempted_at = $8, last_succeeded_at = $8, \
-                 last_attempted_deployment_id = $9, last_succeeded_deployment_id = $9 \
+                 deployment_status = 'IN_PROGRESS', deployment_status_message = NULL, last_attempted_at = $8, \
+                 last_attempted_deployment_id = $9 \
                  WHERE account_id = $1 AND region = $2 AND name = $3",
             )
             .bind(&tenant.account_id)
@@ -406,7 +429,6 @@ impl Store {
             .bind(spec)
             .bind(now.millis())
             .bind(&deployment)
-            .bind(RECORDED_ONLY)
             .execute(&mut *tx)
             .await?;
         }
@@ -502,6 +524,7 @@ impl Store {
                     InstanceWrite::Create,
                     &[],
                     self.limits.tags_per_resource,
+                    None,
                 )
                 .await?,
             );
@@ -575,6 +598,7 @@ impl Store {
                     InstanceWrite::Create,
                     &[],
                     self.limits.tags_per_resource,
+                    None,
                 )
                 .await?,
             );
@@ -656,6 +680,7 @@ impl Store {
             write,
             tags,
             self.limits.tags_per_resource,
+            None,
         )
         .await?;
         tx.commit().await?;
@@ -935,6 +960,7 @@ pub(crate) async fn deploy_instance_in(
     write: InstanceWrite,
     tags: &[Tag],
     tag_limit: u32,
+    attempt_id: Option<i64>,
 ) -> Result<DeployedInstance> {
     if row(&mut **tx, Table::Service, tenant, &[service], pg)
         .await?
@@ -964,17 +990,27 @@ pub(crate) async fn deploy_instance_in(
         )));
     }
     let existing = row(&mut **tx, Table::Instance, tenant, &[service, name], false).await?;
+    if let Some(current) = &existing {
+        not_busy(
+            current,
+            &format!("Service instance {name} of service {service}"),
+        )?;
+    }
     let now = Timestamp::now();
-    let target = format!("{service}/{name}");
+    let target = DeploymentTarget::ServiceInstance {
+        service: service.to_string(),
+        instance: name.to_string(),
+    };
     let deployment_id = record_deployment(
         tx,
         tenant,
-        "SERVICE_INSTANCE",
-        &target,
+        target.kind(),
+        &target.target_name(),
         &deployment.environment_name,
         &deployment.template,
         Some(&deployment.spec),
         deployment.source_commit.as_deref(),
+        attempt_id,
         now,
     )
     .await?;
@@ -995,8 +1031,8 @@ pub(crate) async fn deploy_instance_in(
             sqlx::query(
                 "UPDATE proton_service_instances SET environment_name = $5, template_name = $6, template_major = $7, template_minor = $8, \
                  spec = $9, last_client_request_token = COALESCE($10, last_client_request_token), source_commit = $11, \
-                 deployment_status = 'SUCCEEDED', deployment_status_message = $14, last_attempted_at = $12, last_succeeded_at = $12, \
-                 last_attempted_deployment_id = $13, last_succeeded_deployment_id = $13 \
+                 deployment_status = 'IN_PROGRESS', deployment_status_message = NULL, last_attempted_at = $12, \
+                 last_attempted_deployment_id = $13 \
                  WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
             )
             .bind(&tenant.account_id)
@@ -1012,7 +1048,6 @@ pub(crate) async fn deploy_instance_in(
             .bind(&deployment.source_commit)
             .bind(now.millis())
             .bind(&deployment_id)
-            .bind(RECORDED_ONLY)
             .execute(&mut **tx)
             .await?;
             false
@@ -1021,8 +1056,8 @@ pub(crate) async fn deploy_instance_in(
             let inserted = sqlx::query(
                 "INSERT INTO proton_service_instances (account_id, region, service_name, name, arn, environment_name, template_name, \
                  template_major, template_minor, spec, last_client_request_token, source_commit, created_at, deployment_status, \
-                 last_attempted_at, last_succeeded_at, last_attempted_deployment_id, last_succeeded_deployment_id, deployment_status_message) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'SUCCEEDED', $13, $13, $14, $14, $15)",
+                 last_attempted_at, last_succeeded_at, last_attempted_deployment_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'IN_PROGRESS', $13, $13, $14)",
             )
             .bind(&tenant.account_id)
             .bind(&tenant.region)
@@ -1038,7 +1073,6 @@ pub(crate) async fn deploy_instance_in(
             .bind(&deployment.source_commit)
             .bind(now.millis())
             .bind(&deployment_id)
-            .bind(RECORDED_ONLY)
             .execute(&mut **tx)
             .await;
             crate::rows::unique(inserted, || {

@@ -1244,7 +1244,7 @@ async fn replicas_starting_together_migrate_once_on_postgres() {
         .iter()
         .map(|r| r.try_get::<i64, _>(0).unwrap())
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
     drop(check);
     for s in [a, b, c] {
         s.close().await;
@@ -1336,6 +1336,7 @@ async fn service_blockers(store: Store) {
         .await
         .unwrap();
     assert!(early.created && early.blocker.is_none());
+    settle(&store, &early.deployment_id, DeploymentStatus::Succeeded).await;
     for service in ["a", "b"] {
         store
             .create_service_sync_config(
@@ -1364,6 +1365,7 @@ async fn service_blockers(store: Store) {
         .await
         .unwrap();
     assert!(synced.blocker.is_none() && synced.instance.source_commit.as_deref() == Some("c1"));
+    settle(&store, &synced.deployment_id, DeploymentStatus::Succeeded).await;
     let manual = store
         .deploy_service_instance(
             &t,
@@ -1375,6 +1377,7 @@ async fn service_blockers(store: Store) {
         )
         .await
         .unwrap();
+    settle(&store, &manual.deployment_id, DeploymentStatus::Failed).await;
     let blocker = manual
         .blocker
         .expect("an API update of a synced service raises a blocker");
@@ -1491,6 +1494,191 @@ async fn service_blockers(store: Store) {
     let (_, none) = store.delete_service(&t, "a").await.unwrap();
     assert!(none.is_none());
     store.delete_environment(&t, "staging").await.unwrap();
+}
+
+/// Ends a deployment as the engine does: claimed, then finished.
+async fn settle(store: &Store, id: &str, status: DeploymentStatus) {
+    let claim = store
+        .claim_deployment(id, "test", Timestamp::now(), 60_000)
+        .await
+        .unwrap()
+        .expect("a new deployment is due");
+    store
+        .finish_deployment(
+            &claim,
+            &gitsync_store::DeploymentEnd {
+                status,
+                message: "settled by the test".into(),
+                stack_name: None,
+                outputs: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+}
+
+/// Proton deployments as engine work (issue 15): recorded in progress, claimed under a lease,
+/// one at a time per resource, their change set remembered for a takeover, fenced, and ended
+/// with the stack's outputs, which the resource then answers.
+async fn deployments(store: Store) {
+    use gitsync_store::{DeploymentEnd, NewEnvironment};
+    let t = tenant("565656565656");
+    let env = |spec: &str| NewEnvironment {
+        name: "dev".into(),
+        description: None,
+        template: DeployedTemplate {
+            name: "net".into(),
+            major: 1,
+            minor: 0,
+        },
+        spec: Some(spec.into()),
+        proton_service_role_arn: Some("arn:aws:iam::565656565656:role/proton".into()),
+        codebuild_role_arn: None,
+        component_role_arn: None,
+    };
+    let created = store
+        .create_environment(
+            &t,
+            &env("proton: EnvironmentSpec
+"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.deployment.status, DeploymentStatus::InProgress);
+    assert_eq!(created.deployment.last_succeeded_id, None);
+    let id = created.deployment.last_attempted_id.clone().unwrap();
+    let now = Timestamp::now();
+    assert!(store.due_deployments(now, 10).await.unwrap().contains(&id));
+    // Another deployment of the environment waits for this one (ConflictException on the wire).
+    let template = created.template.clone();
+    assert!(matches!(
+        store
+            .update_environment(&t, "dev", None, Some((&template, None)), [None, None, None])
+            .await,
+        Err(StoreError::StillInUse(m)) if m.contains("in progress")
+    ));
+    let first = store
+        .claim_deployment(&id, "one", now, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .claim_deployment(&id, "two", now, 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        first.target,
+        DeploymentTarget::Environment { name: "dev".into() }
+    );
+    let change_set = "arn:aws:cloudformation:us-east-1:565656565656:changeSet/gitsync-x/1";
+    store
+        .record_deployment_event(
+            &first,
+            &SyncEvent::new(
+                EventType::DeploymentStarted,
+                "Created change set",
+                Some(change_set),
+            ),
+        )
+        .await
+        .unwrap();
+    // The first worker stops; a second takes over after the lease and sees its change set.
+    let later = now.plus_millis(2_000);
+    let second = store
+        .claim_deployment(&id, "two", later, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.change_set_id.as_deref(), Some(change_set));
+    let end = DeploymentEnd {
+        status: DeploymentStatus::Succeeded,
+        message: "Stack proton-env-dev deployed".into(),
+        stack_name: Some("proton-env-dev".into()),
+        outputs: [("VpcId".to_string(), "vpc-1".to_string())].into(),
+    };
+    assert!(matches!(
+        store.finish_deployment(&first, &end).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    store.finish_deployment(&second, &end).await.unwrap();
+    let done = store.get_environment(&t, "dev").await.unwrap();
+    assert_eq!(done.deployment.status, DeploymentStatus::Succeeded);
+    assert_eq!(
+        done.deployment.last_succeeded_id.as_deref(),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        store
+            .resource_outputs(&t, &DeploymentTarget::Environment { name: "dev".into() })
+            .await
+            .unwrap()["VpcId"],
+        "vpc-1"
+    );
+    let events = store.deployment_events(&id, 0).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        store
+            .deployed_resource(&t, &DeploymentTarget::Environment { name: "dev".into() })
+            .await
+            .unwrap()
+            .stack_name
+            .as_deref(),
+        Some("proton-env-dev")
+    );
+    // A failed update keeps the last success (and its outputs) and says why.
+    let updated = store
+        .update_environment(&t, "dev", None, Some((&template, None)), [None, None, None])
+        .await
+        .unwrap();
+    let next = updated.deployment.last_attempted_id.clone().unwrap();
+    let claim = store
+        .claim_deployment(&next, "one", Timestamp::now(), 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let failed = DeploymentEnd {
+        status: DeploymentStatus::Failed,
+        message: "Resource Vpc failed: CIDR overlaps".into(),
+        stack_name: Some("proton-env-dev".into()),
+        outputs: Default::default(),
+    };
+    store.finish_deployment(&claim, &failed).await.unwrap();
+    let after = store.get_environment(&t, "dev").await.unwrap();
+    assert_eq!(after.deployment.status, DeploymentStatus::Failed);
+    assert_eq!(
+        after.deployment.status_message.as_deref(),
+        Some("Resource Vpc failed: CIDR overlaps")
+    );
+    assert_eq!(
+        after.deployment.last_succeeded_id.as_deref(),
+        Some(id.as_str())
+    );
+    assert!(
+        store
+            .due_deployments(Timestamp::now(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn deployments_are_engine_work_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    deployments(store).await;
+}
+
+#[tokio::test]
+async fn deployments_are_engine_work_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    deployments(db.store.clone()).await;
+    db.drop_now().await;
 }
 
 #[tokio::test]

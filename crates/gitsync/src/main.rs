@@ -6,6 +6,7 @@ mod connections;
 mod keys;
 mod notifications;
 mod proton;
+mod sandbox;
 mod serve;
 mod state;
 mod status;
@@ -15,8 +16,27 @@ mod webhooks;
 use clap::Parser;
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Template work from repositories runs in a child of this program, before any runtime or
+    // thread exists, under limits the child sets on itself.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(gitsync_deploy::sandbox::CHILD_ARGUMENT.as_ref())
+    {
+        return sandbox::child();
+    }
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = cli::Cli::parse();
     state::restrict_umask();
     if !matches!(cli.command, cli::Command::Serve(_)) {

@@ -8,7 +8,7 @@ use gitsync_deploy::render::{
     Mode, PipelineInstance, PipelineService, environment_context, instance_context,
     pipeline_context,
 };
-use gitsync_deploy::spec::{InputKind, Schema, ServiceSpec, environment_inputs};
+use gitsync_deploy::spec::{InputKind, Schema, ServiceSpec, checked_environment_inputs};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,11 +47,8 @@ pub fn run(command: ProtonCommand) -> Result<()> {
                 bundle_dir.display()
             );
         }
-        let inputs = environment_inputs(&spec_text).map_err(|e| anyhow!(e))?;
-        let inputs = Schema::parse(&schema, InputKind::Environment)
-            .map_err(|e| anyhow!(e))?
-            .check(&format!("environment {name}"), inputs.as_ref())
-            .map_err(problems)?;
+        let inputs =
+            checked_environment_inputs(&schema, &name, Some(&spec_text)).map_err(problems)?;
         ("infrastructure", environment_context(&name, &inputs))
     } else if files.contains_key("instance_infrastructure/manifest.yaml") {
         let service =

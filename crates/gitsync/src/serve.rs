@@ -55,6 +55,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         attempt_delay: args.test_attempt_delay,
         shutdown_grace: args.shutdown_grace,
         assume_sync_role: args.assume_sync_role,
+        // Templates from repositories are checked and rendered in a child of this binary.
+        render_isolation: match std::env::current_exe() {
+            Ok(program) => gitsync_engine::sandbox::Isolation::ChildProcess(program),
+            Err(e) => anyhow::bail!("cannot find this program to run its template sandbox: {e}"),
+        },
         ..Default::default()
     };
     let deployer: Arc<dyn StackDeployer> = if !args.validate_only

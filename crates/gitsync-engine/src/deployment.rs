@@ -1,0 +1,352 @@
+//! Proton deployments: an environment's or a service instance's template version rendered with
+//! its spec (and, for an instance, its environment's outputs) and deployed to its stack through
+//! the [`StackDeployer`], like a stack sync's. A deployment is recorded `IN_PROGRESS` by the API
+//! or by a service sync attempt; the engine claims it under a lease, runs it here, and ends it
+//! `SUCCEEDED` (the stack reached a complete state; its outputs recorded) or `FAILED` (the reason
+//! named). A transient failure (CloudFormation unreachable, throttled) keeps it in progress and
+//! tries again with backoff. A worker that takes a deployment over follows the change set the
+//! stopped one created.
+//!
+//! [`StackDeployer`]: gitsync_deploy::StackDeployer
+
+use crate::Engine;
+use crate::backoff::after_failures;
+use gitsync_deploy::cfn::{DeployIdentity, DeploymentFile, Owner, plan};
+use gitsync_deploy::render::{Mode, environment_context, instance_context};
+use gitsync_deploy::sandbox::{Job, Outcome};
+use gitsync_deploy::spec::{ServiceSpec, checked_environment_inputs};
+use gitsync_deploy::{BoxFuture, DeployOutcome, Progress};
+use gitsync_model::{
+    DeploymentStatus, DeploymentTarget, EventType, SyncEvent, TemplateType, VALIDATE_ONLY,
+};
+use gitsync_store::{ClaimedDeployment, DeploymentEnd, StoreError};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Transient failures retry after 10 s, doubling to 5 min.
+const RETRY_BASE: Duration = Duration::from_secs(10);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+/// Transient failures after which a deployment is given up (about an hour of retries).
+const MAX_FAILURES: i64 = 15;
+
+/// How one run of a deployment ended.
+enum Step {
+    Ended(DeploymentEnd),
+    /// Try again later, for this reason.
+    Retry(String),
+}
+
+fn failed(message: impl Into<String>, stack_name: Option<&str>) -> Step {
+    Step::Ended(DeploymentEnd {
+        status: DeploymentStatus::Failed,
+        message: message.into(),
+        stack_name: stack_name.map(str::to_string),
+        outputs: Default::default(),
+    })
+}
+
+/// Records a deployment's events as they happen, while this worker holds its lease.
+struct DeploymentProgress<'a> {
+    engine: &'a Engine,
+    claim: &'a ClaimedDeployment,
+}
+
+impl Progress for DeploymentProgress<'_> {
+    fn report(&self, event: SyncEvent) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self
+                .engine
+                .store
+                .record_deployment_event(self.claim, &event)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot record a deployment event");
+            }
+        })
+    }
+}
+
+impl Engine {
+    /// Runs one claimed deployment to its end (or to its next retry), keeping its lease.
+    pub(crate) async fn run_deployment(&self, claim: ClaimedDeployment) {
+        use tracing::Instrument;
+        let span = tracing::info_span!("deployment", tenant = %claim.tenant, id = %claim.id, target = %claim.target.describe());
+        async {
+            let keeper = self.keep_lease(|now, ttl| self.store.renew_deployment(&claim, now, ttl));
+            let step = tokio::select! {
+                step = self.deploy(&claim) => step,
+                () = keeper => {
+                    tracing::warn!("lost the deployment's lease; another worker goes on with it");
+                    return;
+                }
+            };
+            let recorded = match step {
+                Step::Ended(end) => {
+                    tracing::info!(status = end.status.as_str(), message = %end.message, "deployment ended");
+                    self.store.finish_deployment(&claim, &end).await
+                }
+                Step::Retry(reason) if claim.failures + 1 >= MAX_FAILURES => {
+                    let end = DeploymentEnd {
+                        status: DeploymentStatus::Failed,
+                        message: format!(
+                            "gave up after {} tries: {reason}",
+                            claim.failures + 1
+                        ),
+                        stack_name: None,
+                        outputs: Default::default(),
+                    };
+                    tracing::warn!(message = %end.message, "deployment given up");
+                    self.store.finish_deployment(&claim, &end).await
+                }
+                Step::Retry(reason) => {
+                    let wait = after_failures(RETRY_BASE, claim.failures + 1, RETRY_MAX);
+                    let at = self.db_now().await.plus_millis(wait.as_millis() as i64);
+                    tracing::warn!(retry_in_s = wait.as_secs(), %reason, "deployment failed for now; trying again");
+                    self.store.retry_deployment(&claim, at, &reason).await
+                }
+            };
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, "cannot record how the deployment went");
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Renders the template version with the resource's spec and deploys its stack.
+    async fn deploy(&self, claim: &ClaimedDeployment) -> Step {
+        let progress = DeploymentProgress {
+            engine: self,
+            claim,
+        };
+        let (template_type, dir) = match claim.target {
+            DeploymentTarget::Environment { .. } => (TemplateType::Environment, "infrastructure"),
+            DeploymentTarget::ServiceInstance { .. } => {
+                (TemplateType::Service, "instance_infrastructure")
+            }
+        };
+        let template = &claim.template;
+        let label = format!(
+            "{} template {} {}.{}",
+            match template_type {
+                TemplateType::Environment => "environment",
+                TemplateType::Service => "service",
+            },
+            template.name,
+            template.major,
+            template.minor
+        );
+        let transient = |e: StoreError| Step::Retry(e.to_string());
+        let version = match self
+            .store
+            .get_template_version(
+                &claim.tenant,
+                template_type,
+                &template.name,
+                template.major,
+                template.minor,
+            )
+            .await
+        {
+            Ok(v) => v,
+            Err(StoreError::NotFound(m)) => return failed(m, None),
+            Err(e) => return transient(e),
+        };
+        let files = match self
+            .store
+            .template_version_files(
+                &claim.tenant,
+                template_type,
+                &template.name,
+                template.major,
+                template.minor,
+            )
+            .await
+        {
+            Ok(files) => files,
+            Err(StoreError::NotFound(_)) => {
+                return failed(
+                    format!(
+                        "{label} has no template files (it was not registered from a bundle): there is nothing to render"
+                    ),
+                    None,
+                );
+            }
+            Err(e) => return transient(e),
+        };
+        let schema = version.schema.clone().unwrap_or_default();
+        let context = match &claim.target {
+            DeploymentTarget::Environment { name } => {
+                match checked_environment_inputs(&schema, name, claim.spec.as_deref()) {
+                    Ok(inputs) => environment_context(name, &inputs),
+                    Err(problems) => return failed(problems.join("; "), None),
+                }
+            }
+            DeploymentTarget::ServiceInstance { service, instance } => {
+                let spec = claim.spec.as_deref().unwrap_or_default();
+                let inputs = match ServiceSpec::parse("the instance's spec", spec)
+                    .map_err(|e| vec![e])
+                    .and_then(|s| {
+                        s.instance(instance).cloned().ok_or_else(|| {
+                            vec![format!("the instance's spec has no instance {instance}")]
+                        })
+                    }) {
+                    Ok(i) => i
+                        .inputs
+                        .unwrap_or_else(|| Value::Object(Default::default())),
+                    Err(problems) => return failed(problems.join("; "), None),
+                };
+                let environment = DeploymentTarget::Environment {
+                    name: claim.environment_name.clone(),
+                };
+                let outputs = match self
+                    .store
+                    .resource_outputs(&claim.tenant, &environment)
+                    .await
+                {
+                    Ok(o) => o,
+                    Err(e) => return transient(e),
+                };
+                instance_context(
+                    service,
+                    instance,
+                    &inputs,
+                    &claim.environment_name,
+                    &serde_json::to_value(outputs).unwrap_or_default(),
+                    &claim.tenant.account_id,
+                )
+            }
+        };
+        let job = Job::RenderDir {
+            files,
+            dir: dir.to_string(),
+            context,
+            mode: Mode::Deploy,
+        };
+        let rendered = match self.settings.render_isolation.run(job).await {
+            Ok(Outcome::Rendered(Ok(rendered))) => rendered,
+            Ok(Outcome::Rendered(Err(problems))) => {
+                let m = format!("rendering {label}: {}", problems.join("; "));
+                progress
+                    .report(SyncEvent::new(EventType::ValidationFailed, &m, None))
+                    .await;
+                return failed(m, None);
+            }
+            Ok(other) => unreachable!("a rendering answered {other:?}"),
+            Err(limit) => {
+                let m = format!("rendering {label}: {limit}");
+                progress
+                    .report(SyncEvent::new(EventType::LimitExceeded, &m, None))
+                    .await;
+                return failed(m, None);
+            }
+        };
+        let (path, body) = match rendered.as_slice() {
+            [(path, body)] => (path.clone(), body.clone()),
+            many => {
+                return failed(
+                    format!(
+                        "{label} renders {} CloudFormation files under {dir}/; gitsync deploys one stack per {}, from one file",
+                        many.len(),
+                        claim.target.describe()
+                    ),
+                    None,
+                );
+            }
+        };
+        let resource = match self
+            .store
+            .deployed_resource(&claim.tenant, &claim.target)
+            .await
+        {
+            Ok(r) => r,
+            Err(StoreError::NotFound(m)) => return failed(m, None),
+            Err(e) => return transient(e),
+        };
+        let stack_name = resource
+            .stack_name
+            .clone()
+            .unwrap_or_else(|| claim.target.default_stack_name());
+        let file = DeploymentFile {
+            template_file_path: path,
+            ..Default::default()
+        };
+        let role_arn = resource.role_arn.clone().unwrap_or_default();
+        let mut stack_plan = match plan(&stack_name, &role_arn, &file, body.as_bytes()) {
+            Ok(p) => p,
+            Err(problems) => {
+                let m = format!("{label}: {}", problems.join("; "));
+                return failed(m, Some(&stack_name));
+            }
+        };
+        // Whose credentials deploy: the environment's role, under the tenant's policy.
+        let policy = match self.store.account_policy(&claim.tenant.account_id).await {
+            Ok(p) => p,
+            Err(e) => return transient(e),
+        };
+        stack_plan.identity = if policy.trusted && !self.settings.assume_sync_role {
+            DeployIdentity::Server
+        } else if role_arn.is_empty() {
+            return failed(
+                format!(
+                    "environment {} has no protonServiceRoleArn: gitsync deploys its stacks with that role (set it with UpdateEnvironment)",
+                    claim.environment_name
+                ),
+                Some(&stack_name),
+            );
+        } else {
+            if let Err(m) = policy.check_role(&role_arn) {
+                return failed(m, Some(&stack_name));
+            }
+            DeployIdentity::AssumeRole {
+                role_arn: role_arn.clone(),
+                external_id: claim.tenant.account_id.clone(),
+            }
+        };
+        stack_plan.region = claim.tenant.region.clone();
+        // Change sets are named after what is deployed: the commit service sync applies, or
+        // the deployment's id.
+        stack_plan.commit = claim
+            .source_commit
+            .clone()
+            .unwrap_or_else(|| claim.id.clone());
+        // A stack once deployed and now missing was deleted outside gitsync: say so rather
+        // than create it again (a later issue lets a person decide).
+        stack_plan.deployed_from = resource
+            .last_succeeded_id
+            .clone()
+            .filter(|_| resource.stack_name.is_some());
+        stack_plan.owner = Owner {
+            account: claim.tenant.account_id.clone(),
+            configuration: claim.target.owner_tag(),
+            adopt: false,
+        };
+        stack_plan.started_change_set = claim.change_set_id.clone();
+        let report = self.deployer.deploy(&stack_plan, &progress).await;
+        for event in &report.events {
+            progress.report(event.clone()).await;
+        }
+        let last = report
+            .events
+            .last()
+            .map(|e| e.event.clone())
+            .unwrap_or_default();
+        match (report.outcome, report.blocker) {
+            (_, Some(blocker)) => failed(blocker.reason, Some(&stack_name)),
+            (DeployOutcome::Succeeded, None) if !report.deployed => Step::Ended(DeploymentEnd {
+                status: DeploymentStatus::Succeeded,
+                message: VALIDATE_ONLY.to_string(),
+                stack_name: None,
+                outputs: Default::default(),
+            }),
+            (DeployOutcome::Succeeded, None) => Step::Ended(DeploymentEnd {
+                status: DeploymentStatus::Succeeded,
+                message: format!("Stack {stack_name} deployed: {last}"),
+                stack_name: Some(stack_name),
+                outputs: report.outputs,
+            }),
+            (DeployOutcome::Failed, None) => failed(last, Some(&stack_name)),
+            (DeployOutcome::FailedTransiently, None) => Step::Retry(last),
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! Proton deployments as engine work: each one, recorded `IN_PROGRESS` by the API or by service
+//! sync (services.rs), is claimed under a lease like any other work, runs (renders its template
+//! version and deploys its stack), records its events, and ends `SUCCEEDED` or `FAILED` with its
+//! stack's outputs, in one fenced write that also moves its resource's `deploymentStatus`.
+
+use crate::rows::{int, lease_lost, opt_int, opt_text, text};
+use crate::{Backend, Result, Store, StoreError};
+use gitsync_model::{
+    DeployedTemplate, DeploymentStatus, DeploymentTarget, SyncEvent, Tenant, Timestamp,
+};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use std::collections::BTreeMap;
+
+/// The most events one deployment keeps (a stack of many resources reports each of them).
+const MAX_EVENTS: i64 = 500;
+
+/// A deployment this worker holds the lease on.
+#[derive(Debug, Clone)]
+pub struct ClaimedDeployment {
+    pub id: String,
+    pub epoch: i64,
+    pub tenant: Tenant,
+    pub target: DeploymentTarget,
+    pub environment_name: String,
+    pub template: DeployedTemplate,
+    pub spec: Option<String>,
+    pub source_commit: Option<String>,
+    /// The service sync attempt waiting for this deployment, if service sync started it.
+    pub attempt_id: Option<i64>,
+    /// The change set a previous worker created for it before it stopped.
+    pub change_set_id: Option<String>,
+    /// Transient failures so far.
+    pub failures: i64,
+    pub created_at: Timestamp,
+}
+
+/// How a deployment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentEnd {
+    /// `Succeeded` or `Failed`.
+    pub status: DeploymentStatus,
+    pub message: String,
+    pub stack_name: Option<String>,
+    /// The stack's outputs (succeeded deployments).
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// What the resource a deployment changes holds besides the deployment itself.
+#[derive(Debug, Clone, Default)]
+pub struct DeployedResource {
+    /// The stack it is bound to or was deployed to before.
+    pub stack_name: Option<String>,
+    /// Its last successful deployment (a stack it had is expected to exist).
+    pub last_succeeded_id: Option<String>,
+    /// The role an environment (and the instances in it) deploys with.
+    pub role_arn: Option<String>,
+}
+
+fn claimed_from(r: &AnyRow) -> Result<ClaimedDeployment> {
+    let (kind, name) = (text(r, "target_kind")?, text(r, "target_name")?);
+    Ok(ClaimedDeployment {
+        id: text(r, "deployment_id")?,
+        epoch: int(r, "lease_epoch")?,
+        tenant: Tenant::new(text(r, "account_id")?, text(r, "region")?),
+        target: DeploymentTarget::parse(&kind, &name)
+            .ok_or_else(|| StoreError::corrupt(format!("deployment target {kind} {name}")))?,
+        environment_name: text(r, "environment_name")?,
+        template: DeployedTemplate {
+            name: text(r, "template_name")?,
+            major: int(r, "template_major")?,
+            minor: int(r, "template_minor")?,
+        },
+        spec: opt_text(r, "spec")?,
+        source_commit: opt_text(r, "source_commit")?,
+        attempt_id: opt_int(r, "attempt_id")?,
+        change_set_id: opt_text(r, "change_set_id")?,
+        failures: int(r, "failures")?,
+        created_at: Timestamp(int(r, "created_at")?),
+    })
+}
+
+impl Store {
+    /// Deployments in progress that no live worker holds and whose retry time has come.
+    pub async fn due_deployments(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT deployment_id FROM proton_deployments WHERE status = 'IN_PROGRESS' AND next_attempt_at <= $1 \
+             AND (lease_expires_at IS NULL OR lease_expires_at <= $1) ORDER BY next_attempt_at, created_at LIMIT $2",
+        )
+        .bind(now.millis())
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| text(r, "deployment_id")).collect()
+    }
+
+    /// Claims a due deployment for `owner` until `now + ttl_ms`; `None` when another worker
+    /// holds or ended it.
+    pub async fn claim_deployment(
+        &self,
+        id: &str,
+        owner: &str,
+        now: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<Option<ClaimedDeployment>> {
+        let mut tx = self.write_tx().await?;
+        let claimed = sqlx::query(
+            "UPDATE proton_deployments SET lease_owner = $2, lease_expires_at = $3, lease_epoch = lease_epoch + 1 \
+             WHERE deployment_id = $1 AND status = 'IN_PROGRESS' AND next_attempt_at <= $4 \
+             AND (lease_expires_at IS NULL OR lease_expires_at <= $4)",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(now.millis() + ttl_ms)
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT * FROM proton_deployments WHERE deployment_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let claim = claimed_from(&row)?;
+        tx.commit().await?;
+        Ok(Some(claim))
+    }
+
+    /// Keeps the lease of a running deployment; `LeaseLost` when another worker took it.
+    pub async fn renew_deployment(
+        &self,
+        claim: &ClaimedDeployment,
+        now: Timestamp,
+        ttl_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let renewed = sqlx::query(
+            "UPDATE proton_deployments SET lease_expires_at = $3 WHERE deployment_id = $1 AND lease_epoch = $2 \
+             AND status = 'IN_PROGRESS'",
+        )
+        .bind(&claim.id)
+        .bind(claim.epoch)
+        .bind(now.millis() + ttl_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if renewed == 0 {
+            return Err(lease_lost(&format!("deployment {}", claim.id)));
+        }
+        Ok(())
+    }
+
+    /// Checks the fence of a claimed deployment inside a write transaction.
+    async fn check_deployment_fence(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        claim: &ClaimedDeployment,
+    ) -> Result<()> {
+        let sql = if self.backend == Backend::Postgres {
+            "SELECT lease_epoch FROM proton_deployments WHERE deployment_id = $1 FOR UPDATE"
+        } else {
+            "SELECT lease_epoch FROM proton_deployments WHERE deployment_id = $1"
+        };
+        let epoch: i64 = sqlx::query(sql)
+            .bind(&claim.id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
+        if epoch == claim.epoch {
+            Ok(())
+        } else {
+            Err(lease_lost(&format!("deployment {}", claim.id)))
+        }
+    }
+
+    /// Appends an event to a running deployment. The change set a `DEPLOYMENT_STARTED` event
+    /// names is remembered, so that a worker taking the deployment over follows it.
+    pub async fn record_deployment_event(
+        &self,
+        claim: &ClaimedDeployment,
+        event: &SyncEvent,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        self.check_deployment_fence(&mut tx, claim).await?;
+        let count: i64 =
+            sqlx::query("SELECT COUNT(*) FROM proton_deployment_events WHERE deployment_id = $1")
+                .bind(&claim.id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        if count < MAX_EVENTS {
+            sqlx::query(
+                "INSERT INTO proton_deployment_events (deployment_id, seq, event_type, event, external_id, time) \
+                 VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM proton_deployment_events WHERE deployment_id = $1), $2, $3, $4, $5)",
+            )
+            .bind(&claim.id)
+            .bind(&event.event_type)
+            .bind(&event.event)
+            .bind(&event.external_id)
+            .bind(event.time.millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(id) = &event.external_id
+            && event.event_type == gitsync_model::EventType::DeploymentStarted.as_str()
+            && id.contains(":changeSet/")
+        {
+            sqlx::query(
+                "UPDATE proton_deployments SET change_set_id = $2 WHERE deployment_id = $1",
+            )
+            .bind(&claim.id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A deployment's events after `after` (a sequence number), in order, with theirs.
+    pub async fn deployment_events(&self, id: &str, after: i64) -> Result<Vec<(i64, SyncEvent)>> {
+        let rows = sqlx::query(
+            "SELECT seq, event_type, event, external_id, time FROM proton_deployment_events \
+             WHERE deployment_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(id)
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    int(r, "seq")?,
+                    SyncEvent {
+                        event_type: text(r, "event_type")?,
+                        event: text(r, "event")?,
+                        time: Timestamp(int(r, "time")?),
+                        external_id: opt_text(r, "external_id")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// A deployment's status and message, for a service sync attempt waiting for it.
+    pub async fn deployment_status(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<(DeploymentStatus, Option<String>)> {
+        let row = sqlx::query(
+            "SELECT status, status_message FROM proton_deployments WHERE account_id = $1 AND region = $2 AND deployment_id = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("Deployment {id} does not exist")))?;
+        Ok((
+            crate::rows::parsed(&row, "status", DeploymentStatus::parse)?,
+            opt_text(&row, "status_message")?,
+        ))
+    }
+
+    /// The deployment a service sync attempt started, if any (a worker taking the attempt over
+    /// waits for it instead of starting another).
+    /// Answers its id and the commit it deploys.
+    pub async fn deployment_of_attempt(
+        &self,
+        attempt_id: i64,
+    ) -> Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT deployment_id, source_commit FROM proton_deployments WHERE attempt_id = $1 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(attempt_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((text(&r, "deployment_id")?, opt_text(&r, "source_commit")?)))
+            .transpose()
+    }
+
+    /// What a deployment needs to know of its resource: its stack, its last success, its role.
+    pub async fn deployed_resource(
+        &self,
+        tenant: &Tenant,
+        target: &DeploymentTarget,
+    ) -> Result<DeployedResource> {
+        let environment = |name: &str| {
+            sqlx::query(
+                "SELECT stack_name, last_succeeded_deployment_id, proton_service_role_arn FROM proton_environments \
+                 WHERE account_id = $1 AND region = $2 AND name = $3",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(name.to_string())
+        };
+        match target {
+            DeploymentTarget::Environment { name } => {
+                let row = environment(name)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::NotFound(format!("Environment {name} does not exist"))
+                    })?;
+                Ok(DeployedResource {
+                    stack_name: opt_text(&row, "stack_name")?,
+                    last_succeeded_id: opt_text(&row, "last_succeeded_deployment_id")?,
+                    role_arn: opt_text(&row, "proton_service_role_arn")?,
+                })
+            }
+            DeploymentTarget::ServiceInstance { service, instance } => {
+                let row = sqlx::query(
+                    "SELECT i.stack_name, i.last_succeeded_deployment_id, e.proton_service_role_arn \
+                     FROM proton_service_instances i LEFT JOIN proton_environments e \
+                     ON e.account_id = i.account_id AND e.region = i.region AND e.name = i.environment_name \
+                     WHERE i.account_id = $1 AND i.region = $2 AND i.service_name = $3 AND i.name = $4",
+                )
+                .bind(&tenant.account_id)
+                .bind(&tenant.region)
+                .bind(service)
+                .bind(instance)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "Service instance {instance} of service {service} does not exist"
+                    ))
+                })?;
+                Ok(DeployedResource {
+                    stack_name: opt_text(&row, "stack_name")?,
+                    last_succeeded_id: opt_text(&row, "last_succeeded_deployment_id")?,
+                    role_arn: opt_text(&row, "proton_service_role_arn")?,
+                })
+            }
+        }
+    }
+
+    /// The outputs of a resource's last successful deployment (empty before it has one).
+    pub async fn resource_outputs(
+        &self,
+        tenant: &Tenant,
+        target: &DeploymentTarget,
+    ) -> Result<BTreeMap<String, String>> {
+        let row = sqlx::query(
+            "SELECT outputs FROM proton_deployments WHERE account_id = $1 AND region = $2 AND target_kind = $3 \
+             AND target_name = $4 AND status = 'SUCCEEDED' ORDER BY completed_at DESC, created_at DESC LIMIT 1",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(target.kind())
+        .bind(target.target_name())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row.map(|r| opt_text(&r, "outputs")).transpose()?.flatten() {
+            Some(json) => serde_json::from_str(&json).map_err(StoreError::corrupt),
+            None => Ok(BTreeMap::new()),
+        }
+    }
+
+    /// Ends a claimed deployment: its row, and its resource's deployment status (while that
+    /// deployment is still the resource's latest), in one transaction under the fence.
+    pub async fn finish_deployment(
+        &self,
+        claim: &ClaimedDeployment,
+        end: &DeploymentEnd,
+    ) -> Result<()> {
+        let now = Timestamp::now().millis();
+        let outputs = (end.status == DeploymentStatus::Succeeded)
+            .then(|| serde_json::to_string(&end.outputs))
+            .transpose()
+            .map_err(StoreError::corrupt)?;
+        let message: String = end.message.chars().take(4000).collect();
+        let mut tx = self.write_tx().await?;
+        self.check_deployment_fence(&mut tx, claim).await?;
+        sqlx::query(
+            "UPDATE proton_deployments SET status = $2, status_message = $3, outputs = $4, stack_name = $5, \
+             completed_at = $6, lease_owner = NULL, lease_expires_at = NULL WHERE deployment_id = $1",
+        )
+        .bind(&claim.id)
+        .bind(end.status.as_str())
+        .bind(&message)
+        .bind(&outputs)
+        .bind(&end.stack_name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // The resource moves only while this is its latest deployment.
+        const SET: &str = "SET deployment_status = $3, deployment_status_message = $4, stack_name = COALESCE($5, stack_name), \
+             last_succeeded_at = CASE WHEN $3 = 'SUCCEEDED' THEN $6 ELSE last_succeeded_at END, \
+             last_succeeded_deployment_id = CASE WHEN $3 = 'SUCCEEDED' THEN $2 ELSE last_succeeded_deployment_id END \
+             WHERE last_attempted_deployment_id = $2 AND account_id = $1 AND region = $7";
+        let (sql, key) = match &claim.target {
+            DeploymentTarget::Environment { name } => (
+                format!("UPDATE proton_environments {SET} AND name = $8"),
+                vec![name.clone()],
+            ),
+            DeploymentTarget::ServiceInstance { service, instance } => (
+                format!(
+                    "UPDATE proton_service_instances {SET} AND service_name = $8 AND name = $9"
+                ),
+                vec![service.clone(), instance.clone()],
+            ),
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&claim.tenant.account_id)
+            .bind(&claim.id)
+            .bind(end.status.as_str())
+            .bind(&message)
+            .bind(&end.stack_name)
+            .bind(now)
+            .bind(&claim.tenant.region);
+        for part in key {
+            query = query.bind(part);
+        }
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A transient failure: the deployment stays in progress, to be tried again at `at`.
+    pub async fn retry_deployment(
+        &self,
+        claim: &ClaimedDeployment,
+        at: Timestamp,
+        message: &str,
+    ) -> Result<()> {
+        let message: String = message.chars().take(4000).collect();
+        let mut tx = self.write_tx().await?;
+        self.check_deployment_fence(&mut tx, claim).await?;
+        sqlx::query(
+            "UPDATE proton_deployments SET failures = failures + 1, next_attempt_at = $2, status_message = $3, \
+             lease_owner = NULL, lease_expires_at = NULL WHERE deployment_id = $1",
+        )
+        .bind(&claim.id)
+        .bind(at.millis())
+        .bind(&message)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Frees a claimed deployment (the server is stopping), for another worker to take at once.
+    pub async fn release_deployment(&self, claim: &ClaimedDeployment) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE proton_deployments SET lease_owner = NULL, lease_expires_at = NULL WHERE deployment_id = $1 AND lease_epoch = $2",
+        )
+        .bind(&claim.id)
+        .bind(claim.epoch)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
