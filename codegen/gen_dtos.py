@@ -35,6 +35,8 @@ SERVED = {
         "CreateServiceTemplate", "GetServiceTemplate", "ListServiceTemplates",
         "UpdateServiceTemplate", "DeleteServiceTemplate", "GetServiceTemplateVersion",
         "ListServiceTemplateVersions", "UpdateServiceTemplateVersion", "DeleteServiceTemplateVersion",
+        # Provisioning (issue 15): what deployments produced.
+        "ListEnvironmentOutputs", "ListServiceInstanceOutputs",
     ],
     "codeconnections": None,  # every operation
 }

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -150,6 +151,11 @@ class Server:
 
     def cleanup(self):
         self.stop()
+        # GITSYNC_TEST_LOGS=DIR keeps every server's log there, to read after a failure.
+        keep = os.environ.get("GITSYNC_TEST_LOGS")
+        if keep and os.path.exists(self.log_path):
+            os.makedirs(keep, exist_ok=True)
+            shutil.copy(self.log_path, os.path.join(keep, os.path.basename(self.data_dir) + ".log"))
         shutil.rmtree(self.data_dir, ignore_errors=True)
         if self.owned_database:
             psql(POSTGRES, f"DROP DATABASE IF EXISTS {self.owned_database} WITH (FORCE)")
@@ -265,3 +271,26 @@ def error_code(excinfo):
 
 def error_message(excinfo):
     return excinfo.value.response["Error"]["Message"]
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    """A moto server (CloudFormation, STS, EC2, SQS, … from PyPI's moto[server]) for one test
+    module, with the fixes of moto_patched.py; answers its URL."""
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
+    proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "moto_patched.py"),
+                             "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise RuntimeError("moto_server did not start")
+    yield url
+    proc.terminate()
+    proc.wait()

@@ -8,47 +8,17 @@ account, so tests read them with the role's credentials (`cloudformation(moto, r
 What moto cannot show (rollbacks of a failed resource, drift) is not tested here; see docs/testing.md.
 """
 import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 
 import boto3
 import pytest
 
-from conftest import SEED, Server, make_tenant
+from conftest import SEED, Server, make_tenant, moto  # noqa: F401  (moto: the module's moto server)
 from gitserver import GitHttpServer, Repo
 from test_engine import TEMPLATE, Stack, deployment, wait_for
 
 MOTO_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory):
-    port = free_port()
-    moto_server = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    proc = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        raise RuntimeError("moto_server did not start")
-    yield url
-    proc.terminate()
-    proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ from gitserver import GitHttpServer, Repo
 from test_engine import engine, wait_for  # noqa: F401  (the module's server fixture)
 
 HERE = os.path.dirname(__file__)
-# Until gitsync provisions Proton resources, every deployment says that nothing was deployed.
-RECORDED_ONLY = ("recorded only: gitsync does not provision Proton environments, service instances or pipelines yet; "
-                 "no stack was created or changed")
+# This module's server has no CloudFormation: every deployment renders and validates, and says
+# that nothing was deployed (test_proton_provisioning.py deploys for real).
+VALIDATE_ONLY = "validate-only: rendered and validated, nothing was deployed"
 PROVIDER = "GITHUB_ENTERPRISE"
 
 ENV_SCHEMA = """schema:
@@ -63,10 +63,14 @@ MANIFEST = "infrastructure:\n  templates:\n    - file: cloudformation.yaml\n    
 TEMPLATES = {
     "templates/net/v1/schema/schema.yaml": ENV_SCHEMA,
     "templates/net/v1/infrastructure/manifest.yaml": MANIFEST,
-    "templates/net/v1/infrastructure/cloudformation.yaml": "Resources: {}\n",
+    "templates/net/v1/infrastructure/cloudformation.yaml":
+        "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: {{ environment.inputs.vpc_cidr }}\n"
+        "Outputs:\n  VpcId:\n    Value: !Ref Vpc\n",
     "templates/web/v1/schema/schema.yaml": SVC_SCHEMA,
     "templates/web/v1/instance_infrastructure/manifest.yaml": MANIFEST,
-    "templates/web/v1/instance_infrastructure/cloudformation.yaml": "Resources: {}\n",
+    "templates/web/v1/instance_infrastructure/cloudformation.yaml":
+        "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n"
+        "      QueueName: {{ service.name }}-{{ service_instance.name }}-{{ service_instance.inputs.replicas }}\n",
     "templates/web/v1/.template-registration.yaml": "compatible_environments:\n  - net:1\n",
 }
 OPS = """sync:
@@ -147,6 +151,21 @@ def latest_sha(proton, instance):
     return instance_status(proton, instance)["latestSync"]["targetRevision"]["sha"]
 
 
+def environment_deployed(proton, name, status="SUCCEEDED"):
+    """Waits until an environment's deployment ended (as `status`); answers the environment."""
+    def check():
+        env = proton.get_environment(name=name)["environment"]
+        return env if env["deploymentStatus"] == status else None
+    return wait_for(check, what=f"environment {name} {status}")
+
+
+def instance_deployed(proton, service, name, status="SUCCEEDED"):
+    def check():
+        i = proton.get_service_instance(serviceName=service, name=name)["serviceInstance"]
+        return i if i["deploymentStatus"] == status else None
+    return wait_for(check, what=f"instance {service}/{name} {status}")
+
+
 def repository_synced(proton, repo_name, branch, sha):
     def check():
         s = proton.get_repository_sync_status(repositoryName=f"octo/{repo_name}", repositoryProvider=PROVIDER,
@@ -161,15 +180,20 @@ def test_service_sync_story(engine, git_http, tmp_path):
 
     # Environments: the spec is checked against net 1.0's environment_input_type.
     with pytest.raises(ClientError) as e:
-        proton.create_environment(name="staging", templateName="net", templateMajorVersion="1",
+        proton.create_environment(protonServiceRoleArn=tenant.role_arn(), name="staging", templateName="net", templateMajorVersion="1",
                                   spec="proton: EnvironmentSpec\nspec:\n  vpc_cidr: 192.168.0.0/16\n")
     assert error_code(e) == "ValidationException"
     assert error_message(e) == "environment staging: input 'vpc_cidr' must match the pattern ^10\\."
-    staging = proton.create_environment(name="staging", templateName="net", templateMajorVersion="1",
+    staging = proton.create_environment(protonServiceRoleArn=tenant.role_arn(), name="staging", templateName="net", templateMajorVersion="1",
                                         spec="proton: EnvironmentSpec\nspec:\n  vpc_cidr: 10.1.0.0/16\n")["environment"]
-    assert staging["templateMinorVersion"] == "0" and staging["deploymentStatus"] == "SUCCEEDED"
-    assert staging["deploymentStatusMessage"] == RECORDED_ONLY
-    proton.create_environment(name="production", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
+    # The deployment runs in the engine: in progress until it really ended.
+    assert staging["templateMinorVersion"] == "0" and staging["deploymentStatus"] == "IN_PROGRESS"
+    assert "deploymentStatusMessage" not in staging
+    staging = environment_deployed(proton, "staging")
+    assert staging["deploymentStatusMessage"] == VALIDATE_ONLY
+    assert staging["lastSucceededDeploymentId"] == staging["lastAttemptedDeploymentId"]
+    proton.create_environment(protonServiceRoleArn=tenant.role_arn(), name="production", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
+    environment_deployed(proton, "production")
 
     # The service starts without instances; service sync creates them.
     proton.create_service(name="api", templateName="web", templateMajorVersion="1", spec="proton: ServiceSpec\ninstances: []\n")
@@ -183,14 +207,19 @@ def test_service_sync_story(engine, git_http, tmp_path):
     assert prod_status["latestSync"]["target"] == "prod"
     assert prod_status["desiredState"] == {"branch": "main", "directory": "specs/prod.yaml", "repositoryName": "octo/svc",
                                            "repositoryProvider": PROVIDER, "sha": main}
-    assert [e["type"] for e in prod_status["latestSync"]["events"]] == ["SYNC_STARTED", "DEPLOYMENT_STARTED", "DEPLOYMENT_SUCCEEDED"]
-    assert prod_status["latestSync"]["events"][-1]["event"] == \
-        "Service instance prod of service api created with service template web 1.0 in environment production; " + RECORDED_ONLY
+    # The attempt started the instance's deployment, copied its events and ended as it ended.
+    events = prod_status["latestSync"]["events"]
+    assert [e["type"] for e in events] == ["SYNC_STARTED", "DEPLOYMENT_STARTED", "VALIDATION_SUCCEEDED", "DEPLOYMENT_SUCCEEDED"]
     prod = proton.get_service_instance(serviceName="api", name="prod")["serviceInstance"]
+    deployment_id = prod["lastAttemptedDeploymentId"]
+    assert events[1]["externalId"] == deployment_id and "started from specs/prod.yaml" in events[1]["event"]
+    assert "no CloudFormation endpoint is configured, nothing was deployed" in events[2]["event"]
+    assert events[-1]["event"] == f"Deployment {deployment_id} of service instance prod of service api succeeded: {VALIDATE_ONLY}"
+    assert prod["deploymentStatus"] == "SUCCEEDED" and prod["lastSucceededDeploymentId"] == deployment_id
     assert (prod["environmentName"], prod["templateName"], prod["templateMajorVersion"], prod["templateMinorVersion"]) == \
         ("production", "web", "1", "0")
     assert "replicas: 3" in prod["spec"] and "port: 80" in prod["spec"]  # the schema's default is filled in
-    assert prod["deploymentStatusMessage"] == RECORDED_ONLY
+    assert prod["deploymentStatusMessage"] == VALIDATE_ONLY
     defs = proton.list_repository_sync_definitions(repositoryName="octo/svc", repositoryProvider=PROVIDER, syncType="SERVICE_SYNC")
     assert sorted((d["parent"], d["target"], d["branch"], d["directory"]) for d in defs["syncDefinitions"]) == [
         ("api", "dev", "dev", "specs/dev.yaml"), ("api", "prod", "main", "specs/prod.yaml"), ("api", "qa", "dev", "specs/dev.yaml")]
@@ -309,7 +338,7 @@ def test_service_sync_story(engine, git_http, tmp_path):
 def test_deleting_a_synced_service_blocks_it(engine, git_http, tmp_path):
     repo, tenant, proton = setup_repository(engine, git_http, tmp_path, "deleted")
     register_templates(repo, proton, "deleted")
-    proton.create_environment(name="staging", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
+    proton.create_environment(protonServiceRoleArn=tenant.role_arn(), name="staging", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
     proton.create_service(name="api", templateName="web", templateMajorVersion="1", spec="proton: ServiceSpec\n")
     ops = "sync:\n  services:\n    api:\n      one:\n        branch: main\n        spec: spec.yaml\n"
     spec = "proton: ServiceSpec\ninstances:\n  - name: one\n    environment: staging\n    spec: {replicas: 1}\n"
@@ -350,7 +379,7 @@ def test_deleting_a_synced_service_blocks_it(engine, git_http, tmp_path):
 def test_api_created_instances_before_and_after_the_sync_config(engine, git_http, tmp_path):
     repo, tenant, proton = setup_repository(engine, git_http, tmp_path, "manual")
     register_templates(repo, proton, "manual")
-    proton.create_environment(name="staging", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
+    proton.create_environment(protonServiceRoleArn=tenant.role_arn(), name="staging", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
     spec = "proton: ServiceSpec\ninstances:\n  - name: early\n    environment: staging\n    spec: {replicas: 1}\n"
     proton.create_service(name="api", templateName="web", templateMajorVersion="1", spec=spec)
     # Made before the service had a sync configuration: no blocker.
@@ -435,7 +464,7 @@ def test_api_created_instances_before_and_after_the_sync_config(engine, git_http
 def test_a_broken_ops_file_fails_the_repository_sync(engine, git_http, tmp_path):
     repo, tenant, proton = setup_repository(engine, git_http, tmp_path, "broken-ops")
     register_templates(repo, proton, "broken-ops")
-    proton.create_environment(name="staging", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
+    proton.create_environment(protonServiceRoleArn=tenant.role_arn(), name="staging", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
     proton.create_service(name="api", templateName="web", templateMajorVersion="1", spec="proton: ServiceSpec\n")
     bad = repo.commit({"ops.yaml": "sync:\n  services:\n    api:\n      one:\n        spec: spec.yaml\n"})
     proton.create_service_sync_config(serviceName="api", repositoryName="octo/broken-ops", repositoryProvider=PROVIDER,
@@ -479,7 +508,7 @@ def test_kill_nine_while_commits_stream_deploys_each_commit_at_most_once(git_htt
     try:
         repo, tenant, proton = setup_repository(server, git_http, tmp_path, "crashsvc")
         register_templates(repo, proton, "crashsvc")
-        proton.create_environment(name="staging", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
+        proton.create_environment(protonServiceRoleArn=tenant.role_arn(), name="staging", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
         proton.create_service(name="api", templateName="web", templateMajorVersion="1", spec="proton: ServiceSpec\ninstances: []\n")
         ops = "sync:\n  services:\n    api:\n      dev:\n        branch: main\n        spec: specs/dev.yaml\n"
 

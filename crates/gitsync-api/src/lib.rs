@@ -16,6 +16,7 @@ pub mod error;
 mod history;
 pub mod pagination;
 mod proton;
+mod provisioning;
 pub mod server;
 pub mod service;
 mod services;

@@ -25,6 +25,9 @@ pub(crate) async fn call(
     if crate::services::serves(operation) {
         return crate::services::call(api, tenant, operation, &input).await;
     }
+    if crate::provisioning::serves(operation) {
+        return crate::provisioning::call(api, tenant, operation, input).await;
+    }
     let ops = Ops { api, tenant };
     match operation {
         "CreateRepository" => run(input, |i| ops.create_repository(i)).await,
@@ -59,7 +62,7 @@ pub(crate) async fn call(
             format!(
                 "gitsync does not support the Proton operation {other} yet. It serves Proton's Git sync operations \
                  (repositories, template and service sync configurations, their sync statuses and blockers), the template \
-                 registry, environments, services and service instances, and tags."
+                 registry, environments, services and service instances (deployed through CloudFormation) and their outputs, and tags."
             ),
         )),
     }

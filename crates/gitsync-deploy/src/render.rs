@@ -76,6 +76,9 @@ pub fn render(
     // file's extension).
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_fuel(Some(FUEL));
+    // MiniJinja's `debug` feature names what is undefined in errors; its `debug()` function,
+    // which prints the whole context, is not Jinja's and has no place in a stack template.
+    env.remove_global("debug");
     env.add_filter("truncate", truncate);
     env.add_filter(
         "proton_cfn_ecs_task_definition_formatted_env_vars",
@@ -114,7 +117,7 @@ pub fn render(
 fn describe(e: &Error) -> String {
     match e.kind() {
         ErrorKind::OutOfFuel => format!(
-            "rendering took more than the budget of {FUEL} steps (a loop over a huge range?)"
+            "rendering took more than the budget of {FUEL} steps (a loop over a huge range, or values built too large?)"
         ),
         _ => match e.detail() {
             Some(detail) => format!("{}: {detail}", e.kind()),
@@ -446,6 +449,21 @@ mod tests {
                 Mode::Deploy
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn minijinjas_debug_function_is_not_offered() {
+        let e = render(
+            "f",
+            "{{ debug() }}",
+            &json!({ "secret": "x" }),
+            Mode::Deploy,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("unknown function") || e.message.contains("undefined"),
+            "{e}"
         );
     }
 

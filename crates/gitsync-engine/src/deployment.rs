@@ -201,7 +201,7 @@ impl Engine {
                 };
                 let outputs = match self
                     .store
-                    .resource_outputs(&claim.tenant, &environment)
+                    .resource_outputs(&claim.tenant, &environment, None)
                     .await
                 {
                     Ok(o) => o,

@@ -339,22 +339,46 @@ impl Store {
         }
     }
 
-    /// The outputs of a resource's last successful deployment (empty before it has one).
+    /// The outputs of a resource's last successful deployment (empty before it has one), or of
+    /// the given deployment of it (empty unless it succeeded; `NotFound` when it is not one of
+    /// this resource's).
     pub async fn resource_outputs(
         &self,
         tenant: &Tenant,
         target: &DeploymentTarget,
+        deployment: Option<&str>,
     ) -> Result<BTreeMap<String, String>> {
-        let row = sqlx::query(
-            "SELECT outputs FROM proton_deployments WHERE account_id = $1 AND region = $2 AND target_kind = $3 \
-             AND target_name = $4 AND status = 'SUCCEEDED' ORDER BY completed_at DESC, created_at DESC LIMIT 1",
-        )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(target.kind())
-        .bind(target.target_name())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = match deployment {
+            None => sqlx::query(
+                "SELECT outputs FROM proton_deployments WHERE account_id = $1 AND region = $2 AND target_kind = $3 \
+                 AND target_name = $4 AND status = 'SUCCEEDED' ORDER BY completed_at DESC, created_at DESC LIMIT 1",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(target.kind())
+            .bind(target.target_name())
+            .fetch_optional(&self.pool)
+            .await?,
+            Some(id) => Some(
+                sqlx::query(
+                    "SELECT outputs FROM proton_deployments WHERE account_id = $1 AND region = $2 AND target_kind = $3 \
+                     AND target_name = $4 AND deployment_id = $5",
+                )
+                .bind(&tenant.account_id)
+                .bind(&tenant.region)
+                .bind(target.kind())
+                .bind(target.target_name())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "Deployment {id} is not a deployment of {}",
+                        target.describe()
+                    ))
+                })?,
+            ),
+        };
         match row.map(|r| opt_text(&r, "outputs")).transpose()?.flatten() {
             Some(json) => serde_json::from_str(&json).map_err(StoreError::corrupt),
             None => Ok(BTreeMap::new()),

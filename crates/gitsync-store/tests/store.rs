@@ -1613,7 +1613,11 @@ async fn deployments(store: Store) {
     );
     assert_eq!(
         store
-            .resource_outputs(&t, &DeploymentTarget::Environment { name: "dev".into() })
+            .resource_outputs(
+                &t,
+                &DeploymentTarget::Environment { name: "dev".into() },
+                None
+            )
             .await
             .unwrap()["VpcId"],
         "vpc-1"

@@ -714,6 +714,28 @@ pub struct GetTemplateSyncStatusOutput {
 pub type LatestSyncBlockers = Vec<SyncBlocker>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListEnvironmentOutputsInput {
+    #[serde(
+        rename = "deploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_id: Option<String>,
+    #[serde(rename = "environmentName")]
+    pub environment_name: String,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListEnvironmentOutputsOutput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "outputs")]
+    pub outputs: OutputsList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListEnvironmentTemplateVersionsInput {
     #[serde(
         rename = "majorVersion",
@@ -802,6 +824,30 @@ pub struct ListRepositorySyncDefinitionsOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceInstanceOutputsInput {
+    #[serde(
+        rename = "deploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_id: Option<String>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "serviceInstanceName")]
+    pub service_instance_name: String,
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceInstanceOutputsOutput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "outputs")]
+    pub outputs: OutputsList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServiceTemplateVersionsInput {
     #[serde(
         rename = "majorVersion",
@@ -872,6 +918,20 @@ pub struct ListTagsForResourceOutput {
 }
 
 pub type MaxPageResults = i32;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    #[serde(rename = "key", default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(
+        rename = "valueString",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub value_string: Option<String>,
+}
+
+pub type OutputsList = Vec<Output>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum Provisioning {

@@ -1,0 +1,319 @@
+"""Proton deployments provision for real: the real binary, boto3, a real Git server and moto.
+
+Template sync registers Jinja templates in the style of Proton's samples; an environment deploys
+a VPC stack whose CIDR comes from its spec; an instance (through the API, then through service
+sync) deploys a stack that reads the environment's outputs; outputs answer Proton's operations and
+the AWS CLI; a spec change updates the stack; a template CloudFormation rejects and one that does
+not render end FAILED with the reason; and a template built to exhaust memory fails its
+registration while the server goes on. moto runs with the fixes of moto_patched.py (outputs after
+ExecuteChangeSet); tenants are untrusted, so stacks are deployed with the environment's role, and
+moto files them under that role's account.
+"""
+import json
+import os
+import subprocess
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import Server, error_code, make_tenant, moto  # noqa: F401  (moto: the module's moto server)
+from gitserver import GitHttpServer, Repo
+from test_engine import wait_for
+
+MOTO_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+PROVIDER = "GITHUB_ENTERPRISE"
+MANIFEST = ("infrastructure:\n  templates:\n    - file: cloudformation.yaml\n      rendering_engine: jinja\n"
+            "      template_language: cloudformation\n")
+ENV_SCHEMA = """schema:
+  format:
+    openapi: "3.0.0"
+  environment_input_type: "VpcInput"
+  types:
+    VpcInput:
+      type: object
+      properties:
+        vpc_cidr:
+          type: string
+          default: "10.0.0.0/16"
+        dns:
+          type: boolean
+          default: true
+"""
+# Jinja blocks on lines of their own, as in Proton's samples: not YAML before rendering.
+ENV_TEMPLATE = """AWSTemplateFormatVersion: "2010-09-09"
+Description: Network of environment {{ environment.name }}
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties:
+      CidrBlock: {{ environment.inputs.vpc_cidr }}
+{% if environment.inputs.dns %}
+      EnableDnsSupport: true
+{% endif %}
+Outputs:
+  VpcId:
+    Value: !Ref Vpc
+  VpcCidr:
+    Value: {{ environment.inputs.vpc_cidr }}
+"""
+SVC_SCHEMA = """schema:
+  format:
+    openapi: "3.0.0"
+  service_input_type: "QueueInput"
+  types:
+    QueueInput:
+      type: object
+      properties:
+        delay:
+          type: integer
+          default: 0
+          minimum: 0
+          maximum: 900
+"""
+# The queue's name carries the environment's VPC id: the instance reads its environment's outputs.
+SVC_TEMPLATE = """Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: {{ (service.name ~ '-' ~ service_instance.name ~ '-' ~ environment.outputs.VpcId)|truncate(80, True, '', 0) }}
+      DelaySeconds: {{ service_instance.inputs.delay }}
+Outputs:
+  QueueUrl:
+    Value: !Ref Queue
+  Environment:
+    Value: {{ service_instance.environment.account_id }}/{{ environment.name }}
+"""
+TEMPLATES = {
+    "templates/net/v1/schema/schema.yaml": ENV_SCHEMA,
+    "templates/net/v1/infrastructure/manifest.yaml": MANIFEST,
+    "templates/net/v1/infrastructure/cloudformation.yaml": ENV_TEMPLATE,
+    "templates/queue/v1/schema/schema.yaml": SVC_SCHEMA,
+    "templates/queue/v1/instance_infrastructure/manifest.yaml": MANIFEST,
+    "templates/queue/v1/instance_infrastructure/cloudformation.yaml": SVC_TEMPLATE,
+    "templates/queue/v1/.compatible-envs": "net:1\n",
+    # CloudFormation rejects this one: it reads an attribute of a resource that does not exist.
+    "templates/broken/v1/schema/schema.yaml": ENV_SCHEMA,
+    "templates/broken/v1/infrastructure/manifest.yaml": MANIFEST,
+    "templates/broken/v1/infrastructure/cloudformation.yaml":
+        "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: !GetAtt Missing.Arn\n",
+    # Renders at registration (outputs are placeholders then), not at deployment: the
+    # environment has no output of that name.
+    "templates/needs/v1/schema/schema.yaml": SVC_SCHEMA,
+    "templates/needs/v1/instance_infrastructure/manifest.yaml": MANIFEST,
+    "templates/needs/v1/instance_infrastructure/cloudformation.yaml":
+        "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n\n      QueueName: {{ environment.outputs.SubnetId }}\n",
+    "templates/needs/v1/.compatible-envs": "net:1\n",
+}
+
+
+@pytest.fixture(scope="module")
+def deployer(moto):
+    server = Server(["--poll-interval", "1s", "--lease-ttl", "5s", "--git-timeout", "10s", "--cloudformation-endpoint", moto],
+                    env=MOTO_KEYS).start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def git_http(tmp_path_factory):
+    server = GitHttpServer(str(tmp_path_factory.mktemp("git-root"))).start()
+    yield server
+    server.stop()
+
+
+def as_role(moto, service, role):
+    """A client of `service` on moto with the credentials of `role` (moto's STS), as gitsync gets them."""
+    sts = boto3.client("sts", endpoint_url=moto, region_name="us-east-1", **lower(MOTO_KEYS))
+    creds = sts.assume_role(RoleArn=role, RoleSessionName="gitsync-test")["Credentials"]
+    return boto3.client(service, endpoint_url=moto, region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+
+
+def lower(keys):
+    return {"aws_access_key_id": keys["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": keys["AWS_SECRET_ACCESS_KEY"]}
+
+
+def deployed(get, what, status="SUCCEEDED"):
+    """Waits until a resource's deployment ended; fails at once on another ending."""
+    def check():
+        resource = get()
+        if resource["deploymentStatus"] == "IN_PROGRESS":
+            return None
+        assert resource["deploymentStatus"] == status, resource
+        return resource
+    return wait_for(check, what=f"{what} {status}")
+
+
+def setup(server, git_http, tmp_path, name):
+    """A tenant whose Proton repository holds TEMPLATES; template sync registers and publishes them."""
+    repo = Repo(git_http.root, "octo", name, str(tmp_path / "work"))
+    tenant = make_tenant(server)
+    cc = tenant.client("codeconnections")
+    host = cc.create_host(Name="ghe", ProviderEndpoint=git_http.url, ProviderType="GitHubEnterpriseServer")["HostArn"]
+    conn = cc.create_connection(ConnectionName="ghe", HostArn=host)["ConnectionArn"]
+    server.cli("connections", "activate", conn)
+    proton = tenant.client("proton")
+    proton.create_repository(connectionArn=conn, name=f"octo/{name}", provider=PROVIDER)
+    repo.commit(TEMPLATES, message="templates")
+    kinds = {"net": "ENVIRONMENT", "broken": "ENVIRONMENT", "queue": "SERVICE", "needs": "SERVICE"}
+    for template, kind in kinds.items():
+        if kind == "ENVIRONMENT":
+            proton.create_environment_template(name=template)
+        else:
+            proton.create_service_template(name=template)
+        proton.create_template_sync_config(templateName=template, templateType=kind, repositoryName=f"octo/{name}",
+                                           repositoryProvider=PROVIDER, branch="main")
+    for template, kind in kinds.items():
+        wait_for(lambda: proton.get_template_sync_status(templateName=template, templateType=kind, templateVersion="1")
+                 .get("latestSync", {}).get("status") == "SUCCEEDED", what=f"template {template} registered")
+        publish = proton.update_environment_template_version if kind == "ENVIRONMENT" else proton.update_service_template_version
+        publish(templateName=template, majorVersion="1", minorVersion="0", status="PUBLISHED")
+    return repo, tenant, proton
+
+
+def outputs(listed):
+    return {o["key"]: o["valueString"] for o in listed["outputs"]}
+
+
+def test_environments_and_instances_deploy_their_stacks(deployer, moto, git_http, tmp_path):
+    repo, tenant, proton = setup(deployer, git_http, tmp_path, "provisioned")
+    role = tenant.role_arn()
+    cfn, ec2 = as_role(moto, "cloudformation", role), as_role(moto, "ec2", role)
+
+    # The environment's stack: the CIDR from its spec, gitsync's ownership tags, its outputs.
+    created = proton.create_environment(name="staging", templateName="net", templateMajorVersion="1", protonServiceRoleArn=role,
+                                        spec="proton: EnvironmentSpec\nspec:\n  vpc_cidr: 10.7.0.0/16\n")["environment"]
+    assert created["deploymentStatus"] == "IN_PROGRESS"
+    staging = deployed(lambda: proton.get_environment(name="staging")["environment"], "environment staging")
+    assert staging["deploymentStatusMessage"].startswith("Stack proton-env-staging deployed"), staging
+    assert staging["lastSucceededDeploymentId"] == staging["lastAttemptedDeploymentId"] == created["lastAttemptedDeploymentId"]
+    (stack,) = cfn.describe_stacks(StackName="proton-env-staging")["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    tags = {t["Key"]: t["Value"] for t in stack["Tags"]}
+    assert tags["gitsync:account"] == tenant.account_id and tags["gitsync:sync-configuration"] == "proton:environment/staging"
+    env_outputs = outputs(proton.list_environment_outputs(environmentName="staging"))
+    vpc_id = env_outputs["VpcId"]
+    assert vpc_id.startswith("vpc-") and env_outputs["VpcCidr"] == "10.7.0.0/16"
+    (vpc,) = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
+    assert vpc["CidrBlock"] == "10.7.0.0/16"
+    # The outputs of one deployment, and of one that is not the environment's.
+    by_id = proton.list_environment_outputs(environmentName="staging", deploymentId=staging["lastSucceededDeploymentId"])
+    assert outputs(by_id) == env_outputs
+    with pytest.raises(ClientError) as e:
+        proton.list_environment_outputs(environmentName="staging", deploymentId="00000000-0000-4000-8000-000000000000")
+    assert error_code(e) == "ResourceNotFoundException"
+    # The AWS CLI reads them too.
+    aws = os.environ.get("GITSYNC_AWS_CLI", "aws")
+    result = subprocess.run([aws, "proton", "list-environment-outputs", "--environment-name", "staging",
+                             "--endpoint-url", deployer.endpoint, "--output", "json"],
+                            capture_output=True, text=True, env=tenant.env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert {o["key"]: o["valueString"] for o in json.loads(result.stdout)["outputs"]} == env_outputs
+
+    # An instance made by CreateService reads the environment's outputs.
+    spec = "proton: ServiceSpec\ninstances:\n  - name: dev\n    environment: staging\n    spec:\n      delay: 2\n"
+    proton.create_service(name="api", templateName="queue", templateMajorVersion="1", spec=spec)
+    get_dev = lambda: proton.get_service_instance(serviceName="api", name="dev")["serviceInstance"]
+    dev = deployed(get_dev, "instance api/dev")
+    inst_outputs = outputs(proton.list_service_instance_outputs(serviceName="api", serviceInstanceName="dev"))
+    assert inst_outputs["QueueUrl"].endswith(f"/api-dev-{vpc_id}"), inst_outputs
+    assert inst_outputs["Environment"] == f"{tenant.account_id}/staging"
+    stack_name = dev["deploymentStatusMessage"].split()[1]
+    assert stack_name.startswith("proton-api-dev-"), dev
+    (stack,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    assert {t["Key"]: t["Value"] for t in stack["Tags"]}["gitsync:sync-configuration"] == "proton:service/api/service-instance/dev"
+
+    # A spec change updates the stack in place.
+    proton.update_service_instance(serviceName="api", name="dev", deploymentType="CURRENT_VERSION",
+                                   spec=spec.replace("delay: 2", "delay: 7"))
+    with pytest.raises(ClientError) as e:  # one deployment at a time, as in Proton
+        proton.update_service_instance(serviceName="api", name="dev", deploymentType="CURRENT_VERSION", spec=spec)
+    assert error_code(e) == "ConflictException" and "in progress" in str(e.value)
+    updated = deployed(get_dev, "instance api/dev updated")
+    assert updated["lastSucceededDeploymentId"] != dev["lastSucceededDeploymentId"]
+    (stack,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    assert stack["StackStatus"] == "UPDATE_COMPLETE"
+    assert "DelaySeconds: 7" in cfn.get_template(StackName=stack_name)["TemplateBody"]
+
+    # Another tenant sees none of it.
+    other = make_tenant(deployer).client("proton")
+    with pytest.raises(ClientError) as e:
+        other.list_environment_outputs(environmentName="staging")
+    assert error_code(e) == "ResourceNotFoundException"
+
+
+def test_deployments_that_cannot_succeed_fail_with_the_reason(deployer, moto, git_http, tmp_path):
+    repo, tenant, proton = setup(deployer, git_http, tmp_path, "failing")
+    role = tenant.role_arn()
+    # CloudFormation rejects the template: FAILED with CloudFormation's reason, nothing recorded as output.
+    proton.create_environment(name="bad", templateName="broken", templateMajorVersion="1", protonServiceRoleArn=role,
+                              spec="proton: EnvironmentSpec\n")
+    bad = deployed(lambda: proton.get_environment(name="bad")["environment"], "environment bad", status="FAILED")
+    assert "Template error: instance of Fn::GetAtt references undefined resource Missing" in bad["deploymentStatusMessage"], bad
+    assert "lastSucceededDeploymentId" not in bad
+    assert outputs(proton.list_environment_outputs(environmentName="bad")) == {}
+    # A template that reads an output the environment does not have fails naming the file and line.
+    proton.create_environment(name="net", templateName="net", templateMajorVersion="1", protonServiceRoleArn=role,
+                              spec="proton: EnvironmentSpec\n")
+    deployed(lambda: proton.get_environment(name="net")["environment"], "environment net")
+    proton.create_service(name="svc", templateName="needs", templateMajorVersion="1",
+                          spec="proton: ServiceSpec\ninstances:\n  - name: one\n    environment: net\n")
+    one = deployed(lambda: proton.get_service_instance(serviceName="svc", name="one")["serviceInstance"], "instance svc/one",
+                   status="FAILED")
+    message = one["deploymentStatusMessage"]
+    assert "instance_infrastructure/cloudformation.yaml:6" in message and "undefined" in message, message
+    # Without a role an untrusted tenant's environment cannot deploy: the message says what to set.
+    proton.create_environment(name="norole", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
+    norole = deployed(lambda: proton.get_environment(name="norole")["environment"], "environment norole", status="FAILED")
+    assert "has no protonServiceRoleArn" in norole["deploymentStatusMessage"]
+
+
+def test_service_sync_deploys_an_instance_that_reads_its_environment(deployer, moto, git_http, tmp_path):
+    repo, tenant, proton = setup(deployer, git_http, tmp_path, "synced")
+    role = tenant.role_arn()
+    proton.create_environment(name="prod", templateName="net", templateMajorVersion="1", protonServiceRoleArn=role,
+                              spec="proton: EnvironmentSpec\nspec:\n  vpc_cidr: 10.9.0.0/16\n")
+    deployed(lambda: proton.get_environment(name="prod")["environment"], "environment prod")
+    vpc_id = outputs(proton.list_environment_outputs(environmentName="prod"))["VpcId"]
+    proton.create_service(name="web", templateName="queue", templateMajorVersion="1", spec="proton: ServiceSpec\ninstances: []\n")
+    ops = "sync:\n  services:\n    web:\n      live:\n        branch: main\n        spec: web.yaml\n"
+    spec = "proton: ServiceSpec\ninstances:\n  - name: live\n    environment: prod\n    spec:\n      delay: 3\n"
+    sha = repo.commit({"ops.yaml": ops, "web.yaml": spec})
+    proton.create_service_sync_config(serviceName="web", repositoryName="octo/synced", repositoryProvider=PROVIDER,
+                                      branch="main", filePath="ops.yaml")
+
+    def ended():
+        latest = proton.get_service_instance_sync_status(serviceName="web", serviceInstanceName="live").get("latestSync")
+        return latest if latest and latest["targetRevision"]["sha"] == sha and latest["status"] in ("SUCCEEDED", "FAILED") else None
+    latest = wait_for(ended, what="service sync of web/live")
+    assert latest["status"] == "SUCCEEDED", latest["events"]
+    types = [e["type"] for e in latest["events"]]
+    # The attempt started the deployment, followed CloudFormation's events, and ended as the stack did.
+    assert types[:2] == ["SYNC_STARTED", "DEPLOYMENT_STARTED"] and types[-1] == "DEPLOYMENT_SUCCEEDED", types
+    assert any("change set" in e["event"].lower() for e in latest["events"]), latest["events"]
+    live = proton.get_service_instance(serviceName="web", name="live")["serviceInstance"]
+    assert live["deploymentStatus"] == "SUCCEEDED" and live["lastSucceededDeploymentId"] == latest["events"][1]["externalId"]
+    assert outputs(proton.list_service_instance_outputs(serviceName="web", serviceInstanceName="live"))["QueueUrl"] \
+        .endswith(f"/web-live-{vpc_id}")
+
+
+def test_a_template_built_to_exhaust_memory_fails_its_registration_and_the_server_goes_on(deployer, git_http, tmp_path):
+    """Sixty bytes of Jinja that join a thousand copies of a 100 MB string: MiniJinja's fuel counts
+    steps, not bytes, so it does not stop that; the sandbox's memory limit does, and the version is
+    refused naming the budget. (Run in the server's own process, it would abort the server.)"""
+    repo, tenant, proton = setup(deployer, git_http, tmp_path, "hostile")
+    bomb = "Resources: {{ (['x' * 100000000] * 1000)|join }}\n"
+    sha = repo.commit({"templates/net/v2/schema/schema.yaml": ENV_SCHEMA,
+                       "templates/net/v2/infrastructure/manifest.yaml": MANIFEST,
+                       "templates/net/v2/infrastructure/cloudformation.yaml": bomb})
+
+    def ended():
+        latest = proton.get_template_sync_status(templateName="net", templateType="ENVIRONMENT", templateVersion="2").get("latestSync")
+        return latest if latest and latest["targetRevision"]["sha"] == sha and latest["status"] in ("SUCCEEDED", "FAILED") else None
+    latest = wait_for(ended, what="the hostile version's registration")
+    assert latest["status"] == "FAILED"
+    assert latest["events"][-1]["type"] == "LIMIT_EXCEEDED", latest["events"]
+    assert "memory budget" in latest["events"][-1]["event"], latest["events"]
+    # The server answers as before, and the good version still deploys.
+    assert proton.get_environment_template(name="net")["environmentTemplate"]["name"] == "net"
