@@ -242,6 +242,29 @@ def test_environments_and_instances_deploy_their_stacks(deployer, moto, git_http
         other.list_environment_outputs(environmentName="staging")
     assert error_code(e) == "ResourceNotFoundException"
 
+    # Deleting deletes the stacks: the instance's with its service, then the environment's.
+    with pytest.raises(ClientError) as e:  # the environment still has an instance
+        proton.delete_environment(name="staging")
+    assert error_code(e) == "ConflictException"
+    proton.delete_service(name="api")
+    wait_for(lambda: gone(lambda: proton.get_service_instance(serviceName="api", name="dev")), what="instance api/dev deleted")
+    assert gone(lambda: cfn.describe_stacks(StackName=stack_name)), "the instance's stack is deleted"
+    deleting = proton.delete_environment(name="staging")["environment"]
+    assert deleting["deploymentStatus"] == "DELETE_IN_PROGRESS"
+    wait_for(lambda: gone(lambda: proton.get_environment(name="staging")), what="environment staging deleted")
+    assert gone(lambda: cfn.describe_stacks(StackName="proton-env-staging"))
+    assert ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Vpcs"] == []
+
+
+def gone(read):
+    """True when `read` says the thing does not exist (Proton's ResourceNotFoundException,
+    CloudFormation's ValidationError for a stack)."""
+    try:
+        read()
+    except ClientError as e:
+        return e.response["Error"]["Code"] in ("ResourceNotFoundException", "ValidationError")
+    return False
+
 
 def test_deployments_that_cannot_succeed_fail_with_the_reason(deployer, moto, git_http, tmp_path):
     repo, tenant, proton = setup(deployer, git_http, tmp_path, "failing")

@@ -353,7 +353,7 @@ def test_deleting_a_synced_service_blocks_it(engine, git_http, tmp_path):
     assert {c["key"]: c["value"] for c in removed["contexts"]}["Operation"] == "UpdateService"
     # Resolving retries the latest commit: Git brings `one` back.
     proton.update_service_sync_blocker(id=removed["id"], resolvedReason="bring it back")
-    wait_for(lambda: proton.get_service_instance(serviceName="api", name="one"), what="instance one recreated")
+    instance_deployed(proton, "api", "one")  # recreated (a service cannot be deleted while one of its instances deploys)
     with pytest.raises(ClientError) as e:
         proton.delete_environment(name="staging")
     assert error_code(e) == "ConflictException" and "api/one" in error_message(e)
@@ -403,6 +403,7 @@ def test_api_created_instances_before_and_after_the_sync_config(engine, git_http
     with pytest.raises(ClientError) as e:
         proton.create_service_instance(serviceName="api", name="again", spec=retry, clientToken="token-2")
     assert error_code(e) == "ConflictException"
+    instance_deployed(proton, "api", "again")  # UpdateService below deletes it: not while it deploys
     proton.update_service(name="api", spec="proton: ServiceSpec\ninstances:\n  - name: early\n    environment: staging\n"
                           "    spec: {replicas: 1}\n  - name: late\n    environment: staging\n    spec: {replicas: 1}\n")
     # Bad input is refused with the instance, the input and the rule, and nothing is written.

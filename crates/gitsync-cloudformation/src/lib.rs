@@ -190,46 +190,69 @@ impl StackDeployer for CloudFormation {
         plan: &'a StackPlan,
         progress: &'a dyn Progress,
     ) -> BoxFuture<'a, DeployReport> {
-        Box::pin(async move {
-            // Without credentials nothing can be called: say so (an operator fixes it; the
-            // attempt backs off and tries again).
-            if let Err(missing) = self.server_credentials().await {
-                return DeployReport {
-                    events: vec![SyncEvent::new(EventType::DeploymentFailed, missing, None)],
-                    outcome: DeployOutcome::FailedTransiently,
-                    blocker: None,
-                    deployed: false,
-                    outputs: BTreeMap::new(),
-                };
-            }
-            let client = self.client(plan).await;
-            let mut run = Deployment {
-                client: &client,
-                plan,
-                settings: &self.settings,
-                events: Vec::new(),
-                reported: 0,
-                progress,
+        Box::pin(self.run(plan, progress, false))
+    }
+
+    fn delete<'a>(
+        &'a self,
+        plan: &'a StackPlan,
+        progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, DeployReport> {
+        Box::pin(self.run(plan, progress, true))
+    }
+}
+
+impl CloudFormation {
+    /// Deploys the plan, or deletes its stack.
+    async fn run(&self, plan: &StackPlan, progress: &dyn Progress, delete: bool) -> DeployReport {
+        // Without credentials nothing can be called: say so (an operator fixes it; the
+        // attempt backs off and tries again).
+        if let Err(missing) = self.server_credentials().await {
+            return DeployReport {
+                events: vec![SyncEvent::new(EventType::DeploymentFailed, missing, None)],
+                outcome: DeployOutcome::FailedTransiently,
                 blocker: None,
+                deployed: false,
+                outputs: BTreeMap::new(),
             };
-            let mut outcome = run.deploy().await;
-            // What the stack now offers its dependents (Proton's outputs), read once it settled.
-            let mut outputs = BTreeMap::new();
-            if outcome == DeployOutcome::Succeeded {
-                match run.stack().await {
-                    Ok(Some(d)) => outputs = d.outputs,
-                    Ok(None) => {}
-                    Err(e) => outcome = run.fail(e),
-                }
-            }
-            DeployReport {
+        }
+        let client = self.client(plan).await;
+        let mut run = Deployment {
+            client: &client,
+            plan,
+            settings: &self.settings,
+            events: Vec::new(),
+            reported: 0,
+            progress,
+            blocker: None,
+        };
+        if delete {
+            let (outcome, deleted) = run.delete().await;
+            return DeployReport {
                 events: run.events.split_off(run.reported),
                 outcome,
-                blocker: run.blocker,
-                deployed: outcome == DeployOutcome::Succeeded,
-                outputs,
+                blocker: None,
+                deployed: deleted,
+                outputs: BTreeMap::new(),
+            };
+        }
+        let mut outcome = run.deploy().await;
+        // What the stack now offers its dependents (Proton's outputs), read once it settled.
+        let mut outputs = BTreeMap::new();
+        if outcome == DeployOutcome::Succeeded {
+            match run.stack().await {
+                Ok(Some(d)) => outputs = d.outputs,
+                Ok(None) => {}
+                Err(e) => outcome = run.fail(e),
             }
-        })
+        }
+        DeployReport {
+            events: run.events.split_off(run.reported),
+            outcome,
+            blocker: run.blocker,
+            deployed: outcome == DeployOutcome::Succeeded,
+            outputs,
+        }
     }
 }
 
@@ -795,6 +818,84 @@ impl Deployment<'_> {
 
     /// Deletes a stack that only a never-executed CREATE change set made (REVIEW_IN_PROGRESS:
     /// no resources) and waits until it is gone.
+    /// Deletes the plan's stack if gitsync owns it and waits until it is gone; answers how it
+    /// ended and whether a stack was deleted.
+    async fn delete(&mut self) -> (DeployOutcome, bool) {
+        let name = self.plan.stack_name.clone();
+        let existing = match self.stack().await {
+            Ok(s) => s,
+            Err(e) => return (self.fail(e), false),
+        };
+        let Some(d) = existing.filter(|d| d.status.as_str() != "DELETE_COMPLETE") else {
+            self.event(
+                EventType::NoChanges,
+                format!("Stack {name} does not exist: nothing to delete"),
+                None,
+            );
+            return (DeployOutcome::Succeeded, false);
+        };
+        if let Some(why) = self.plan.owner.refuses(&d.tags, true) {
+            self.event(
+                EventType::DeploymentFailed,
+                format!("Stack {name} was not deleted: {why}"),
+                Some(d.id.clone()),
+            );
+            return (DeployOutcome::Failed, false);
+        }
+        if in_progress(&d.status) && d.status.as_str() != "DELETE_IN_PROGRESS" {
+            self.event(
+                EventType::DeploymentFailed,
+                format!(
+                    "Stack {name} is {}; it is deleted when it settles",
+                    d.status.as_str()
+                ),
+                Some(d.id.clone()),
+            );
+            return (DeployOutcome::FailedTransiently, false);
+        }
+        if let Err(e) = self.client.delete_stack().stack_name(&d.id).send().await {
+            return (self.fail(call_error("DeleteStack", e)), false);
+        }
+        self.event(
+            EventType::DeploymentStarted,
+            format!("Deleting stack {name}"),
+            Some(d.id.clone()),
+        );
+        self.flush().await;
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        loop {
+            match self.stack().await {
+                Ok(None) => break,
+                Ok(Some(now)) if now.id != d.id || now.status.as_str() == "DELETE_COMPLETE" => {
+                    break;
+                }
+                Ok(Some(now)) if now.status.as_str() == "DELETE_FAILED" => {
+                    let reason = now.reason.unwrap_or_default();
+                    self.event(
+                        EventType::DeploymentFailed,
+                        format!("Stack {name} could not be deleted: DELETE_FAILED {reason}"),
+                        Some(d.id.clone()),
+                    );
+                    return (DeployOutcome::Failed, false);
+                }
+                Ok(Some(_)) => {}
+                Err(e) => return (self.fail(e), false),
+            }
+            if let Some(gave_up) = self
+                .pause(deadline, format!("Stack {name} was not deleted"))
+                .await
+            {
+                return (gave_up, false);
+            }
+        }
+        self.event(
+            EventType::DeploymentSucceeded,
+            format!("Stack {name} deleted"),
+            Some(d.id.clone()),
+        );
+        (DeployOutcome::Succeeded, true)
+    }
+
     async fn discard_unexecuted(&mut self, stack: &Described) -> Option<DeployOutcome> {
         let name = self.plan.stack_name.clone();
         if let Err(e) = self

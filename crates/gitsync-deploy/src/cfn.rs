@@ -136,6 +136,32 @@ pub struct StackPlan {
     pub started_change_set: Option<String>,
 }
 
+impl StackPlan {
+    /// A plan that names a stack and nothing to deploy: what deleting it needs (the engine
+    /// sets region, identity and owner).
+    pub fn for_stack(stack_name: &str) -> StackPlan {
+        StackPlan {
+            stack_name: stack_name.to_string(),
+            template_path: String::new(),
+            template_body: String::new(),
+            parameters: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            role_arn: String::new(),
+            on_stack_failure: None,
+            include_nested_stacks: false,
+            import_existing_resources: false,
+            region: String::new(),
+            commit: String::new(),
+            deployed_from: None,
+            previous: None,
+            effective_parameters: BTreeMap::new(),
+            identity: DeployIdentity::Server,
+            owner: Owner::default(),
+            started_change_set: None,
+        }
+    }
+}
+
 /// The credentials a deployment runs with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum DeployIdentity {

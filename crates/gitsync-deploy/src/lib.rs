@@ -66,6 +66,14 @@ pub trait StackDeployer: Send + Sync {
         plan: &'a cfn::StackPlan,
         progress: &'a dyn Progress,
     ) -> BoxFuture<'a, DeployReport>;
+    /// Deletes the stack a plan names (only one gitsync owns), and waits until it is gone.
+    /// `Succeeded` once it does not exist (also when it never did); `deployed` is true when a
+    /// stack was really deleted.
+    fn delete<'a>(
+        &'a self,
+        plan: &'a cfn::StackPlan,
+        progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, DeployReport>;
 }
 
 /// Why a message from the outbox could not be delivered.
@@ -140,6 +148,31 @@ impl StackDeployer for ValidateOnly {
                     None,
                 )],
                 outcome: DeployOutcome::Succeeded,
+                blocker: None,
+                deployed: false,
+                outputs: Default::default(),
+            }
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        plan: &'a cfn::StackPlan,
+        _progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, DeployReport> {
+        Box::pin(async move {
+            DeployReport {
+                // The stack exists (it was deployed when CloudFormation was configured): saying
+                // it is gone would be a lie.
+                events: vec![SyncEvent::new(
+                    EventType::DeploymentFailed,
+                    format!(
+                        "Stack {} was not deleted: no CloudFormation endpoint is configured",
+                        plan.stack_name
+                    ),
+                    None,
+                )],
+                outcome: DeployOutcome::Failed,
                 blocker: None,
                 deployed: false,
                 outputs: Default::default(),

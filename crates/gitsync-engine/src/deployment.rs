@@ -11,7 +11,7 @@
 
 use crate::Engine;
 use crate::backoff::after_failures;
-use gitsync_deploy::cfn::{DeployIdentity, DeploymentFile, Owner, plan};
+use gitsync_deploy::cfn::{DeployIdentity, DeploymentFile, Owner, StackPlan, plan};
 use gitsync_deploy::render::{Mode, environment_context, instance_context};
 use gitsync_deploy::sandbox::{Job, Outcome};
 use gitsync_deploy::spec::{ServiceSpec, checked_environment_inputs};
@@ -51,6 +51,21 @@ struct DeploymentProgress<'a> {
     claim: &'a ClaimedDeployment,
 }
 
+impl DeploymentProgress<'_> {
+    /// Records the events a deployer reported at its end; answers the last one's text (what
+    /// the deployment's message says).
+    async fn record(&self, report: &gitsync_deploy::DeployReport) -> String {
+        for event in &report.events {
+            self.report(event.clone()).await;
+        }
+        report
+            .events
+            .last()
+            .map(|e| e.event.clone())
+            .unwrap_or_default()
+    }
+}
+
 impl Progress for DeploymentProgress<'_> {
     fn report(&self, event: SyncEvent) -> BoxFuture<'_, ()> {
         Box::pin(async move {
@@ -87,7 +102,11 @@ impl Engine {
                 }
                 Step::Retry(reason) if claim.failures + 1 >= MAX_FAILURES => {
                     let end = DeploymentEnd {
-                        status: DeploymentStatus::Failed,
+                        status: if claim.deleting {
+                            DeploymentStatus::DeleteFailed
+                        } else {
+                            DeploymentStatus::Failed
+                        },
                         message: format!(
                             "gave up after {} tries: {reason}",
                             claim.failures + 1
@@ -119,6 +138,9 @@ impl Engine {
             engine: self,
             claim,
         };
+        if claim.deleting {
+            return self.delete_stack(claim, &progress).await;
+        }
         let (template_type, dir) = match claim.target {
             DeploymentTarget::Environment { .. } => (TemplateType::Environment, "infrastructure"),
             DeploymentTarget::ServiceInstance { .. } => {
@@ -279,29 +301,9 @@ impl Engine {
                 return failed(m, Some(&stack_name));
             }
         };
-        // Whose credentials deploy: the environment's role, under the tenant's policy.
-        let policy = match self.store.account_policy(&claim.tenant.account_id).await {
-            Ok(p) => p,
-            Err(e) => return transient(e),
-        };
-        stack_plan.identity = if policy.trusted && !self.settings.assume_sync_role {
-            DeployIdentity::Server
-        } else if role_arn.is_empty() {
-            return failed(
-                format!(
-                    "environment {} has no protonServiceRoleArn: gitsync deploys its stacks with that role (set it with UpdateEnvironment)",
-                    claim.environment_name
-                ),
-                Some(&stack_name),
-            );
-        } else {
-            if let Err(m) = policy.check_role(&role_arn) {
-                return failed(m, Some(&stack_name));
-            }
-            DeployIdentity::AssumeRole {
-                role_arn: role_arn.clone(),
-                external_id: claim.tenant.account_id.clone(),
-            }
+        stack_plan.identity = match self.identity(claim, &role_arn, &stack_name).await {
+            Ok(identity) => identity,
+            Err(step) => return step,
         };
         stack_plan.region = claim.tenant.region.clone();
         // Change sets are named after what is deployed: the commit service sync applies, or
@@ -316,21 +318,10 @@ impl Engine {
             .last_succeeded_id
             .clone()
             .filter(|_| resource.stack_name.is_some());
-        stack_plan.owner = Owner {
-            account: claim.tenant.account_id.clone(),
-            configuration: claim.target.owner_tag(),
-            adopt: false,
-        };
+        stack_plan.owner = owner(claim);
         stack_plan.started_change_set = claim.change_set_id.clone();
         let report = self.deployer.deploy(&stack_plan, &progress).await;
-        for event in &report.events {
-            progress.report(event.clone()).await;
-        }
-        let last = report
-            .events
-            .last()
-            .map(|e| e.event.clone())
-            .unwrap_or_default();
+        let last = progress.record(&report).await;
         match (report.outcome, report.blocker) {
             (_, Some(blocker)) => failed(blocker.reason, Some(&stack_name)),
             (DeployOutcome::Succeeded, None) if !report.deployed => Step::Ended(DeploymentEnd {
@@ -349,4 +340,108 @@ impl Engine {
             (DeployOutcome::FailedTransiently, None) => Step::Retry(last),
         }
     }
+
+    /// Whose credentials deploy or delete a resource's stack: the environment's role (assumed
+    /// with the tenant's account id as `ExternalId`, within the accounts the tenant may deploy
+    /// into), or the server's own for a tenant the operator trusts.
+    async fn identity(
+        &self,
+        claim: &ClaimedDeployment,
+        role_arn: &str,
+        stack_name: &str,
+    ) -> Result<DeployIdentity, Step> {
+        let policy = self
+            .store
+            .account_policy(&claim.tenant.account_id)
+            .await
+            .map_err(|e| Step::Retry(e.to_string()))?;
+        if policy.trusted && !self.settings.assume_sync_role {
+            return Ok(DeployIdentity::Server);
+        }
+        if role_arn.is_empty() {
+            return Err(failed(
+                format!(
+                    "environment {} has no protonServiceRoleArn: gitsync deploys its stacks with that role (set it with UpdateEnvironment)",
+                    claim.environment_name
+                ),
+                Some(stack_name),
+            ));
+        }
+        policy
+            .check_role(role_arn)
+            .map_err(|m| failed(m, Some(stack_name)))?;
+        Ok(DeployIdentity::AssumeRole {
+            role_arn: role_arn.to_string(),
+            external_id: claim.tenant.account_id.clone(),
+        })
+    }
+
+    /// Deletes the stack of a resource being deleted; the resource goes once its stack is gone.
+    async fn delete_stack(
+        &self,
+        claim: &ClaimedDeployment,
+        progress: &DeploymentProgress<'_>,
+    ) -> Step {
+        let resource = match self
+            .store
+            .deployed_resource(&claim.tenant, &claim.target)
+            .await
+        {
+            Ok(r) => r,
+            Err(StoreError::NotFound(m)) => return deleted(m),
+            Err(e) => return Step::Retry(e.to_string()),
+        };
+        let Some(stack_name) = resource.stack_name else {
+            return deleted(format!("{} had no stack", claim.target.describe()));
+        };
+        let mut plan = StackPlan::for_stack(&stack_name);
+        plan.identity = match self
+            .identity(
+                claim,
+                resource.role_arn.as_deref().unwrap_or_default(),
+                &stack_name,
+            )
+            .await
+        {
+            Ok(identity) => identity,
+            Err(Step::Ended(end)) => return delete_failed(end.message, &stack_name),
+            Err(retry) => return retry,
+        };
+        plan.region = claim.tenant.region.clone();
+        plan.owner = owner(claim);
+        let report = self.deployer.delete(&plan, progress).await;
+        let last = progress.record(&report).await;
+        match report.outcome {
+            DeployOutcome::Succeeded => deleted(last),
+            DeployOutcome::Failed => delete_failed(last, &stack_name),
+            DeployOutcome::FailedTransiently => Step::Retry(last),
+        }
+    }
+}
+
+/// Who owns a resource's stack, as its tags say.
+fn owner(claim: &ClaimedDeployment) -> Owner {
+    Owner {
+        account: claim.tenant.account_id.clone(),
+        configuration: claim.target.owner_tag(),
+        adopt: false,
+    }
+}
+
+fn deleted(message: impl Into<String>) -> Step {
+    Step::Ended(DeploymentEnd {
+        status: DeploymentStatus::DeleteComplete,
+        message: message.into(),
+        stack_name: None,
+        outputs: Default::default(),
+    })
+}
+
+fn delete_failed(message: impl Into<String>, stack_name: &str) -> Step {
+    Step::Ended(DeploymentEnd {
+        status: DeploymentStatus::DeleteFailed,
+        message: message.into(),
+        stack_name: Some(stack_name.to_string()),
+        outputs: Default::default(),
+    })
 }

@@ -33,12 +33,15 @@ pub struct ClaimedDeployment {
     /// Transient failures so far.
     pub failures: i64,
     pub created_at: Timestamp,
+    /// The resource is being deleted: its stack goes, then the resource.
+    pub deleting: bool,
 }
 
 /// How a deployment ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentEnd {
-    /// `Succeeded` or `Failed`.
+    /// `Succeeded` or `Failed`; a deletion `DeleteComplete` (the resource goes with its stack)
+    /// or `DeleteFailed`.
     pub status: DeploymentStatus,
     pub message: String,
     pub stack_name: Option<String>,
@@ -77,6 +80,7 @@ fn claimed_from(r: &AnyRow) -> Result<ClaimedDeployment> {
         change_set_id: opt_text(r, "change_set_id")?,
         failures: int(r, "failures")?,
         created_at: Timestamp(int(r, "created_at")?),
+        deleting: text(r, "status")? == DeploymentStatus::DeleteInProgress.as_str(),
     })
 }
 
@@ -84,7 +88,7 @@ impl Store {
     /// Deployments in progress that no live worker holds and whose retry time has come.
     pub async fn due_deployments(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
         let rows = sqlx::query(
-            "SELECT deployment_id FROM proton_deployments WHERE status = 'IN_PROGRESS' AND next_attempt_at <= $1 \
+            "SELECT deployment_id FROM proton_deployments WHERE status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS') AND next_attempt_at <= $1 \
              AND (lease_expires_at IS NULL OR lease_expires_at <= $1) ORDER BY next_attempt_at, created_at LIMIT $2",
         )
         .bind(now.millis())
@@ -106,7 +110,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let claimed = sqlx::query(
             "UPDATE proton_deployments SET lease_owner = $2, lease_expires_at = $3, lease_epoch = lease_epoch + 1 \
-             WHERE deployment_id = $1 AND status = 'IN_PROGRESS' AND next_attempt_at <= $4 \
+             WHERE deployment_id = $1 AND status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS') AND next_attempt_at <= $4 \
              AND (lease_expires_at IS NULL OR lease_expires_at <= $4)",
         )
         .bind(id)
@@ -138,7 +142,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let renewed = sqlx::query(
             "UPDATE proton_deployments SET lease_expires_at = $3 WHERE deployment_id = $1 AND lease_epoch = $2 \
-             AND status = 'IN_PROGRESS'",
+             AND status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS')",
         )
         .bind(&claim.id)
         .bind(claim.epoch)
@@ -412,6 +416,11 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if end.status == DeploymentStatus::DeleteComplete {
+            crate::services::delete_resource(&mut tx, &claim.tenant, &claim.target).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
         // The resource moves only while this is its latest deployment.
         const SET: &str = "SET deployment_status = $3, deployment_status_message = $4, stack_name = COALESCE($5, stack_name), \
              last_succeeded_at = CASE WHEN $3 = 'SUCCEEDED' THEN $6 ELSE last_succeeded_at END, \

@@ -186,13 +186,18 @@ async fn record_deployment(
 
 /// Refuses a second deployment of a resource while one is in progress, as Proton does.
 fn not_busy(row: &AnyRow, what: &str) -> Result<()> {
-    if text(row, "deployment_status")? == DeploymentStatus::InProgress.as_str() {
-        return Err(StoreError::StillInUse(format!(
-            "{what} has a deployment in progress ({}); wait for it to end",
-            opt_text(row, "last_attempted_deployment_id")?.unwrap_or_default()
-        )));
-    }
-    Ok(())
+    let status = text(row, "deployment_status")?;
+    let doing = if status == DeploymentStatus::InProgress.as_str() {
+        "has a deployment in progress"
+    } else if status == DeploymentStatus::DeleteInProgress.as_str() {
+        "is being deleted"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::StillInUse(format!(
+        "{what} {doing} ({}); wait for it to end",
+        opt_text(row, "last_attempted_deployment_id")?.unwrap_or_default()
+    )))
 }
 
 impl Store {
@@ -444,6 +449,7 @@ impl Store {
             .await?
             .ok_or_else(|| missing_environment(name))?;
         let mut environment = environment_from(&row)?;
+        not_busy(&row, &format!("Environment {name}"))?;
         let users: Vec<AnyRow> = sqlx::query(
             "SELECT service_name, name FROM proton_service_instances WHERE account_id = $1 AND region = $2 \
              AND environment_name = $3 ORDER BY service_name, name LIMIT 3",
@@ -463,15 +469,16 @@ impl Store {
                 names.join(", ")
             )));
         }
-        sqlx::query(
-            "DELETE FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3",
-        )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
-        delete_tags(&mut tx, tenant, &environment.arn).await?;
+        let target = DeploymentTarget::Environment {
+            name: name.to_string(),
+        };
+        if opt_text(&row, "stack_name")?.is_some() {
+            // Its stack is deleted first (engine work); the environment goes when it is gone.
+            start_deletion(&mut tx, tenant, &target, name, &environment.template).await?;
+            tx.commit().await?;
+            return self.get_environment(tenant, name).await;
+        }
+        delete_resource(&mut tx, tenant, &target).await?;
         tx.commit().await?;
         environment.deployment.status = DeploymentStatus::DeleteComplete;
         Ok(environment)
@@ -935,18 +942,127 @@ async fn remove_instances(
         None
     };
     for instance in removed {
-        delete_tags(tx, tenant, &instance.arn).await?;
-        sqlx::query(
-            "DELETE FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
+        let target = DeploymentTarget::ServiceInstance {
+            service: service.to_string(),
+            instance: instance.name.clone(),
+        };
+        let Some(row) = row(
+            &mut **tx,
+            Table::Instance,
+            tenant,
+            &[service, &instance.name],
+            false,
         )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(service)
-        .bind(&instance.name)
-        .execute(&mut **tx)
-        .await?;
+        .await?
+        else {
+            continue;
+        };
+        not_busy(
+            &row,
+            &format!("Service instance {} of service {service}", instance.name),
+        )?;
+        if opt_text(&row, "stack_name")?.is_some() {
+            // Its stack is deleted first (engine work); the instance goes when it is gone.
+            start_deletion(
+                tx,
+                tenant,
+                &target,
+                &instance.environment_name,
+                &instance.template,
+            )
+            .await?;
+        } else {
+            delete_resource(tx, tenant, &target).await?;
+        }
     }
     Ok(blocker)
+}
+
+/// Records the deletion of a resource's stack as a deployment (`DELETE_IN_PROGRESS`, for the
+/// engine to run) and marks the resource so.
+async fn start_deletion(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &Tenant,
+    target: &DeploymentTarget,
+    environment: &str,
+    template: &DeployedTemplate,
+) -> Result<()> {
+    let now = Timestamp::now();
+    let id = record_deployment(
+        tx,
+        tenant,
+        target.kind(),
+        &target.target_name(),
+        environment,
+        template,
+        None,
+        None,
+        None,
+        now,
+    )
+    .await?;
+    sqlx::query(
+        "UPDATE proton_deployments SET status = 'DELETE_IN_PROGRESS' WHERE deployment_id = $1",
+    )
+    .bind(&id)
+    .execute(&mut **tx)
+    .await?;
+    const SET: &str = "SET deployment_status = 'DELETE_IN_PROGRESS', deployment_status_message = NULL, \
+         last_attempted_at = $3, last_attempted_deployment_id = $4 WHERE account_id = $1 AND region = $2";
+    let (sql, key) = match target {
+        DeploymentTarget::Environment { name } => (
+            format!("UPDATE proton_environments {SET} AND name = $5"),
+            vec![name.clone()],
+        ),
+        DeploymentTarget::ServiceInstance { service, instance } => (
+            format!("UPDATE proton_service_instances {SET} AND service_name = $5 AND name = $6"),
+            vec![service.clone(), instance.clone()],
+        ),
+    };
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(now.millis())
+        .bind(&id);
+    for part in key {
+        query = query.bind(part);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Removes an environment or instance and its tags (its deployment history stays).
+pub(crate) async fn delete_resource(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &Tenant,
+    target: &DeploymentTarget,
+) -> Result<()> {
+    let (table, key) = match target {
+        DeploymentTarget::Environment { name } => (Table::Environment, vec![name.as_str()]),
+        DeploymentTarget::ServiceInstance { service, instance } => {
+            (Table::Instance, vec![service.as_str(), instance.as_str()])
+        }
+    };
+    let Some(row) = row(&mut **tx, table, tenant, &key, false).await? else {
+        return Ok(());
+    };
+    delete_tags(tx, tenant, &text(&row, "arn")?).await?;
+    let sql = match target {
+        DeploymentTarget::Environment { .. } => {
+            "DELETE FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3"
+        }
+        DeploymentTarget::ServiceInstance { .. } => {
+            "DELETE FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4"
+        }
+    };
+    let mut query = sqlx::query(sql)
+        .bind(&tenant.account_id)
+        .bind(&tenant.region);
+    for part in key {
+        query = query.bind(part.to_string());
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
