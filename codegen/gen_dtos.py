@@ -37,6 +37,7 @@ SERVED = {
         "ListServiceTemplateVersions", "UpdateServiceTemplateVersion", "DeleteServiceTemplateVersion",
         # Provisioning (issue 15): what deployments produced.
         "ListEnvironmentOutputs", "ListServiceInstanceOutputs",
+        "ListDeployments", "GetDeployment", "DeleteDeployment",
     ],
     "codeconnections": None,  # every operation
 }

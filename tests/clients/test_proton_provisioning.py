@@ -236,11 +236,43 @@ def test_environments_and_instances_deploy_their_stacks(deployer, moto, git_http
     assert stack["StackStatus"] == "UPDATE_COMPLETE"
     assert "DelaySeconds: 7" in cfn.get_template(StackName=stack_name)["TemplateBody"]
 
+    # The history answers Proton's deployment operations: newest first, with what each applied
+    # and what ran before it.
+    history = proton.list_deployments(serviceName="api", serviceInstanceName="dev")["deployments"]
+    assert [d["id"] for d in history] == [updated["lastAttemptedDeploymentId"], dev["lastAttemptedDeploymentId"]]
+    assert {(d["deploymentStatus"], d["targetResourceType"], d["targetArn"]) for d in history} == \
+        {("SUCCEEDED", "SERVICE_INSTANCE", dev["arn"])}
+    latest = proton.get_deployment(id=history[0]["id"])["deployment"]
+    assert latest["arn"].endswith(f":deployment/{history[0]['id']}") and "completedAt" in latest
+    assert "delay: 7" in latest["targetState"]["serviceInstance"]["spec"]
+    assert "delay: 2" in latest["initialState"]["serviceInstance"]["spec"]
+    assert latest["deploymentStatusMessage"] == updated["deploymentStatusMessage"]
+    first = proton.get_deployment(id=history[1]["id"])["deployment"]
+    assert "initialState" not in first and first["targetResourceCreatedAt"] == first["createdAt"]
+    everything = proton.list_deployments(environmentName="staging")["deployments"]
+    assert len(everything) == 3 and everything[-1]["targetResourceType"] == "ENVIRONMENT"
+    page = proton.list_deployments(environmentName="staging", maxResults=2)
+    rest = proton.list_deployments(environmentName="staging", maxResults=2, nextToken=page["nextToken"])
+    assert [d["id"] for d in page["deployments"] + rest["deployments"]] == [d["id"] for d in everything]
+    assert "nextToken" not in rest
+    # The latest deployment is the instance's state: it stays; an earlier one can be deleted.
+    with pytest.raises(ClientError) as e:
+        proton.delete_deployment(id=history[0]["id"])
+    assert error_code(e) == "ConflictException" and "latest deployment" in str(e.value)
+    assert proton.delete_deployment(id=history[1]["id"])["deployment"]["id"] == history[1]["id"]
+    with pytest.raises(ClientError) as e:
+        proton.get_deployment(id=history[1]["id"])
+    assert error_code(e) == "ResourceNotFoundException"
+
     # Another tenant sees none of it.
     other = make_tenant(deployer).client("proton")
     with pytest.raises(ClientError) as e:
         other.list_environment_outputs(environmentName="staging")
     assert error_code(e) == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        other.get_deployment(id=history[0]["id"])
+    assert error_code(e) == "ResourceNotFoundException"
+    assert other.list_deployments()["deployments"] == []
 
     # Deleting deletes the stacks: the instance's with its service, then the environment's.
     with pytest.raises(ClientError) as e:  # the environment still has an instance

@@ -1,12 +1,14 @@
-//! What Proton deployments produced, as Proton answers it: the outputs of environments and
-//! service instances (their stacks' outputs, recorded when a deployment succeeded).
+//! What Proton deployments did, as Proton answers it: the deployments themselves (the history
+//! gitsync keeps of every one) and the outputs of environments and service instances (their
+//! stacks' outputs, recorded when a deployment succeeded).
 
 use crate::Api;
 use crate::dispatch::run;
 use crate::dto::proton as dto;
 use crate::error::ApiError;
 use crate::service::Service;
-use gitsync_model::{DeploymentTarget, Tenant};
+use gitsync_model::{Arn, DeployedTemplate, DeploymentRecord, DeploymentTarget, Tenant};
+use gitsync_store::DeploymentFilter;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -14,7 +16,11 @@ use std::collections::BTreeMap;
 pub(crate) fn serves(operation: &str) -> bool {
     matches!(
         operation,
-        "ListEnvironmentOutputs" | "ListServiceInstanceOutputs"
+        "ListEnvironmentOutputs"
+            | "ListServiceInstanceOutputs"
+            | "ListDeployments"
+            | "GetDeployment"
+            | "DeleteDeployment"
     )
 }
 
@@ -28,6 +34,9 @@ pub(crate) async fn call(
     match operation {
         "ListEnvironmentOutputs" => run(input, |i| ops.list_environment_outputs(i)).await,
         "ListServiceInstanceOutputs" => run(input, |i| ops.list_service_instance_outputs(i)).await,
+        "ListDeployments" => run(input, |i| ops.list_deployments(i)).await,
+        "GetDeployment" => run(input, |i| ops.get_deployment(i)).await,
+        "DeleteDeployment" => run(input, |i| ops.delete_deployment(i)).await,
         other => unreachable!("provisioning does not serve {other}"),
     }
 }
@@ -52,7 +61,187 @@ fn outputs_out(outputs: BTreeMap<String, String>) -> dto::OutputsList {
         .collect()
 }
 
+fn state_out(
+    target: &DeploymentTarget,
+    state: &Option<(DeployedTemplate, Option<String>)>,
+) -> Option<dto::DeploymentState> {
+    let (template, spec) = state.as_ref()?;
+    Some(match target {
+        DeploymentTarget::Environment { .. } => dto::DeploymentState {
+            environment: Some(dto::EnvironmentState {
+                spec: spec.clone(),
+                template_major_version: template.major.to_string(),
+                template_minor_version: template.minor.to_string(),
+                template_name: template.name.clone(),
+            }),
+            ..Default::default()
+        },
+        DeploymentTarget::ServiceInstance { .. } => dto::DeploymentState {
+            service_instance: Some(dto::ServiceInstanceState {
+                spec: spec.clone().unwrap_or_default(),
+                template_major_version: template.major.to_string(),
+                template_minor_version: template.minor.to_string(),
+                template_name: template.name.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    })
+}
+
+/// What every view of a deployment shares: its ARN, its target's, and its names.
+struct Identity {
+    arn: String,
+    target_arn: String,
+    target_type: dto::DeploymentTargetResourceType,
+    service_name: Option<String>,
+    service_instance_name: Option<String>,
+}
+
+fn identity(tenant: &Tenant, d: &DeploymentRecord) -> Identity {
+    let (target_path, service, instance) = match &d.target {
+        DeploymentTarget::Environment { name } => (format!("environment/{name}"), None, None),
+        DeploymentTarget::ServiceInstance { service, instance } => (
+            format!("service/{service}/service-instance/{instance}"),
+            Some(service.clone()),
+            Some(instance.clone()),
+        ),
+    };
+    Identity {
+        arn: Arn::new("proton", tenant, format!("deployment/{}", d.id)).to_string(),
+        target_arn: Arn::new("proton", tenant, target_path).to_string(),
+        target_type: dto::DeploymentTargetResourceType::parse(d.target.kind()).unwrap_or_default(),
+        service_name: service,
+        service_instance_name: instance,
+    }
+}
+
+fn status_out(d: &DeploymentRecord) -> dto::DeploymentStatus {
+    dto::DeploymentStatus::parse(d.status.as_str()).unwrap_or_default()
+}
+
+fn deployment_out(tenant: &Tenant, d: DeploymentRecord) -> dto::Deployment {
+    let id = identity(tenant, &d);
+    dto::Deployment {
+        arn: id.arn,
+        completed_at: d.completed_at.map(Into::into),
+        created_at: d.created_at.into(),
+        deployment_status: status_out(&d),
+        deployment_status_message: d.status_message.clone(),
+        environment_name: d.environment_name.clone(),
+        initial_state: state_out(&d.target, &d.initial_state),
+        target_state: state_out(&d.target, &d.target_state),
+        last_modified_at: d.completed_at.unwrap_or(d.created_at).into(),
+        target_arn: id.target_arn,
+        target_resource_created_at: d.target_created_at.into(),
+        target_resource_type: id.target_type,
+        service_name: id.service_name,
+        service_instance_name: id.service_instance_name,
+        id: d.id,
+        ..Default::default()
+    }
+}
+
+fn summary_out(tenant: &Tenant, d: DeploymentRecord) -> dto::DeploymentSummary {
+    let id = identity(tenant, &d);
+    dto::DeploymentSummary {
+        arn: id.arn,
+        completed_at: d.completed_at.map(Into::into),
+        created_at: d.created_at.into(),
+        deployment_status: status_out(&d),
+        environment_name: d.environment_name.clone(),
+        last_modified_at: d.completed_at.unwrap_or(d.created_at).into(),
+        target_arn: id.target_arn,
+        target_resource_created_at: d.target_created_at.into(),
+        target_resource_type: id.target_type,
+        service_name: id.service_name,
+        service_instance_name: id.service_instance_name,
+        id: d.id,
+        ..Default::default()
+    }
+}
+
 impl Ops<'_> {
+    async fn list_deployments(
+        &self,
+        i: dto::ListDeploymentsInput,
+    ) -> Result<dto::ListDeploymentsOutput, ApiError> {
+        if i.component_name.is_some() {
+            return Err(ApiError::invalid(
+                Service::Proton,
+                "componentName: gitsync does not serve components, so none has deployments",
+            ));
+        }
+        if i.service_instance_name.is_some() && i.service_name.is_none() {
+            return Err(ApiError::invalid(
+                Service::Proton,
+                "serviceInstanceName needs serviceName: instances are named within their service",
+            ));
+        }
+        const LISTING: &str = "ListDeployments";
+        let after = match i.next_token.as_deref() {
+            None => None,
+            Some(t) => Some(self.api.pages.redeem(self.tenant, LISTING, t).ok_or_else(|| {
+                ApiError::invalid(
+                    Service::Proton,
+                    format!("nextToken: the token is not one this server issued for {LISTING} to this account"),
+                )
+            })?),
+        };
+        let filter = DeploymentFilter {
+            environment: i.environment_name,
+            service: i.service_name,
+            instance: i.service_instance_name,
+        };
+        let limit = i.max_results.unwrap_or(100).clamp(1, 100) as usize;
+        let page = self
+            .api
+            .store
+            .list_deployments(self.tenant, &filter, after.as_deref(), limit)
+            .await
+            .map_err(err)?;
+        Ok(dto::ListDeploymentsOutput {
+            next_token: page
+                .next
+                .map(|n| self.api.pages.issue(self.tenant, LISTING, &n)),
+            deployments: page
+                .items
+                .into_iter()
+                .map(|d| summary_out(self.tenant, d))
+                .collect(),
+        })
+    }
+
+    async fn get_deployment(
+        &self,
+        i: dto::GetDeploymentInput,
+    ) -> Result<dto::GetDeploymentOutput, ApiError> {
+        let d = self
+            .api
+            .store
+            .get_deployment(self.tenant, &i.id)
+            .await
+            .map_err(err)?;
+        Ok(dto::GetDeploymentOutput {
+            deployment: Some(deployment_out(self.tenant, d)),
+        })
+    }
+
+    async fn delete_deployment(
+        &self,
+        i: dto::DeleteDeploymentInput,
+    ) -> Result<dto::DeleteDeploymentOutput, ApiError> {
+        let d = self
+            .api
+            .store
+            .delete_deployment(self.tenant, &i.id)
+            .await
+            .map_err(err)?;
+        Ok(dto::DeleteDeploymentOutput {
+            deployment: Some(deployment_out(self.tenant, d)),
+        })
+    }
+
     async fn outputs(
         &self,
         target: DeploymentTarget,

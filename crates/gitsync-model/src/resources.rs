@@ -441,6 +441,27 @@ impl DeploymentTarget {
     }
 }
 
+/// One deployment of an environment or service instance, as its history keeps it (Proton's
+/// `Deployment`): what it applied, how it ended, and what the resource ran before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRecord {
+    pub id: String,
+    pub target: DeploymentTarget,
+    pub environment_name: String,
+    /// What it applies; a deletion applies nothing (`None`).
+    pub target_state: Option<(DeployedTemplate, Option<String>)>,
+    /// What the resource's last successful deployment before this one applied.
+    pub initial_state: Option<(DeployedTemplate, Option<String>)>,
+    pub status: DeploymentStatus,
+    pub status_message: Option<String>,
+    /// The commit service sync deployed; none when made through the API.
+    pub source_commit: Option<String>,
+    pub created_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+    /// When the resource was created: its first deployment.
+    pub target_created_at: Timestamp,
+}
+
 /// What the last deployment of an environment or instance did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentState {

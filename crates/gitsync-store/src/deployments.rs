@@ -6,7 +6,8 @@
 use crate::rows::{int, lease_lost, opt_int, opt_text, text};
 use crate::{Backend, Result, Store, StoreError};
 use gitsync_model::{
-    DeployedTemplate, DeploymentStatus, DeploymentTarget, SyncEvent, Tenant, Timestamp,
+    DeployedTemplate, DeploymentRecord, DeploymentStatus, DeploymentTarget, SyncEvent, Tenant,
+    Timestamp,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -84,7 +85,208 @@ fn claimed_from(r: &AnyRow) -> Result<ClaimedDeployment> {
     })
 }
 
+/// Which deployments a listing holds: of one environment's resources, one service's instances,
+/// or one instance (all of the tenant's when empty).
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentFilter {
+    pub environment: Option<String>,
+    pub service: Option<String>,
+    pub instance: Option<String>,
+}
+
+/// A deployment row with what the listing computes beside it: its resource's first deployment
+/// and the state the resource was in before it.
+const RECORD_SELECT: &str = "SELECT d.*, \
+     (SELECT MIN(f.created_at) FROM proton_deployments f WHERE f.account_id = d.account_id AND f.region = d.region \
+      AND f.target_kind = d.target_kind AND f.target_name = d.target_name) AS target_created_at, \
+     (SELECT p.deployment_id FROM proton_deployments p WHERE p.account_id = d.account_id AND p.region = d.region \
+      AND p.target_kind = d.target_kind AND p.target_name = d.target_name AND p.status = 'SUCCEEDED' \
+      AND p.created_at < d.created_at ORDER BY p.created_at DESC LIMIT 1) AS initial_id \
+     FROM proton_deployments d";
+
+fn state_of(r: &AnyRow) -> Result<(DeployedTemplate, Option<String>)> {
+    Ok((
+        DeployedTemplate {
+            name: text(r, "template_name")?,
+            major: int(r, "template_major")?,
+            minor: int(r, "template_minor")?,
+        },
+        opt_text(r, "spec")?,
+    ))
+}
+
 impl Store {
+    async fn record_from(&self, r: &AnyRow) -> Result<DeploymentRecord> {
+        {
+            let (kind, name) = (text(r, "target_kind")?, text(r, "target_name")?);
+            let status = crate::rows::parsed(r, "status", DeploymentStatus::parse)?;
+            let deletion = matches!(
+                status,
+                DeploymentStatus::DeleteInProgress
+                    | DeploymentStatus::DeleteComplete
+                    | DeploymentStatus::DeleteFailed
+            );
+            let initial_state = match opt_text(r, "initial_id")? {
+                Some(id) => {
+                    let row =
+                        sqlx::query("SELECT * FROM proton_deployments WHERE deployment_id = $1")
+                            .bind(id)
+                            .fetch_one(&self.pool)
+                            .await?;
+                    Some(state_of(&row)?)
+                }
+                None => None,
+            };
+            Ok(DeploymentRecord {
+                id: text(r, "deployment_id")?,
+                target: DeploymentTarget::parse(&kind, &name).ok_or_else(|| {
+                    StoreError::corrupt(format!("deployment target {kind} {name}"))
+                })?,
+                environment_name: text(r, "environment_name")?,
+                target_state: if deletion { None } else { Some(state_of(r)?) },
+                initial_state,
+                status,
+                status_message: opt_text(r, "status_message")?,
+                source_commit: opt_text(r, "source_commit")?,
+                created_at: Timestamp(int(r, "created_at")?),
+                completed_at: opt_int(r, "completed_at")?.map(Timestamp),
+                target_created_at: Timestamp(int(r, "target_created_at")?),
+            })
+        }
+    }
+
+    /// The tenant's deployments, newest first, `limit` a page; `after` is the previous page's
+    /// token.
+    pub async fn list_deployments(
+        &self,
+        tenant: &Tenant,
+        filter: &DeploymentFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::Page<DeploymentRecord>> {
+        // Pages go on after (created_at, id) of the last item, newest first.
+        let (before_at, before_id) = match after.and_then(|a| a.split_once('/')) {
+            Some((at, id)) => (at.parse::<i64>().unwrap_or(i64::MAX), id.to_string()),
+            None => (i64::MAX, String::new()),
+        };
+        let (kind, name) = match (&filter.service, &filter.instance) {
+            (Some(service), Some(instance)) => {
+                ("SERVICE_INSTANCE", format!("{service}/{instance}"))
+            }
+            (Some(service), None) => ("SERVICE_INSTANCE", format!("{service}/")),
+            _ => ("", String::new()),
+        };
+        let exact = filter.instance.is_some();
+        let sql = format!(
+            "{RECORD_SELECT} WHERE d.account_id = $1 AND d.region = $2 \
+             AND ($3 = '' OR d.environment_name = $3) \
+             AND ($4 = '' OR (d.target_kind = $4 AND {})) \
+             AND (d.created_at < $6 OR (d.created_at = $6 AND d.deployment_id > $7)) \
+             ORDER BY d.created_at DESC, d.deployment_id LIMIT $8",
+            if exact {
+                "d.target_name = $5"
+            } else {
+                "substr(d.target_name, 1, length($5)) = $5"
+            }
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(filter.environment.as_deref().unwrap_or(""))
+            .bind(kind)
+            .bind(&name)
+            .bind(before_at)
+            .bind(&before_id)
+            .bind(limit as i64 + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let more = rows.len() > limit;
+        let mut items = Vec::new();
+        for row in rows.iter().take(limit) {
+            items.push(self.record_from(row).await?);
+        }
+        let next = if more {
+            items
+                .last()
+                .map(|d| format!("{}/{}", d.created_at.millis(), d.id))
+        } else {
+            None
+        };
+        Ok(crate::Page { items, next })
+    }
+
+    pub async fn get_deployment(&self, tenant: &Tenant, id: &str) -> Result<DeploymentRecord> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RECORD_SELECT} WHERE d.account_id = $1 AND d.region = $2 AND d.deployment_id = $3"
+        )))
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("Deployment {id} does not exist")))?;
+        self.record_from(&row).await
+    }
+
+    /// Deletes a deployment from the history, with its events. Refused while it runs, and for
+    /// the latest deployment (attempted or successful) of a resource that exists: the resource's
+    /// state and outputs are read from those.
+    pub async fn delete_deployment(&self, tenant: &Tenant, id: &str) -> Result<DeploymentRecord> {
+        let record = self.get_deployment(tenant, id).await?;
+        if matches!(
+            record.status,
+            DeploymentStatus::InProgress
+                | DeploymentStatus::DeleteInProgress
+                | DeploymentStatus::Cancelling
+        ) {
+            return Err(StoreError::StillInUse(format!(
+                "Deployment {id} of {} is {}; it can be deleted once it ended",
+                record.target.describe(),
+                record.status.as_str()
+            )));
+        }
+        let mut tx = self.write_tx().await?;
+        let current = match &record.target {
+            DeploymentTarget::Environment { name } => sqlx::query(
+                "SELECT 1 FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3 \
+                 AND (last_attempted_deployment_id = $4 OR last_succeeded_deployment_id = $4)",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(name.clone())
+            .bind(id),
+            DeploymentTarget::ServiceInstance { service, instance } => sqlx::query(
+                "SELECT 1 FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4 \
+                 AND (last_attempted_deployment_id = $5 OR last_succeeded_deployment_id = $5)",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(service.clone())
+            .bind(instance.clone())
+            .bind(id),
+        }
+        .fetch_optional(&mut *tx)
+        .await?;
+        if current.is_some() {
+            return Err(StoreError::StillInUse(format!(
+                "Deployment {id} is the latest deployment of {}; only earlier ones can be deleted",
+                record.target.describe()
+            )));
+        }
+        sqlx::query("DELETE FROM proton_deployment_events WHERE deployment_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM proton_deployments WHERE account_id = $1 AND region = $2 AND deployment_id = $3")
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
     /// Deployments in progress that no live worker holds and whose retry time has come.
     pub async fn due_deployments(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
         let rows = sqlx::query(

@@ -67,6 +67,36 @@ pub type CompatibleEnvironmentTemplateInputList = Vec<CompatibleEnvironmentTempl
 
 pub type CompatibleEnvironmentTemplateList = Vec<CompatibleEnvironmentTemplate>;
 
+pub type ComponentDeploymentIdList = Vec<String>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ComponentState {
+    #[serde(
+        rename = "serviceInstanceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_instance_name: Option<String>,
+    #[serde(
+        rename = "serviceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_name: Option<String>,
+    #[serde(
+        rename = "serviceSpec",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_spec: Option<String>,
+    #[serde(
+        rename = "templateFile",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub template_file: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateEnvironmentTemplateInput {
     #[serde(
@@ -222,6 +252,22 @@ pub struct CreateTemplateSyncConfigOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteDeploymentInput {
+    #[serde(rename = "id")]
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteDeploymentOutput {
+    #[serde(
+        rename = "deployment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment: Option<Deployment>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteEnvironmentTemplateInput {
     #[serde(rename = "name")]
     pub name: String,
@@ -343,6 +389,260 @@ pub struct DeleteTemplateSyncConfigOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub template_sync_config: Option<TemplateSyncConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(
+        rename = "completedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub completed_at: Option<Timestamp>,
+    #[serde(
+        rename = "componentName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub component_name: Option<String>,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "deploymentStatus")]
+    pub deployment_status: DeploymentStatus,
+    #[serde(
+        rename = "deploymentStatusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_status_message: Option<String>,
+    #[serde(rename = "environmentName")]
+    pub environment_name: String,
+    #[serde(rename = "id")]
+    pub id: String,
+    #[serde(
+        rename = "initialState",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub initial_state: Option<DeploymentState>,
+    #[serde(
+        rename = "lastAttemptedDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_attempted_deployment_id: Option<String>,
+    #[serde(rename = "lastModifiedAt")]
+    pub last_modified_at: Timestamp,
+    #[serde(
+        rename = "lastSucceededDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_succeeded_deployment_id: Option<String>,
+    #[serde(
+        rename = "serviceInstanceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_instance_name: Option<String>,
+    #[serde(
+        rename = "serviceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_name: Option<String>,
+    #[serde(rename = "targetArn")]
+    pub target_arn: String,
+    #[serde(rename = "targetResourceCreatedAt")]
+    pub target_resource_created_at: Timestamp,
+    #[serde(rename = "targetResourceType")]
+    pub target_resource_type: DeploymentTargetResourceType,
+    #[serde(
+        rename = "targetState",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_state: Option<DeploymentState>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentState {
+    #[serde(rename = "component", default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<ComponentState>,
+    #[serde(
+        rename = "environment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment: Option<EnvironmentState>,
+    #[serde(
+        rename = "serviceInstance",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_instance: Option<ServiceInstanceState>,
+    #[serde(
+        rename = "servicePipeline",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_pipeline: Option<ServicePipelineState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum DeploymentStatus {
+    #[default]
+    #[serde(rename = "IN_PROGRESS")]
+    InProgress,
+    #[serde(rename = "FAILED")]
+    Failed,
+    #[serde(rename = "SUCCEEDED")]
+    Succeeded,
+    #[serde(rename = "DELETE_IN_PROGRESS")]
+    DeleteInProgress,
+    #[serde(rename = "DELETE_FAILED")]
+    DeleteFailed,
+    #[serde(rename = "DELETE_COMPLETE")]
+    DeleteComplete,
+    #[serde(rename = "CANCELLING")]
+    Cancelling,
+    #[serde(rename = "CANCELLED")]
+    Cancelled,
+}
+
+impl DeploymentStatus {
+    pub const ALL: &'static [DeploymentStatus] = &[
+        DeploymentStatus::InProgress,
+        DeploymentStatus::Failed,
+        DeploymentStatus::Succeeded,
+        DeploymentStatus::DeleteInProgress,
+        DeploymentStatus::DeleteFailed,
+        DeploymentStatus::DeleteComplete,
+        DeploymentStatus::Cancelling,
+        DeploymentStatus::Cancelled,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::InProgress => "IN_PROGRESS",
+            DeploymentStatus::Failed => "FAILED",
+            DeploymentStatus::Succeeded => "SUCCEEDED",
+            DeploymentStatus::DeleteInProgress => "DELETE_IN_PROGRESS",
+            DeploymentStatus::DeleteFailed => "DELETE_FAILED",
+            DeploymentStatus::DeleteComplete => "DELETE_COMPLETE",
+            DeploymentStatus::Cancelling => "CANCELLING",
+            DeploymentStatus::Cancelled => "CANCELLED",
+        }
+    }
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == value)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentSummary {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(
+        rename = "completedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub completed_at: Option<Timestamp>,
+    #[serde(
+        rename = "componentName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub component_name: Option<String>,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "deploymentStatus")]
+    pub deployment_status: DeploymentStatus,
+    #[serde(rename = "environmentName")]
+    pub environment_name: String,
+    #[serde(rename = "id")]
+    pub id: String,
+    #[serde(
+        rename = "lastAttemptedDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_attempted_deployment_id: Option<String>,
+    #[serde(rename = "lastModifiedAt")]
+    pub last_modified_at: Timestamp,
+    #[serde(
+        rename = "lastSucceededDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_succeeded_deployment_id: Option<String>,
+    #[serde(
+        rename = "serviceInstanceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_instance_name: Option<String>,
+    #[serde(
+        rename = "serviceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_name: Option<String>,
+    #[serde(rename = "targetArn")]
+    pub target_arn: String,
+    #[serde(rename = "targetResourceCreatedAt")]
+    pub target_resource_created_at: Timestamp,
+    #[serde(rename = "targetResourceType")]
+    pub target_resource_type: DeploymentTargetResourceType,
+}
+
+pub type DeploymentSummaryList = Vec<DeploymentSummary>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum DeploymentTargetResourceType {
+    #[default]
+    #[serde(rename = "ENVIRONMENT")]
+    Environment,
+    #[serde(rename = "SERVICE_PIPELINE")]
+    ServicePipeline,
+    #[serde(rename = "SERVICE_INSTANCE")]
+    ServiceInstance,
+    #[serde(rename = "COMPONENT")]
+    Component,
+}
+
+impl DeploymentTargetResourceType {
+    pub const ALL: &'static [DeploymentTargetResourceType] = &[
+        DeploymentTargetResourceType::Environment,
+        DeploymentTargetResourceType::ServicePipeline,
+        DeploymentTargetResourceType::ServiceInstance,
+        DeploymentTargetResourceType::Component,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentTargetResourceType::Environment => "ENVIRONMENT",
+            DeploymentTargetResourceType::ServicePipeline => "SERVICE_PIPELINE",
+            DeploymentTargetResourceType::ServiceInstance => "SERVICE_INSTANCE",
+            DeploymentTargetResourceType::Component => "COMPONENT",
+        }
+    }
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == value)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentState {
+    #[serde(rename = "spec", default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    #[serde(rename = "templateMajorVersion")]
+    pub template_major_version: String,
+    #[serde(rename = "templateMinorVersion")]
+    pub template_minor_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -500,6 +800,46 @@ pub struct EnvironmentTemplateVersionSummary {
 }
 
 pub type EnvironmentTemplateVersionSummaryList = Vec<EnvironmentTemplateVersionSummary>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetDeploymentInput {
+    #[serde(
+        rename = "componentName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub component_name: Option<String>,
+    #[serde(
+        rename = "environmentName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_name: Option<String>,
+    #[serde(rename = "id")]
+    pub id: String,
+    #[serde(
+        rename = "serviceInstanceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_instance_name: Option<String>,
+    #[serde(
+        rename = "serviceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetDeploymentOutput {
+    #[serde(
+        rename = "deployment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment: Option<Deployment>,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetEnvironmentTemplateInput {
@@ -712,6 +1052,50 @@ pub struct GetTemplateSyncStatusOutput {
 }
 
 pub type LatestSyncBlockers = Vec<SyncBlocker>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListDeploymentsInput {
+    #[serde(
+        rename = "componentName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub component_name: Option<String>,
+    #[serde(
+        rename = "environmentName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_name: Option<String>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<MaxPageResults>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(
+        rename = "serviceInstanceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_instance_name: Option<String>,
+    #[serde(
+        rename = "serviceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListDeploymentsOutput {
+    #[serde(rename = "deployments")]
+    pub deployments: DeploymentSummaryList,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListEnvironmentOutputsInput {
@@ -1171,6 +1555,48 @@ pub struct Revision {
     pub repository_provider: RepositoryProvider,
     #[serde(rename = "sha")]
     pub sha: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInstanceState {
+    #[serde(
+        rename = "lastSuccessfulComponentDeploymentIds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_successful_component_deployment_ids: Option<ComponentDeploymentIdList>,
+    #[serde(
+        rename = "lastSuccessfulEnvironmentDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_successful_environment_deployment_id: Option<String>,
+    #[serde(
+        rename = "lastSuccessfulServicePipelineDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_successful_service_pipeline_deployment_id: Option<String>,
+    #[serde(rename = "spec")]
+    pub spec: String,
+    #[serde(rename = "templateMajorVersion")]
+    pub template_major_version: String,
+    #[serde(rename = "templateMinorVersion")]
+    pub template_minor_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServicePipelineState {
+    #[serde(rename = "spec", default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    #[serde(rename = "templateMajorVersion")]
+    pub template_major_version: String,
+    #[serde(rename = "templateMinorVersion")]
+    pub template_minor_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
