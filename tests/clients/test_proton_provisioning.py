@@ -372,3 +372,49 @@ def test_a_template_built_to_exhaust_memory_fails_its_registration_and_the_serve
     assert "memory budget" in latest["events"][-1]["event"], latest["events"]
     # The server answers as before, and the good version still deploys.
     assert proton.get_environment_template(name="net")["environmentTemplate"]["name"] == "net"
+
+
+def test_binding_adopts_the_stack_proton_created(deployer, moto, git_http, tmp_path):
+    """Migration: the stack AWS Proton created for an environment (no gitsync tags) is bound
+    before the environment is created in gitsync, so its first deployment updates that stack in
+    place and tags it, instead of creating a second one. A stack tagged for another account is
+    never taken, bound or not."""
+    repo, tenant, proton = setup(deployer, git_http, tmp_path, "migrated")
+    role = tenant.role_arn()
+    cfn = as_role(moto, "cloudformation", role)
+    legacy = "AWSProton-legacy-cloudformation-X1Y2"
+    proton_made = ENV_TEMPLATE.replace("{{ environment.name }}", "legacy").replace("{{ environment.inputs.vpc_cidr }}", "10.5.0.0/16") \
+        .replace("{% if environment.inputs.dns %}\n", "").replace("{% endif %}\n", "")
+    cfn.create_stack(StackName=legacy, TemplateBody=proton_made, Tags=[{"Key": "proton:environment", "Value": "legacy"}])
+    bind = ["proton", "bind-stack", "--stack-name", legacy, "--account-id", tenant.account_id]
+    out = deployer.cli(*bind, "--environment", "legacy").stdout
+    assert "does not exist yet; creating it will deploy to stack " + legacy in out, out
+    proton.create_environment(name="legacy", templateName="net", templateMajorVersion="1", protonServiceRoleArn=role,
+                              spec="proton: EnvironmentSpec\nspec:\n  vpc_cidr: 10.5.0.0/16\n  dns: false\n")
+    env = deployed(lambda: proton.get_environment(name="legacy")["environment"], "environment legacy")
+    assert env["deploymentStatusMessage"].startswith(f"Stack {legacy} deployed"), env
+    (stack,) = cfn.describe_stacks(StackName=legacy)["Stacks"]
+    tags = {t["Key"]: t["Value"] for t in stack["Tags"]}
+    assert tags["gitsync:account"] == tenant.account_id and tags["gitsync:sync-configuration"] == "proton:environment/legacy", tags
+    assert not gone(lambda: cfn.describe_stacks(StackName=legacy))
+    assert gone(lambda: cfn.describe_stacks(StackName="proton-env-legacy")), "no second stack"
+    # Binding is refused for what cannot be bound, with a clear message.
+    refused = deployer.cli("proton", "bind-stack", "--stack-name", "9-not-a-stack", "--environment", "legacy",
+                           "--account-id", tenant.account_id, check=False)
+    assert refused.returncode != 0 and "is not a CloudFormation stack name" in refused.stderr, refused.stderr
+    refused = deployer.cli("proton", "bind-stack", "--stack-name", legacy, "--pipeline", "api",
+                           "--account-id", tenant.account_id, check=False)
+    assert refused.returncode != 0 and "does not deploy pipelines yet" in refused.stderr, refused.stderr
+
+    # Another account's stack (its gitsync tags say so) is never adopted, even when bound.
+    theirs = "someone-elses-network"
+    cfn.create_stack(StackName=theirs, TemplateBody=proton_made,
+                     Tags=[{"Key": "gitsync:account", "Value": "999999999999"},
+                           {"Key": "gitsync:sync-configuration", "Value": "proton:environment/x"}])
+    deployer.cli(*bind[:2], "--stack-name", theirs, "--environment", "grab", "--account-id", tenant.account_id)
+    proton.create_environment(name="grab", templateName="net", templateMajorVersion="1", protonServiceRoleArn=role,
+                              spec="proton: EnvironmentSpec\n")
+    grab = deployed(lambda: proton.get_environment(name="grab")["environment"], "environment grab", status="FAILED")
+    assert "belongs to account 999999999999" in grab["deploymentStatusMessage"], grab
+    (stack,) = cfn.describe_stacks(StackName=theirs)["Stacks"]
+    assert {t["Key"]: t["Value"] for t in stack["Tags"]}["gitsync:account"] == "999999999999"

@@ -314,11 +314,12 @@ impl Engine {
             .unwrap_or_else(|| claim.id.clone());
         // A stack once deployed and now missing was deleted outside gitsync: say so rather
         // than create it again (a later issue lets a person decide).
+        // A stack bound by `gitsync proton bind-stack` is taken over (tagged) by this deployment.
         stack_plan.deployed_from = resource
             .last_succeeded_id
             .clone()
-            .filter(|_| resource.stack_name.is_some());
-        stack_plan.owner = owner(claim);
+            .filter(|_| resource.stack_name.is_some() && !resource.adopt);
+        stack_plan.owner = owner(claim, resource.adopt);
         stack_plan.started_change_set = claim.change_set_id.clone();
         let report = self.deployer.deploy(&stack_plan, &progress).await;
         let last = progress.record(&report).await;
@@ -408,7 +409,7 @@ impl Engine {
             Err(retry) => return retry,
         };
         plan.region = claim.tenant.region.clone();
-        plan.owner = owner(claim);
+        plan.owner = owner(claim, resource.adopt);
         let report = self.deployer.delete(&plan, progress).await;
         let last = progress.record(&report).await;
         match report.outcome {
@@ -419,12 +420,13 @@ impl Engine {
     }
 }
 
-/// Who owns a resource's stack, as its tags say.
-fn owner(claim: &ClaimedDeployment) -> Owner {
+/// Who owns a resource's stack, as its tags say; `adopt`: the resource was bound to an existing
+/// stack, which may be taken over (never one tagged for another tenant).
+fn owner(claim: &ClaimedDeployment, adopt: bool) -> Owner {
     Owner {
         account: claim.tenant.account_id.clone(),
         configuration: claim.target.owner_tag(),
-        adopt: false,
+        adopt,
     }
 }
 

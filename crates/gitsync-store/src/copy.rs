@@ -32,6 +32,7 @@ const TABLES: &[&str] = &[
     "proton_service_instances",
     "proton_deployments",
     "proton_deployment_events",
+    "proton_stack_bindings",
     "service_sync_branches",
     "account_policies",
     "notification_targets",

@@ -16,6 +16,57 @@ use std::collections::BTreeMap;
 /// The most events one deployment keeps (a stack of many resources reports each of them).
 const MAX_EVENTS: i64 = 500;
 
+/// What `bind_stack` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// The resource is bound now.
+    Bound,
+    /// The resource does not exist yet: creating it takes the binding.
+    Pending,
+}
+
+/// Takes the stack bound to a resource before it existed, when it is created: its stack name.
+pub(crate) async fn take_binding(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: &Tenant,
+    target: &DeploymentTarget,
+) -> Result<Option<String>> {
+    let row = sqlx::query(
+        "DELETE FROM proton_stack_bindings WHERE account_id = $1 AND region = $2 AND target_kind = $3 AND target_name = $4 \
+         RETURNING stack_name",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(target.kind())
+    .bind(target.target_name())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| text(&r, "stack_name")).transpose()
+}
+
+/// `UPDATE <the resource's table> <set> AND <its key> …` for an environment or a service
+/// instance: `set` holds the SET and WHERE clauses, whose parameters come first; the key's
+/// parameters are numbered from `next`, and their values are returned to bind in that order.
+pub(crate) fn update_resource(
+    target: &DeploymentTarget,
+    set: &str,
+    next: usize,
+) -> (String, Vec<String>) {
+    match target {
+        DeploymentTarget::Environment { name } => (
+            format!("UPDATE proton_environments {set} AND name = ${next}"),
+            vec![name.clone()],
+        ),
+        DeploymentTarget::ServiceInstance { service, instance } => (
+            format!(
+                "UPDATE proton_service_instances {set} AND service_name = ${next} AND name = ${}",
+                next + 1
+            ),
+            vec![service.clone(), instance.clone()],
+        ),
+    }
+}
+
 /// A deployment this worker holds the lease on.
 #[derive(Debug, Clone)]
 pub struct ClaimedDeployment {
@@ -59,6 +110,9 @@ pub struct DeployedResource {
     pub last_succeeded_id: Option<String>,
     /// The role an environment (and the instances in it) deploys with.
     pub role_arn: Option<String>,
+    /// Bound to an existing stack (`gitsync proton bind-stack`) and not deployed since: the next
+    /// deployment takes that stack over.
+    pub adopt: bool,
 }
 
 fn claimed_from(r: &AnyRow) -> Result<ClaimedDeployment> {
@@ -497,7 +551,7 @@ impl Store {
     ) -> Result<DeployedResource> {
         let environment = |name: &str| {
             sqlx::query(
-                "SELECT stack_name, last_succeeded_deployment_id, proton_service_role_arn FROM proton_environments \
+                "SELECT stack_name, stack_adopt, last_succeeded_deployment_id, proton_service_role_arn FROM proton_environments \
                  WHERE account_id = $1 AND region = $2 AND name = $3",
             )
             .bind(&tenant.account_id)
@@ -516,11 +570,12 @@ impl Store {
                     stack_name: opt_text(&row, "stack_name")?,
                     last_succeeded_id: opt_text(&row, "last_succeeded_deployment_id")?,
                     role_arn: opt_text(&row, "proton_service_role_arn")?,
+                    adopt: int(&row, "stack_adopt")? != 0,
                 })
             }
             DeploymentTarget::ServiceInstance { service, instance } => {
                 let row = sqlx::query(
-                    "SELECT i.stack_name, i.last_succeeded_deployment_id, e.proton_service_role_arn \
+                    "SELECT i.stack_name, i.stack_adopt, i.last_succeeded_deployment_id, e.proton_service_role_arn \
                      FROM proton_service_instances i LEFT JOIN proton_environments e \
                      ON e.account_id = i.account_id AND e.region = i.region AND e.name = i.environment_name \
                      WHERE i.account_id = $1 AND i.region = $2 AND i.service_name = $3 AND i.name = $4",
@@ -540,8 +595,72 @@ impl Store {
                     stack_name: opt_text(&row, "stack_name")?,
                     last_succeeded_id: opt_text(&row, "last_succeeded_deployment_id")?,
                     role_arn: opt_text(&row, "proton_service_role_arn")?,
+                    adopt: int(&row, "stack_adopt")? != 0,
                 })
             }
+        }
+    }
+
+    /// Binds a resource to an existing stack (one AWS Proton created, say): its next deployment
+    /// updates that stack in place and tags it as gitsync's. Refused while it deploys. A
+    /// resource that does not exist yet takes the binding when it is created.
+    pub async fn bind_stack(
+        &self,
+        tenant: &Tenant,
+        target: &DeploymentTarget,
+        stack_name: &str,
+    ) -> Result<Binding> {
+        let valid = stack_name.len() <= 128
+            && stack_name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && stack_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !valid {
+            return Err(StoreError::Invalid(format!(
+                "'{stack_name}' is not a CloudFormation stack name (a letter, then letters, digits and '-', at most 128)"
+            )));
+        }
+        let mut tx = self.write_tx().await?;
+        const SET: &str = "SET stack_name = $3, stack_adopt = 1 WHERE account_id = $1 AND region = $2 \
+             AND deployment_status NOT IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS', 'CANCELLING')";
+        let (sql, key) = update_resource(target, SET, 4);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(stack_name);
+        for part in key {
+            query = query.bind(part);
+        }
+        let bound = query.execute(&mut *tx).await?.rows_affected();
+        if bound == 1 {
+            tx.commit().await?;
+            return Ok(Binding::Bound);
+        }
+        tx.rollback().await?;
+        match self.deployed_resource(tenant, target).await {
+            Ok(_) => Err(StoreError::StillInUse(format!(
+                "{} has a deployment in progress; bind it once that ended",
+                target.describe()
+            ))),
+            // Not created yet: creating it takes the binding.
+            Err(StoreError::NotFound(_)) => {
+                let mut tx = self.write_tx().await?;
+                sqlx::query(
+                    "INSERT INTO proton_stack_bindings (account_id, region, target_kind, target_name, stack_name) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, region, target_kind, target_name) \
+                     DO UPDATE SET stack_name = excluded.stack_name",
+                )
+                .bind(&tenant.account_id)
+                .bind(&tenant.region)
+                .bind(target.kind())
+                .bind(target.target_name())
+                .bind(stack_name)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Binding::Pending)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -625,21 +744,11 @@ impl Store {
         }
         // The resource moves only while this is its latest deployment.
         const SET: &str = "SET deployment_status = $3, deployment_status_message = $4, stack_name = COALESCE($5, stack_name), \
+             stack_adopt = CASE WHEN $3 = 'SUCCEEDED' THEN 0 ELSE stack_adopt END, \
              last_succeeded_at = CASE WHEN $3 = 'SUCCEEDED' THEN $6 ELSE last_succeeded_at END, \
              last_succeeded_deployment_id = CASE WHEN $3 = 'SUCCEEDED' THEN $2 ELSE last_succeeded_deployment_id END \
              WHERE last_attempted_deployment_id = $2 AND account_id = $1 AND region = $7";
-        let (sql, key) = match &claim.target {
-            DeploymentTarget::Environment { name } => (
-                format!("UPDATE proton_environments {SET} AND name = $8"),
-                vec![name.clone()],
-            ),
-            DeploymentTarget::ServiceInstance { service, instance } => (
-                format!(
-                    "UPDATE proton_service_instances {SET} AND service_name = $8 AND name = $9"
-                ),
-                vec![service.clone(), instance.clone()],
-            ),
-        };
+        let (sql, key) = update_resource(&claim.target, SET, 8);
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&claim.tenant.account_id)
             .bind(&claim.id)

@@ -32,7 +32,9 @@ mod webhooks;
 
 pub use attempts::{Applied, Closing, Effect, NewBlocker};
 pub use branches::{BranchCheckResult, BranchKey, ClaimedBranch};
-pub use deployments::{ClaimedDeployment, DeployedResource, DeploymentEnd, DeploymentFilter};
+pub use deployments::{
+    Binding, ClaimedDeployment, DeployedResource, DeploymentEnd, DeploymentFilter,
+};
 pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};
 pub use migrate::postgres_migrations;

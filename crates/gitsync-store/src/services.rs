@@ -326,6 +326,20 @@ impl Store {
         crate::rows::unique(inserted, || {
             format!("Environment {} already exists", new.name)
         })?;
+        let target = DeploymentTarget::Environment {
+            name: new.name.clone(),
+        };
+        if let Some(stack) = crate::deployments::take_binding(&mut tx, tenant, &target).await? {
+            sqlx::query(
+                "UPDATE proton_environments SET stack_name = $4, stack_adopt = 1 WHERE account_id = $1 AND region = $2 AND name = $3",
+            )
+            .bind(&tenant.account_id)
+            .bind(&tenant.region)
+            .bind(&new.name)
+            .bind(stack)
+            .execute(&mut *tx)
+            .await?;
+        }
         insert_tags(&mut tx, tenant, &arn, tags, self.limits.tags_per_resource).await?;
         tx.commit().await?;
         self.get_environment(tenant, &new.name).await
@@ -1009,16 +1023,7 @@ async fn start_deletion(
     .await?;
     const SET: &str = "SET deployment_status = 'DELETE_IN_PROGRESS', deployment_status_message = NULL, \
          last_attempted_at = $3, last_attempted_deployment_id = $4 WHERE account_id = $1 AND region = $2";
-    let (sql, key) = match target {
-        DeploymentTarget::Environment { name } => (
-            format!("UPDATE proton_environments {SET} AND name = $5"),
-            vec![name.clone()],
-        ),
-        DeploymentTarget::ServiceInstance { service, instance } => (
-            format!("UPDATE proton_service_instances {SET} AND service_name = $5 AND name = $6"),
-            vec![service.clone(), instance.clone()],
-        ),
-    };
+    let (sql, key) = crate::deployments::update_resource(target, SET, 5);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&tenant.account_id)
         .bind(&tenant.region)
@@ -1194,6 +1199,19 @@ pub(crate) async fn deploy_instance_in(
             crate::rows::unique(inserted, || {
                 format!("Service instance {name} of service {service} already exists")
             })?;
+            if let Some(stack) = crate::deployments::take_binding(tx, tenant, &target).await? {
+                sqlx::query(
+                    "UPDATE proton_service_instances SET stack_name = $5, stack_adopt = 1 \
+                     WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4",
+                )
+                .bind(&tenant.account_id)
+                .bind(&tenant.region)
+                .bind(service)
+                .bind(name)
+                .bind(stack)
+                .execute(&mut **tx)
+                .await?;
+            }
             true
         }
     };

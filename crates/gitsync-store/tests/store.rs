@@ -1668,6 +1668,30 @@ async fn deployments(store: Store) {
             .unwrap()
             .is_empty()
     );
+    // Binding an existing resource to another stack: its next deployment takes that stack over.
+    let dev = DeploymentTarget::Environment { name: "dev".into() };
+    assert_eq!(
+        store
+            .bind_stack(&t, &dev, "AWSProton-dev-cloudformation-1")
+            .await
+            .unwrap(),
+        gitsync_store::Binding::Bound
+    );
+    let bound = store.deployed_resource(&t, &dev).await.unwrap();
+    assert!(bound.adopt && bound.stack_name.as_deref() == Some("AWSProton-dev-cloudformation-1"));
+    assert!(matches!(
+        store.bind_stack(&t, &dev, "not_a_stack").await,
+        Err(StoreError::Invalid(_))
+    ));
+    // Not while it deploys.
+    store
+        .update_environment(&t, "dev", None, Some((&template, None)), [None, None, None])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.bind_stack(&t, &dev, "other").await,
+        Err(StoreError::StillInUse(_))
+    ));
 }
 
 #[tokio::test]

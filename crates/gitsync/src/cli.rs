@@ -214,6 +214,38 @@ pub enum ProtonCommand {
         #[arg(long, value_name = "ARN", default_value = "")]
         repository_connection_arn: String,
     },
+    /// Bind an environment or a service instance to an existing stack, such as the one AWS
+    /// Proton created for it (read its name from Proton's provisioned resources, or from the
+    /// stack's `aws:proton:*` tags). The resource's next deployment updates that stack in place
+    /// and tags it as gitsync's (gitsync never takes over an untagged stack otherwise, nor ever
+    /// one tagged for another account). Example:
+    /// gitsync proton bind-stack --environment prod --stack-name AWSProton-prod-cloudformation-ABCDEF
+    BindStack {
+        /// The environment to bind.
+        #[arg(long, value_name = "NAME", required_unless_present_any = ["service", "pipeline"], conflicts_with_all = ["service", "pipeline"])]
+        environment: Option<String>,
+        /// The service of the instance to bind (with --instance).
+        #[arg(
+            long,
+            value_name = "NAME",
+            requires = "instance",
+            conflicts_with = "pipeline"
+        )]
+        service: Option<String>,
+        /// The service instance to bind (with --service).
+        #[arg(long, value_name = "NAME", requires = "service")]
+        instance: Option<String>,
+        /// A service's pipeline: refused, as gitsync does not deploy pipelines yet.
+        #[arg(long, value_name = "SERVICE")]
+        pipeline: Option<String>,
+        /// The existing stack's name.
+        #[arg(long, value_name = "NAME")]
+        stack_name: String,
+        #[command(flatten)]
+        tenant: TenantArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

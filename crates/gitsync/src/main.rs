@@ -51,7 +51,7 @@ async fn run() -> ExitCode {
         cli::Command::Connections(cmd) => connections::run(cmd).await,
         cli::Command::Webhooks(cmd) => webhooks::run_command(cmd).await,
         cli::Command::Notifications(cmd) => notifications::run(cmd).await,
-        cli::Command::Proton(cmd) => proton::run(cmd),
+        cli::Command::Proton(cmd) => proton::run(cmd).await,
         cli::Command::Status(args) => status::run(args).await,
         cli::Command::Sync(args) => sync::run(args).await,
         cli::Command::MigrateStore { from, to, state } => migrate_store(&from, &to, &state).await,

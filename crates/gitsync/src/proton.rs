@@ -9,6 +9,7 @@ use gitsync_deploy::render::{
     pipeline_context,
 };
 use gitsync_deploy::spec::{InputKind, Schema, ServiceSpec, checked_environment_inputs};
+use gitsync_model::DeploymentTarget;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,7 +17,48 @@ use std::path::Path;
 /// Most files read from a bundle directory (a template version holds a handful).
 const MAX_FILES: usize = 64;
 
-pub fn run(command: ProtonCommand) -> Result<()> {
+pub async fn run(command: ProtonCommand) -> Result<()> {
+    match command {
+        ProtonCommand::BindStack {
+            environment,
+            service,
+            instance,
+            pipeline,
+            stack_name,
+            tenant,
+            state,
+        } => {
+            let target = match (environment, service, instance, pipeline) {
+                (Some(name), None, None, None) => DeploymentTarget::Environment { name },
+                (None, Some(service), Some(instance), None) => {
+                    DeploymentTarget::ServiceInstance { service, instance }
+                }
+                (None, None, None, Some(service)) => bail!(
+                    "gitsync does not deploy pipelines yet, so service {service}'s pipeline cannot be bound to a stack"
+                ),
+                _ => bail!("name one resource: --environment, or --service with --instance"),
+            };
+            let state = state.open().await?;
+            let bound = state
+                .store
+                .bind_stack(&tenant.tenant(), &target, &stack_name)
+                .await?;
+            let what = target.describe();
+            match bound {
+                gitsync_store::Binding::Bound => println!(
+                    "{what} is bound to stack {stack_name}: its next deployment updates that stack and tags it as gitsync's"
+                ),
+                gitsync_store::Binding::Pending => println!(
+                    "{what} does not exist yet; creating it will deploy to stack {stack_name} and tag it as gitsync's"
+                ),
+            }
+            Ok(())
+        }
+        render @ ProtonCommand::Render { .. } => render_command(render),
+    }
+}
+
+fn render_command(command: ProtonCommand) -> Result<()> {
     let ProtonCommand::Render {
         bundle_dir,
         spec,
@@ -29,7 +71,10 @@ pub fn run(command: ProtonCommand) -> Result<()> {
         branch,
         repository_id,
         repository_connection_arn,
-    } = command;
+    } = command
+    else {
+        unreachable!("render_command is called with ProtonCommand::Render only");
+    };
     let files = read_bundle(&bundle_dir)?;
     let name = name.unwrap_or_else(|| template_name(&bundle_dir));
     let schema = files

@@ -37,3 +37,19 @@ CREATE TABLE proton_deployment_events (
 -- scheme) or by `gitsync proton bind-stack` (a stack Proton created).
 ALTER TABLE proton_environments ADD COLUMN stack_name TEXT;
 ALTER TABLE proton_service_instances ADD COLUMN stack_name TEXT;
+-- 1 after bind-stack, until the next successful deployment: that deployment may take over the
+-- bound stack (tag it as gitsync's), which gitsync otherwise never does with an untagged stack.
+ALTER TABLE proton_environments ADD COLUMN stack_adopt BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE proton_service_instances ADD COLUMN stack_adopt BIGINT NOT NULL DEFAULT 0;
+
+-- Stacks bound (`gitsync proton bind-stack`) to resources that do not exist yet: migrating from
+-- AWS Proton, the binding comes first, so that creating the resource adopts Proton's stack
+-- instead of deploying a new one. Creating the resource takes its binding.
+CREATE TABLE proton_stack_bindings (
+    account_id  TEXT NOT NULL,
+    region      TEXT NOT NULL,
+    target_kind TEXT NOT NULL,
+    target_name TEXT NOT NULL,
+    stack_name  TEXT NOT NULL,
+    PRIMARY KEY (account_id, region, target_kind, target_name)
+);
