@@ -318,6 +318,16 @@ def test_deployments_that_cannot_succeed_fail_with_the_reason(deployer, moto, gi
                    status="FAILED")
     message = one["deploymentStatusMessage"]
     assert "instance_infrastructure/cloudformation.yaml:6" in message and "undefined" in message, message
+    # Pipelines are not deployed yet: a service asking for one is refused, not half-made.
+    for extra, spec in (({"repositoryConnectionArn": "arn:aws:codeconnections:us-east-1:111122223333:connection/x",
+                          "repositoryId": "octo/app", "branchName": "main"}, "proton: ServiceSpec\n"),
+                        ({}, "proton: ServiceSpec\npipeline:\n  unit_tests: true\n")):
+        with pytest.raises(ClientError) as e:
+            proton.create_service(name="piped", templateName="queue", templateMajorVersion="1", spec=spec, **extra)
+        assert error_code(e) == "ValidationException" and "does not deploy service pipelines yet" in str(e.value)
+    with pytest.raises(ClientError) as e:
+        proton.get_service(name="piped")
+    assert error_code(e) == "ResourceNotFoundException"
     # Without a role an untrusted tenant's environment cannot deploy: the message says what to set.
     proton.create_environment(name="norole", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
     norole = deployed(lambda: proton.get_environment(name="norole")["environment"], "environment norole", status="FAILED")

@@ -196,6 +196,25 @@ fn refuse_unsupported(input: &Value, members: &[&str]) -> Result<(), ApiError> {
     }
 }
 
+/// Service pipelines are not deployed yet: a service that asks for one is refused, rather than
+/// accepted with a pipeline that nothing deploys.
+fn refuse_pipeline(input: &Value, spec: &ServiceSpec) -> Result<(), ApiError> {
+    let asked = ["repositoryConnectionArn", "repositoryId", "branchName"]
+        .into_iter()
+        .find(|m| input.get(*m).is_some())
+        .or(spec
+            .pipeline
+            .as_ref()
+            .map(|_| "the spec's pipeline section"));
+    match asked {
+        Some(what) => Err(invalid(format!(
+            "{what}: gitsync does not deploy service pipelines yet; leave out repositoryConnectionArn, repositoryId, \
+             branchName and the spec's pipeline section (the instances deploy; a pipeline stack AWS Proton made keeps running untouched)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Checks an environment spec against the environment template version; `None` spec checks an
 /// empty input set.
 fn check_environment(
@@ -436,6 +455,7 @@ pub(crate) async fn call(
                 .map_err(err)?;
             let spec_text = required(input, "spec")?;
             let spec = ServiceSpec::parse("spec", spec_text).map_err(invalid)?;
+            refuse_pipeline(input, &spec)?;
             let new = NewService {
                 name: name.to_string(),
                 description: s(input, "description").map(str::to_string),
@@ -489,6 +509,7 @@ pub(crate) async fn call(
             let (mut added, mut removed) = (Vec::new(), Vec::new());
             if let Some(text) = spec_text {
                 let spec = ServiceSpec::parse("spec", text).map_err(invalid)?;
+                refuse_pipeline(input, &spec)?;
                 // As in Proton: the spec adds the instances it lists that do not exist and deletes
                 // those it leaves out; existing ones change with UpdateServiceInstance.
                 let existing = store
