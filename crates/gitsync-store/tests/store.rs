@@ -1283,7 +1283,7 @@ async fn service_blockers(store: Store) {
         major: 1,
         minor: 0,
     };
-    store
+    let staging = store
         .create_environment(
             &t,
             &NewEnvironment {
@@ -1299,6 +1299,9 @@ async fn service_blockers(store: Store) {
         )
         .await
         .unwrap();
+    // Deployed (as the engine would), so that it can be deleted at the end.
+    let staging = staging.deployment.last_attempted_id.unwrap();
+    settle(&store, &staging, DeploymentStatus::Succeeded).await;
     for name in ["a", "b"] {
         let new = NewService {
             name: name.into(),
