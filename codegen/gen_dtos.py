@@ -38,6 +38,7 @@ SERVED = {
         # Provisioning (issue 15): what deployments produced.
         "ListEnvironmentOutputs", "ListServiceInstanceOutputs",
         "ListDeployments", "GetDeployment", "DeleteDeployment",
+        "CancelEnvironmentDeployment", "CancelServiceInstanceDeployment",
     ],
     "codeconnections": None,  # every operation
 }

@@ -1,5 +1,6 @@
 """A CloudFormation endpoint double at the HTTP level (the awsQuery protocol: form-encoded requests,
-XML answers), for what moto cannot show: an update that fails on a resource and rolls back.
+XML answers), for what moto cannot show: an update that fails on a resource and rolls back, and
+an update cancelled while it runs (CancelUpdateStack: set `settle_after` high to hold the update).
 
 It holds one existing stack and plays a scripted update: the change set is computed, executed,
 the stack reports UPDATE_IN_PROGRESS once and then UPDATE_ROLLBACK_COMPLETE, with the stack events
@@ -73,6 +74,8 @@ class RollbackDouble:
     def answer(self, form):
         action = form.get("Action")
         if action == "DescribeStacks":
+            if self.status == "UPDATE_ROLLBACK_IN_PROGRESS":  # a cancelled update rolls back at once
+                self.status = "UPDATE_ROLLBACK_COMPLETE"
             if self.status == "UPDATE_IN_PROGRESS":
                 self.polls_after_execute += 1
                 if self.polls_after_execute > self.settle_after:
@@ -128,6 +131,13 @@ class RollbackDouble:
                 for eid, rtype, logical, status, reason in reversed(self.events))  # newest first, as AWS answers
             return 200, self.wrap(action, f"<StackEvents>{members}</StackEvents>")
         if action == "DeleteChangeSet":
+            return 200, self.wrap(action, "")
+        if action == "CancelUpdateStack":
+            if self.status != "UPDATE_IN_PROGRESS":
+                return 400, f"""<ErrorResponse xmlns="{NS}"><Error><Type>Sender</Type><Code>ValidationError</Code>
+                    <Message>CancelUpdateStack cannot be called from current stack status {self.status}</Message></Error>
+                    <RequestId>double</RequestId></ErrorResponse>"""
+            self.status = "UPDATE_ROLLBACK_IN_PROGRESS"
             return 200, self.wrap(action, "")
         return 400, f"""<ErrorResponse xmlns="{NS}"><Error><Type>Sender</Type><Code>InvalidAction</Code>
             <Message>the double does not answer {escape(str(action))}</Message></Error><RequestId>double</RequestId></ErrorResponse>"""

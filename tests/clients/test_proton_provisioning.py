@@ -138,7 +138,7 @@ def deployed(get, what, status="SUCCEEDED"):
     """Waits until a resource's deployment ended; fails at once on another ending."""
     def check():
         resource = get()
-        if resource["deploymentStatus"] == "IN_PROGRESS":
+        if resource["deploymentStatus"] in ("IN_PROGRESS", "CANCELLING"):
             return None
         assert resource["deploymentStatus"] == status, resource
         return resource
@@ -428,3 +428,38 @@ def test_binding_adopts_the_stack_proton_created(deployer, moto, git_http, tmp_p
     assert "belongs to account 999999999999" in grab["deploymentStatusMessage"], grab
     (stack,) = cfn.describe_stacks(StackName=theirs)["Stacks"]
     assert {t["Key"]: t["Value"] for t in stack["Tags"]}["gitsync:account"] == "999999999999"
+
+
+def test_cancelling_a_deployment_cancels_its_stack_update(git_http, tmp_path):
+    """moto cannot cancel an update; cfn_double.py holds one until CancelUpdateStack. The
+    environment is bound to the double's stack (which carries gitsync's tags for this tenant)."""
+    from cfn_double import RollbackDouble
+    double = RollbackDouble("AWSProton-held-cloudformation-1", {}, "Resource update cancelled")
+    double.settle_after = 10 ** 9  # the update runs until it is cancelled
+    server = Server(["--poll-interval", "1s", "--cloudformation-endpoint", double.url], env=MOTO_KEYS).start()
+    try:
+        repo, tenant, proton = setup(server, git_http, tmp_path, "held")
+        # Trusted: it deploys with the server's own credentials (the double answers no STS).
+        server.cli("accounts", "set", tenant.account_id, "--trusted")
+        double.tags = {"gitsync:account": tenant.account_id, "gitsync:sync-configuration": "proton:environment/held"}
+        server.cli("proton", "bind-stack", "--environment", "held", "--stack-name", double.stack, "--account-id", tenant.account_id)
+        proton.create_environment(name="held", templateName="net", templateMajorVersion="1", spec="proton: EnvironmentSpec\n")
+        wait_for(lambda: "ExecuteChangeSet" in double.actions(), what="the stack update runs")
+        cancelling = proton.cancel_environment_deployment(environmentName="held")["environment"]
+        assert cancelling["deploymentStatus"] == "CANCELLING"
+        env = deployed(lambda: proton.get_environment(name="held")["environment"], "environment held", status="CANCELLED")
+        assert "CancelUpdateStack" in double.actions()
+        assert env["deploymentStatusMessage"] == f"The update of stack {double.stack} was cancelled and rolled back", env
+        assert "lastSucceededDeploymentId" not in env
+        record = proton.get_deployment(id=env["lastAttemptedDeploymentId"])["deployment"]
+        assert record["deploymentStatus"] == "CANCELLED" and "completedAt" in record
+        # Nothing runs now: nothing to cancel.
+        with pytest.raises(ClientError) as e:
+            proton.cancel_environment_deployment(environmentName="held")
+        assert error_code(e) == "ConflictException" and "no deployment in progress" in str(e.value)
+        with pytest.raises(ClientError) as e:
+            proton.cancel_environment_deployment(environmentName="nowhere")
+        assert error_code(e) == "ResourceNotFoundException"
+    finally:
+        server.cleanup()
+        double.stop()

@@ -21,6 +21,8 @@ pub(crate) fn serves(operation: &str) -> bool {
             | "ListDeployments"
             | "GetDeployment"
             | "DeleteDeployment"
+            | "CancelEnvironmentDeployment"
+            | "CancelServiceInstanceDeployment"
     )
 }
 
@@ -37,6 +39,10 @@ pub(crate) async fn call(
         "ListDeployments" => run(input, |i| ops.list_deployments(i)).await,
         "GetDeployment" => run(input, |i| ops.get_deployment(i)).await,
         "DeleteDeployment" => run(input, |i| ops.delete_deployment(i)).await,
+        "CancelEnvironmentDeployment" => run(input, |i| ops.cancel_environment_deployment(i)).await,
+        "CancelServiceInstanceDeployment" => {
+            run(input, |i| ops.cancel_service_instance_deployment(i)).await
+        }
         other => unreachable!("provisioning does not serve {other}"),
     }
 }
@@ -48,6 +54,15 @@ struct Ops<'a> {
 
 fn err(e: gitsync_store::StoreError) -> ApiError {
     ApiError::from_store(Service::Proton, e)
+}
+
+/// An environment or instance as `services.rs` writes it for the wire (its one definition, until
+/// those operations move to the typed DTOs), read into the DTO.
+fn wire<T: serde::de::DeserializeOwned>(document: Value) -> Result<T, ApiError> {
+    serde_json::from_value(document).map_err(|e| {
+        tracing::error!(error = %e, "a resource's wire document does not fit its shape");
+        ApiError::internal()
+    })
 }
 
 /// Outputs by key (a stack has at most 200): all on one page.
@@ -224,6 +239,49 @@ impl Ops<'_> {
             .map_err(err)?;
         Ok(dto::GetDeploymentOutput {
             deployment: Some(deployment_out(self.tenant, d)),
+        })
+    }
+
+    async fn cancel_environment_deployment(
+        &self,
+        i: dto::CancelEnvironmentDeploymentInput,
+    ) -> Result<dto::CancelEnvironmentDeploymentOutput, ApiError> {
+        let store = &self.api.store;
+        let target = DeploymentTarget::Environment {
+            name: i.environment_name.clone(),
+        };
+        store
+            .cancel_deployment(self.tenant, &target)
+            .await
+            .map_err(err)?;
+        let environment = store
+            .get_environment(self.tenant, &i.environment_name)
+            .await
+            .map_err(err)?;
+        Ok(dto::CancelEnvironmentDeploymentOutput {
+            environment: wire(crate::services::environment_json(&environment, false))?,
+        })
+    }
+
+    async fn cancel_service_instance_deployment(
+        &self,
+        i: dto::CancelServiceInstanceDeploymentInput,
+    ) -> Result<dto::CancelServiceInstanceDeploymentOutput, ApiError> {
+        let store = &self.api.store;
+        let target = DeploymentTarget::ServiceInstance {
+            service: i.service_name.clone(),
+            instance: i.service_instance_name.clone(),
+        };
+        store
+            .cancel_deployment(self.tenant, &target)
+            .await
+            .map_err(err)?;
+        let instance = store
+            .get_service_instance(self.tenant, &i.service_name, &i.service_instance_name)
+            .await
+            .map_err(err)?;
+        Ok(dto::CancelServiceInstanceDeploymentOutput {
+            service_instance: wire(crate::services::instance_json(&instance, false))?,
         })
     }
 

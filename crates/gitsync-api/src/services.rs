@@ -88,7 +88,7 @@ fn template_fields(m: &mut Map<String, Value>, t: &DeployedTemplate) {
     m.insert("templateMinorVersion".into(), json!(t.minor.to_string()));
 }
 
-fn environment_json(e: &Environment, summary: bool) -> Value {
+pub(crate) fn environment_json(e: &Environment, summary: bool) -> Value {
     let mut m = Map::new();
     m.insert("arn".into(), json!(e.arn));
     m.insert("name".into(), json!(e.name));
@@ -158,7 +158,7 @@ fn service_json(svc: &gitsync_model::Service, summary: bool) -> Value {
     Value::Object(m)
 }
 
-fn instance_json(i: &ServiceInstance, summary: bool) -> Value {
+pub(crate) fn instance_json(i: &ServiceInstance, summary: bool) -> Value {
     let mut m = Map::new();
     m.insert("arn".into(), json!(i.arn));
     m.insert("name".into(), json!(i.name));

@@ -24,7 +24,8 @@ use gitsync_deploy::cfn::{
 use gitsync_model::{EventType, SyncEvent};
 
 use gitsync_deploy::{
-    BlockerRequest, BoxFuture, DeployOutcome, DeployReport, Progress, StackDeployer,
+    BlockerRequest, BoxFuture, CancelOutcome, CancelReport, DeployOutcome, DeployReport, Progress,
+    StackDeployer,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -200,6 +201,45 @@ impl StackDeployer for CloudFormation {
     ) -> BoxFuture<'a, DeployReport> {
         Box::pin(self.run(plan, progress, true))
     }
+
+    fn cancel<'a>(
+        &'a self,
+        plan: &'a StackPlan,
+        change_set: Option<&'a str>,
+        progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, CancelReport> {
+        Box::pin(async move {
+            let Some(change_set) = change_set else {
+                // Nothing was asked of CloudFormation yet.
+                return CancelReport {
+                    events: vec![SyncEvent::new(
+                        EventType::DeploymentProgress,
+                        format!(
+                            "Cancelled before a change set was made; stack {} was not changed",
+                            plan.stack_name
+                        ),
+                        None,
+                    )],
+                    outcome: CancelOutcome::Stopped { rolled_back: false },
+                    outputs: BTreeMap::new(),
+                };
+            };
+            let client = self.client(plan).await;
+            let mut run = Deployment::new(&client, plan, &self.settings, progress);
+            let outcome = run.cancel(change_set).await;
+            let mut outputs = BTreeMap::new();
+            if outcome == CancelOutcome::TooLate(DeployOutcome::Succeeded)
+                && let Ok(Some(d)) = run.stack().await
+            {
+                outputs = d.outputs;
+            }
+            CancelReport {
+                events: run.events.split_off(run.reported),
+                outcome,
+                outputs,
+            }
+        })
+    }
 }
 
 impl CloudFormation {
@@ -217,15 +257,7 @@ impl CloudFormation {
             };
         }
         let client = self.client(plan).await;
-        let mut run = Deployment {
-            client: &client,
-            plan,
-            settings: &self.settings,
-            events: Vec::new(),
-            reported: 0,
-            progress,
-            blocker: None,
-        };
+        let mut run = Deployment::new(&client, plan, &self.settings, progress);
         if delete {
             let (outcome, deleted) = run.delete().await;
             return DeployReport {
@@ -331,6 +363,25 @@ fn succeeded(status: &StackStatus) -> bool {
         status.as_str(),
         "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE"
     )
+}
+
+impl<'a> Deployment<'a> {
+    fn new(
+        client: &'a cfn::Client,
+        plan: &'a StackPlan,
+        settings: &'a Settings,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        Deployment {
+            client,
+            plan,
+            settings,
+            events: Vec::new(),
+            reported: 0,
+            progress,
+            blocker: None,
+        }
+    }
 }
 
 impl Deployment<'_> {
@@ -818,6 +869,116 @@ impl Deployment<'_> {
 
     /// Deletes a stack that only a never-executed CREATE change set made (REVIEW_IN_PROGRESS:
     /// no resources) and waits until it is gone.
+    /// Stops a deployment at `change_set`: an unexecuted change set is deleted; a running update
+    /// is cancelled (CancelUpdateStack) and its rollback awaited; a creation cannot be
+    /// cancelled, so it runs to its end, as does an update that finished first.
+    async fn cancel(&mut self, change_set: &str) -> CancelOutcome {
+        let name = self.plan.stack_name.clone();
+        let executed = match self.describe_change_set(change_set).await {
+            Ok(d) => !matches!(
+                d.execution_status(),
+                None | Some(ExecutionStatus::Available | ExecutionStatus::Unavailable)
+            ),
+            // Gone: it was never executed, or the stack it belonged to is gone.
+            Err(e) if !e.transient => false,
+            Err(e) => {
+                self.fail(e);
+                return CancelOutcome::FailedTransiently;
+            }
+        };
+        if !executed {
+            let _ = self
+                .client
+                .delete_change_set()
+                .change_set_name(change_set)
+                .stack_name(&name)
+                .send()
+                .await;
+            self.event(
+                EventType::DeploymentProgress,
+                format!("Cancelled before change set {change_set} was executed; deleted it; stack {name} was not changed"),
+                Some(change_set.to_string()),
+            );
+            return CancelOutcome::Stopped { rolled_back: false };
+        }
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        let mut asked = false;
+        loop {
+            let d = match self.stack().await {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    self.event(
+                        EventType::DeploymentFailed,
+                        format!("Stack {name} disappeared while its deployment was cancelled"),
+                        None,
+                    );
+                    return CancelOutcome::TooLate(DeployOutcome::Failed);
+                }
+                Err(e) => {
+                    self.fail(e);
+                    return CancelOutcome::FailedTransiently;
+                }
+            };
+            match d.status.as_str() {
+                "UPDATE_IN_PROGRESS" if !asked => {
+                    if let Err(e) = self
+                        .client
+                        .cancel_update_stack()
+                        .stack_name(&d.id)
+                        .send()
+                        .await
+                    {
+                        // It may have finished meanwhile: look again.
+                        tracing::info!(error = ?e, stack = %name, "CancelUpdateStack refused; reading the stack again");
+                    } else {
+                        self.event(
+                            EventType::DeploymentProgress,
+                            format!("Cancelling the update of stack {name}"),
+                            Some(d.id.clone()),
+                        );
+                        self.flush().await;
+                    }
+                    asked = true;
+                }
+                "UPDATE_ROLLBACK_COMPLETE" => {
+                    self.event(
+                        EventType::DeploymentProgress,
+                        format!("The update of stack {name} was cancelled and rolled back"),
+                        Some(d.id.clone()),
+                    );
+                    return CancelOutcome::Stopped { rolled_back: true };
+                }
+                _ if in_progress(&d.status) => {}
+                s if succeeded(&d.status) => {
+                    self.event(
+                        EventType::DeploymentSucceeded,
+                        format!("Too late to cancel: stack {name} is {s}"),
+                        Some(d.id.clone()),
+                    );
+                    return CancelOutcome::TooLate(DeployOutcome::Succeeded);
+                }
+                s => {
+                    let reason = d.reason.clone().unwrap_or_default();
+                    self.event(
+                        EventType::DeploymentFailed,
+                        format!("Stack {name} is {s} {reason}")
+                            .trim_end()
+                            .to_string(),
+                        Some(d.id.clone()),
+                    );
+                    return CancelOutcome::TooLate(DeployOutcome::Failed);
+                }
+            }
+            if self
+                .pause(deadline, format!("Stack {name} did not settle"))
+                .await
+                .is_some()
+            {
+                return CancelOutcome::FailedTransiently;
+            }
+        }
+    }
+
     /// Deletes the plan's stack if gitsync owns it and waits until it is gone; answers how it
     /// ended and whether a stack was deleted.
     async fn delete(&mut self) -> (DeployOutcome, bool) {

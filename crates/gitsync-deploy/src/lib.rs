@@ -39,6 +39,28 @@ pub struct DeployReport {
     pub outputs: std::collections::BTreeMap<String, String>,
 }
 
+/// How cancelling a deployment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The deployment stopped: nothing had changed the stack (`rolled_back` false), or its
+    /// update was cancelled and rolled back.
+    Stopped { rolled_back: bool },
+    /// The stack had already finished (or could not stop: a creation runs to its end): the
+    /// deployment ended as the stack did.
+    TooLate(DeployOutcome),
+    /// Could not be cancelled now (CloudFormation unreachable): tried again.
+    FailedTransiently,
+}
+
+/// What cancelling reported: its events, its outcome, and the stack's outputs when it was too
+/// late and the stack completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelReport {
+    pub events: Vec<SyncEvent>,
+    pub outcome: CancelOutcome,
+    pub outputs: std::collections::BTreeMap<String, String>,
+}
+
 /// What a sync blocker raised by a deployment says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockerRequest {
@@ -66,6 +88,15 @@ pub trait StackDeployer: Send + Sync {
         plan: &'a cfn::StackPlan,
         progress: &'a dyn Progress,
     ) -> BoxFuture<'a, DeployReport>;
+    /// Stops the deployment of a plan whose worker was told to cancel: deletes the change set
+    /// `change_set` if it was not executed, cancels the stack's update if it runs (and waits for
+    /// its rollback), and says whether it was too late.
+    fn cancel<'a>(
+        &'a self,
+        plan: &'a cfn::StackPlan,
+        change_set: Option<&'a str>,
+        progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, CancelReport>;
     /// Deletes the stack a plan names (only one gitsync owns), and waits until it is gone.
     /// `Succeeded` once it does not exist (also when it never did); `deployed` is true when a
     /// stack was really deleted.
@@ -150,6 +181,22 @@ impl StackDeployer for ValidateOnly {
                 outcome: DeployOutcome::Succeeded,
                 blocker: None,
                 deployed: false,
+                outputs: Default::default(),
+            }
+        })
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        _plan: &'a cfn::StackPlan,
+        _change_set: Option<&'a str>,
+        _progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, CancelReport> {
+        // Validation has nothing that runs long or changes a stack: stopping it changes nothing.
+        Box::pin(async move {
+            CancelReport {
+                events: Vec::new(),
+                outcome: CancelOutcome::Stopped { rolled_back: false },
                 outputs: Default::default(),
             }
         })

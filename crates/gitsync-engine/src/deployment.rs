@@ -15,11 +15,11 @@ use gitsync_deploy::cfn::{DeployIdentity, DeploymentFile, Owner, StackPlan, plan
 use gitsync_deploy::render::{Mode, environment_context, instance_context};
 use gitsync_deploy::sandbox::{Job, Outcome};
 use gitsync_deploy::spec::{ServiceSpec, checked_environment_inputs};
-use gitsync_deploy::{BoxFuture, DeployOutcome, Progress};
+use gitsync_deploy::{BoxFuture, CancelOutcome, DeployOutcome, Progress};
 use gitsync_model::{
     DeploymentStatus, DeploymentTarget, EventType, SyncEvent, TemplateType, VALIDATE_ONLY,
 };
-use gitsync_store::{ClaimedDeployment, DeploymentEnd, StoreError};
+use gitsync_store::{ClaimedDeployment, DeployedResource, DeploymentEnd, StoreError};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ const RETRY_BASE: Duration = Duration::from_secs(10);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 /// Transient failures after which a deployment is given up (about an hour of retries).
 const MAX_FAILURES: i64 = 15;
+/// How often a running deployment looks whether a person asked to cancel it.
+const CANCEL_POLL: Duration = Duration::from_secs(1);
 
 /// How one run of a deployment ended.
 enum Step {
@@ -54,15 +56,11 @@ struct DeploymentProgress<'a> {
 impl DeploymentProgress<'_> {
     /// Records the events a deployer reported at its end; answers the last one's text (what
     /// the deployment's message says).
-    async fn record(&self, report: &gitsync_deploy::DeployReport) -> String {
-        for event in &report.events {
+    async fn record(&self, events: &[SyncEvent]) -> String {
+        for event in events {
             self.report(event.clone()).await;
         }
-        report
-            .events
-            .last()
-            .map(|e| e.event.clone())
-            .unwrap_or_default()
+        events.last().map(|e| e.event.clone()).unwrap_or_default()
     }
 }
 
@@ -88,8 +86,19 @@ impl Engine {
         let span = tracing::info_span!("deployment", tenant = %claim.tenant, id = %claim.id, target = %claim.target.describe());
         async {
             let keeper = self.keep_lease(|now, ttl| self.store.renew_deployment(&claim, now, ttl));
+            // A deployment asked to cancel stops where it is (its future is dropped) and is
+            // cancelled from there.
+            let work = async {
+                if !claim.cancelling {
+                    tokio::select! {
+                        step = self.deploy(&claim) => return step,
+                        () = self.cancel_requested(&claim) => {}
+                    }
+                }
+                self.cancel(&claim).await
+            };
             let step = tokio::select! {
-                step = self.deploy(&claim) => step,
+                step = work => step,
                 () = keeper => {
                     tracing::warn!("lost the deployment's lease; another worker goes on with it");
                     return;
@@ -322,7 +331,7 @@ impl Engine {
         stack_plan.owner = owner(claim, resource.adopt);
         stack_plan.started_change_set = claim.change_set_id.clone();
         let report = self.deployer.deploy(&stack_plan, &progress).await;
-        let last = progress.record(&report).await;
+        let last = progress.record(&report.events).await;
         match (report.outcome, report.blocker) {
             (_, Some(blocker)) => failed(blocker.reason, Some(&stack_name)),
             (DeployOutcome::Succeeded, None) if !report.deployed => Step::Ended(DeploymentEnd {
@@ -340,6 +349,89 @@ impl Engine {
             (DeployOutcome::Failed, None) => failed(last, Some(&stack_name)),
             (DeployOutcome::FailedTransiently, None) => Step::Retry(last),
         }
+    }
+
+    /// Returns once a person asked to cancel the deployment (`CancelEnvironmentDeployment`, …).
+    async fn cancel_requested(&self, claim: &ClaimedDeployment) {
+        loop {
+            tokio::time::sleep(CANCEL_POLL).await;
+            if let Ok((DeploymentStatus::Cancelling, _)) =
+                self.store.deployment_status(&claim.tenant, &claim.id).await
+            {
+                return;
+            }
+        }
+    }
+
+    /// Stops a deployment a person cancelled: its unexecuted change set deleted, or its stack's
+    /// update cancelled and rolled back; `CANCELLED`, or as the stack ended when too late.
+    async fn cancel(&self, claim: &ClaimedDeployment) -> Step {
+        let progress = DeploymentProgress {
+            engine: self,
+            claim,
+        };
+        let resource = match self
+            .store
+            .deployed_resource(&claim.tenant, &claim.target)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Step::Retry(e.to_string()),
+        };
+        let stack_name = resource
+            .stack_name
+            .clone()
+            .unwrap_or_else(|| claim.target.default_stack_name());
+        let change_set = match self.store.deployment_change_set(&claim.id).await {
+            Ok(c) => c,
+            Err(e) => return Step::Retry(e.to_string()),
+        };
+        let plan = match self.existing_stack(claim, &resource, &stack_name).await {
+            Ok(plan) => plan,
+            // It could not have deployed without an identity: nothing to stop.
+            Err(Step::Ended(_)) => return cancelled("Cancelled; the stack was not changed".into()),
+            Err(retry) => return retry,
+        };
+        let report = self
+            .deployer
+            .cancel(&plan, change_set.as_deref(), &progress)
+            .await;
+        let mut last = progress.record(&report.events).await;
+        if last.is_empty() {
+            last = "Cancelled; nothing was deployed".to_string();
+        }
+        match report.outcome {
+            CancelOutcome::Stopped { .. } => cancelled(last),
+            CancelOutcome::TooLate(DeployOutcome::Succeeded) => Step::Ended(DeploymentEnd {
+                status: DeploymentStatus::Succeeded,
+                message: last,
+                stack_name: Some(stack_name),
+                outputs: report.outputs,
+            }),
+            CancelOutcome::TooLate(_) => failed(last, Some(&stack_name)),
+            CancelOutcome::FailedTransiently => Step::Retry(last),
+        }
+    }
+
+    /// A plan naming a resource's existing stack, with whose credentials to reach it: what
+    /// deleting it or cancelling its update needs.
+    async fn existing_stack(
+        &self,
+        claim: &ClaimedDeployment,
+        resource: &DeployedResource,
+        stack_name: &str,
+    ) -> Result<StackPlan, Step> {
+        let mut plan = StackPlan::for_stack(stack_name);
+        plan.identity = self
+            .identity(
+                claim,
+                resource.role_arn.as_deref().unwrap_or_default(),
+                stack_name,
+            )
+            .await?;
+        plan.region = claim.tenant.region.clone();
+        plan.owner = owner(claim, resource.adopt);
+        Ok(plan)
     }
 
     /// Whose credentials deploy or delete a resource's stack: the environment's role (assumed
@@ -392,26 +484,16 @@ impl Engine {
             Err(StoreError::NotFound(m)) => return deleted(m),
             Err(e) => return Step::Retry(e.to_string()),
         };
-        let Some(stack_name) = resource.stack_name else {
+        let Some(stack_name) = resource.stack_name.clone() else {
             return deleted(format!("{} had no stack", claim.target.describe()));
         };
-        let mut plan = StackPlan::for_stack(&stack_name);
-        plan.identity = match self
-            .identity(
-                claim,
-                resource.role_arn.as_deref().unwrap_or_default(),
-                &stack_name,
-            )
-            .await
-        {
-            Ok(identity) => identity,
+        let plan = match self.existing_stack(claim, &resource, &stack_name).await {
+            Ok(plan) => plan,
             Err(Step::Ended(end)) => return delete_failed(end.message, &stack_name),
             Err(retry) => return retry,
         };
-        plan.region = claim.tenant.region.clone();
-        plan.owner = owner(claim, resource.adopt);
         let report = self.deployer.delete(&plan, progress).await;
-        let last = progress.record(&report).await;
+        let last = progress.record(&report.events).await;
         match report.outcome {
             DeployOutcome::Succeeded => deleted(last),
             DeployOutcome::Failed => delete_failed(last, &stack_name),
@@ -428,6 +510,15 @@ fn owner(claim: &ClaimedDeployment, adopt: bool) -> Owner {
         configuration: claim.target.owner_tag(),
         adopt,
     }
+}
+
+fn cancelled(message: String) -> Step {
+    Step::Ended(DeploymentEnd {
+        status: DeploymentStatus::Cancelled,
+        message,
+        stack_name: None,
+        outputs: Default::default(),
+    })
 }
 
 fn deleted(message: impl Into<String>) -> Step {

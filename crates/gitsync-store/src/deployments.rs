@@ -87,6 +87,8 @@ pub struct ClaimedDeployment {
     pub created_at: Timestamp,
     /// The resource is being deleted: its stack goes, then the resource.
     pub deleting: bool,
+    /// A person asked to cancel it before this worker claimed it.
+    pub cancelling: bool,
 }
 
 /// How a deployment ended.
@@ -136,6 +138,7 @@ fn claimed_from(r: &AnyRow) -> Result<ClaimedDeployment> {
         failures: int(r, "failures")?,
         created_at: Timestamp(int(r, "created_at")?),
         deleting: text(r, "status")? == DeploymentStatus::DeleteInProgress.as_str(),
+        cancelling: text(r, "status")? == DeploymentStatus::Cancelling.as_str(),
     })
 }
 
@@ -344,7 +347,7 @@ impl Store {
     /// Deployments in progress that no live worker holds and whose retry time has come.
     pub async fn due_deployments(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
         let rows = sqlx::query(
-            "SELECT deployment_id FROM proton_deployments WHERE status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS') AND next_attempt_at <= $1 \
+            "SELECT deployment_id FROM proton_deployments WHERE status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS', 'CANCELLING') AND next_attempt_at <= $1 \
              AND (lease_expires_at IS NULL OR lease_expires_at <= $1) ORDER BY next_attempt_at, created_at LIMIT $2",
         )
         .bind(now.millis())
@@ -366,7 +369,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let claimed = sqlx::query(
             "UPDATE proton_deployments SET lease_owner = $2, lease_expires_at = $3, lease_epoch = lease_epoch + 1 \
-             WHERE deployment_id = $1 AND status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS') AND next_attempt_at <= $4 \
+             WHERE deployment_id = $1 AND status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS', 'CANCELLING') AND next_attempt_at <= $4 \
              AND (lease_expires_at IS NULL OR lease_expires_at <= $4)",
         )
         .bind(id)
@@ -398,7 +401,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let renewed = sqlx::query(
             "UPDATE proton_deployments SET lease_expires_at = $3 WHERE deployment_id = $1 AND lease_epoch = $2 \
-             AND status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS')",
+             AND status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS', 'CANCELLING')",
         )
         .bind(&claim.id)
         .bind(claim.epoch)
@@ -524,6 +527,60 @@ impl Store {
             crate::rows::parsed(&row, "status", DeploymentStatus::parse)?,
             opt_text(&row, "status_message")?,
         ))
+    }
+
+    /// Asks to cancel the deployment in progress of a resource (`CANCELLING`): the engine stops
+    /// it, cancels its stack update (rolled back) and ends it `CANCELLED`. Refused when nothing
+    /// is in progress.
+    pub async fn cancel_deployment(
+        &self,
+        tenant: &Tenant,
+        target: &DeploymentTarget,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        const SET: &str = "SET deployment_status = 'CANCELLING' WHERE account_id = $1 AND region = $2 \
+             AND deployment_status = 'IN_PROGRESS'";
+        let (sql, key) = update_resource(target, SET, 3);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&tenant.account_id)
+            .bind(&tenant.region);
+        for part in key {
+            query = query.bind(part);
+        }
+        if query.execute(&mut *tx).await?.rows_affected() == 0 {
+            tx.rollback().await?;
+            self.deployed_resource(tenant, target).await?;
+            return Err(StoreError::StillInUse(format!(
+                "{} has no deployment in progress to cancel",
+                target.describe()
+            )));
+        }
+        sqlx::query(
+            "UPDATE proton_deployments SET status = 'CANCELLING' WHERE account_id = $1 AND region = $2 \
+             AND target_kind = $3 AND target_name = $4 AND status = 'IN_PROGRESS'",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(target.kind())
+        .bind(target.target_name())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The change set a deployment recorded so far (read afresh: the worker records it while
+    /// it runs).
+    pub async fn deployment_change_set(&self, id: &str) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT change_set_id FROM proton_deployments WHERE deployment_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row
+            .map(|r| opt_text(&r, "change_set_id"))
+            .transpose()?
+            .flatten())
     }
 
     /// The deployment a service sync attempt started, if any (a worker taking the attempt over

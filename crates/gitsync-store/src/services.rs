@@ -191,6 +191,8 @@ fn not_busy(row: &AnyRow, what: &str) -> Result<()> {
         "has a deployment in progress"
     } else if status == DeploymentStatus::DeleteInProgress.as_str() {
         "is being deleted"
+    } else if status == DeploymentStatus::Cancelling.as_str() {
+        "has a deployment being cancelled"
     } else {
         return Ok(());
     };

@@ -48,6 +48,32 @@ impl BlockerType {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CancelEnvironmentDeploymentInput {
+    #[serde(rename = "environmentName")]
+    pub environment_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CancelEnvironmentDeploymentOutput {
+    #[serde(rename = "environment")]
+    pub environment: Environment,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CancelServiceInstanceDeploymentInput {
+    #[serde(rename = "serviceInstanceName")]
+    pub service_instance_name: String,
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CancelServiceInstanceDeploymentOutput {
+    #[serde(rename = "serviceInstance")]
+    pub service_instance: ServiceInstance,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CompatibleEnvironmentTemplate {
     #[serde(rename = "majorVersion")]
     pub major_version: String,
@@ -631,6 +657,96 @@ impl DeploymentTargetResourceType {
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|v| v.as_str() == value)
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(
+        rename = "codebuildRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub codebuild_role_arn: Option<String>,
+    #[serde(
+        rename = "componentRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub component_role_arn: Option<String>,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "deploymentStatus")]
+    pub deployment_status: DeploymentStatus,
+    #[serde(
+        rename = "deploymentStatusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_status_message: Option<String>,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "environmentAccountConnectionId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_account_connection_id: Option<String>,
+    #[serde(
+        rename = "environmentAccountId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_account_id: Option<String>,
+    #[serde(
+        rename = "lastAttemptedDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_attempted_deployment_id: Option<String>,
+    #[serde(rename = "lastDeploymentAttemptedAt")]
+    pub last_deployment_attempted_at: Timestamp,
+    #[serde(rename = "lastDeploymentSucceededAt")]
+    pub last_deployment_succeeded_at: Timestamp,
+    #[serde(
+        rename = "lastSucceededDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_succeeded_deployment_id: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "protonServiceRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub proton_service_role_arn: Option<String>,
+    #[serde(
+        rename = "provisioning",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioning: Option<Provisioning>,
+    #[serde(
+        rename = "provisioningRepository",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioning_repository: Option<RepositoryBranch>,
+    #[serde(rename = "spec", default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    #[serde(rename = "templateMajorVersion")]
+    pub template_major_version: String,
+    #[serde(rename = "templateMinorVersion")]
+    pub template_minor_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1354,6 +1470,18 @@ pub struct Repository {
     pub provider: RepositoryProvider,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepositoryBranch {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "branch")]
+    pub branch: String,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "provider")]
+    pub provider: RepositoryProvider,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum RepositoryProvider {
     #[default]
@@ -1555,6 +1683,58 @@ pub struct Revision {
     pub repository_provider: RepositoryProvider,
     #[serde(rename = "sha")]
     pub sha: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInstance {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "deploymentStatus")]
+    pub deployment_status: DeploymentStatus,
+    #[serde(
+        rename = "deploymentStatusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_status_message: Option<String>,
+    #[serde(rename = "environmentName")]
+    pub environment_name: String,
+    #[serde(
+        rename = "lastAttemptedDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_attempted_deployment_id: Option<String>,
+    #[serde(
+        rename = "lastClientRequestToken",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_client_request_token: Option<String>,
+    #[serde(rename = "lastDeploymentAttemptedAt")]
+    pub last_deployment_attempted_at: Timestamp,
+    #[serde(rename = "lastDeploymentSucceededAt")]
+    pub last_deployment_succeeded_at: Timestamp,
+    #[serde(
+        rename = "lastSucceededDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_succeeded_deployment_id: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+    #[serde(rename = "spec", default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    #[serde(rename = "templateMajorVersion")]
+    pub template_major_version: String,
+    #[serde(rename = "templateMinorVersion")]
+    pub template_minor_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
