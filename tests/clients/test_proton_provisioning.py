@@ -416,6 +416,20 @@ def test_binding_adopts_the_stack_proton_created(deployer, moto, git_http, tmp_p
                            "--account-id", tenant.account_id, check=False)
     assert refused.returncode != 0 and "does not deploy pipelines yet" in refused.stderr, refused.stderr
 
+    # Unbound, an untagged stack in the way is left alone, and the message says how to take it over.
+    cfn.create_stack(StackName="proton-env-squat", TemplateBody=proton_made)
+    proton.create_environment(name="squat", templateName="net", templateMajorVersion="1", protonServiceRoleArn=role,
+                              spec="proton: EnvironmentSpec\n")
+    squat = deployed(lambda: proton.get_environment(name="squat")["environment"], "environment squat", status="FAILED")
+    remedy = (f"run `gitsync proton bind-stack --environment squat --stack-name proton-env-squat "
+              f"--account-id {tenant.account_id} --region us-east-1` and deploy again")
+    assert "not owned by gitsync" in squat["deploymentStatusMessage"] and remedy in squat["deploymentStatusMessage"], squat
+    deployer.cli(*remedy.split("`")[1].split()[1:])
+    proton.update_environment(name="squat", deploymentType="CURRENT_VERSION", spec="proton: EnvironmentSpec\n")
+    deployed(lambda: proton.get_environment(name="squat")["environment"], "environment squat redeployed")
+    (stack,) = cfn.describe_stacks(StackName="proton-env-squat")["Stacks"]
+    assert {t["Key"]: t["Value"] for t in stack["Tags"]}["gitsync:sync-configuration"] == "proton:environment/squat"
+
     # Another account's stack (its gitsync tags say so) is never adopted, even when bound.
     theirs = "someone-elses-network"
     cfn.create_stack(StackName=theirs, TemplateBody=proton_made,

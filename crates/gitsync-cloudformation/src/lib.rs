@@ -19,7 +19,8 @@ use aws_sdk_cloudformation::types::{
     StackStatus, Tag,
 };
 use gitsync_deploy::cfn::{
-    AppliedStack, DeployIdentity, OWNER_ACCOUNT_TAG, OWNER_CONFIGURATION_TAG, StackPlan,
+    AppliedStack, DeployIdentity, OWNER_ACCOUNT_TAG, OWNER_CONFIGURATION_TAG, RESOLVE_BLOCKER,
+    StackPlan,
 };
 use gitsync_model::{EventType, SyncEvent};
 
@@ -506,7 +507,7 @@ impl Deployment<'_> {
             None if self.plan.deployed_from.is_some() => {
                 let last = self.plan.deployed_from.clone().unwrap_or_default();
                 let reason = format!(
-                    "Stack {name} was deleted outside gitsync (last deployed from commit {last}); resolve this blocker to create it again from the latest commit"
+                    "Stack {name} was deleted outside gitsync (last deployed from commit {last}); {RESOLVE_BLOCKER} to create it again from the latest commit"
                 );
                 self.event(EventType::DeploymentFailed, reason.clone(), None);
                 self.blocker = Some(BlockerRequest {
@@ -535,7 +536,7 @@ impl Deployment<'_> {
                 status, id, reason, ..
             }) if stuck(status) => {
                 let text = format!(
-                    "Stack {name} is {}{}: no update can leave that state; delete or repair the stack, then resolve this blocker",
+                    "Stack {name} is {}{}: no update can leave that state; delete or repair the stack, then {RESOLVE_BLOCKER}",
                     status.as_str(),
                     reason
                         .as_ref()
@@ -592,7 +593,7 @@ impl Deployment<'_> {
                 let changed = running.differences(previous);
                 if !changed.is_empty() {
                     let reason = format!(
-                        "Stack {name} was changed outside gitsync since commit {from} ({} differ); resolve this blocker to deploy commit {} over it",
+                        "Stack {name} was changed outside gitsync since commit {from} ({} differ); {RESOLVE_BLOCKER} to deploy commit {} over it",
                         changed.join(", "),
                         self.plan.commit
                     );

@@ -176,6 +176,10 @@ pub enum DeployIdentity {
     },
 }
 
+/// What a person does about a deployment's blocker, as its reason says it (`…; resolve this
+/// blocker to …`). Resources without blockers (Proton's) say their own remedy in its place.
+pub const RESOLVE_BLOCKER: &str = "resolve this blocker";
+
 /// Who owns a stack, as gitsync tags it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Owner {
@@ -201,13 +205,15 @@ impl Owner {
                 "it belongs to account {a}, and gitsync never takes over another tenant's stack"
             )),
             (Some(_), Some(c)) => (!self.adopt).then(|| {
-                format!("it belongs to sync configuration {c}; resolve this blocker to move it to {}", self.configuration)
+                format!(
+                    "it belongs to sync configuration {c}; {RESOLVE_BLOCKER} to move it to {}",
+                    self.configuration
+                )
             }),
             _ if deployed || self.adopt => None,
-            _ => Some(
-                "it has no gitsync:account and gitsync:sync-configuration tags; resolve this blocker to let gitsync adopt it"
-                    .to_string(),
-            ),
+            _ => Some(format!(
+                "it has no gitsync:account and gitsync:sync-configuration tags; {RESOLVE_BLOCKER} to let gitsync adopt it"
+            )),
         }
     }
 }

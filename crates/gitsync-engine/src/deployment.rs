@@ -11,7 +11,9 @@
 
 use crate::Engine;
 use crate::backoff::after_failures;
-use gitsync_deploy::cfn::{DeployIdentity, DeploymentFile, Owner, StackPlan, plan};
+use gitsync_deploy::cfn::{
+    DeployIdentity, DeploymentFile, Owner, RESOLVE_BLOCKER, StackPlan, plan,
+};
 use gitsync_deploy::render::{Mode, environment_context, instance_context};
 use gitsync_deploy::sandbox::{Job, Outcome};
 use gitsync_deploy::spec::{ServiceSpec, checked_environment_inputs};
@@ -333,7 +335,13 @@ impl Engine {
         let report = self.deployer.deploy(&stack_plan, &progress).await;
         let last = progress.record(&report.events).await;
         match (report.outcome, report.blocker) {
-            (_, Some(blocker)) => failed(blocker.reason, Some(&stack_name)),
+            // Proton's resources take no blockers: the remedy is binding the stack again.
+            (_, Some(blocker)) => failed(
+                blocker
+                    .reason
+                    .replace(RESOLVE_BLOCKER, &rebind(claim, &stack_name)),
+                Some(&stack_name),
+            ),
             (DeployOutcome::Succeeded, None) if !report.deployed => Step::Ended(DeploymentEnd {
                 status: DeploymentStatus::Succeeded,
                 message: VALIDATE_ONLY.to_string(),
@@ -500,6 +508,21 @@ impl Engine {
             DeployOutcome::FailedTransiently => Step::Retry(last),
         }
     }
+}
+
+/// What takes a blocker's place for a Proton resource: binding it to its stack again, which lets
+/// the next deployment take the stack over (or create it when it is gone).
+fn rebind(claim: &ClaimedDeployment, stack_name: &str) -> String {
+    let resource = match &claim.target {
+        DeploymentTarget::Environment { name } => format!("--environment {name}"),
+        DeploymentTarget::ServiceInstance { service, instance } => {
+            format!("--service {service} --instance {instance}")
+        }
+    };
+    format!(
+        "run `gitsync proton bind-stack {resource} --stack-name {stack_name} --account-id {} --region {}` and deploy again",
+        claim.tenant.account_id, claim.tenant.region
+    )
 }
 
 /// Who owns a resource's stack, as its tags say; `adopt`: the resource was bound to an existing
