@@ -39,6 +39,7 @@ SERVED = {
         "ListEnvironmentOutputs", "ListServiceInstanceOutputs",
         "ListDeployments", "GetDeployment", "DeleteDeployment",
         "CancelEnvironmentDeployment", "CancelServiceInstanceDeployment",
+        "ListEnvironmentProvisionedResources", "ListServiceInstanceProvisionedResources",
     ],
     "codeconnections": None,  # every operation
 }

@@ -197,6 +197,9 @@ def test_environments_and_instances_deploy_their_stacks(deployer, moto, git_http
     assert vpc_id.startswith("vpc-") and env_outputs["VpcCidr"] == "10.7.0.0/16"
     (vpc,) = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
     assert vpc["CidrBlock"] == "10.7.0.0/16"
+    # Its provisioned resources are the stack's, as CloudFormation listed them.
+    assert proton.list_environment_provisioned_resources(environmentName="staging")["provisionedResources"] == [
+        {"identifier": vpc_id, "name": "Vpc", "provisioningEngine": "CLOUDFORMATION"}]
     # The outputs of one deployment, and of one that is not the environment's.
     by_id = proton.list_environment_outputs(environmentName="staging", deploymentId=staging["lastSucceededDeploymentId"])
     assert outputs(by_id) == env_outputs
@@ -219,6 +222,8 @@ def test_environments_and_instances_deploy_their_stacks(deployer, moto, git_http
     inst_outputs = outputs(proton.list_service_instance_outputs(serviceName="api", serviceInstanceName="dev"))
     assert inst_outputs["QueueUrl"].endswith(f"/api-dev-{vpc_id}"), inst_outputs
     assert inst_outputs["Environment"] == f"{tenant.account_id}/staging"
+    (queue,) = proton.list_service_instance_provisioned_resources(serviceName="api", serviceInstanceName="dev")["provisionedResources"]
+    assert queue["name"] == "Queue" and queue["identifier"] == inst_outputs["QueueUrl"]
     stack_name = dev["deploymentStatusMessage"].split()[1]
     assert stack_name.startswith("proton-api-dev-"), dev
     (stack,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]

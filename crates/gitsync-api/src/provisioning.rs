@@ -1,6 +1,7 @@
 //! What Proton deployments did, as Proton answers it: the deployments themselves (the history
-//! gitsync keeps of every one) and the outputs of environments and service instances (their
-//! stacks' outputs, recorded when a deployment succeeded).
+//! gitsync keeps of every one, and cancelling the one in progress), and the outputs and
+//! provisioned resources of environments and service instances (their stacks' outputs and
+//! resources, recorded when a deployment succeeded).
 
 use crate::Api;
 use crate::dispatch::run;
@@ -23,6 +24,8 @@ pub(crate) fn serves(operation: &str) -> bool {
             | "DeleteDeployment"
             | "CancelEnvironmentDeployment"
             | "CancelServiceInstanceDeployment"
+            | "ListEnvironmentProvisionedResources"
+            | "ListServiceInstanceProvisionedResources"
     )
 }
 
@@ -42,6 +45,15 @@ pub(crate) async fn call(
         "CancelEnvironmentDeployment" => run(input, |i| ops.cancel_environment_deployment(i)).await,
         "CancelServiceInstanceDeployment" => {
             run(input, |i| ops.cancel_service_instance_deployment(i)).await
+        }
+        "ListEnvironmentProvisionedResources" => {
+            run(input, |i| ops.list_environment_provisioned_resources(i)).await
+        }
+        "ListServiceInstanceProvisionedResources" => {
+            run(input, |i| {
+                ops.list_service_instance_provisioned_resources(i)
+            })
+            .await
         }
         other => unreachable!("provisioning does not serve {other}"),
     }
@@ -316,6 +328,58 @@ impl Ops<'_> {
             .await
             .map_err(err)?;
         Ok(outputs_out(outputs))
+    }
+
+    /// The resources of a resource's stack as its last successful deployment left it (a stack
+    /// has at most 500: one page).
+    async fn provisioned(
+        &self,
+        target: DeploymentTarget,
+    ) -> Result<Vec<dto::ProvisionedResource>, ApiError> {
+        let store = &self.api.store;
+        store
+            .deployed_resource(self.tenant, &target)
+            .await
+            .map_err(err)?;
+        let resources = store
+            .provisioned_resources(self.tenant, &target)
+            .await
+            .map_err(err)?;
+        Ok(resources
+            .into_iter()
+            .map(|r| dto::ProvisionedResource {
+                identifier: Some(r.physical_id),
+                name: Some(r.logical_id),
+                provisioning_engine: Some(dto::ProvisionedResourceEngine::Cloudformation),
+            })
+            .collect())
+    }
+
+    async fn list_environment_provisioned_resources(
+        &self,
+        i: dto::ListEnvironmentProvisionedResourcesInput,
+    ) -> Result<dto::ListEnvironmentProvisionedResourcesOutput, ApiError> {
+        let target = DeploymentTarget::Environment {
+            name: i.environment_name,
+        };
+        Ok(dto::ListEnvironmentProvisionedResourcesOutput {
+            next_token: None,
+            provisioned_resources: self.provisioned(target).await?,
+        })
+    }
+
+    async fn list_service_instance_provisioned_resources(
+        &self,
+        i: dto::ListServiceInstanceProvisionedResourcesInput,
+    ) -> Result<dto::ListServiceInstanceProvisionedResourcesOutput, ApiError> {
+        let target = DeploymentTarget::ServiceInstance {
+            service: i.service_name,
+            instance: i.service_instance_name,
+        };
+        Ok(dto::ListServiceInstanceProvisionedResourcesOutput {
+            next_token: None,
+            provisioned_resources: self.provisioned(target).await?,
+        })
     }
 
     async fn list_environment_outputs(

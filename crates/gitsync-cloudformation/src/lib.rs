@@ -255,6 +255,7 @@ impl CloudFormation {
                 blocker: None,
                 deployed: false,
                 outputs: BTreeMap::new(),
+                resources: Vec::new(),
             };
         }
         let client = self.client(plan).await;
@@ -267,15 +268,21 @@ impl CloudFormation {
                 blocker: None,
                 deployed: deleted,
                 outputs: BTreeMap::new(),
+                resources: Vec::new(),
             };
         }
         let mut outcome = run.deploy().await;
-        // What the stack now offers its dependents (Proton's outputs), read once it settled.
-        let mut outputs = BTreeMap::new();
+        // What the stack now offers its dependents (Proton's outputs) and what it holds (its
+        // provisioned resources), read once it settled.
+        let (mut outputs, mut resources) = (BTreeMap::new(), Vec::new());
         if outcome == DeployOutcome::Succeeded {
             match run.stack().await {
                 Ok(Some(d)) => outputs = d.outputs,
                 Ok(None) => {}
+                Err(e) => outcome = run.fail(e),
+            }
+            match run.resources().await {
+                Ok(r) => resources = r,
                 Err(e) => outcome = run.fail(e),
             }
         }
@@ -285,6 +292,7 @@ impl CloudFormation {
             blocker: run.blocker,
             deployed: outcome == DeployOutcome::Succeeded,
             outputs,
+            resources,
         }
     }
 }
@@ -870,6 +878,33 @@ impl Deployment<'_> {
 
     /// Deletes a stack that only a never-executed CREATE change set made (REVIEW_IN_PROGRESS:
     /// no resources) and waits until it is gone.
+    /// The stack's resources (at most 1,000: CloudFormation allows 500 a stack).
+    async fn resources(&self) -> Result<Vec<gitsync_model::StackResource>, CallError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_stack_resources()
+                .stack_name(&self.plan.stack_name)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| call_error("ListStackResources", e))?;
+            for r in page.stack_resource_summaries() {
+                out.push(gitsync_model::StackResource {
+                    logical_id: r.logical_resource_id().unwrap_or_default().to_string(),
+                    physical_id: r.physical_resource_id().unwrap_or_default().to_string(),
+                    resource_type: r.resource_type().unwrap_or_default().to_string(),
+                });
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() || out.len() >= 1000 {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Stops a deployment at `change_set`: an unexecuted change set is deleted; a running update
     /// is cancelled (CancelUpdateStack) and its rollback awaited; a creation cannot be
     /// cancelled, so it runs to its end, as does an update that finished first.

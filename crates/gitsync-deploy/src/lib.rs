@@ -37,6 +37,9 @@ pub struct DeployReport {
     pub deployed: bool,
     /// The stack's outputs once it settled (empty unless deployed): a Proton resource's outputs.
     pub outputs: std::collections::BTreeMap<String, String>,
+    /// The stack's resources once it settled (empty unless deployed): a Proton resource's
+    /// provisioned resources.
+    pub resources: Vec<gitsync_model::StackResource>,
 }
 
 /// How cancelling a deployment ended.
@@ -182,6 +185,7 @@ impl StackDeployer for ValidateOnly {
                 blocker: None,
                 deployed: false,
                 outputs: Default::default(),
+                resources: Vec::new(),
             }
         })
     }
@@ -223,6 +227,7 @@ impl StackDeployer for ValidateOnly {
                 blocker: None,
                 deployed: false,
                 outputs: Default::default(),
+                resources: Vec::new(),
             }
         })
     }

@@ -46,6 +46,7 @@ fn failed(message: impl Into<String>, stack_name: Option<&str>) -> Step {
         message: message.into(),
         stack_name: stack_name.map(str::to_string),
         outputs: Default::default(),
+        resources: Vec::new(),
     })
 }
 
@@ -124,6 +125,7 @@ impl Engine {
                         ),
                         stack_name: None,
                         outputs: Default::default(),
+                        resources: Vec::new(),
                     };
                     tracing::warn!(message = %end.message, "deployment given up");
                     self.store.finish_deployment(&claim, &end).await
@@ -347,12 +349,14 @@ impl Engine {
                 message: VALIDATE_ONLY.to_string(),
                 stack_name: None,
                 outputs: Default::default(),
+                resources: Vec::new(),
             }),
             (DeployOutcome::Succeeded, None) => Step::Ended(DeploymentEnd {
                 status: DeploymentStatus::Succeeded,
                 message: format!("Stack {stack_name} deployed: {last}"),
                 stack_name: Some(stack_name),
                 outputs: report.outputs,
+                resources: report.resources,
             }),
             (DeployOutcome::Failed, None) => failed(last, Some(&stack_name)),
             (DeployOutcome::FailedTransiently, None) => Step::Retry(last),
@@ -415,6 +419,7 @@ impl Engine {
                 message: last,
                 stack_name: Some(stack_name),
                 outputs: report.outputs,
+                resources: Vec::new(),
             }),
             CancelOutcome::TooLate(_) => failed(last, Some(&stack_name)),
             CancelOutcome::FailedTransiently => Step::Retry(last),
@@ -541,6 +546,7 @@ fn cancelled(message: String) -> Step {
         message,
         stack_name: None,
         outputs: Default::default(),
+        resources: Vec::new(),
     })
 }
 
@@ -550,6 +556,7 @@ fn deleted(message: impl Into<String>) -> Step {
         message: message.into(),
         stack_name: None,
         outputs: Default::default(),
+        resources: Vec::new(),
     })
 }
 
@@ -559,5 +566,6 @@ fn delete_failed(message: impl Into<String>, stack_name: &str) -> Step {
         message: message.into(),
         stack_name: Some(stack_name.to_string()),
         outputs: Default::default(),
+        resources: Vec::new(),
     })
 }

@@ -441,6 +441,14 @@ impl DeploymentTarget {
     }
 }
 
+/// A resource of a deployed stack, as Proton lists provisioned resources.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StackResource {
+    pub logical_id: String,
+    pub physical_id: String,
+    pub resource_type: String,
+}
+
 /// One deployment of an environment or service instance, as its history keeps it (Proton's
 /// `Deployment`): what it applied, how it ended, and what the resource ran before it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 use crate::rows::{int, lease_lost, opt_int, opt_text, text};
 use crate::{Backend, Result, Store, StoreError};
 use gitsync_model::{
-    DeployedTemplate, DeploymentRecord, DeploymentStatus, DeploymentTarget, SyncEvent, Tenant,
-    Timestamp,
+    DeployedTemplate, DeploymentRecord, DeploymentStatus, DeploymentTarget, StackResource,
+    SyncEvent, Tenant, Timestamp,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -101,6 +101,8 @@ pub struct DeploymentEnd {
     pub stack_name: Option<String>,
     /// The stack's outputs (succeeded deployments).
     pub outputs: BTreeMap<String, String>,
+    /// The stack's resources (succeeded deployments).
+    pub resources: Vec<StackResource>,
 }
 
 /// What the resource a deployment changes holds besides the deployment itself.
@@ -730,41 +732,64 @@ impl Store {
         target: &DeploymentTarget,
         deployment: Option<&str>,
     ) -> Result<BTreeMap<String, String>> {
-        let row = match deployment {
-            None => sqlx::query(
+        let recorded = match deployment {
+            None => self.last_success(tenant, target, "outputs").await?,
+            Some(id) => sqlx::query(
                 "SELECT outputs FROM proton_deployments WHERE account_id = $1 AND region = $2 AND target_kind = $3 \
-                 AND target_name = $4 AND status = 'SUCCEEDED' ORDER BY completed_at DESC, created_at DESC LIMIT 1",
+                 AND target_name = $4 AND deployment_id = $5",
             )
             .bind(&tenant.account_id)
             .bind(&tenant.region)
             .bind(target.kind())
             .bind(target.target_name())
+            .bind(id)
             .fetch_optional(&self.pool)
-            .await?,
-            Some(id) => Some(
-                sqlx::query(
-                    "SELECT outputs FROM proton_deployments WHERE account_id = $1 AND region = $2 AND target_kind = $3 \
-                     AND target_name = $4 AND deployment_id = $5",
-                )
-                .bind(&tenant.account_id)
-                .bind(&tenant.region)
-                .bind(target.kind())
-                .bind(target.target_name())
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or_else(|| {
-                    StoreError::NotFound(format!(
-                        "Deployment {id} is not a deployment of {}",
-                        target.describe()
-                    ))
-                })?,
-            ),
+            .await?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "Deployment {id} is not a deployment of {}",
+                    target.describe()
+                ))
+            })
+            .and_then(|r| opt_text(&r, "outputs"))?,
         };
-        match row.map(|r| opt_text(&r, "outputs")).transpose()?.flatten() {
+        match recorded {
             Some(json) => serde_json::from_str(&json).map_err(StoreError::corrupt),
             None => Ok(BTreeMap::new()),
         }
+    }
+
+    /// The resources of the stack of a resource's last successful deployment (empty before it
+    /// has one, or when it deployed nothing: validate-only).
+    pub async fn provisioned_resources(
+        &self,
+        tenant: &Tenant,
+        target: &DeploymentTarget,
+    ) -> Result<Vec<StackResource>> {
+        match self.last_success(tenant, target, "resources").await? {
+            Some(json) => serde_json::from_str(&json).map_err(StoreError::corrupt),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// A column the resource's last successful deployment recorded (`outputs`, `resources`).
+    async fn last_success(
+        &self,
+        tenant: &Tenant,
+        target: &DeploymentTarget,
+        column: &'static str,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {column} FROM proton_deployments WHERE account_id = $1 AND region = $2 AND target_kind = $3 \
+             AND target_name = $4 AND status = 'SUCCEEDED' ORDER BY completed_at DESC, created_at DESC LIMIT 1"
+        )))
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(target.kind())
+        .bind(target.target_name())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| opt_text(&r, column)).transpose()?.flatten())
     }
 
     /// Ends a claimed deployment: its row, and its resource's deployment status (while that
@@ -775,8 +800,13 @@ impl Store {
         end: &DeploymentEnd,
     ) -> Result<()> {
         let now = Timestamp::now().millis();
-        let outputs = (end.status == DeploymentStatus::Succeeded)
+        let succeeded = end.status == DeploymentStatus::Succeeded;
+        let outputs = succeeded
             .then(|| serde_json::to_string(&end.outputs))
+            .transpose()
+            .map_err(StoreError::corrupt)?;
+        let resources = succeeded
+            .then(|| serde_json::to_string(&end.resources))
             .transpose()
             .map_err(StoreError::corrupt)?;
         let message: String = end.message.chars().take(4000).collect();
@@ -784,7 +814,7 @@ impl Store {
         self.check_deployment_fence(&mut tx, claim).await?;
         sqlx::query(
             "UPDATE proton_deployments SET status = $2, status_message = $3, outputs = $4, stack_name = $5, \
-             completed_at = $6, lease_owner = NULL, lease_expires_at = NULL WHERE deployment_id = $1",
+             completed_at = $6, resources = $7, lease_owner = NULL, lease_expires_at = NULL WHERE deployment_id = $1",
         )
         .bind(&claim.id)
         .bind(end.status.as_str())
@@ -792,6 +822,7 @@ impl Store {
         .bind(&outputs)
         .bind(&end.stack_name)
         .bind(now)
+        .bind(&resources)
         .execute(&mut *tx)
         .await?;
         if end.status == DeploymentStatus::DeleteComplete {

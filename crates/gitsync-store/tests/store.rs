@@ -1514,6 +1514,7 @@ async fn settle(store: &Store, id: &str, status: DeploymentStatus) {
                 message: "settled by the test".into(),
                 stack_name: None,
                 outputs: Default::default(),
+                resources: Vec::new(),
             },
         )
         .await
@@ -1602,6 +1603,11 @@ async fn deployments(store: Store) {
         message: "Stack proton-env-dev deployed".into(),
         stack_name: Some("proton-env-dev".into()),
         outputs: [("VpcId".to_string(), "vpc-1".to_string())].into(),
+        resources: vec![StackResource {
+            logical_id: "Vpc".into(),
+            physical_id: "vpc-1".into(),
+            resource_type: "AWS::EC2::VPC".into(),
+        }],
     };
     assert!(matches!(
         store.finish_deployment(&first, &end).await,
@@ -1624,6 +1630,11 @@ async fn deployments(store: Store) {
             .await
             .unwrap()["VpcId"],
         "vpc-1"
+    );
+    let dev_target = DeploymentTarget::Environment { name: "dev".into() };
+    assert_eq!(
+        store.provisioned_resources(&t, &dev_target).await.unwrap(),
+        end.resources
     );
     let events = store.deployment_events(&id, 0).await.unwrap();
     assert_eq!(events.len(), 1);
@@ -1652,6 +1663,7 @@ async fn deployments(store: Store) {
         message: "Resource Vpc failed: CIDR overlaps".into(),
         stack_name: Some("proton-env-dev".into()),
         outputs: Default::default(),
+        resources: Vec::new(),
     };
     store.finish_deployment(&claim, &failed).await.unwrap();
     let after = store.get_environment(&t, "dev").await.unwrap();

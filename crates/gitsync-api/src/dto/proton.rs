@@ -1236,6 +1236,22 @@ pub struct ListEnvironmentOutputsOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListEnvironmentProvisionedResourcesInput {
+    #[serde(rename = "environmentName")]
+    pub environment_name: String,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListEnvironmentProvisionedResourcesOutput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "provisionedResources")]
+    pub provisioned_resources: ProvisionedResourceList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListEnvironmentTemplateVersionsInput {
     #[serde(
         rename = "majorVersion",
@@ -1348,6 +1364,24 @@ pub struct ListServiceInstanceOutputsOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceInstanceProvisionedResourcesInput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "serviceInstanceName")]
+    pub service_instance_name: String,
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceInstanceProvisionedResourcesOutput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "provisionedResources")]
+    pub provisioned_resources: ProvisionedResourceList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServiceTemplateVersionsInput {
     #[serde(
         rename = "majorVersion",
@@ -1432,6 +1466,51 @@ pub struct Output {
 }
 
 pub type OutputsList = Vec<Output>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionedResource {
+    #[serde(
+        rename = "identifier",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub identifier: Option<String>,
+    #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        rename = "provisioningEngine",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioning_engine: Option<ProvisionedResourceEngine>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ProvisionedResourceEngine {
+    #[default]
+    #[serde(rename = "CLOUDFORMATION")]
+    Cloudformation,
+    #[serde(rename = "TERRAFORM")]
+    Terraform,
+}
+
+impl ProvisionedResourceEngine {
+    pub const ALL: &'static [ProvisionedResourceEngine] = &[
+        ProvisionedResourceEngine::Cloudformation,
+        ProvisionedResourceEngine::Terraform,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProvisionedResourceEngine::Cloudformation => "CLOUDFORMATION",
+            ProvisionedResourceEngine::Terraform => "TERRAFORM",
+        }
+    }
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == value)
+    }
+}
+
+pub type ProvisionedResourceList = Vec<ProvisionedResource>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum Provisioning {

@@ -4,8 +4,10 @@
 -- events. Deployments recorded before this version deployed nothing; they keep saying so.
 ALTER TABLE proton_deployments ADD COLUMN status_message TEXT;
 ALTER TABLE proton_deployments ADD COLUMN completed_at BIGINT;
--- The stack's outputs (a JSON object) once the deployment succeeded.
+-- The stack's outputs (a JSON object) and resources (a JSON list of [logical id, physical id,
+-- type]) once the deployment succeeded.
 ALTER TABLE proton_deployments ADD COLUMN outputs TEXT;
+ALTER TABLE proton_deployments ADD COLUMN resources TEXT;
 ALTER TABLE proton_deployments ADD COLUMN stack_name TEXT;
 -- The change set the deployment created, recorded before it is executed: a worker that takes
 -- the deployment over follows it instead of deploying again.
