@@ -698,9 +698,15 @@ impl Deployment<'_> {
     /// Follows a change set a previous worker created for this commit before it stopped:
     /// executes it if it never was, waits for the stack either way, and reports how it ended.
     /// `None` when there is nothing to follow (the change set is gone, obsolete, or could not be
-    /// computed): the commit is then deployed as if for the first time.
+    /// computed): the commit is then deployed as if for the first time. When CloudFormation
+    /// cannot say (throttled, unreachable), the deployment fails transiently and is tried again
+    /// later: deploying afresh beside a change set that may still run would be worse.
     async fn resume(&mut self, change_set: &str) -> Option<DeployOutcome> {
-        let described = self.describe_change_set(change_set).await.ok()?;
+        let described = match self.describe_change_set(change_set).await {
+            Ok(d) => d,
+            Err(e) if e.transient => return Some(self.fail(e)),
+            Err(_) => return None,
+        };
         let executed = match (described.status(), described.execution_status()) {
             (Some(ChangeSetStatus::Failed), _) => return None,
             (
@@ -721,7 +727,9 @@ impl Deployment<'_> {
         let change_set_type = match self.stack().await {
             Ok(Some(d)) if d.status.as_str() == "REVIEW_IN_PROGRESS" => ChangeSetType::Create,
             Ok(Some(_)) => ChangeSetType::Update,
-            Ok(None) | Err(_) => return None,
+            Ok(None) => return None,
+            Err(e) if e.transient => return Some(self.fail(e)),
+            Err(_) => return None,
         };
         let started = described
             .creation_time()
