@@ -569,3 +569,141 @@ fn delete_failed(message: impl Into<String>, stack_name: &str) -> Step {
         resources: Vec::new(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitsync_model::{DeployedTemplate, TemplateType};
+    use gitsync_store::{NewEnvironment, NewTemplateVersion, TemplateSpec};
+    use std::collections::BTreeMap;
+
+    const SCHEMA: &str = "schema:\n  format:\n    openapi: \"3.0.0\"\n  environment_input_type: \"I\"\n  types:\n    I:\n      type: object\n      properties:\n        cidr:\n          type: string\n          default: \"10.0.0.0/16\"\n";
+    const MANIFEST: &str = "infrastructure:\n  templates:\n    - file: cloudformation.yaml\n";
+
+    /// Registers environment template `name` 1.0 with `template` as its one infrastructure file.
+    async fn version(kit: &crate::testkit::Kit, name: &str, template: &str) -> DeployedTemplate {
+        let spec = TemplateSpec {
+            name: name.into(),
+            display_name: None,
+            description: None,
+            encryption_key: None,
+            provisioning: None,
+        };
+        let (store, t) = (&kit.store, &kit.tenant);
+        store
+            .create_template(t, TemplateType::Environment, &spec, &[])
+            .await
+            .unwrap();
+        let files: BTreeMap<String, Vec<u8>> = [
+            ("schema/schema.yaml", SCHEMA),
+            ("infrastructure/manifest.yaml", MANIFEST),
+            ("infrastructure/cloudformation.yaml", template),
+        ]
+        .into_iter()
+        .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+        .collect();
+        let new = NewTemplateVersion {
+            major: 1,
+            description: None,
+            schema: Some(SCHEMA.into()),
+            compatible_environments: Vec::new(),
+            supported_component_sources: Vec::new(),
+            source_commit: None,
+            files,
+        };
+        let v = store
+            .register_template_version(t, TemplateType::Environment, name, &new)
+            .await
+            .unwrap();
+        DeployedTemplate {
+            name: name.into(),
+            major: v.major,
+            minor: v.minor,
+        }
+    }
+
+    /// Creates environment `name` and runs its deployment in the engine, as the run loop would;
+    /// answers the environment afterwards.
+    async fn deploy(
+        kit: &crate::testkit::Kit,
+        name: &str,
+        template: DeployedTemplate,
+        spec: &str,
+    ) -> gitsync_model::Environment {
+        let (store, t) = (&kit.store, &kit.tenant);
+        let new = NewEnvironment {
+            name: name.into(),
+            description: None,
+            template,
+            spec: Some(spec.into()),
+            proton_service_role_arn: Some(format!("arn:aws:iam::{}:role/proton", t.account_id)),
+            codebuild_role_arn: None,
+            component_role_arn: None,
+        };
+        let created = store.create_environment(t, &new, &[]).await.unwrap();
+        assert_eq!(created.deployment.status, DeploymentStatus::InProgress);
+        let id = created.deployment.last_attempted_id.unwrap();
+        let claim = store
+            .claim_deployment(&id, "test", gitsync_model::Timestamp::now(), 60_000)
+            .await
+            .unwrap()
+            .expect("the new deployment is due");
+        kit.engine.run_deployment(claim).await;
+        store.get_environment(t, name).await.unwrap()
+    }
+
+    /// With the validate-only deployer a deployment renders (the spec over the schema's
+    /// defaults), plans and ends SUCCEEDED saying that nothing was deployed, with no stack
+    /// recorded; a template that prints an input the schema does not have ends FAILED naming
+    /// the file, the line and the value.
+    #[tokio::test]
+    async fn deployments_end_as_they_really_did() {
+        let kit = crate::testkit::Kit::new().await;
+        let good = version(
+            &kit,
+            "net",
+            "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: {{ environment.inputs.cidr }}\n",
+        )
+        .await;
+        let env = deploy(&kit, "dev", good, "proton: EnvironmentSpec\n").await;
+        assert_eq!(env.deployment.status, DeploymentStatus::Succeeded);
+        assert_eq!(
+            env.deployment.status_message.as_deref(),
+            Some(VALIDATE_ONLY)
+        );
+        let target = DeploymentTarget::Environment { name: "dev".into() };
+        let resource = kit
+            .store
+            .deployed_resource(&kit.tenant, &target)
+            .await
+            .unwrap();
+        assert_eq!(resource.stack_name, None, "validate-only deploys no stack");
+        let events = kit
+            .store
+            .deployment_events(env.deployment.last_attempted_id.as_deref().unwrap(), 0)
+            .await
+            .unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|(_, e)| e.event.contains("nothing was deployed")),
+            "{events:?}"
+        );
+
+        let typo = version(
+            &kit,
+            "typo",
+            "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: {{ environment.inputs.cdir }}\n",
+        )
+        .await;
+        let env = deploy(&kit, "broken", typo, "proton: EnvironmentSpec\n").await;
+        assert_eq!(env.deployment.status, DeploymentStatus::Failed);
+        let message = env.deployment.status_message.unwrap_or_default();
+        assert!(
+            message.contains("infrastructure/cloudformation.yaml:5")
+                && message.contains("environment.inputs.cdir"),
+            "{message}"
+        );
+        assert_eq!(env.deployment.last_succeeded_id, None);
+    }
+}
