@@ -19,9 +19,9 @@ from botocore.exceptions import ClientError
 
 from conftest import Server, error_code, make_tenant, moto  # noqa: F401  (moto: the module's moto server)
 from gitserver import GitHttpServer, Repo
+from test_cloudformation import MOTO_KEYS, deployer  # noqa: F401  (deployer: a server deploying to moto)
 from test_engine import wait_for
-
-MOTO_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+HERE = os.path.dirname(__file__)
 PROVIDER = "GITHUB_ENTERPRISE"
 MANIFEST = ("infrastructure:\n  templates:\n    - file: cloudformation.yaml\n      rendering_engine: jinja\n"
             "      template_language: cloudformation\n")
@@ -108,14 +108,6 @@ TEMPLATES = {
 
 
 @pytest.fixture(scope="module")
-def deployer(moto):
-    server = Server(["--poll-interval", "1s", "--lease-ttl", "5s", "--git-timeout", "10s", "--cloudformation-endpoint", moto],
-                    env=MOTO_KEYS).start()
-    yield server
-    server.cleanup()
-
-
-@pytest.fixture(scope="module")
 def git_http(tmp_path_factory):
     server = GitHttpServer(str(tmp_path_factory.mktemp("git-root"))).start()
     yield server
@@ -124,14 +116,11 @@ def git_http(tmp_path_factory):
 
 def as_role(moto, service, role):
     """A client of `service` on moto with the credentials of `role` (moto's STS), as gitsync gets them."""
-    sts = boto3.client("sts", endpoint_url=moto, region_name="us-east-1", **lower(MOTO_KEYS))
+    sts = boto3.client("sts", endpoint_url=moto, region_name="us-east-1", aws_access_key_id=MOTO_KEYS["AWS_ACCESS_KEY_ID"],
+                       aws_secret_access_key=MOTO_KEYS["AWS_SECRET_ACCESS_KEY"])
     creds = sts.assume_role(RoleArn=role, RoleSessionName="gitsync-test")["Credentials"]
     return boto3.client(service, endpoint_url=moto, region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
                         aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
-
-
-def lower(keys):
-    return {"aws_access_key_id": keys["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": keys["AWS_SECRET_ACCESS_KEY"]}
 
 
 def deployed(get, what, status="SUCCEEDED"):
@@ -213,6 +202,12 @@ def test_environments_and_instances_deploy_their_stacks(deployer, moto, git_http
                             capture_output=True, text=True, env=tenant.env(), timeout=120)
     assert result.returncode == 0, result.stderr
     assert {o["key"]: o["valueString"] for o in json.loads(result.stdout)["outputs"]} == env_outputs
+    # And the JavaScript SDK.
+    js_env = dict(tenant.env(), GITSYNC_JS_MODULES=os.environ.get("GITSYNC_JS_MODULES", os.path.join(HERE, "..", "js", "node_modules")))
+    result = subprocess.run(["node", os.path.join(HERE, "..", "js", "environment_outputs.mjs"), "staging"],
+                            capture_output=True, text=True, env=js_env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == env_outputs
 
     # An instance made by CreateService reads the environment's outputs.
     spec = "proton: ServiceSpec\ninstances:\n  - name: dev\n    environment: staging\n    spec:\n      delay: 2\n"

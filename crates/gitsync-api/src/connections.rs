@@ -228,12 +228,9 @@ impl Ops<'_> {
 
     /// Where a listing continues: the sort key inside a valid token for this tenant and listing.
     fn after(&self, listing: &str, token: Option<&str>) -> Result<Option<String>, ApiError> {
-        match token {
-            None | Some("") => Ok(None),
-            Some(t) => self.api.pages.redeem(self.tenant, listing, t).map(Some).ok_or_else(|| {
-                ApiError::invalid(self.service, format!("NextToken: the token is not one this server issued for {listing} to this account"))
-            }),
-        }
+        self.api
+            .pages
+            .resume(self.tenant, listing, token, self.service, "NextToken")
     }
 
     fn next_token(&self, listing: &str, next: Option<String>) -> Option<String> {

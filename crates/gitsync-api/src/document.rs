@@ -64,10 +64,11 @@ pub(crate) fn redeem(
     listing: &str,
     input: &Value,
 ) -> Result<Option<String>, ApiError> {
-    match s(input, "nextToken") {
-        None => Ok(None),
-        Some(t) => api.pages.redeem(tenant, listing, t).map(Some).ok_or_else(|| {
-            ApiError::invalid(Service::Proton, "nextToken: the token is not one this server issued for this listing to this account")
-        }),
-    }
+    api.pages.resume(
+        tenant,
+        listing,
+        s(input, "nextToken"),
+        Service::Proton,
+        "nextToken",
+    )
 }

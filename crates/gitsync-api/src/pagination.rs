@@ -49,6 +49,30 @@ impl Paginator {
         STANDARD.encode(bytes)
     }
 
+    /// Where a listing continues from a request's `member` token: nowhere without one, the
+    /// position it carries when this server issued it for this tenant and listing, and a
+    /// validation error of `service` (naming the member) otherwise.
+    pub fn resume(
+        &self,
+        tenant: &Tenant,
+        listing: &str,
+        token: Option<&str>,
+        service: crate::service::Service,
+        member: &str,
+    ) -> Result<Option<String>, crate::error::ApiError> {
+        match token {
+            None | Some("") => Ok(None),
+            Some(t) => self.redeem(tenant, listing, t).map(Some).ok_or_else(|| {
+                crate::error::ApiError::invalid(
+                    service,
+                    format!(
+                        "{member}: the token is not one this server issued for {listing} to this account"
+                    ),
+                )
+            }),
+        }
+    }
+
     /// Where to continue, if `token` was issued by this server for this tenant and listing.
     pub fn redeem(&self, tenant: &Tenant, listing: &str, token: &str) -> Option<String> {
         let bytes = STANDARD.decode(token).ok()?;

@@ -162,12 +162,9 @@ impl Ops<'_> {
     }
 
     fn after(&self, listing: &str, token: Option<&str>) -> Result<Option<String>, ApiError> {
-        match token {
-            None => Ok(None),
-            Some(t) => self.api.pages.redeem(self.tenant, listing, t).map(Some).ok_or_else(|| {
-                ApiError::invalid(Service::Proton, format!("nextToken: the token is not one this server issued for {listing} to this account"))
-            }),
-        }
+        self.api
+            .pages
+            .resume(self.tenant, listing, token, Service::Proton, "nextToken")
     }
 
     /// Tags on Proton's own resources only; a Proton call cannot reach a connection's tags.

@@ -206,15 +206,13 @@ impl Ops<'_> {
             ));
         }
         const LISTING: &str = "ListDeployments";
-        let after = match i.next_token.as_deref() {
-            None => None,
-            Some(t) => Some(self.api.pages.redeem(self.tenant, LISTING, t).ok_or_else(|| {
-                ApiError::invalid(
-                    Service::Proton,
-                    format!("nextToken: the token is not one this server issued for {LISTING} to this account"),
-                )
-            })?),
-        };
+        let after = self.api.pages.resume(
+            self.tenant,
+            LISTING,
+            i.next_token.as_deref(),
+            Service::Proton,
+            "nextToken",
+        )?;
         let filter = DeploymentFilter {
             environment: i.environment_name,
             service: i.service_name,

@@ -329,11 +329,6 @@ pub struct DeployedTemplate {
     pub minor: i64,
 }
 
-/// The `deploymentStatusMessage` of every environment and service instance deployment until
-/// gitsync provisions them: the deployment is recorded (spec, template version, history) and
-/// nothing in AWS changed, which the status alone would not say.
-pub const RECORDED_ONLY: &str = "recorded only: gitsync does not provision Proton environments, service instances or pipelines yet; no stack was created or changed";
-
 /// The `deploymentStatusMessage` of a deployment that succeeded without CloudFormation configured:
 /// the templates rendered and the stack plan validated, and nothing in AWS changed (as stack
 /// syncs say it in their events).

@@ -158,62 +158,55 @@ pub struct DeploymentFilter {
 const RECORD_SELECT: &str = "SELECT d.*, \
      (SELECT MIN(f.created_at) FROM proton_deployments f WHERE f.account_id = d.account_id AND f.region = d.region \
       AND f.target_kind = d.target_kind AND f.target_name = d.target_name) AS target_created_at, \
+     i.template_name AS initial_template_name, i.template_major AS initial_template_major, \
+     i.template_minor AS initial_template_minor, i.spec AS initial_spec \
+     FROM proton_deployments d LEFT JOIN proton_deployments i ON i.deployment_id = \
      (SELECT p.deployment_id FROM proton_deployments p WHERE p.account_id = d.account_id AND p.region = d.region \
       AND p.target_kind = d.target_kind AND p.target_name = d.target_name AND p.status = 'SUCCEEDED' \
-      AND p.created_at < d.created_at ORDER BY p.created_at DESC LIMIT 1) AS initial_id \
-     FROM proton_deployments d";
+      AND p.created_at < d.created_at ORDER BY p.created_at DESC LIMIT 1)";
 
-fn state_of(r: &AnyRow) -> Result<(DeployedTemplate, Option<String>)> {
-    Ok((
+/// The template version and spec a row holds under `prefix` (`""`: the deployment's own,
+/// `"initial_"`: what the resource ran before it), if any.
+fn state_of(r: &AnyRow, prefix: &str) -> Result<Option<(DeployedTemplate, Option<String>)>> {
+    let Some(name) = opt_text(r, &format!("{prefix}template_name"))? else {
+        return Ok(None);
+    };
+    Ok(Some((
         DeployedTemplate {
-            name: text(r, "template_name")?,
-            major: int(r, "template_major")?,
-            minor: int(r, "template_minor")?,
+            name,
+            major: int(r, &format!("{prefix}template_major"))?,
+            minor: int(r, &format!("{prefix}template_minor"))?,
         },
-        opt_text(r, "spec")?,
-    ))
+        opt_text(r, &format!("{prefix}spec"))?,
+    )))
+}
+
+fn record_from(r: &AnyRow) -> Result<DeploymentRecord> {
+    let (kind, name) = (text(r, "target_kind")?, text(r, "target_name")?);
+    let status = crate::rows::parsed(r, "status", DeploymentStatus::parse)?;
+    let deletion = matches!(
+        status,
+        DeploymentStatus::DeleteInProgress
+            | DeploymentStatus::DeleteComplete
+            | DeploymentStatus::DeleteFailed
+    );
+    Ok(DeploymentRecord {
+        id: text(r, "deployment_id")?,
+        target: DeploymentTarget::parse(&kind, &name)
+            .ok_or_else(|| StoreError::corrupt(format!("deployment target {kind} {name}")))?,
+        environment_name: text(r, "environment_name")?,
+        target_state: if deletion { None } else { state_of(r, "")? },
+        initial_state: state_of(r, "initial_")?,
+        status,
+        status_message: opt_text(r, "status_message")?,
+        source_commit: opt_text(r, "source_commit")?,
+        created_at: Timestamp(int(r, "created_at")?),
+        completed_at: opt_int(r, "completed_at")?.map(Timestamp),
+        target_created_at: Timestamp(int(r, "target_created_at")?),
+    })
 }
 
 impl Store {
-    async fn record_from(&self, r: &AnyRow) -> Result<DeploymentRecord> {
-        {
-            let (kind, name) = (text(r, "target_kind")?, text(r, "target_name")?);
-            let status = crate::rows::parsed(r, "status", DeploymentStatus::parse)?;
-            let deletion = matches!(
-                status,
-                DeploymentStatus::DeleteInProgress
-                    | DeploymentStatus::DeleteComplete
-                    | DeploymentStatus::DeleteFailed
-            );
-            let initial_state = match opt_text(r, "initial_id")? {
-                Some(id) => {
-                    let row =
-                        sqlx::query("SELECT * FROM proton_deployments WHERE deployment_id = $1")
-                            .bind(id)
-                            .fetch_one(&self.pool)
-                            .await?;
-                    Some(state_of(&row)?)
-                }
-                None => None,
-            };
-            Ok(DeploymentRecord {
-                id: text(r, "deployment_id")?,
-                target: DeploymentTarget::parse(&kind, &name).ok_or_else(|| {
-                    StoreError::corrupt(format!("deployment target {kind} {name}"))
-                })?,
-                environment_name: text(r, "environment_name")?,
-                target_state: if deletion { None } else { Some(state_of(r)?) },
-                initial_state,
-                status,
-                status_message: opt_text(r, "status_message")?,
-                source_commit: opt_text(r, "source_commit")?,
-                created_at: Timestamp(int(r, "created_at")?),
-                completed_at: opt_int(r, "completed_at")?.map(Timestamp),
-                target_created_at: Timestamp(int(r, "target_created_at")?),
-            })
-        }
-    }
-
     /// The tenant's deployments, newest first, `limit` a page; `after` is the previous page's
     /// token.
     pub async fn list_deployments(
@@ -259,19 +252,9 @@ impl Store {
             .bind(limit as i64 + 1)
             .fetch_all(&self.pool)
             .await?;
-        let more = rows.len() > limit;
-        let mut items = Vec::new();
-        for row in rows.iter().take(limit) {
-            items.push(self.record_from(row).await?);
-        }
-        let next = if more {
-            items
-                .last()
-                .map(|d| format!("{}/{}", d.created_at.millis(), d.id))
-        } else {
-            None
-        };
-        Ok(crate::Page { items, next })
+        crate::Page::from_rows(rows, limit, record_from, |d| {
+            format!("{}/{}", d.created_at.millis(), d.id)
+        })
     }
 
     pub async fn get_deployment(&self, tenant: &Tenant, id: &str) -> Result<DeploymentRecord> {
@@ -284,7 +267,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("Deployment {id} does not exist")))?;
-        self.record_from(&row).await
+        record_from(&row)
     }
 
     /// Deletes a deployment from the history, with its events. Refused while it runs, and for
