@@ -28,7 +28,7 @@ pub mod webhook;
 
 use gitsync_deploy::{Deliverer, StackDeployer};
 use gitsync_git::GitSettings;
-use gitsync_model::{SyncType, Timestamp};
+use gitsync_model::{SyncType, Tenant, Timestamp};
 use gitsync_store::{
     ClaimedBranch, ClaimedDelivery, ClaimedDeployment, ClaimedTarget, Release, Store,
 };
@@ -114,6 +114,17 @@ impl InFlight {
         while let Some(done) = self.tasks.try_join_next_with_id() {
             self.forget(done);
         }
+    }
+
+    /// How many deliveries each tenant has running here.
+    fn deliveries_per_tenant(&self) -> HashMap<Tenant, usize> {
+        let mut held = HashMap::new();
+        for work in self.held.values() {
+            if let Held::Delivery(claim) = work {
+                *held.entry(claim.tenant.clone()).or_default() += 1;
+            }
+        }
+        held
     }
 
     /// A task that ended by itself released or finished its claim; one that was cancelled or
@@ -403,17 +414,30 @@ impl Engine {
         }
         let free = self.delivery_slots.available_permits();
         if free > 0 {
-            for id in self.store.due_deliveries(now, free).await? {
+            // A tenant holds at most half the slots, so slow endpoints of one tenant cannot
+            // keep another's messages waiting; rows of a tenant at its share wait a turn.
+            let mut held = in_flight.deliveries_per_tenant();
+            let share = (DELIVERY_CONCURRENCY / 2).max(1);
+            for due in self
+                .store
+                .due_deliveries(now, DELIVERY_CONCURRENCY * 4)
+                .await?
+            {
+                let tenant_holds = held.entry(due.tenant).or_default();
+                if *tenant_holds >= share {
+                    continue;
+                }
                 let Ok(permit) = self.delivery_slots.clone().try_acquire_owned() else {
                     break;
                 };
                 let lease = outbox::LEASE.as_millis() as i64;
                 if let Some(claim) = self
                     .store
-                    .claim_delivery(id, &self.settings.replica_id, now, lease)
+                    .claim_delivery(due.id, &self.settings.replica_id, now, lease)
                     .await?
                 {
                     let engine = self.clone();
+                    *tenant_holds += 1;
                     let held = Held::Delivery(Box::new(claim.clone()));
                     let task = in_flight.tasks.spawn(async move {
                         engine.deliver(claim).await;

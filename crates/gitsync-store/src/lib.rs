@@ -38,7 +38,7 @@ pub use deployments::{
 pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};
 pub use migrate::postgres_migrations;
-pub use outbox::{ClaimedDelivery, NOTIFICATION_DELIVERER, NotificationTarget};
+pub use outbox::{ClaimedDelivery, DueDelivery, NOTIFICATION_DELIVERER, NotificationTarget};
 pub use secrets::{MasterKey, Sealer};
 pub use services::{DeployedInstance, InstanceContext, InstanceWrite, NewEnvironment, NewService};
 pub use sources::LinkSource;

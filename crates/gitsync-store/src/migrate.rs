@@ -19,6 +19,10 @@ const SQLITE: &[(i64, &str)] = &[
         8,
         include_str!("../migrations/sqlite/0008_proton_deployments.sql"),
     ),
+    (
+        9,
+        include_str!("../migrations/sqlite/0009_outbox_order.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -34,6 +38,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         8,
         include_str!("../migrations/postgres/0008_proton_deployments.sql"),
+    ),
+    (
+        9,
+        include_str!("../migrations/postgres/0009_outbox_order.sql"),
     ),
 ];
 

@@ -11,7 +11,7 @@
 use crate::rows::{int, opt_text, text};
 use crate::{Result, Store, StoreError};
 use gitsync_model::{Tenant, Timestamp};
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 /// The deliverer of status-change notifications (`destination`: a notification target's id).
 pub const NOTIFICATION_DELIVERER: &str = "notification";
@@ -30,6 +30,20 @@ pub struct NotificationTarget {
     pub failed: i64,
     /// The last failure of a delivery to this target, if any is pending or failed.
     pub last_error: Option<String>,
+}
+
+/// A pending row is due only when it is the oldest pending row of its destination: messages
+/// reach a destination in the order they were written, and a failing one holds those behind it
+/// until it is delivered or given up. (`o` is the row in question.)
+const FIRST_OF_ITS_DESTINATION: &str = "NOT EXISTS (SELECT 1 FROM outbox e WHERE e.account_id = o.account_id \
+     AND e.region = o.region AND e.deliverer = o.deliverer AND e.destination = o.destination \
+     AND e.delivered_at IS NULL AND e.failed_at IS NULL AND e.delivery_id < o.delivery_id)";
+
+/// An outbox row that is due, and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub tenant: Tenant,
 }
 
 /// An outbox row claimed for delivery.
@@ -209,17 +223,31 @@ impl Store {
         .transpose()
     }
 
-    /// Outbox rows that are due and not held by a live lease, oldest first.
-    pub async fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<i64>> {
-        let rows = sqlx::query(
-            "SELECT delivery_id FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 \
-             AND (lease_expires_at IS NULL OR lease_expires_at <= $1) ORDER BY next_attempt_at, delivery_id LIMIT $2",
-        )
+    /// Outbox rows that are due: each the oldest pending row of its destination (a destination
+    /// receives its messages in order, one at a time), not held by a live lease. Tenants take
+    /// turns: every tenant's first due row comes before any tenant's second, so one tenant's
+    /// backlog does not hold the others' messages back.
+    pub async fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<DueDelivery>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT delivery_id, account_id, region FROM ( \
+               SELECT o.delivery_id, o.account_id, o.region, o.next_attempt_at, \
+                 ROW_NUMBER() OVER (PARTITION BY o.account_id, o.region ORDER BY o.next_attempt_at, o.delivery_id) AS turn \
+               FROM outbox o WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= $1 \
+               AND (o.lease_expires_at IS NULL OR o.lease_expires_at <= $1) AND {FIRST_OF_ITS_DESTINATION} \
+             ) AS due ORDER BY turn, next_attempt_at, delivery_id LIMIT $2"
+        )))
         .bind(now.millis())
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| int(r, "delivery_id")).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(DueDelivery {
+                    id: int(r, "delivery_id")?,
+                    tenant: Tenant::new(text(r, "account_id")?, text(r, "region")?),
+                })
+            })
+            .collect()
     }
 
     /// Claims a due outbox row for `owner` until `now + ttl_ms`; `None` when another worker
@@ -232,11 +260,11 @@ impl Store {
         ttl_ms: i64,
     ) -> Result<Option<ClaimedDelivery>> {
         let mut tx = self.write_tx().await?;
-        let claimed = sqlx::query(
-            "UPDATE outbox SET lease_owner = $2, lease_expires_at = $3, lease_epoch = lease_epoch + 1 \
+        let claimed = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE outbox AS o SET lease_owner = $2, lease_expires_at = $3, lease_epoch = lease_epoch + 1 \
              WHERE delivery_id = $1 AND delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $4 \
-             AND (lease_expires_at IS NULL OR lease_expires_at <= $4)",
-        )
+             AND (lease_expires_at IS NULL OR lease_expires_at <= $4) AND {FIRST_OF_ITS_DESTINATION}",
+        )))
         .bind(id)
         .bind(owner)
         .bind(now.millis() + ttl_ms)

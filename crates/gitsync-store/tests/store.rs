@@ -972,17 +972,10 @@ async fn outbox(store: Store) {
         .await
         .unwrap();
     // Four changes of tenant a (the stale start, its end as the new worker takes over, the new
-    // start, the success), all for a's target; none for b's.
-    let due = store.due_deliveries(later, 100).await.unwrap();
-    assert_eq!(due.len(), 4, "{due:?}");
+    // start, the success), all for a's target; none for b's. They reach the target in order, one
+    // at a time: only the oldest pending row is due.
     let mut statuses = Vec::new();
-    let mut claims = Vec::new();
-    for id in &due {
-        let claim = store
-            .claim_delivery(*id, "one", later, 30_000)
-            .await
-            .unwrap()
-            .unwrap();
+    let mut next = |claim: &gitsync_store::ClaimedDelivery| {
         assert_eq!(claim.tenant, a);
         assert_eq!(claim.destination, to_a.id);
         let message: serde_json::Value = serde_json::from_str(&claim.message).unwrap();
@@ -1000,8 +993,86 @@ async fn outbox(store: Store) {
                 .as_str()
                 .map(str::to_string),
         ));
-        claims.push(claim);
-    }
+    };
+    let due = store.due_deliveries(later, 100).await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].tenant, a);
+    let first = store
+        .claim_delivery(due[0].id, "one", later, 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    next(&first);
+    // A held row is not claimed twice, nor due; the rows behind it wait.
+    assert!(
+        store
+            .claim_delivery(due[0].id, "two", later, 30_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.due_deliveries(later, 100).await.unwrap().is_empty());
+    // Nor can a row behind it be claimed by its id.
+    assert!(
+        store
+            .claim_delivery(due[0].id + 1, "two", later, 30_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Delivered: the next is due. It fails and is retried later, holding the rest back.
+    store.finish_delivery(&first, Ok(())).await.unwrap();
+    let due = store.due_deliveries(later, 100).await.unwrap();
+    let second = store
+        .claim_delivery(due[0].id, "one", later, 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    next(&second);
+    let retry_at = later.plus_millis(60_000);
+    store
+        .finish_delivery(&second, Err(("503 Service Unavailable", Some(retry_at))))
+        .await
+        .unwrap();
+    assert!(store.due_deliveries(later, 100).await.unwrap().is_empty());
+    let due = store.due_deliveries(retry_at, 100).await.unwrap();
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), [second.id]);
+    // Failed for good: the next is due.
+    let second = store
+        .claim_delivery(second.id, "one", retry_at, 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .finish_delivery(&second, Err(("gone", None)))
+        .await
+        .unwrap();
+    let due = store.due_deliveries(retry_at, 100).await.unwrap();
+    let third = store
+        .claim_delivery(due[0].id, "one", retry_at, 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    next(&third);
+    // A lease that ran out is taken over; the first holder's outcome is refused.
+    let taken = store
+        .claim_delivery(third.id, "two", retry_at.plus_millis(31_000), 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        store.finish_delivery(&third, Ok(())).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    store.finish_delivery(&taken, Ok(())).await.unwrap();
+    let due = store.due_deliveries(retry_at, 100).await.unwrap();
+    let fourth = store
+        .claim_delivery(due[0].id, "one", retry_at, 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    next(&fourth);
+    store.release_delivery(&fourth).await.unwrap();
     assert_eq!(
         statuses,
         [
@@ -1011,39 +1082,6 @@ async fn outbox(store: Store) {
             ("SUCCEEDED".to_string(), Some("IN_PROGRESS".to_string())),
         ]
     );
-    // A held row is not claimed twice, nor due.
-    assert!(
-        store
-            .claim_delivery(due[0], "two", later, 30_000)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(store.due_deliveries(later, 100).await.unwrap().is_empty());
-    // Delivered; failed and retried later; failed for good.
-    store.finish_delivery(&claims[0], Ok(())).await.unwrap();
-    let retry_at = later.plus_millis(60_000);
-    store
-        .finish_delivery(&claims[1], Err(("503 Service Unavailable", Some(retry_at))))
-        .await
-        .unwrap();
-    assert!(store.due_deliveries(later, 100).await.unwrap().is_empty());
-    store.finish_delivery(&claims[3], Ok(())).await.unwrap();
-    // A lease that ran out is taken over; the first holder's outcome is refused.
-    let taken = store
-        .claim_delivery(due[2], "two", later.plus_millis(31_000), 30_000)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(matches!(
-        store.finish_delivery(&claims[2], Ok(())).await,
-        Err(StoreError::LeaseLost(_))
-    ));
-    store
-        .finish_delivery(&taken, Err(("gone", None)))
-        .await
-        .unwrap();
-    assert_eq!(store.due_deliveries(retry_at, 100).await.unwrap(), [due[1]]);
     let listed = store.list_notification_targets(&a).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].pending, listed[0].failed), (1, 1));
@@ -1106,6 +1144,92 @@ async fn the_outbox_is_written_with_the_change_and_claimed_under_leases_on_postg
         return;
     };
     outbox(db.store.clone()).await;
+    db.drop_now().await;
+}
+
+/// Starts a sync attempt of a new stack (named after `repo`) of tenant `t` (one status change: IN_PROGRESS).
+async fn start_an_attempt(store: &Store, t: &Tenant, repo: &str) {
+    let l = link(store, t, repo).await;
+    store
+        .create_sync_configuration(t, &stack_spec(&l, repo, "main"))
+        .await
+        .unwrap();
+    let target = SyncTarget::CfnStack {
+        stack_name: repo.into(),
+    };
+    store
+        .advance_targets(
+            t,
+            &RepositoryKey::Link(l.id.clone()),
+            "main",
+            &[gitsync_store::TargetAdvance {
+                target: target.clone(),
+                directory: "deploy.yaml".into(),
+                revision: Revision {
+                    branch: "main".into(),
+                    directory: "deploy.yaml".into(),
+                    owner_id: "o".into(),
+                    repository_name: repo.into(),
+                    provider_type: "GitHub".into(),
+                    sha: "e".repeat(40),
+                },
+                watched_ids: "{}".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    let now = store.now().await.unwrap();
+    let claim = store
+        .claim_target(t, &target, "one", now, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .begin_resource_attempt(&claim, &target, &[])
+        .await
+        .unwrap();
+}
+
+/// Tenants take turns in the outbox: a tenant with a backlog (two targets, a change each) does
+/// not hold back another tenant's message written after it.
+async fn outbox_turns(store: Store) {
+    let (a, b) = (tenant("111111111111"), tenant("222222222222"));
+    for address in ["http://127.0.0.1:9/a1", "http://127.0.0.1:9/a2"] {
+        store
+            .add_notification_target(&a, address, b"s")
+            .await
+            .unwrap();
+    }
+    store
+        .add_notification_target(&b, "http://127.0.0.1:9/b", b"s")
+        .await
+        .unwrap();
+    start_an_attempt(&store, &a, "first").await;
+    start_an_attempt(&store, &a, "second").await;
+    start_an_attempt(&store, &b, "third").await;
+    let later = store.now().await.unwrap().plus_millis(1_000);
+    let due = store.due_deliveries(later, 100).await.unwrap();
+    // One row per target (each target's oldest), a's first, then b's, then a's second.
+    let owners: Vec<&str> = due.iter().map(|d| d.tenant.account_id.as_str()).collect();
+    assert_eq!(owners, ["111111111111", "222222222222", "111111111111"]);
+    assert!(due[0].id < due[2].id && due[2].id < due[1].id, "{due:?}");
+    // The limit takes the turns first.
+    let two = store.due_deliveries(later, 2).await.unwrap();
+    assert_eq!(two, due[..2]);
+}
+
+#[tokio::test]
+async fn tenants_take_turns_in_the_outbox_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    outbox_turns(store).await;
+}
+
+#[tokio::test]
+async fn tenants_take_turns_in_the_outbox_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    outbox_turns(db.store.clone()).await;
     db.drop_now().await;
 }
 
