@@ -40,6 +40,10 @@ SERVED = {
         "ListDeployments", "GetDeployment", "DeleteDeployment",
         "CancelEnvironmentDeployment", "CancelServiceInstanceDeployment",
         "ListEnvironmentProvisionedResources", "ListServiceInstanceProvisionedResources",
+        # Service pipelines (issue 15).
+        "UpdateServicePipeline", "CancelServicePipelineDeployment",
+        "ListServicePipelineOutputs", "ListServicePipelineProvisionedResources",
+        "GetAccountSettings", "UpdateAccountSettings",
     ],
     "codeconnections": None,  # every operation
 }

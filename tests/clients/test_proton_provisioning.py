@@ -84,6 +84,31 @@ Outputs:
   Environment:
     Value: {{ service_instance.environment.account_id }}/{{ environment.name }}
 """
+PIPELINE_TYPES = """    PipelineInput:
+      type: object
+      properties:
+        retention_days:
+          type: integer
+          default: 7
+"""
+PIPELINE_TEMPLATE = """Resources:
+  Artifacts:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: {{ service.name }}-artifacts
+      MessageRetentionPeriod: {{ pipeline.inputs.retention_days * 86400 }}
+{% for instance in service_instances %}
+  Deploy{{ loop.index }}:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: {{ service.name }}-deploy-{{ instance.name }}
+{% endfor %}
+Outputs:
+  Source:
+    Value: {{ service.repository_id }}@{{ service.branch_name }}
+  Instances:
+    Value: "{% for instance in service_instances %}{{ instance.name }} in {{ instance.environment.name }} ({{ instance.environment.outputs.VpcId }}): {{ instance.outputs.QueueUrl }}{{ ';' if not loop.last }}{% endfor %}"
+"""
 TEMPLATES = {
     "templates/net/v1/schema/schema.yaml": ENV_SCHEMA,
     "templates/net/v1/infrastructure/manifest.yaml": MANIFEST,
@@ -97,6 +122,16 @@ TEMPLATES = {
     "templates/broken/v1/infrastructure/manifest.yaml": MANIFEST,
     "templates/broken/v1/infrastructure/cloudformation.yaml":
         "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: !GetAtt Missing.Arn\n",
+    # A service with a pipeline, in the style of Proton's samples: the pipeline's stack names
+    # every instance, with its environment and outputs.
+    "templates/piped/v1/schema/schema.yaml": SVC_SCHEMA.replace('  service_input_type: "QueueInput"\n',
+                                                               '  service_input_type: "QueueInput"\n  pipeline_input_type: "PipelineInput"\n')
+    + PIPELINE_TYPES,
+    "templates/piped/v1/instance_infrastructure/manifest.yaml": MANIFEST,
+    "templates/piped/v1/instance_infrastructure/cloudformation.yaml": SVC_TEMPLATE,
+    "templates/piped/v1/pipeline_infrastructure/manifest.yaml": MANIFEST,
+    "templates/piped/v1/pipeline_infrastructure/cloudformation.yaml": PIPELINE_TEMPLATE,
+    "templates/piped/v1/.compatible-envs": "net:1\n",
     # Renders at registration (outputs are placeholders then), not at deployment: the
     # environment has no output of that name.
     "templates/needs/v1/schema/schema.yaml": SVC_SCHEMA,
@@ -145,7 +180,7 @@ def setup(server, git_http, tmp_path, name):
     proton = tenant.client("proton")
     proton.create_repository(connectionArn=conn, name=f"octo/{name}", provider=PROVIDER)
     repo.commit(TEMPLATES, message="templates")
-    kinds = {"net": "ENVIRONMENT", "broken": "ENVIRONMENT", "queue": "SERVICE", "needs": "SERVICE"}
+    kinds = {"net": "ENVIRONMENT", "broken": "ENVIRONMENT", "queue": "SERVICE", "needs": "SERVICE", "piped": "SERVICE"}
     for template, kind in kinds.items():
         if kind == "ENVIRONMENT":
             proton.create_environment_template(name=template)
@@ -318,13 +353,13 @@ def test_deployments_that_cannot_succeed_fail_with_the_reason(deployer, moto, gi
                    status="FAILED")
     message = one["deploymentStatusMessage"]
     assert "instance_infrastructure/cloudformation.yaml:6" in message and "undefined" in message, message
-    # Pipelines are not deployed yet: a service asking for one is refused, not half-made.
+    # A template version without a pipeline: a service asking for one is refused, not half-made.
     for extra, spec in (({"repositoryConnectionArn": "arn:aws:codeconnections:us-east-1:111122223333:connection/x",
                           "repositoryId": "octo/app", "branchName": "main"}, "proton: ServiceSpec\n"),
                         ({}, "proton: ServiceSpec\npipeline:\n  unit_tests: true\n")):
         with pytest.raises(ClientError) as e:
             proton.create_service(name="piped", templateName="queue", templateMajorVersion="1", spec=spec, **extra)
-        assert error_code(e) == "ValidationException" and "does not deploy service pipelines yet" in str(e.value)
+        assert error_code(e) == "ValidationException" and "service template queue 1.0 has no pipeline" in str(e.value)
     with pytest.raises(ClientError) as e:
         proton.get_service(name="piped")
     assert error_code(e) == "ResourceNotFoundException"
@@ -412,9 +447,11 @@ def test_binding_adopts_the_stack_proton_created(deployer, moto, git_http, tmp_p
     refused = deployer.cli("proton", "bind-stack", "--stack-name", "9-not-a-stack", "--environment", "legacy",
                            "--account-id", tenant.account_id, check=False)
     assert refused.returncode != 0 and "is not a CloudFormation stack name" in refused.stderr, refused.stderr
-    refused = deployer.cli("proton", "bind-stack", "--stack-name", legacy, "--pipeline", "api",
-                           "--account-id", tenant.account_id, check=False)
-    assert refused.returncode != 0 and "does not deploy pipelines yet" in refused.stderr, refused.stderr
+    # A pipeline is bound like the others; a service not yet created takes the binding with it.
+    pending = deployer.cli("proton", "bind-stack", "--stack-name", "AWSProton-api-pipeline-Q9", "--pipeline", "api",
+                           "--account-id", tenant.account_id)
+    assert "the pipeline of service api does not exist yet; creating it will deploy to stack AWSProton-api-pipeline-Q9" \
+        in pending.stdout, pending.stdout
 
     # Unbound, an untagged stack in the way is left alone, and the message says how to take it over.
     cfn.create_stack(StackName="proton-env-squat", TemplateBody=proton_made)
@@ -477,3 +514,119 @@ def test_cancelling_a_deployment_cancels_its_stack_update(git_http, tmp_path):
     finally:
         server.cleanup()
         double.stop()
+
+
+def test_a_service_pipeline_deploys_with_the_account_role_and_lists_every_instance(deployer, moto, git_http, tmp_path):
+    repo, tenant, proton = setup(deployer, git_http, tmp_path, "pipelines")
+    role = tenant.role_arn()
+    cfn = as_role(moto, "cloudformation", role)
+    proton.create_environment(name="staging", templateName="net", templateMajorVersion="1", protonServiceRoleArn=role,
+                              spec="proton: EnvironmentSpec\n")
+    deployed(lambda: proton.get_environment(name="staging")["environment"], "environment staging")
+    vpc_id = outputs(proton.list_environment_outputs(environmentName="staging"))["VpcId"]
+    source = {"repositoryConnectionArn": f"arn:aws:codeconnections:us-east-1:{tenant.account_id}:connection/app",
+              "repositoryId": "octo/app", "branchName": "main"}
+    spec = ("proton: ServiceSpec\npipeline:\n  retention_days: 2\ninstances:\n"
+            "  - name: dev\n    environment: staging\n  - name: prod\n    environment: staging\n    spec:\n      delay: 5\n")
+    # The template has a pipeline, whose template reads the repository: it must be named.
+    with pytest.raises(ClientError) as e:
+        proton.create_service(name="app", templateName="piped", templateMajorVersion="1", spec=spec)
+    assert error_code(e) == "ValidationException" and "repositoryConnectionArn is required" in str(e.value)
+    # Pipeline inputs are checked against the schema's pipeline type before anything is written.
+    with pytest.raises(ClientError) as e:
+        proton.create_service(name="app", templateName="piped", templateMajorVersion="1",
+                              spec=spec.replace("retention_days: 2", "retention_days: soon"), **source)
+    assert error_code(e) == "ValidationException" and \
+        "spec: pipeline: input 'retention_days' must be of type integer" in str(e.value), str(e.value)
+
+    # The pipeline stack AWS Proton made is bound before the service exists: the pipeline takes
+    # it over instead of making a second one.
+    legacy = "AWSProton-app-pipeline-cloudformation-P1Q2"
+    cfn.create_stack(StackName=legacy, TemplateBody="Resources:\n  Old:\n    Type: AWS::SQS::Queue\n")
+    deployer.cli("proton", "bind-stack", "--stack-name", legacy, "--pipeline", "app", "--account-id", tenant.account_id)
+
+    # No pipeline role yet: the instances deploy, the pipeline fails saying what to set.
+    assert proton.get_account_settings()["accountSettings"] == {}
+    created = proton.create_service(name="app", templateName="piped", templateMajorVersion="1", spec=spec, **source)
+    assert created["service"]["pipeline"]["deploymentStatus"] == "IN_PROGRESS"
+    get_pipeline = lambda: proton.get_service(name="app")["service"]["pipeline"]
+    failed = deployed(get_pipeline, "pipeline of app", status="FAILED")
+    assert "has no pipelineServiceRoleArn" in failed["deploymentStatusMessage"], failed
+    for name in ("dev", "prod"):
+        deployed(lambda: proton.get_service_instance(serviceName="app", name=name)["serviceInstance"], f"instance app/{name}")
+    # A role in an account the operator did not allow is refused at deployment.
+    proton.update_account_settings(pipelineServiceRoleArn="arn:aws:iam::999999999999:role/elsewhere")
+    proton.update_service_pipeline(serviceName="app", deploymentType="CURRENT_VERSION", spec=spec)
+    refused = deployed(get_pipeline, "pipeline of app", status="FAILED")
+    assert "999999999999" in refused["deploymentStatusMessage"], refused
+
+    # With the account's pipeline role it deploys: one stack naming every instance, with their
+    # environment's outputs and their own.
+    settings = proton.update_account_settings(pipelineServiceRoleArn=role)["accountSettings"]
+    assert settings == {"pipelineServiceRoleArn": role}
+    assert proton.get_account_settings()["accountSettings"] == settings
+    with pytest.raises(ClientError) as e:  # self-managed provisioning is not served
+        proton.update_account_settings(pipelineProvisioningRepository={"provider": "GITHUB", "name": "octo/p", "branch": "main"})
+    assert error_code(e) == "ValidationException" and "self-managed" in str(e.value)
+    proton.update_service_pipeline(serviceName="app", deploymentType="CURRENT_VERSION", spec=spec)
+    pipeline = deployed(get_pipeline, "pipeline of app")
+    stack_name = pipeline["deploymentStatusMessage"].split()[1]
+    assert stack_name == legacy, pipeline
+    assert pipeline["arn"].endswith(":service/app/pipeline") and "retention_days: 2" in pipeline["spec"]
+    (stack,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    assert {t["Key"]: t["Value"] for t in stack["Tags"]}["gitsync:sync-configuration"] == "proton:service/app/pipeline"
+    queue_url = {name: outputs(proton.list_service_instance_outputs(serviceName="app", serviceInstanceName=name))["QueueUrl"]
+                 for name in ("dev", "prod")}
+    listed = outputs(proton.list_service_pipeline_outputs(serviceName="app"))
+    assert listed == {"Source": "octo/app@main",
+                      "Instances": f"dev in staging ({vpc_id}): {queue_url['dev']};prod in staging ({vpc_id}): {queue_url['prod']}"}
+    body = cfn.get_template(StackName=stack_name)["TemplateBody"]
+    assert "app-deploy-dev" in body and "app-deploy-prod" in body and "MessageRetentionPeriod: 172800" in body
+    resources = proton.list_service_pipeline_provisioned_resources(serviceName="app")["provisionedResources"]
+    assert sorted(r["name"] for r in resources) == ["Artifacts", "Deploy1", "Deploy2"]
+    # The AWS CLI reads the pipeline's outputs too.
+    aws = os.environ.get("GITSYNC_AWS_CLI", "aws")
+    result = subprocess.run([aws, "proton", "list-service-pipeline-outputs", "--service-name", "app",
+                             "--endpoint-url", deployer.endpoint, "--output", "json"],
+                            capture_output=True, text=True, env=tenant.env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert {o["key"]: o["valueString"] for o in json.loads(result.stdout)["outputs"]} == listed
+
+    # Its deployments are the service's, with what each applied.
+    history = proton.list_deployments(serviceName="app")["deployments"]
+    piped = [d for d in history if d["targetResourceType"] == "SERVICE_PIPELINE"]
+    assert [d["deploymentStatus"] for d in piped] == ["SUCCEEDED", "FAILED", "FAILED"]
+    assert {d["targetArn"] for d in piped} == {pipeline["arn"]} and len(history) == 5
+    latest = proton.get_deployment(id=piped[0]["id"])["deployment"]
+    assert "retention_days: 2" in latest["targetState"]["servicePipeline"]["spec"]
+    # A new spec deploys with UpdateServicePipeline, not with UpdateService (as in Proton).
+    changed = spec.replace("retention_days: 2", "retention_days: 3")
+    proton.update_service(name="app", spec=changed)
+    assert get_pipeline()["lastAttemptedDeploymentId"] == pipeline["lastAttemptedDeploymentId"]
+    with pytest.raises(ClientError) as e:
+        proton.update_service_pipeline(serviceName="app", deploymentType="NONE", spec=changed)
+    assert error_code(e) == "ValidationException"
+    proton.update_service_pipeline(serviceName="app", deploymentType="CURRENT_VERSION", spec=changed)
+    with pytest.raises(ClientError) as e:  # one deployment at a time
+        proton.update_service_pipeline(serviceName="app", deploymentType="CURRENT_VERSION", spec=changed)
+    assert error_code(e) == "ConflictException"
+    deployed(get_pipeline, "pipeline of app updated")
+    assert "MessageRetentionPeriod: 259200" in cfn.get_template(StackName=stack_name)["TemplateBody"]
+
+    # Another tenant sees none of it, and its settings are its own.
+    other = make_tenant(deployer).client("proton")
+    for read in (lambda: other.list_service_pipeline_outputs(serviceName="app"),
+                 lambda: other.list_service_pipeline_provisioned_resources(serviceName="app"),
+                 lambda: other.update_service_pipeline(serviceName="app", deploymentType="CURRENT_VERSION", spec=spec),
+                 lambda: other.cancel_service_pipeline_deployment(serviceName="app")):
+        with pytest.raises(ClientError) as e:
+            read()
+        assert error_code(e) == "ResourceNotFoundException"
+    assert other.get_account_settings()["accountSettings"] == {}
+
+    # Deleting the service deletes the pipeline's stack with the instances'.
+    proton.delete_service(name="app")
+    wait_for(lambda: gone(lambda: cfn.describe_stacks(StackName=stack_name)), what="the pipeline's stack deleted")
+    with pytest.raises(ClientError) as e:
+        proton.list_service_pipeline_outputs(serviceName="app")
+    assert error_code(e) == "ResourceNotFoundException"

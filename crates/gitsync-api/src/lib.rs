@@ -15,6 +15,7 @@ pub mod dto;
 pub mod error;
 mod history;
 pub mod pagination;
+mod pipelines;
 mod proton;
 mod provisioning;
 pub mod server;

@@ -28,6 +28,9 @@ pub(crate) async fn call(
     if crate::provisioning::serves(operation) {
         return crate::provisioning::call(api, tenant, operation, input).await;
     }
+    if crate::pipelines::serves(operation) {
+        return crate::pipelines::call(api, tenant, operation, input).await;
+    }
     let ops = Ops { api, tenant };
     match operation {
         "CreateRepository" => run(input, |i| ops.create_repository(i)).await,

@@ -1,7 +1,7 @@
 //! What Proton deployments did, as Proton answers it: the deployments themselves (the history
 //! gitsync keeps of every one, and cancelling the one in progress), and the outputs and
-//! provisioned resources of environments and service instances (their stacks' outputs and
-//! resources, recorded when a deployment succeeded).
+//! provisioned resources of environments, service instances and service pipelines (their stacks'
+//! outputs and resources, recorded when a deployment succeeded).
 
 use crate::Api;
 use crate::dispatch::run;
@@ -26,6 +26,9 @@ pub(crate) fn serves(operation: &str) -> bool {
             | "CancelServiceInstanceDeployment"
             | "ListEnvironmentProvisionedResources"
             | "ListServiceInstanceProvisionedResources"
+            | "ListServicePipelineOutputs"
+            | "ListServicePipelineProvisionedResources"
+            | "CancelServicePipelineDeployment"
     )
 }
 
@@ -54,6 +57,16 @@ pub(crate) async fn call(
                 ops.list_service_instance_provisioned_resources(i)
             })
             .await
+        }
+        "ListServicePipelineOutputs" => run(input, |i| ops.list_service_pipeline_outputs(i)).await,
+        "ListServicePipelineProvisionedResources" => {
+            run(input, |i| {
+                ops.list_service_pipeline_provisioned_resources(i)
+            })
+            .await
+        }
+        "CancelServicePipelineDeployment" => {
+            run(input, |i| ops.cancel_service_pipeline_deployment(i)).await
         }
         other => unreachable!("provisioning does not serve {other}"),
     }
@@ -113,6 +126,15 @@ fn state_out(
             }),
             ..Default::default()
         },
+        DeploymentTarget::ServicePipeline { .. } => dto::DeploymentState {
+            service_pipeline: Some(dto::ServicePipelineState {
+                spec: spec.clone(),
+                template_major_version: template.major.to_string(),
+                template_minor_version: template.minor.to_string(),
+                template_name: template.name.clone(),
+            }),
+            ..Default::default()
+        },
     })
 }
 
@@ -132,6 +154,11 @@ fn identity(tenant: &Tenant, d: &DeploymentRecord) -> Identity {
             format!("service/{service}/service-instance/{instance}"),
             Some(service.clone()),
             Some(instance.clone()),
+        ),
+        DeploymentTarget::ServicePipeline { service } => (
+            format!("service/{service}/pipeline"),
+            Some(service.clone()),
+            None,
         ),
     };
     Identity {
@@ -295,6 +322,33 @@ impl Ops<'_> {
         })
     }
 
+    async fn cancel_service_pipeline_deployment(
+        &self,
+        i: dto::CancelServicePipelineDeploymentInput,
+    ) -> Result<dto::CancelServicePipelineDeploymentOutput, ApiError> {
+        let store = &self.api.store;
+        let target = DeploymentTarget::ServicePipeline {
+            service: i.service_name.clone(),
+        };
+        store
+            .cancel_deployment(self.tenant, &target)
+            .await
+            .map_err(err)?;
+        let pipeline = store
+            .get_service_pipeline(self.tenant, &i.service_name)
+            .await
+            .map_err(err)?
+            .ok_or_else(|| {
+                err(gitsync_store::StoreError::NotFound(format!(
+                    "Service {} has no pipeline",
+                    i.service_name
+                )))
+            })?;
+        Ok(dto::CancelServicePipelineDeploymentOutput {
+            pipeline: crate::pipelines::pipeline_out(&pipeline),
+        })
+    }
+
     async fn delete_deployment(
         &self,
         i: dto::DeleteDeploymentInput,
@@ -404,6 +458,32 @@ impl Ops<'_> {
         Ok(dto::ListServiceInstanceOutputsOutput {
             next_token: None,
             outputs: self.outputs(target, i.deployment_id.as_deref()).await?,
+        })
+    }
+
+    async fn list_service_pipeline_outputs(
+        &self,
+        i: dto::ListServicePipelineOutputsInput,
+    ) -> Result<dto::ListServicePipelineOutputsOutput, ApiError> {
+        let target = DeploymentTarget::ServicePipeline {
+            service: i.service_name,
+        };
+        Ok(dto::ListServicePipelineOutputsOutput {
+            next_token: None,
+            outputs: self.outputs(target, i.deployment_id.as_deref()).await?,
+        })
+    }
+
+    async fn list_service_pipeline_provisioned_resources(
+        &self,
+        i: dto::ListServicePipelineProvisionedResourcesInput,
+    ) -> Result<dto::ListServicePipelineProvisionedResourcesOutput, ApiError> {
+        let target = DeploymentTarget::ServicePipeline {
+            service: i.service_name,
+        };
+        Ok(dto::ListServicePipelineProvisionedResourcesOutput {
+            next_token: None,
+            provisioned_resources: self.provisioned(target).await?,
         })
     }
 }

@@ -158,6 +158,25 @@ fn service_json(svc: &gitsync_model::Service, summary: bool) -> Value {
     Value::Object(m)
 }
 
+/// A service with its pipeline, as `CreateService` and `GetService` answer it.
+async fn service_document(
+    api: &Api,
+    tenant: &Tenant,
+    svc: &gitsync_model::Service,
+) -> Result<Value, ApiError> {
+    let mut out = service_json(svc, false);
+    if let Some(pipeline) = api
+        .store
+        .get_service_pipeline(tenant, &svc.name)
+        .await
+        .map_err(err)?
+    {
+        out["pipeline"] = serde_json::to_value(crate::pipelines::pipeline_out(&pipeline))
+            .map_err(|_| ApiError::internal())?;
+    }
+    Ok(out)
+}
+
 pub(crate) fn instance_json(i: &ServiceInstance, summary: bool) -> Value {
     let mut m = Map::new();
     m.insert("arn".into(), json!(i.arn));
@@ -196,10 +215,30 @@ fn refuse_unsupported(input: &Value, members: &[&str]) -> Result<(), ApiError> {
     }
 }
 
-/// Service pipelines are not deployed yet: a service that asks for one is refused, rather than
-/// accepted with a pipeline that nothing deploys.
-fn refuse_pipeline(input: &Value, spec: &ServiceSpec) -> Result<(), ApiError> {
-    let asked = ["repositoryConnectionArn", "repositoryId", "branchName"]
+/// The members that describe a service's pipeline: given only for a template version that has
+/// one, and then all of them (its template renders them).
+const PIPELINE_MEMBERS: [&str; 3] = ["repositoryConnectionArn", "repositoryId", "branchName"];
+
+/// Checks that a new service asks for a pipeline exactly when its template version has one.
+fn check_pipeline_request(
+    input: &Value,
+    spec: &ServiceSpec,
+    version: &TemplateVersion,
+    has_pipeline: bool,
+) -> Result<(), ApiError> {
+    let label = format!(
+        "service template {} {}.{}",
+        version.template_name, version.major, version.minor
+    );
+    if has_pipeline {
+        return match PIPELINE_MEMBERS.iter().find(|m| s(input, m).is_none()) {
+            Some(missing) => Err(invalid(format!(
+                "{missing} is required: {label} has a pipeline, whose template reads repositoryConnectionArn, repositoryId and branchName"
+            ))),
+            None => Ok(()),
+        };
+    }
+    let asked = PIPELINE_MEMBERS
         .into_iter()
         .find(|m| input.get(*m).is_some())
         .or(spec
@@ -208,8 +247,7 @@ fn refuse_pipeline(input: &Value, spec: &ServiceSpec) -> Result<(), ApiError> {
             .map(|_| "the spec's pipeline section"));
     match asked {
         Some(what) => Err(invalid(format!(
-            "{what}: gitsync does not deploy service pipelines yet; leave out repositoryConnectionArn, repositoryId, \
-             branchName and the spec's pipeline section (the instances deploy; a pipeline stack AWS Proton made keeps running untouched)"
+            "{what}: {label} has no pipeline (its bundle has no pipeline_infrastructure/); leave it out"
         ))),
         None => Ok(()),
     }
@@ -281,9 +319,23 @@ fn update_version(
     input: &Value,
     current: &DeployedTemplate,
 ) -> Result<Option<(i64, Option<i64>)>, ApiError> {
-    let major = optional_part(input, "templateMajorVersion")?;
-    let minor = optional_part(input, "templateMinorVersion")?;
-    Ok(match required(input, "deploymentType")? {
+    choose_version(
+        required(input, "deploymentType")?,
+        optional_part(input, "templateMajorVersion")?,
+        optional_part(input, "templateMinorVersion")?,
+        current,
+    )
+}
+
+/// What a `deploymentType` deploys from the resource's `current` version and the versions
+/// asked for: nothing (`NONE`), or a major and (unless the major's recommended) minor.
+pub(crate) fn choose_version(
+    deployment_type: &str,
+    major: Option<i64>,
+    minor: Option<i64>,
+    current: &DeployedTemplate,
+) -> Result<Option<(i64, Option<i64>)>, ApiError> {
+    Ok(match deployment_type {
         "NONE" => None,
         "CURRENT_VERSION" => {
             if major.is_some() || minor.is_some() {
@@ -455,7 +507,9 @@ pub(crate) async fn call(
                 .map_err(err)?;
             let spec_text = required(input, "spec")?;
             let spec = ServiceSpec::parse("spec", spec_text).map_err(invalid)?;
-            refuse_pipeline(input, &spec)?;
+            let pipeline =
+                crate::pipelines::plan_pipeline(api, tenant, &version, spec_text).await?;
+            check_pipeline_request(input, &spec, &version, pipeline.is_some())?;
             let new = NewService {
                 name: name.to_string(),
                 description: s(input, "description").map(str::to_string),
@@ -479,17 +533,17 @@ pub(crate) async fn call(
                 instances.push((instance.name.clone(), deployment));
             }
             let (svc, _) = store
-                .create_service(tenant, &new, &instances, &tags(input))
+                .create_service(tenant, &new, &instances, pipeline.as_ref(), &tags(input))
                 .await
                 .map_err(err)?;
-            json!({ "service": service_json(&svc, false) })
+            json!({ "service": service_document(api, tenant, &svc).await? })
         }
         "GetService" => {
             let svc = store
                 .get_service(tenant, required(input, "name")?)
                 .await
                 .map_err(err)?;
-            json!({ "service": service_json(&svc, false) })
+            json!({ "service": service_document(api, tenant, &svc).await? })
         }
         "ListServices" => {
             let after = redeem(api, tenant, "services", input)?;
@@ -508,8 +562,9 @@ pub(crate) async fn call(
             let spec_text = s(input, "spec");
             let (mut added, mut removed) = (Vec::new(), Vec::new());
             if let Some(text) = spec_text {
+                // A pipeline section changes the pipeline only when it is deployed
+                // (UpdateServicePipeline), as in Proton.
                 let spec = ServiceSpec::parse("spec", text).map_err(invalid)?;
-                refuse_pipeline(input, &spec)?;
                 // As in Proton: the spec adds the instances it lists that do not exist and deletes
                 // those it leaves out; existing ones change with UpdateServiceInstance.
                 let existing = store

@@ -624,6 +624,30 @@ pub fn checked_environment_inputs(
         .check(&format!("environment {environment}"), inputs.as_ref())
 }
 
+/// A service pipeline's inputs: the spec's `pipeline` section checked against the schema's
+/// `pipeline_input_type`, defaults filled in. A schema that names no pipeline type takes the
+/// section as it is (or no inputs).
+pub fn pipeline_inputs(schema: &str, spec: &ServiceSpec) -> Result<Value, Vec<String>> {
+    let names_pipeline = serde_norway::from_str::<Value>(schema)
+        .ok()
+        .and_then(|doc| {
+            doc.get("schema")?
+                .get(InputKind::Pipeline.member())
+                .cloned()
+        })
+        .is_some();
+    if !names_pipeline {
+        return Ok(spec
+            .pipeline
+            .clone()
+            .filter(|v| !v.is_null())
+            .unwrap_or_else(|| Value::Object(Map::new())));
+    }
+    Schema::parse(schema, InputKind::Pipeline)
+        .map_err(|e| vec![e])?
+        .check("pipeline", spec.pipeline.as_ref())
+}
+
 /// Where one synced instance reads its spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpsEntry {

@@ -14,9 +14,12 @@ use crate::backoff::after_failures;
 use gitsync_deploy::cfn::{
     DeployIdentity, DeploymentFile, Owner, RESOLVE_BLOCKER, StackPlan, plan,
 };
-use gitsync_deploy::render::{Mode, environment_context, instance_context};
+use gitsync_deploy::render::{
+    Mode, PipelineInstance, PipelineService, environment_context, instance_context,
+    pipeline_context,
+};
 use gitsync_deploy::sandbox::{Job, Outcome};
-use gitsync_deploy::spec::{ServiceSpec, checked_environment_inputs};
+use gitsync_deploy::spec::{ServiceSpec, checked_environment_inputs, pipeline_inputs};
 use gitsync_deploy::{BoxFuture, CancelOutcome, DeployOutcome, Progress};
 use gitsync_model::{
     DeploymentStatus, DeploymentTarget, EventType, SyncEvent, TemplateType, VALIDATE_ONLY,
@@ -159,6 +162,9 @@ impl Engine {
             DeploymentTarget::ServiceInstance { .. } => {
                 (TemplateType::Service, "instance_infrastructure")
             }
+            DeploymentTarget::ServicePipeline { .. } => {
+                (TemplateType::Service, "pipeline_infrastructure")
+            }
         };
         let template = &claim.template;
         let label = format!(
@@ -250,6 +256,12 @@ impl Engine {
                     &serde_json::to_value(outputs).unwrap_or_default(),
                     &claim.tenant.account_id,
                 )
+            }
+            DeploymentTarget::ServicePipeline { service } => {
+                match self.pipeline_context(claim, service, &schema).await {
+                    Ok(context) => context,
+                    Err(step) => return step,
+                }
             }
         };
         let job = Job::RenderDir {
@@ -363,6 +375,78 @@ impl Engine {
         }
     }
 
+    /// What a service's pipeline renders with: the service, the `pipeline` inputs of the spec
+    /// it deploys, and every instance of the service (not being deleted) with its inputs, its
+    /// outputs and its environment's.
+    async fn pipeline_context(
+        &self,
+        claim: &ClaimedDeployment,
+        service: &str,
+        schema: &str,
+    ) -> Result<Value, Step> {
+        let transient = |e: StoreError| Step::Retry(e.to_string());
+        let spec = claim.spec.as_deref().unwrap_or_default();
+        let inputs = ServiceSpec::parse("the pipeline's spec", spec)
+            .map_err(|e| vec![e])
+            .and_then(|spec| pipeline_inputs(schema, &spec))
+            .map_err(|problems| failed(problems.join("; "), None))?;
+        let found = match self.store.get_service(&claim.tenant, service).await {
+            Ok(s) => s,
+            Err(StoreError::NotFound(m)) => return Err(failed(m, None)),
+            Err(e) => return Err(transient(e)),
+        };
+        let mut instances = Vec::new();
+        for instance in self
+            .store
+            .service_instances(&claim.tenant, Some(service))
+            .await
+            .map_err(transient)?
+        {
+            if instance.deployment.status == DeploymentStatus::DeleteInProgress {
+                continue;
+            }
+            let inputs = instance
+                .spec
+                .as_deref()
+                .and_then(|text| ServiceSpec::parse("the instance's spec", text).ok())
+                .and_then(|spec| spec.instance(&instance.name).cloned())
+                .and_then(|entry| entry.inputs)
+                .unwrap_or_else(|| Value::Object(Default::default()));
+            let of = |target: DeploymentTarget| async move {
+                self.store
+                    .resource_outputs(&claim.tenant, &target, None)
+                    .await
+                    .map(|o| serde_json::to_value(o).unwrap_or_default())
+            };
+            let outputs = of(DeploymentTarget::ServiceInstance {
+                service: service.to_string(),
+                instance: instance.name.clone(),
+            })
+            .await
+            .map_err(transient)?;
+            let environment_outputs = of(DeploymentTarget::Environment {
+                name: instance.environment_name.clone(),
+            })
+            .await
+            .map_err(transient)?;
+            instances.push(PipelineInstance {
+                name: instance.name,
+                inputs,
+                outputs,
+                environment: instance.environment_name,
+                environment_outputs,
+                account_id: claim.tenant.account_id.clone(),
+            });
+        }
+        let service = PipelineService {
+            name: found.name,
+            branch_name: found.branch_name.unwrap_or_default(),
+            repository_connection_arn: found.repository_connection_arn.unwrap_or_default(),
+            repository_id: found.repository_id.unwrap_or_default(),
+        };
+        Ok(pipeline_context(&service, &inputs, &instances))
+    }
+
     /// Returns once a person asked to cancel the deployment (`CancelEnvironmentDeployment`, …).
     async fn cancel_requested(&self, claim: &ClaimedDeployment) {
         loop {
@@ -465,13 +549,16 @@ impl Engine {
             return Ok(DeployIdentity::Server);
         }
         if role_arn.is_empty() {
-            return Err(failed(
-                format!(
+            let missing = match claim.target {
+                DeploymentTarget::ServicePipeline { .. } => {
+                    "the account has no pipelineServiceRoleArn: gitsync deploys pipeline stacks with that role (set it with UpdateAccountSettings)".to_string()
+                }
+                _ => format!(
                     "environment {} has no protonServiceRoleArn: gitsync deploys its stacks with that role (set it with UpdateEnvironment)",
                     claim.environment_name
                 ),
-                Some(stack_name),
-            ));
+            };
+            return Err(failed(missing, Some(stack_name)));
         }
         policy
             .check_role(role_arn)
@@ -523,6 +610,7 @@ fn rebind(claim: &ClaimedDeployment, stack_name: &str) -> String {
         DeploymentTarget::ServiceInstance { service, instance } => {
             format!("--service {service} --instance {instance}")
         }
+        DeploymentTarget::ServicePipeline { service } => format!("--pipeline {service}"),
     };
     format!(
         "run `gitsync proton bind-stack {resource} --stack-name {stack_name} --account-id {} --region {}` and deploy again",

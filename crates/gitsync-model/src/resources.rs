@@ -337,8 +337,17 @@ pub const VALIDATE_ONLY: &str = "validate-only: rendered and validated, nothing 
 /// What a Proton deployment deploys: one stack each.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DeploymentTarget {
-    Environment { name: String },
-    ServiceInstance { service: String, instance: String },
+    Environment {
+        name: String,
+    },
+    ServiceInstance {
+        service: String,
+        instance: String,
+    },
+    /// A service's pipeline (a service has at most one).
+    ServicePipeline {
+        service: String,
+    },
 }
 
 impl DeploymentTarget {
@@ -347,16 +356,19 @@ impl DeploymentTarget {
         match self {
             DeploymentTarget::Environment { .. } => "ENVIRONMENT",
             DeploymentTarget::ServiceInstance { .. } => "SERVICE_INSTANCE",
+            DeploymentTarget::ServicePipeline { .. } => "SERVICE_PIPELINE",
         }
     }
 
-    /// The name `proton_deployments.target_name` holds: `name`, or `service/instance`.
+    /// The name `proton_deployments.target_name` holds: `name`, `service/instance`, or the
+    /// pipeline's service.
     pub fn target_name(&self) -> String {
         match self {
             DeploymentTarget::Environment { name } => name.clone(),
             DeploymentTarget::ServiceInstance { service, instance } => {
                 format!("{service}/{instance}")
             }
+            DeploymentTarget::ServicePipeline { service } => service.clone(),
         }
     }
 
@@ -373,6 +385,9 @@ impl DeploymentTarget {
                     instance: instance.to_string(),
                 })
             }
+            "SERVICE_PIPELINE" => Some(DeploymentTarget::ServicePipeline {
+                service: target_name.to_string(),
+            }),
             _ => None,
         }
     }
@@ -383,6 +398,9 @@ impl DeploymentTarget {
             DeploymentTarget::Environment { name } => format!("environment {name}"),
             DeploymentTarget::ServiceInstance { service, instance } => {
                 format!("service instance {instance} of service {service}")
+            }
+            DeploymentTarget::ServicePipeline { service } => {
+                format!("the pipeline of service {service}")
             }
         }
     }
@@ -395,11 +413,15 @@ impl DeploymentTarget {
             DeploymentTarget::ServiceInstance { service, instance } => {
                 format!("proton:service/{service}/service-instance/{instance}")
             }
+            DeploymentTarget::ServicePipeline { service } => {
+                format!("proton:service/{service}/pipeline")
+            }
         }
     }
 
     /// The stack a resource is deployed to unless it was bound to another one:
-    /// `proton-env-<environment>` and `proton-<service>-<instance>-<hash>`, where `_` (which
+    /// `proton-env-<environment>`, `proton-<service>-<instance>-<hash>` and
+    /// `proton-<service>-pipeline-<hash>`, where `_` (which
     /// stack names cannot hold) becomes `-` and `<hash>` (8 hex digits of the FNV-1a hash of
     /// the exact names) keeps names unique where that, or the joining `-`, or shortening to
     /// CloudFormation's 128 characters, could make two the same. Environments get a hash only
@@ -425,6 +447,10 @@ impl DeploymentTarget {
                 format!("proton-{}-{}", clean(service), clean(instance)),
                 true,
             ),
+            // The hash keeps it apart from an instance named `pipeline`.
+            DeploymentTarget::ServicePipeline { service } => {
+                (format!("proton-{}-pipeline", clean(service)), true)
+            }
         };
         if !hashed {
             return base;
@@ -511,6 +537,19 @@ impl Service {
     pub const STATUS: &'static str = "ACTIVE";
 }
 
+/// A service's pipeline: deployed from the service template's `pipeline_infrastructure` with
+/// the account's pipeline role, its inputs the `pipeline` section of its spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePipeline {
+    pub service_name: String,
+    pub arn: String,
+    pub template: DeployedTemplate,
+    /// The service spec it was deployed with (its `pipeline` section holds the inputs).
+    pub spec: String,
+    pub created_at: Timestamp,
+    pub deployment: DeploymentState,
+}
+
 /// One instance of a service, deployed to an environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceInstance {
@@ -567,7 +606,20 @@ mod tests {
         );
         let long = inst(&"s".repeat(100), &"i".repeat(100)).default_stack_name();
         assert_eq!(long.len(), 128);
-        for t in [env("dev"), inst("api", "prod")] {
+        // A service's pipeline is not its instance named `pipeline`.
+        let pipeline = DeploymentTarget::ServicePipeline {
+            service: "api".into(),
+        };
+        assert!(
+            pipeline
+                .default_stack_name()
+                .starts_with("proton-api-pipeline-")
+        );
+        assert_ne!(
+            pipeline.default_stack_name(),
+            inst("api", "pipeline").default_stack_name()
+        );
+        for t in [env("dev"), inst("api", "prod"), pipeline] {
             assert_eq!(
                 DeploymentTarget::parse(t.kind(), &t.target_name()),
                 Some(t.clone())

@@ -4,8 +4,9 @@ use crate::{Backend, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-/// Every table, in an order that needs no foreign keys (there are none).
-const TABLES: &[&str] = &[
+/// Every table, in an order that needs no foreign keys (there are none). A migration that
+/// adds a table adds it here (a store test compares this with the schema).
+pub const TABLES: &[&str] = &[
     "access_keys",
     "connections",
     "hosts",
@@ -33,6 +34,8 @@ const TABLES: &[&str] = &[
     "proton_deployments",
     "proton_deployment_events",
     "proton_stack_bindings",
+    "proton_service_pipelines",
+    "proton_account_settings",
     "service_sync_branches",
     "account_policies",
     "notification_targets",
@@ -90,6 +93,26 @@ impl Store {
             .collect())
     }
 
+    /// The tables of this database's schema (not the migrations' own bookkeeping).
+    pub async fn tables(&self) -> Result<Vec<String>> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+                 AND name <> 'schema_migrations' ORDER BY name"
+            }
+            Backend::Postgres => {
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() \
+                 AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations' ORDER BY table_name"
+            }
+        };
+        sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get::<String, _>(0)?))
+            .collect()
+    }
+
     async fn row_count(&self, table: &str) -> Result<i64> {
         Ok(
             sqlx::query(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
@@ -103,6 +126,17 @@ impl Store {
     /// Sealed secrets are copied as they are: the target must use the same master key. Answers
     /// the number of rows copied per table.
     pub async fn copy_into(&self, target: &Store) -> Result<Vec<(&'static str, u64)>> {
+        // A table the copy does not know would be left behind silently: refuse instead.
+        if let Some(unknown) = self
+            .tables()
+            .await?
+            .into_iter()
+            .find(|t| !TABLES.contains(&t.as_str()))
+        {
+            return Err(StoreError::Invalid(format!(
+                "table {unknown} is not one this gitsync knows how to copy; nothing was copied"
+            )));
+        }
         for table in TABLES {
             if target.row_count(table).await? > 0 {
                 return Err(StoreError::Conflict(format!(

@@ -44,27 +44,56 @@ pub(crate) async fn take_binding(
     row.map(|r| text(&r, "stack_name")).transpose()
 }
 
-/// `UPDATE <the resource's table> <set> AND <its key> …` for an environment or a service
-/// instance: `set` holds the SET and WHERE clauses, whose parameters come first; the key's
-/// parameters are numbered from `next`, and their values are returned to bind in that order.
+/// Where a resource that deploys is kept: its table, and its key within the tenant.
+pub(crate) struct ResourceRow {
+    pub table: &'static str,
+    key: Vec<(&'static str, String)>,
+}
+
+impl ResourceRow {
+    pub(crate) fn of(target: &DeploymentTarget) -> ResourceRow {
+        match target {
+            DeploymentTarget::Environment { name } => ResourceRow {
+                table: "proton_environments",
+                key: vec![("name", name.clone())],
+            },
+            DeploymentTarget::ServiceInstance { service, instance } => ResourceRow {
+                table: "proton_service_instances",
+                key: vec![
+                    ("service_name", service.clone()),
+                    ("name", instance.clone()),
+                ],
+            },
+            DeploymentTarget::ServicePipeline { service } => ResourceRow {
+                table: "proton_service_pipelines",
+                key: vec![("service_name", service.clone())],
+            },
+        }
+    }
+
+    /// ` AND <column> = $<next> …` for the key's columns, and the values to bind in that order.
+    pub(crate) fn key_from(&self, next: usize) -> (String, Vec<String>) {
+        let clause = self
+            .key
+            .iter()
+            .enumerate()
+            .map(|(i, (column, _))| format!(" AND {column} = ${}", next + i))
+            .collect();
+        (clause, self.key.iter().map(|(_, v)| v.clone()).collect())
+    }
+}
+
+/// `UPDATE <the resource's table> <set> AND <its key> …`: `set` holds the SET and WHERE
+/// clauses, whose parameters come first; the key's parameters are numbered from `next`, and
+/// their values are returned to bind in that order.
 pub(crate) fn update_resource(
     target: &DeploymentTarget,
     set: &str,
     next: usize,
 ) -> (String, Vec<String>) {
-    match target {
-        DeploymentTarget::Environment { name } => (
-            format!("UPDATE proton_environments {set} AND name = ${next}"),
-            vec![name.clone()],
-        ),
-        DeploymentTarget::ServiceInstance { service, instance } => (
-            format!(
-                "UPDATE proton_service_instances {set} AND service_name = ${next} AND name = ${}",
-                next + 1
-            ),
-            vec![service.clone(), instance.clone()],
-        ),
-    }
+    let row = ResourceRow::of(target);
+    let (key, values) = row.key_from(next);
+    (format!("UPDATE {} {set}{key}", row.table), values)
 }
 
 /// A deployment this worker holds the lease on.
@@ -112,7 +141,8 @@ pub struct DeployedResource {
     pub stack_name: Option<String>,
     /// Its last successful deployment (a stack it had is expected to exist).
     pub last_succeeded_id: Option<String>,
-    /// The role an environment (and the instances in it) deploys with.
+    /// The role it deploys with: its environment's (`protonServiceRoleArn`), or for a pipeline
+    /// the account's (`pipelineServiceRoleArn`).
     pub role_arn: Option<String>,
     /// Bound to an existing stack (`gitsync proton bind-stack`) and not deployed since: the next
     /// deployment takes that stack over.
@@ -221,32 +251,33 @@ impl Store {
             Some((at, id)) => (at.parse::<i64>().unwrap_or(i64::MAX), id.to_string()),
             None => (i64::MAX, String::new()),
         };
-        let (kind, name) = match (&filter.service, &filter.instance) {
-            (Some(service), Some(instance)) => {
-                ("SERVICE_INSTANCE", format!("{service}/{instance}"))
-            }
-            (Some(service), None) => ("SERVICE_INSTANCE", format!("{service}/")),
-            _ => ("", String::new()),
+        // A service's deployments are its instances' and its pipeline's; an instance's, its own.
+        let (target, instance, service) = match (&filter.service, &filter.instance) {
+            (Some(service), Some(instance)) => (
+                "d.target_kind = 'SERVICE_INSTANCE' AND d.target_name = $4",
+                format!("{service}/{instance}"),
+                String::new(),
+            ),
+            (Some(service), None) => (
+                "((d.target_kind = 'SERVICE_INSTANCE' AND substr(d.target_name, 1, length($4)) = $4) \
+                 OR (d.target_kind = 'SERVICE_PIPELINE' AND d.target_name = $5))",
+                format!("{service}/"),
+                service.clone(),
+            ),
+            _ => ("1 = 1", String::new(), String::new()),
         };
-        let exact = filter.instance.is_some();
         let sql = format!(
             "{RECORD_SELECT} WHERE d.account_id = $1 AND d.region = $2 \
-             AND ($3 = '' OR d.environment_name = $3) \
-             AND ($4 = '' OR (d.target_kind = $4 AND {})) \
+             AND ($3 = '' OR d.environment_name = $3) AND {target} \
              AND (d.created_at < $6 OR (d.created_at = $6 AND d.deployment_id > $7)) \
-             ORDER BY d.created_at DESC, d.deployment_id LIMIT $8",
-            if exact {
-                "d.target_name = $5"
-            } else {
-                "substr(d.target_name, 1, length($5)) = $5"
-            }
+             ORDER BY d.created_at DESC, d.deployment_id LIMIT $8"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&tenant.account_id)
             .bind(&tenant.region)
             .bind(filter.environment.as_deref().unwrap_or(""))
-            .bind(kind)
-            .bind(&name)
+            .bind(&instance)
+            .bind(&service)
             .bind(before_at)
             .bind(&before_id)
             .bind(limit as i64 + 1)
@@ -288,27 +319,20 @@ impl Store {
             )));
         }
         let mut tx = self.write_tx().await?;
-        let current = match &record.target {
-            DeploymentTarget::Environment { name } => sqlx::query(
-                "SELECT 1 FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3 \
-                 AND (last_attempted_deployment_id = $4 OR last_succeeded_deployment_id = $4)",
-            )
-            .bind(&tenant.account_id)
-            .bind(&tenant.region)
-            .bind(name.clone())
-            .bind(id),
-            DeploymentTarget::ServiceInstance { service, instance } => sqlx::query(
-                "SELECT 1 FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4 \
-                 AND (last_attempted_deployment_id = $5 OR last_succeeded_deployment_id = $5)",
-            )
-            .bind(&tenant.account_id)
-            .bind(&tenant.region)
-            .bind(service.clone())
-            .bind(instance.clone())
-            .bind(id),
+        let resource = ResourceRow::of(&record.target);
+        let (key, values) = resource.key_from(4);
+        let mut current = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM {} WHERE account_id = $1 AND region = $2 \
+             AND (last_attempted_deployment_id = $3 OR last_succeeded_deployment_id = $3){key}",
+            resource.table
+        )))
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(id);
+        for value in values {
+            current = current.bind(value);
         }
-        .fetch_optional(&mut *tx)
-        .await?;
+        let current = current.fetch_optional(&mut *tx).await?;
         if current.is_some() {
             return Err(StoreError::StillInUse(format!(
                 "Deployment {id} is the latest deployment of {}; only earlier ones can be deleted",
@@ -331,9 +355,16 @@ impl Store {
 
     /// Deployments in progress that no live worker holds and whose retry time has come.
     pub async fn due_deployments(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
+        // A pipeline renders its service's instances with their outputs: it deploys once none
+        // of them is deploying (a new service's instances first, as in Proton).
         let rows = sqlx::query(
-            "SELECT deployment_id FROM proton_deployments WHERE status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS', 'CANCELLING') AND next_attempt_at <= $1 \
-             AND (lease_expires_at IS NULL OR lease_expires_at <= $1) ORDER BY next_attempt_at, created_at LIMIT $2",
+            "SELECT d.deployment_id FROM proton_deployments d WHERE d.status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS', 'CANCELLING') \
+             AND d.next_attempt_at <= $1 AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1) \
+             AND NOT (d.target_kind = 'SERVICE_PIPELINE' AND d.status = 'IN_PROGRESS' AND EXISTS ( \
+               SELECT 1 FROM proton_deployments i WHERE i.account_id = d.account_id AND i.region = d.region \
+               AND i.target_kind = 'SERVICE_INSTANCE' AND i.status IN ('IN_PROGRESS', 'CANCELLING') \
+               AND substr(i.target_name, 1, length(d.target_name) + 1) = d.target_name || '/')) \
+             ORDER BY d.next_attempt_at, d.created_at LIMIT $2",
         )
         .bind(now.millis())
         .bind(limit as i64)
@@ -637,6 +668,28 @@ impl Store {
                     stack_name: opt_text(&row, "stack_name")?,
                     last_succeeded_id: opt_text(&row, "last_succeeded_deployment_id")?,
                     role_arn: opt_text(&row, "proton_service_role_arn")?,
+                    adopt: int(&row, "stack_adopt")? != 0,
+                })
+            }
+            DeploymentTarget::ServicePipeline { service } => {
+                let row = sqlx::query(
+                    "SELECT p.stack_name, p.stack_adopt, p.last_succeeded_deployment_id, a.pipeline_service_role_arn \
+                     FROM proton_service_pipelines p LEFT JOIN proton_account_settings a \
+                     ON a.account_id = p.account_id AND a.region = p.region \
+                     WHERE p.account_id = $1 AND p.region = $2 AND p.service_name = $3",
+                )
+                .bind(&tenant.account_id)
+                .bind(&tenant.region)
+                .bind(service)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!("Service {service} has no pipeline"))
+                })?;
+                Ok(DeployedResource {
+                    stack_name: opt_text(&row, "stack_name")?,
+                    last_succeeded_id: opt_text(&row, "last_succeeded_deployment_id")?,
+                    role_arn: opt_text(&row, "pipeline_service_role_arn")?,
                     adopt: int(&row, "stack_adopt")? != 0,
                 })
             }

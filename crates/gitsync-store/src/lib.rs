@@ -19,6 +19,7 @@ mod error;
 mod keys;
 mod migrate;
 mod outbox;
+mod pipelines;
 mod proton;
 mod rows;
 mod secrets;
@@ -32,6 +33,7 @@ mod webhooks;
 
 pub use attempts::{Applied, Closing, Effect, NewBlocker};
 pub use branches::{BranchCheckResult, BranchKey, ClaimedBranch};
+pub use copy::TABLES as COPIED_TABLES;
 pub use deployments::{
     Binding, ClaimedDeployment, DeployedResource, DeploymentEnd, DeploymentFilter,
 };
@@ -39,6 +41,7 @@ pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};
 pub use migrate::postgres_migrations;
 pub use outbox::{ClaimedDelivery, DueDelivery, NOTIFICATION_DELIVERER, NotificationTarget};
+pub use pipelines::{AccountSettings, PipelineDeployment};
 pub use secrets::{MasterKey, Sealer};
 pub use services::{DeployedInstance, InstanceContext, InstanceWrite, NewEnvironment, NewService};
 pub use sources::LinkSource;

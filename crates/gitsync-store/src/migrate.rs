@@ -23,6 +23,10 @@ const SQLITE: &[(i64, &str)] = &[
         9,
         include_str!("../migrations/sqlite/0009_outbox_order.sql"),
     ),
+    (
+        10,
+        include_str!("../migrations/sqlite/0010_service_pipelines.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -42,6 +46,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         9,
         include_str!("../migrations/postgres/0009_outbox_order.sql"),
+    ),
+    (
+        10,
+        include_str!("../migrations/postgres/0010_service_pipelines.sql"),
     ),
 ];
 

@@ -67,7 +67,7 @@ pub struct DeployedInstance {
     pub blocker: Option<SyncBlocker>,
 }
 
-fn deployment_from(row: &AnyRow) -> Result<DeploymentState> {
+pub(crate) fn deployment_from(row: &AnyRow) -> Result<DeploymentState> {
     Ok(DeploymentState {
         status: parsed(row, "deployment_status", DeploymentStatus::parse)?,
         status_message: opt_text(row, "deployment_status_message")?,
@@ -148,7 +148,7 @@ fn missing_instance(service: &str, name: &str) -> StoreError {
 
 /// Appends a deployment to the history; returns its id.
 #[allow(clippy::too_many_arguments)]
-async fn record_deployment(
+pub(crate) async fn record_deployment(
     tx: &mut Transaction<'static, Any>,
     tenant: &Tenant,
     kind: &str,
@@ -185,7 +185,7 @@ async fn record_deployment(
 }
 
 /// Refuses a second deployment of a resource while one is in progress, as Proton does.
-fn not_busy(row: &AnyRow, what: &str) -> Result<()> {
+pub(crate) fn not_busy(row: &AnyRow, what: &str) -> Result<()> {
     let status = text(row, "deployment_status")?;
     let doing = if status == DeploymentStatus::InProgress.as_str() {
         "has a deployment in progress"
@@ -502,12 +502,14 @@ impl Store {
 
     // ----- services -----
 
-    /// Creates a service and deploys the instances its spec lists, in one transaction.
+    /// Creates a service and deploys the instances its spec lists and its pipeline (when its
+    /// template version has one), in one transaction.
     pub async fn create_service(
         &self,
         tenant: &Tenant,
         new: &NewService,
         instances: &[(String, InstanceDeployment)],
+        pipeline: Option<&crate::PipelineDeployment>,
         tags: &[Tag],
     ) -> Result<(Service, Vec<DeployedInstance>)> {
         let mut tx = self.write_tx().await?;
@@ -551,6 +553,9 @@ impl Store {
                 )
                 .await?,
             );
+        }
+        if let Some(pipeline) = pipeline {
+            crate::pipelines::create_pipeline_in(&mut tx, tenant, &new.name, pipeline).await?;
         }
         tx.commit().await?;
         Ok((self.get_service(tenant, &new.name).await?, deployed))
@@ -639,7 +644,8 @@ impl Store {
         Ok((self.get_service(tenant, name).await?, deployed, blocker))
     }
 
-    /// Deletes a service and its instances. When service sync deployed any of them and the
+    /// Deletes a service, its instances and its pipeline (their stacks are deleted by the
+    /// engine, then they go). When service sync deployed any of them and the
     /// service still has a service sync configuration, a blocker on the service is raised: the
     /// next commit must not quietly bring the instances back.
     pub async fn delete_service(
@@ -665,6 +671,7 @@ impl Store {
         .map(instance_from)
         .collect::<Result<Vec<_>>>()?;
         let blocker = remove_instances(&mut tx, tenant, name, &instances, "DeleteService").await?;
+        crate::pipelines::remove_pipeline_in(&mut tx, tenant, name).await?;
         sqlx::query(
             "DELETE FROM proton_services WHERE account_id = $1 AND region = $2 AND name = $3",
         )
@@ -996,7 +1003,7 @@ async fn remove_instances(
 
 /// Records the deletion of a resource's stack as a deployment (`DELETE_IN_PROGRESS`, for the
 /// engine to run) and marks the resource so.
-async fn start_deletion(
+pub(crate) async fn start_deletion(
     tx: &mut Transaction<'static, Any>,
     tenant: &Tenant,
     target: &DeploymentTarget,
@@ -1038,37 +1045,39 @@ async fn start_deletion(
     Ok(())
 }
 
-/// Removes an environment or instance and its tags (its deployment history stays).
+/// Removes an environment, instance or pipeline and its tags (its deployment history stays).
 pub(crate) async fn delete_resource(
     tx: &mut Transaction<'static, Any>,
     tenant: &Tenant,
     target: &DeploymentTarget,
 ) -> Result<()> {
-    let (table, key) = match target {
-        DeploymentTarget::Environment { name } => (Table::Environment, vec![name.as_str()]),
-        DeploymentTarget::ServiceInstance { service, instance } => {
-            (Table::Instance, vec![service.as_str(), instance.as_str()])
+    let resource = crate::deployments::ResourceRow::of(target);
+    let (key, values) = resource.key_from(3);
+    let bound = |sql: String| {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.account_id.clone())
+            .bind(tenant.region.clone());
+        for value in &values {
+            query = query.bind(value.clone());
         }
+        query
     };
-    let Some(row) = row(&mut **tx, table, tenant, &key, false).await? else {
+    let Some(row) = bound(format!(
+        "SELECT arn FROM {} WHERE account_id = $1 AND region = $2{key}",
+        resource.table
+    ))
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
         return Ok(());
     };
     delete_tags(tx, tenant, &text(&row, "arn")?).await?;
-    let sql = match target {
-        DeploymentTarget::Environment { .. } => {
-            "DELETE FROM proton_environments WHERE account_id = $1 AND region = $2 AND name = $3"
-        }
-        DeploymentTarget::ServiceInstance { .. } => {
-            "DELETE FROM proton_service_instances WHERE account_id = $1 AND region = $2 AND service_name = $3 AND name = $4"
-        }
-    };
-    let mut query = sqlx::query(sql)
-        .bind(&tenant.account_id)
-        .bind(&tenant.region);
-    for part in key {
-        query = query.bind(part.to_string());
-    }
-    query.execute(&mut **tx).await?;
+    bound(format!(
+        "DELETE FROM {} WHERE account_id = $1 AND region = $2{key}",
+        resource.table
+    ))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -1368,7 +1368,7 @@ async fn replicas_starting_together_migrate_once_on_postgres() {
         .iter()
         .map(|r| r.try_get::<i64, _>(0).unwrap())
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     drop(check);
     for s in [a, b, c] {
         s.close().await;
@@ -1437,7 +1437,10 @@ async fn service_blockers(store: Store) {
             repository_id: None,
             branch_name: None,
         };
-        store.create_service(&t, &new, &[], &[]).await.unwrap();
+        store
+            .create_service(&t, &new, &[], None, &[])
+            .await
+            .unwrap();
     }
     let deployment = |commit: Option<&str>| InstanceDeployment {
         environment_name: "staging".into(),
@@ -2074,5 +2077,29 @@ async fn tenancy_rules_hold_on_postgres() {
         return;
     };
     tenancy(db.store.clone()).await;
+    db.drop_now().await;
+}
+
+/// `migrate-store` copies every table the migrations create, on both backends.
+async fn every_table_is_copied(store: Store) {
+    let mut copied: Vec<&str> = gitsync_store::COPIED_TABLES.to_vec();
+    copied.sort();
+    let mut tables = store.tables().await.unwrap();
+    tables.sort();
+    assert_eq!(tables, copied);
+}
+
+#[tokio::test]
+async fn migrate_store_knows_every_table_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    every_table_is_copied(store).await;
+}
+
+#[tokio::test]
+async fn migrate_store_knows_every_table_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    every_table_is_copied(db.store.clone()).await;
     db.drop_now().await;
 }

@@ -214,7 +214,7 @@ pub enum ProtonCommand {
         #[arg(long, value_name = "ARN", default_value = "")]
         repository_connection_arn: String,
     },
-    /// Bind an environment or a service instance to an existing stack, such as the one AWS
+    /// Bind an environment, a service instance or a service's pipeline to an existing stack, such as the one AWS
     /// Proton created for it (read its name from Proton's provisioned resources, or from the
     /// stack's `aws:proton:*` tags). The resource's next deployment updates that stack in place
     /// and tags it as gitsync's (gitsync never takes over an untagged stack otherwise, nor ever
@@ -235,7 +235,7 @@ pub enum ProtonCommand {
         /// The service instance to bind (with --service).
         #[arg(long, value_name = "NAME", requires = "service")]
         instance: Option<String>,
-        /// A service's pipeline: refused, as gitsync does not deploy pipelines yet.
+        /// The service whose pipeline to bind.
         #[arg(long, value_name = "SERVICE")]
         pipeline: Option<String>,
         /// The existing stack's name.

@@ -8,7 +8,9 @@ use gitsync_deploy::render::{
     Mode, PipelineInstance, PipelineService, environment_context, instance_context,
     pipeline_context,
 };
-use gitsync_deploy::spec::{InputKind, Schema, ServiceSpec, checked_environment_inputs};
+use gitsync_deploy::spec::{
+    InputKind, Schema, ServiceSpec, checked_environment_inputs, pipeline_inputs,
+};
 use gitsync_model::DeploymentTarget;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -33,10 +35,10 @@ pub async fn run(command: ProtonCommand) -> Result<()> {
                 (None, Some(service), Some(instance), None) => {
                     DeploymentTarget::ServiceInstance { service, instance }
                 }
-                (None, None, None, Some(service)) => bail!(
-                    "gitsync does not deploy pipelines yet, so service {service}'s pipeline cannot be bound to a stack"
+                (None, None, None, Some(service)) => DeploymentTarget::ServicePipeline { service },
+                _ => bail!(
+                    "name one resource: --environment, --service with --instance, or --pipeline SERVICE"
                 ),
-                _ => bail!("name one resource: --environment, or --service with --instance"),
             };
             let state = state.open().await?;
             let bound = state
@@ -107,12 +109,7 @@ fn render_command(command: ProtonCommand) -> Result<()> {
         };
         if pipeline {
             let instance_outputs = json_map(instance_outputs.as_deref())?;
-            let pipeline_inputs = match Schema::parse(&schema, InputKind::Pipeline) {
-                Ok(s) => s
-                    .check("pipeline", service.pipeline.as_ref())
-                    .map_err(problems)?,
-                Err(_) => service.pipeline.clone().unwrap_or_else(|| json!({})),
-            };
+            let pipeline_inputs = pipeline_inputs(&schema, &service).map_err(problems)?;
             let mut instances = Vec::new();
             for i in &service.instances {
                 instances.push(PipelineInstance {

@@ -6,6 +6,28 @@ use serde::{Deserialize, Serialize};
 
 pub use super::Timestamp;
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountSettings {
+    #[serde(
+        rename = "pipelineCodebuildRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pipeline_codebuild_role_arn: Option<String>,
+    #[serde(
+        rename = "pipelineProvisioningRepository",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pipeline_provisioning_repository: Option<RepositoryBranch>,
+    #[serde(
+        rename = "pipelineServiceRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pipeline_service_role_arn: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum BlockerStatus {
     #[default]
@@ -47,6 +69,8 @@ impl BlockerType {
     }
 }
 
+pub type Boolean = bool;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CancelEnvironmentDeploymentInput {
     #[serde(rename = "environmentName")]
@@ -71,6 +95,18 @@ pub struct CancelServiceInstanceDeploymentInput {
 pub struct CancelServiceInstanceDeploymentOutput {
     #[serde(rename = "serviceInstance")]
     pub service_instance: ServiceInstance,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CancelServicePipelineDeploymentInput {
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CancelServicePipelineDeploymentOutput {
+    #[serde(rename = "pipeline")]
+    pub pipeline: ServicePipeline,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -659,6 +695,39 @@ impl DeploymentTargetResourceType {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum DeploymentUpdateType {
+    #[default]
+    #[serde(rename = "NONE")]
+    None,
+    #[serde(rename = "CURRENT_VERSION")]
+    CurrentVersion,
+    #[serde(rename = "MINOR_VERSION")]
+    MinorVersion,
+    #[serde(rename = "MAJOR_VERSION")]
+    MajorVersion,
+}
+
+impl DeploymentUpdateType {
+    pub const ALL: &'static [DeploymentUpdateType] = &[
+        DeploymentUpdateType::None,
+        DeploymentUpdateType::CurrentVersion,
+        DeploymentUpdateType::MinorVersion,
+        DeploymentUpdateType::MajorVersion,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentUpdateType::None => "NONE",
+            DeploymentUpdateType::CurrentVersion => "CURRENT_VERSION",
+            DeploymentUpdateType::MinorVersion => "MINOR_VERSION",
+            DeploymentUpdateType::MajorVersion => "MAJOR_VERSION",
+        }
+    }
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == value)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Environment {
     #[serde(rename = "arn")]
@@ -916,6 +985,19 @@ pub struct EnvironmentTemplateVersionSummary {
 }
 
 pub type EnvironmentTemplateVersionSummaryList = Vec<EnvironmentTemplateVersionSummary>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetAccountSettingsInput {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetAccountSettingsOutput {
+    #[serde(
+        rename = "accountSettings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub account_settings: Option<AccountSettings>,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetDeploymentInput {
@@ -1382,6 +1464,44 @@ pub struct ListServiceInstanceProvisionedResourcesOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServicePipelineOutputsInput {
+    #[serde(
+        rename = "deploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_id: Option<String>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServicePipelineOutputsOutput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "outputs")]
+    pub outputs: OutputsList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServicePipelineProvisionedResourcesInput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServicePipelineProvisionedResourcesOutput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "provisionedResources")]
+    pub provisioned_resources: ProvisionedResourceList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServiceTemplateVersionsInput {
     #[serde(
         rename = "majorVersion",
@@ -1553,6 +1673,16 @@ pub struct Repository {
 pub struct RepositoryBranch {
     #[serde(rename = "arn")]
     pub arn: String,
+    #[serde(rename = "branch")]
+    pub branch: String,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "provider")]
+    pub provider: RepositoryProvider,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepositoryBranchInput {
     #[serde(rename = "branch")]
     pub branch: String,
     #[serde(rename = "name")]
@@ -1838,6 +1968,46 @@ pub struct ServiceInstanceState {
     pub last_successful_service_pipeline_deployment_id: Option<String>,
     #[serde(rename = "spec")]
     pub spec: String,
+    #[serde(rename = "templateMajorVersion")]
+    pub template_major_version: String,
+    #[serde(rename = "templateMinorVersion")]
+    pub template_minor_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServicePipeline {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "deploymentStatus")]
+    pub deployment_status: DeploymentStatus,
+    #[serde(
+        rename = "deploymentStatusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_status_message: Option<String>,
+    #[serde(
+        rename = "lastAttemptedDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_attempted_deployment_id: Option<String>,
+    #[serde(rename = "lastDeploymentAttemptedAt")]
+    pub last_deployment_attempted_at: Timestamp,
+    #[serde(rename = "lastDeploymentSucceededAt")]
+    pub last_deployment_succeeded_at: Timestamp,
+    #[serde(
+        rename = "lastSucceededDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_succeeded_deployment_id: Option<String>,
+    #[serde(rename = "spec", default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
     #[serde(rename = "templateMajorVersion")]
     pub template_major_version: String,
     #[serde(rename = "templateMinorVersion")]
@@ -2247,6 +2417,40 @@ pub struct UntagResourceInput {
 pub struct UntagResourceOutput {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateAccountSettingsInput {
+    #[serde(
+        rename = "deletePipelineProvisioningRepository",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delete_pipeline_provisioning_repository: Option<Boolean>,
+    #[serde(
+        rename = "pipelineCodebuildRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pipeline_codebuild_role_arn: Option<String>,
+    #[serde(
+        rename = "pipelineProvisioningRepository",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pipeline_provisioning_repository: Option<RepositoryBranchInput>,
+    #[serde(
+        rename = "pipelineServiceRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pipeline_service_role_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateAccountSettingsOutput {
+    #[serde(rename = "accountSettings")]
+    pub account_settings: AccountSettings,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateEnvironmentTemplateInput {
     #[serde(
         rename = "description",
@@ -2292,6 +2496,34 @@ pub struct UpdateEnvironmentTemplateVersionInput {
 pub struct UpdateEnvironmentTemplateVersionOutput {
     #[serde(rename = "environmentTemplateVersion")]
     pub environment_template_version: EnvironmentTemplateVersion,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServicePipelineInput {
+    #[serde(rename = "deploymentType")]
+    pub deployment_type: DeploymentUpdateType,
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+    #[serde(rename = "spec")]
+    pub spec: String,
+    #[serde(
+        rename = "templateMajorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub template_major_version: Option<String>,
+    #[serde(
+        rename = "templateMinorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub template_minor_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServicePipelineOutput {
+    #[serde(rename = "pipeline")]
+    pub pipeline: ServicePipeline,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
