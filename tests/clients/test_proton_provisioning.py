@@ -91,6 +91,8 @@ PIPELINE_TYPES = """    PipelineInput:
           type: integer
           default: 7
 """
+PIPED_SCHEMA = SVC_SCHEMA.replace('  service_input_type: "QueueInput"\n',
+                                  '  service_input_type: "QueueInput"\n  pipeline_input_type: "PipelineInput"\n') + PIPELINE_TYPES
 PIPELINE_TEMPLATE = """Resources:
   Artifacts:
     Type: AWS::SQS::Queue
@@ -124,14 +126,20 @@ TEMPLATES = {
         "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: !GetAtt Missing.Arn\n",
     # A service with a pipeline, in the style of Proton's samples: the pipeline's stack names
     # every instance, with its environment and outputs.
-    "templates/piped/v1/schema/schema.yaml": SVC_SCHEMA.replace('  service_input_type: "QueueInput"\n',
-                                                               '  service_input_type: "QueueInput"\n  pipeline_input_type: "PipelineInput"\n')
-    + PIPELINE_TYPES,
+    "templates/piped/v1/schema/schema.yaml": PIPED_SCHEMA,
     "templates/piped/v1/instance_infrastructure/manifest.yaml": MANIFEST,
     "templates/piped/v1/instance_infrastructure/cloudformation.yaml": SVC_TEMPLATE,
     "templates/piped/v1/pipeline_infrastructure/manifest.yaml": MANIFEST,
     "templates/piped/v1/pipeline_infrastructure/cloudformation.yaml": PIPELINE_TEMPLATE,
     "templates/piped/v1/.compatible-envs": "net:1\n",
+    # The same bundle, for a template created with pipelineProvisioning CUSTOMER_MANAGED: its
+    # services get no pipeline from gitsync, whatever the bundle holds.
+    "templates/selfpiped/v1/schema/schema.yaml": PIPED_SCHEMA,
+    "templates/selfpiped/v1/instance_infrastructure/manifest.yaml": MANIFEST,
+    "templates/selfpiped/v1/instance_infrastructure/cloudformation.yaml": SVC_TEMPLATE,
+    "templates/selfpiped/v1/pipeline_infrastructure/manifest.yaml": MANIFEST,
+    "templates/selfpiped/v1/pipeline_infrastructure/cloudformation.yaml": PIPELINE_TEMPLATE,
+    "templates/selfpiped/v1/.compatible-envs": "net:1\n",
     # Renders at registration (outputs are placeholders then), not at deployment: the
     # environment has no output of that name.
     "templates/needs/v1/schema/schema.yaml": SVC_SCHEMA,
@@ -180,10 +188,13 @@ def setup(server, git_http, tmp_path, name):
     proton = tenant.client("proton")
     proton.create_repository(connectionArn=conn, name=f"octo/{name}", provider=PROVIDER)
     repo.commit(TEMPLATES, message="templates")
-    kinds = {"net": "ENVIRONMENT", "broken": "ENVIRONMENT", "queue": "SERVICE", "needs": "SERVICE", "piped": "SERVICE"}
+    kinds = {"net": "ENVIRONMENT", "broken": "ENVIRONMENT", "queue": "SERVICE", "needs": "SERVICE", "piped": "SERVICE",
+             "selfpiped": "SERVICE"}
     for template, kind in kinds.items():
         if kind == "ENVIRONMENT":
             proton.create_environment_template(name=template)
+        elif template == "selfpiped":
+            proton.create_service_template(name=template, pipelineProvisioning="CUSTOMER_MANAGED")
         else:
             proton.create_service_template(name=template)
         proton.create_template_sync_config(templateName=template, templateType=kind, repositoryName=f"octo/{name}",
@@ -623,6 +634,24 @@ def test_a_service_pipeline_deploys_with_the_account_role_and_lists_every_instan
             read()
         assert error_code(e) == "ResourceNotFoundException"
     assert other.get_account_settings()["accountSettings"] == {}
+
+    # A service whose template version has no pipeline: asking for one is refused, at creation,
+    # in UpdateService and in a binding that would wait for ever.
+    proton.create_service(name="plain", templateName="queue", templateMajorVersion="1", spec="proton: ServiceSpec\n")
+    assert "pipeline" not in proton.get_service(name="plain")["service"]
+    with pytest.raises(ClientError) as e:
+        proton.update_service(name="plain", spec="proton: ServiceSpec\npipeline:\n  retention_days: 1\n")
+    assert error_code(e) == "ValidationException" and "service plain has no pipeline" in str(e.value)
+    refused = deployer.cli("proton", "bind-stack", "--stack-name", "AWSProton-plain-pipeline", "--pipeline", "plain",
+                           "--account-id", tenant.account_id, check=False)
+    assert refused.returncode != 0 and "the service's template version has no pipeline" in refused.stderr, refused.stderr
+    # A template that provisions its pipelines itself (CUSTOMER_MANAGED) gives gitsync none to deploy.
+    with pytest.raises(ClientError) as e:
+        proton.create_service(name="self", templateName="selfpiped", templateMajorVersion="1", spec="proton: ServiceSpec\n",
+                              **source)
+    assert error_code(e) == "ValidationException" and "pipelineProvisioning is CUSTOMER_MANAGED" in str(e.value)
+    proton.create_service(name="self", templateName="selfpiped", templateMajorVersion="1", spec="proton: ServiceSpec\n")
+    assert "pipeline" not in proton.get_service(name="self")["service"]
 
     # Deleting the service deletes the pipeline's stack with the instances'.
     proton.delete_service(name="app")

@@ -76,15 +76,41 @@ fn settings_out(s: AccountSettings) -> dto::AccountSettings {
     }
 }
 
-/// What deploying a service's pipeline applies: the version's pipeline with the spec's
-/// `pipeline` inputs (checked, defaults filled). `None` when the version has no pipeline
-/// (its bundle has no `pipeline_infrastructure/`).
+/// Whether a service on a template version has a pipeline, and what deploying it applies.
+pub(crate) enum PipelinePlan {
+    /// The version's pipeline with the spec's `pipeline` inputs (checked, defaults filled).
+    Deploys(PipelineDeployment),
+    /// The version has none, for this reason.
+    None(&'static str),
+}
+
+impl PipelinePlan {
+    pub(crate) fn deployment(&self) -> Option<&PipelineDeployment> {
+        match self {
+            PipelinePlan::Deploys(d) => Some(d),
+            PipelinePlan::None(_) => None,
+        }
+    }
+}
+
+/// Plans a service's pipeline on a template version: none when its template says
+/// `pipelineProvisioning: CUSTOMER_MANAGED` or its bundle has no `pipeline_infrastructure/`.
 pub(crate) async fn plan_pipeline(
     api: &Api,
     tenant: &Tenant,
     version: &TemplateVersion,
     spec_text: &str,
-) -> Result<Option<PipelineDeployment>, ApiError> {
+) -> Result<PipelinePlan, ApiError> {
+    let template = api
+        .store
+        .get_template(tenant, TemplateType::Service, &version.template_name)
+        .await
+        .map_err(err)?;
+    if template.provisioning.as_deref() == Some("CUSTOMER_MANAGED") {
+        return Ok(PipelinePlan::None(
+            "its template's pipelineProvisioning is CUSTOMER_MANAGED",
+        ));
+    }
     let files = match api
         .store
         .template_version_files(
@@ -97,20 +123,24 @@ pub(crate) async fn plan_pipeline(
         .await
     {
         Ok(files) => files,
-        // Registered without a bundle: nothing to render, so no pipeline.
-        Err(StoreError::NotFound(_)) => return Ok(None),
+        // Registered without a bundle: nothing to render.
+        Err(StoreError::NotFound(_)) => {
+            return Ok(PipelinePlan::None("it was not registered from a bundle"));
+        }
         Err(e) => return Err(err(e)),
     };
     if !files
         .keys()
         .any(|f| f.starts_with("pipeline_infrastructure/"))
     {
-        return Ok(None);
+        return Ok(PipelinePlan::None(
+            "its bundle has no pipeline_infrastructure/",
+        ));
     }
     let spec = ServiceSpec::parse("spec", spec_text).map_err(invalid)?;
     pipeline_inputs(version.schema.as_deref().unwrap_or_default(), &spec)
         .map_err(|problems| invalid(format!("spec: {}", problems.join("; "))))?;
-    Ok(Some(PipelineDeployment {
+    Ok(PipelinePlan::Deploys(PipelineDeployment {
         template: DeployedTemplate {
             name: version.template_name.clone(),
             major: version.major,
@@ -186,14 +216,15 @@ impl Ops<'_> {
             )
             .await
             .map_err(err)?;
-        let deployment = plan_pipeline(self.api, self.tenant, &version, &i.spec)
-            .await?
-            .ok_or_else(|| {
-                invalid(format!(
-                    "service template {} {}.{} has no pipeline (no pipeline_infrastructure); the pipeline of service {} cannot move to it",
+        let deployment = match plan_pipeline(self.api, self.tenant, &version, &i.spec).await? {
+            PipelinePlan::Deploys(d) => d,
+            PipelinePlan::None(why) => {
+                return Err(invalid(format!(
+                    "service template {} {}.{} has no pipeline ({why}); the pipeline of service {} cannot move to it",
                     version.template_name, version.major, version.minor, service.name
-                ))
-            })?;
+                )));
+            }
+        };
         let pipeline = store
             .update_service_pipeline(self.tenant, &service.name, &deployment)
             .await

@@ -224,20 +224,20 @@ fn check_pipeline_request(
     input: &Value,
     spec: &ServiceSpec,
     version: &TemplateVersion,
-    has_pipeline: bool,
+    pipeline: &crate::pipelines::PipelinePlan,
 ) -> Result<(), ApiError> {
     let label = format!(
         "service template {} {}.{}",
         version.template_name, version.major, version.minor
     );
-    if has_pipeline {
+    let crate::pipelines::PipelinePlan::None(why) = pipeline else {
         return match PIPELINE_MEMBERS.iter().find(|m| s(input, m).is_none()) {
             Some(missing) => Err(invalid(format!(
                 "{missing} is required: {label} has a pipeline, whose template reads repositoryConnectionArn, repositoryId and branchName"
             ))),
             None => Ok(()),
         };
-    }
+    };
     let asked = PIPELINE_MEMBERS
         .into_iter()
         .find(|m| input.get(*m).is_some())
@@ -247,7 +247,7 @@ fn check_pipeline_request(
             .map(|_| "the spec's pipeline section"));
     match asked {
         Some(what) => Err(invalid(format!(
-            "{what}: {label} has no pipeline (its bundle has no pipeline_infrastructure/); leave it out"
+            "{what}: {label} has no pipeline ({why}); leave it out"
         ))),
         None => Ok(()),
     }
@@ -509,7 +509,7 @@ pub(crate) async fn call(
             let spec = ServiceSpec::parse("spec", spec_text).map_err(invalid)?;
             let pipeline =
                 crate::pipelines::plan_pipeline(api, tenant, &version, spec_text).await?;
-            check_pipeline_request(input, &spec, &version, pipeline.is_some())?;
+            check_pipeline_request(input, &spec, &version, &pipeline)?;
             let new = NewService {
                 name: name.to_string(),
                 description: s(input, "description").map(str::to_string),
@@ -533,7 +533,13 @@ pub(crate) async fn call(
                 instances.push((instance.name.clone(), deployment));
             }
             let (svc, _) = store
-                .create_service(tenant, &new, &instances, pipeline.as_ref(), &tags(input))
+                .create_service(
+                    tenant,
+                    &new,
+                    &instances,
+                    pipeline.deployment(),
+                    &tags(input),
+                )
                 .await
                 .map_err(err)?;
             json!({ "service": service_document(api, tenant, &svc).await? })
@@ -563,8 +569,19 @@ pub(crate) async fn call(
             let (mut added, mut removed) = (Vec::new(), Vec::new());
             if let Some(text) = spec_text {
                 // A pipeline section changes the pipeline only when it is deployed
-                // (UpdateServicePipeline), as in Proton.
+                // (UpdateServicePipeline), as in Proton; a service without one refuses it.
                 let spec = ServiceSpec::parse("spec", text).map_err(invalid)?;
+                if spec.pipeline.is_some()
+                    && store
+                        .get_service_pipeline(tenant, name)
+                        .await
+                        .map_err(err)?
+                        .is_none()
+                {
+                    return Err(invalid(format!(
+                        "the spec's pipeline section: service {name} has no pipeline (its template version has none); leave it out"
+                    )));
+                }
                 // As in Proton: the spec adds the instances it lists that do not exist and deletes
                 // those it leaves out; existing ones change with UpdateServiceInstance.
                 let existing = store

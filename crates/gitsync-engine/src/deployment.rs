@@ -321,12 +321,13 @@ impl Engine {
         let role_arn = resource.role_arn.clone().unwrap_or_default();
         let mut stack_plan = match plan(&stack_name, &role_arn, &file, body.as_bytes()) {
             Ok(p) => p,
+            // Nothing reached CloudFormation: no stack is recorded (a delete would look for it).
             Err(problems) => {
                 let m = format!("{label}: {}", problems.join("; "));
-                return failed(m, Some(&stack_name));
+                return failed(m, None);
             }
         };
-        stack_plan.identity = match self.identity(claim, &role_arn, &stack_name).await {
+        stack_plan.identity = match self.identity(claim, &role_arn).await {
             Ok(identity) => identity,
             Err(step) => return step,
         };
@@ -520,11 +521,7 @@ impl Engine {
     ) -> Result<StackPlan, Step> {
         let mut plan = StackPlan::for_stack(stack_name);
         plan.identity = self
-            .identity(
-                claim,
-                resource.role_arn.as_deref().unwrap_or_default(),
-                stack_name,
-            )
+            .identity(claim, resource.role_arn.as_deref().unwrap_or_default())
             .await?;
         plan.region = claim.tenant.region.clone();
         plan.owner = owner(claim, resource.adopt);
@@ -538,7 +535,6 @@ impl Engine {
         &self,
         claim: &ClaimedDeployment,
         role_arn: &str,
-        stack_name: &str,
     ) -> Result<DeployIdentity, Step> {
         let policy = self
             .store
@@ -558,11 +554,9 @@ impl Engine {
                     claim.environment_name
                 ),
             };
-            return Err(failed(missing, Some(stack_name)));
+            return Err(failed(missing, None));
         }
-        policy
-            .check_role(role_arn)
-            .map_err(|m| failed(m, Some(stack_name)))?;
+        policy.check_role(role_arn).map_err(|m| failed(m, None))?;
         Ok(DeployIdentity::AssumeRole {
             role_arn: role_arn.to_string(),
             external_id: claim.tenant.account_id.clone(),

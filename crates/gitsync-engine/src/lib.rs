@@ -128,13 +128,19 @@ impl InFlight {
     }
 
     /// A task that ended by itself released or finished its claim; one that was cancelled or
-    /// panicked did not, and stays held.
+    /// panicked did not, and stays held (a shutdown releases it) — except a delivery: its lease
+    /// frees it soon enough, and held it would count against its tenant's share for good.
     fn forget(&mut self, done: Result<(Id, ()), tokio::task::JoinError>) {
         match done {
             Ok((id, ())) => {
                 self.held.remove(&id);
             }
-            Err(e) if e.is_panic() => tracing::error!(error = %e, "a sync task panicked"),
+            Err(e) if e.is_panic() => {
+                tracing::error!(error = %e, "a sync task panicked");
+                if matches!(self.held.get(&e.id()), Some(Held::Delivery(_))) {
+                    self.held.remove(&e.id());
+                }
+            }
             Err(_) => {}
         }
     }
@@ -442,6 +448,8 @@ impl Engine {
                     let task = in_flight.tasks.spawn(async move {
                         engine.deliver(claim).await;
                         drop(permit);
+                        // The destination's next message is due now.
+                        engine.wake();
                     });
                     in_flight.held.insert(task.id(), held);
                 }

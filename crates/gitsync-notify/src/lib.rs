@@ -9,8 +9,9 @@
 //! - `X-Gitsync-Delivery`: the event's `id`, the same on every retry of one message;
 //! - `X-Gitsync-Signature-256`: `sha256=` and the hex HMAC-SHA256 of the body under the secret.
 //!
-//! Any 2xx answer delivers it; anything else (or no answer within the timeout) is retried by the
-//! engine with backoff, after `Retry-After` when the receiver sends one.
+//! Any 2xx answer delivers it; 400, 413, 415 and 422 refuse this message and give it up; anything
+//! else (or no answer within the timeout) is retried by the engine with backoff, after
+//! `Retry-After` when the receiver sends one.
 
 use bytes::Bytes;
 use gitsync_deploy::{BoxFuture, Deliverer, DeliveryError};
@@ -59,6 +60,14 @@ pub fn check_url(url: &str) -> Result<http::Uri, String> {
         return Err(format!("'{url}' names no host"));
     }
     Ok(uri)
+}
+
+/// Whether an answer refuses this message itself (malformed, too large, not understood), so
+/// that trying it again cannot help: then it is given up at once rather than holding the
+/// messages behind it (a target receives its messages in order) for a day. Any other failure
+/// (unauthorized, not found, timeouts, rate limits, server errors) may pass and is retried.
+fn rejects_this_message(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 413 | 415 | 422)
 }
 
 /// Delivers status-change notifications to tenants' HTTP endpoints.
@@ -135,7 +144,7 @@ impl HttpNotifications {
                 } else {
                     format!("POST {shown} answered {status}: {said}")
                 },
-                permanent: false,
+                permanent: rejects_this_message(status),
                 retry_after,
             })
         };
@@ -225,6 +234,20 @@ mod tests {
             "https://hooks.example.com:8443"
         );
         assert_eq!(origin("not a url"), "the endpoint");
+    }
+
+    #[test]
+    fn only_refusals_of_the_message_itself_give_it_up_at_once() {
+        for given_up in [400, 413, 415, 422] {
+            assert!(rejects_this_message(
+                http::StatusCode::from_u16(given_up).unwrap()
+            ));
+        }
+        for retried in [401, 403, 404, 408, 429, 500, 502, 503] {
+            assert!(!rejects_this_message(
+                http::StatusCode::from_u16(retried).unwrap()
+            ));
+        }
     }
 
     #[test]

@@ -737,6 +737,17 @@ impl Store {
                 "{} has a deployment in progress; bind it once that ended",
                 target.describe()
             ))),
+            // A service that exists without a pipeline never gets one (its template version
+            // decides): a binding would wait for ever.
+            Err(StoreError::NotFound(_))
+                if matches!(target, DeploymentTarget::ServicePipeline { service }
+                    if self.get_service(tenant, service).await.is_ok()) =>
+            {
+                Err(StoreError::Invalid(format!(
+                    "{} does not exist: the service's template version has no pipeline",
+                    target.describe()
+                )))
+            }
             // Not created yet: creating it takes the binding.
             Err(StoreError::NotFound(_)) => {
                 let mut tx = self.write_tx().await?;

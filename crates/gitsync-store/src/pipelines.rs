@@ -6,7 +6,9 @@
 //! `pipelineServiceRoleArn` (`UpdateAccountSettings`).
 
 use crate::rows::{int, opt_text, text};
-use crate::services::{deployment_from, not_busy, record_deployment, start_deletion};
+use crate::services::{
+    Table, deployment_from, missing_service, not_busy, record_deployment, row, start_deletion,
+};
 use crate::{Result, Store, StoreError};
 use gitsync_model::{Arn, DeployedTemplate, DeploymentTarget, ServicePipeline, Tenant, Timestamp};
 use sqlx::any::AnyRow;
@@ -105,9 +107,16 @@ pub(crate) async fn create_pipeline_in(
         service: service.to_string(),
     };
     let id = record_pipeline_deployment(tx, tenant, service, deployment, now).await?;
+    // A service of this name was deleted and its pipeline's stack is still being deleted.
+    if let Some(previous) = pipeline_row(tx, tenant, service).await? {
+        return Err(StoreError::StillInUse(format!(
+            "the pipeline of the previous service {service} is still being deleted ({}); create the service again once it is gone",
+            opt_text(&previous, "last_attempted_deployment_id")?.unwrap_or_default()
+        )));
+    }
     let arn = Arn::new("proton", tenant, format!("service/{service}/pipeline")).to_string();
     let stack = crate::deployments::take_binding(tx, tenant, &target).await?;
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO proton_service_pipelines (account_id, region, service_name, arn, template_name, template_major, \
          template_minor, spec, created_at, deployment_status, last_attempted_at, last_succeeded_at, \
          last_attempted_deployment_id, stack_name, stack_adopt) \
@@ -126,7 +135,10 @@ pub(crate) async fn create_pipeline_in(
     .bind(&stack)
     .bind(i64::from(stack.is_some()))
     .execute(&mut **tx)
-    .await?;
+    .await;
+    crate::rows::unique(inserted, || {
+        format!("the pipeline of service {service} already exists")
+    })?;
     Ok(())
 }
 
@@ -181,10 +193,19 @@ impl Store {
         deployment: &PipelineDeployment,
     ) -> Result<ServicePipeline> {
         let mut tx = self.write_tx().await?;
-        let row = pipeline_row(&mut tx, tenant, service)
+        // The service's row, locked on PostgreSQL (SQLite's write transactions are serial):
+        // two updates of its pipeline, or one and `DeleteService`, never interleave.
+        let pg = self.backend == crate::Backend::Postgres;
+        if row(&mut *tx, Table::Service, tenant, &[service], pg)
+            .await?
+            .is_none()
+        {
+            return Err(missing_service(service));
+        }
+        let current = pipeline_row(&mut tx, tenant, service)
             .await?
             .ok_or_else(|| no_pipeline(service))?;
-        not_busy(&row, &format!("The pipeline of service {service}"))?;
+        not_busy(&current, &format!("The pipeline of service {service}"))?;
         let now = Timestamp::now();
         let id = record_pipeline_deployment(&mut tx, tenant, service, deployment, now).await?;
         sqlx::query(

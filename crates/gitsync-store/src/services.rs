@@ -136,7 +136,7 @@ fn missing_environment(name: &str) -> StoreError {
     StoreError::NotFound(format!("Environment {name} does not exist"))
 }
 
-fn missing_service(name: &str) -> StoreError {
+pub(crate) fn missing_service(name: &str) -> StoreError {
     StoreError::NotFound(format!("Service {name} does not exist"))
 }
 
@@ -830,7 +830,7 @@ async fn has_service_sync(
 
 /// The rows these operations read by key.
 #[derive(Debug, Clone, Copy)]
-enum Table {
+pub(crate) enum Table {
     Environment,
     Service,
     /// Keyed by (service, name).
@@ -841,7 +841,7 @@ enum Table {
 /// `lock` on PostgreSQL it stays locked for the rest of the transaction, so a concurrent delete of
 /// a service or environment waits for a deployment into it (SQLite write transactions are serial
 /// already).
-async fn row<'e, E>(
+pub(crate) async fn row<'e, E>(
     executor: E,
     table: Table,
     tenant: &Tenant,

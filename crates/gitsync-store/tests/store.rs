@@ -1385,7 +1385,7 @@ async fn replicas_starting_together_migrate_once_on_postgres() {
 /// blocker stops only its own instance (instance names repeat across services), a service
 /// blocker stops every instance of that service, and deleting a synced service blocks it.
 async fn service_blockers(store: Store) {
-    use gitsync_store::{InstanceWrite, NewEnvironment, NewService, TargetAdvance};
+    use gitsync_store::{InstanceWrite, NewService, TargetAdvance};
     let t = tenant("555555555555");
     let c = store
         .create_connection(
@@ -1407,25 +1407,8 @@ async fn service_blockers(store: Store) {
         major: 1,
         minor: 0,
     };
-    let staging = store
-        .create_environment(
-            &t,
-            &NewEnvironment {
-                name: "staging".into(),
-                description: None,
-                template: template.clone(),
-                spec: None,
-                proton_service_role_arn: None,
-                codebuild_role_arn: None,
-                component_role_arn: None,
-            },
-            &[],
-        )
-        .await
-        .unwrap();
     // Deployed (as the engine would), so that it can be deleted at the end.
-    let staging = staging.deployment.last_attempted_id.unwrap();
-    settle(&store, &staging, DeploymentStatus::Succeeded).await;
+    deployed_environment(&store, &t, "staging", &template).await;
     for name in ["a", "b"] {
         let new = NewService {
             name: name.into(),
@@ -2101,5 +2084,212 @@ async fn migrate_store_knows_every_table_on_postgres() {
         return;
     };
     every_table_is_copied(db.store.clone()).await;
+    db.drop_now().await;
+}
+
+/// Creates an environment without a spec and ends its first deployment as the engine would.
+async fn deployed_environment(store: &Store, t: &Tenant, name: &str, template: &DeployedTemplate) {
+    let created = store
+        .create_environment(
+            t,
+            &gitsync_store::NewEnvironment {
+                name: name.into(),
+                description: None,
+                template: template.clone(),
+                spec: None,
+                proton_service_role_arn: None,
+                codebuild_role_arn: None,
+                component_role_arn: None,
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    let id = created.deployment.last_attempted_id.unwrap();
+    settle(store, &id, DeploymentStatus::Succeeded).await;
+}
+
+/// Ends a claimed deployment as the engine would, on stack `stack`.
+async fn settle_on(store: &Store, id: &str, stack: &str) {
+    let claim = store
+        .claim_deployment(id, "test", Timestamp::now(), 60_000)
+        .await
+        .unwrap()
+        .expect("the deployment is due");
+    store
+        .finish_deployment(
+            &claim,
+            &gitsync_store::DeploymentEnd {
+                status: DeploymentStatus::Succeeded,
+                message: "settled by the test".into(),
+                stack_name: Some(stack.into()),
+                outputs: Default::default(),
+                resources: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+}
+
+/// Service pipelines (issue 15): created with their service, deployed after the service's
+/// instances, one deployment at a time, deleted with the service (its stack first, and a service
+/// of the same name waits for that), and the account settings they deploy with, per tenant.
+async fn pipelines(store: Store) {
+    use gitsync_store::{NewService, PipelineDeployment};
+    let (t, other) = (tenant("575757575757"), tenant("585858585858"));
+    let template = DeployedTemplate {
+        name: "web".into(),
+        major: 1,
+        minor: 0,
+    };
+    deployed_environment(&store, &t, "staging", &template).await;
+    let service = NewService {
+        name: "app".into(),
+        description: None,
+        template_name: "web".into(),
+        template_major: 1,
+        spec: "proton: ServiceSpec\n".into(),
+        repository_connection_arn: Some("arn:aws:codeconnections:us-east-1:1:connection/x".into()),
+        repository_id: Some("o/app".into()),
+        branch_name: Some("main".into()),
+    };
+    let pipeline = PipelineDeployment {
+        template: template.clone(),
+        spec: "proton: ServiceSpec\npipeline:\n  days: 2\n".into(),
+    };
+    let instance = InstanceDeployment {
+        environment_name: "staging".into(),
+        template: template.clone(),
+        spec: "proton: ServiceSpec\ninstances:\n  - name: dev\n    environment: staging\n".into(),
+        client_token: None,
+        source_commit: None,
+    };
+    let (_, instances) = store
+        .create_service(
+            &t,
+            &service,
+            &[("dev".into(), instance)],
+            Some(&pipeline),
+            &[],
+        )
+        .await
+        .unwrap();
+    let created = store
+        .get_service_pipeline(&t, "app")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(created.deployment.status, DeploymentStatus::InProgress);
+    assert!(created.arn.ends_with(":service/app/pipeline"));
+    let first = created.deployment.last_attempted_id.clone().unwrap();
+    // The pipeline waits for the service's instances: it renders their outputs.
+    let later = Timestamp::now().plus_millis(1_000);
+    let due = store.due_deployments(later, 10).await.unwrap();
+    assert!(
+        due.contains(&instances[0].deployment_id) && !due.contains(&first),
+        "{due:?}"
+    );
+    settle(
+        &store,
+        &instances[0].deployment_id,
+        DeploymentStatus::Succeeded,
+    )
+    .await;
+    assert!(
+        store
+            .due_deployments(later, 10)
+            .await
+            .unwrap()
+            .contains(&first)
+    );
+    // One deployment at a time.
+    assert!(matches!(
+        store.update_service_pipeline(&t, "app", &pipeline).await,
+        Err(StoreError::StillInUse(_))
+    ));
+    settle_on(&store, &first, "proton-app-pipeline-0").await;
+    let second = store
+        .update_service_pipeline(&t, "app", &pipeline)
+        .await
+        .unwrap();
+    assert_ne!(
+        second.deployment.last_attempted_id.as_deref(),
+        Some(first.as_str())
+    );
+    settle_on(
+        &store,
+        second.deployment.last_attempted_id.as_deref().unwrap(),
+        "proton-app-pipeline-0",
+    )
+    .await;
+    // Another tenant sees none of it.
+    assert_eq!(
+        store.get_service_pipeline(&other, "app").await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        store
+            .update_service_pipeline(&other, "app", &pipeline)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Account settings: given replaces, empty clears, absent keeps; per tenant.
+    let role = "arn:aws:iam::575757575757:role/pipelines";
+    store
+        .update_account_settings(&t, Some(role), None)
+        .await
+        .unwrap();
+    let kept = store
+        .update_account_settings(&t, None, Some("arn:aws:iam::575757575757:role/build"))
+        .await
+        .unwrap();
+    assert_eq!(kept.pipeline_service_role_arn.as_deref(), Some(role));
+    assert_eq!(
+        store.account_settings(&other).await.unwrap(),
+        gitsync_store::AccountSettings::default()
+    );
+    let cleared = store
+        .update_account_settings(&t, Some(""), None)
+        .await
+        .unwrap();
+    assert_eq!(cleared.pipeline_service_role_arn, None);
+    assert!(cleared.pipeline_codebuild_role_arn.is_some());
+    // Deleting the service deletes the pipeline's stack first; a service of the same name
+    // waits for that, and nothing of it is written meanwhile.
+    store.delete_service(&t, "app").await.unwrap();
+    let deleting = store
+        .get_service_pipeline(&t, "app")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        deleting.deployment.status,
+        DeploymentStatus::DeleteInProgress
+    );
+    let again = store
+        .create_service(&t, &service, &[], Some(&pipeline), &[])
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::StillInUse(ref m)) if m.contains("still being deleted")),
+        "{again:?}"
+    );
+    assert!(matches!(
+        store.get_service(&t, "app").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn service_pipelines_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    pipelines(store).await;
+}
+
+#[tokio::test]
+async fn service_pipelines_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    pipelines(db.store.clone()).await;
     db.drop_now().await;
 }
