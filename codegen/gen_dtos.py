@@ -40,6 +40,10 @@ SERVED = {
         "ListDeployments", "GetDeployment", "DeleteDeployment",
         "CancelEnvironmentDeployment", "CancelServiceInstanceDeployment",
         "ListEnvironmentProvisionedResources", "ListServiceInstanceProvisionedResources",
+        # Environments, services and instances (moved to the typed dispatch in issue 15).
+        "CreateEnvironment", "GetEnvironment", "ListEnvironments", "UpdateEnvironment", "DeleteEnvironment",
+        "CreateService", "GetService", "ListServices", "UpdateService", "DeleteService",
+        "CreateServiceInstance", "GetServiceInstance", "ListServiceInstances", "UpdateServiceInstance",
         # Service pipelines (issue 15).
         "UpdateServicePipeline", "CancelServicePipelineDeployment",
         "ListServicePipelineOutputs", "ListServicePipelineProvisionedResources",

@@ -655,7 +655,5 @@ def test_a_service_pipeline_deploys_with_the_account_role_and_lists_every_instan
 
     # Deleting the service deletes the pipeline's stack with the instances'.
     proton.delete_service(name="app")
-    wait_for(lambda: gone(lambda: cfn.describe_stacks(StackName=stack_name)), what="the pipeline's stack deleted")
-    with pytest.raises(ClientError) as e:
-        proton.list_service_pipeline_outputs(serviceName="app")
-    assert error_code(e) == "ResourceNotFoundException"
+    wait_for(lambda: gone(lambda: proton.list_service_pipeline_outputs(serviceName="app")), what="the pipeline deleted")
+    assert gone(lambda: cfn.describe_stacks(StackName=stack_name)), "with its stack"

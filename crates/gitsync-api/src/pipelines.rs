@@ -150,18 +150,6 @@ pub(crate) async fn plan_pipeline(
     }))
 }
 
-fn version_part(member: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|v| {
-            v.parse().map_err(|_| {
-                invalid(format!(
-                    "{member}: not a version number this server can hold"
-                ))
-            })
-        })
-        .transpose()
-}
-
 struct Ops<'a> {
     api: &'a Api,
     tenant: &'a Tenant,
@@ -191,9 +179,9 @@ impl Ops<'_> {
                 )
             })?;
         let chosen = crate::services::choose_version(
-            i.deployment_type.as_str(),
-            version_part("templateMajorVersion", i.template_major_version.as_deref())?,
-            version_part("templateMinorVersion", i.template_minor_version.as_deref())?,
+            i.deployment_type,
+            i.template_major_version.as_deref(),
+            i.template_minor_version.as_deref(),
             &current.template,
         )?;
         let Some((major, minor)) = chosen else {

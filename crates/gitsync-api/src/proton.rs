@@ -23,7 +23,7 @@ pub(crate) async fn call(
         return crate::templates::call(api, tenant, template_type, op, &input).await;
     }
     if crate::services::serves(operation) {
-        return crate::services::call(api, tenant, operation, &input).await;
+        return crate::services::call(api, tenant, operation, input).await;
     }
     if crate::provisioning::serves(operation) {
         return crate::provisioning::call(api, tenant, operation, input).await;
@@ -140,7 +140,7 @@ fn revision_out(r: model::Revision) -> dto::Revision {
 
 crate::history::history_conversions!(proton);
 
-fn tags_in(tags: Vec<dto::Tag>) -> Vec<model::Tag> {
+pub(crate) fn tags_in(tags: Vec<dto::Tag>) -> Vec<model::Tag> {
     tags.into_iter()
         .map(|t| model::Tag {
             key: t.key,

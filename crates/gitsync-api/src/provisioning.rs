@@ -81,15 +81,6 @@ fn err(e: gitsync_store::StoreError) -> ApiError {
     ApiError::from_store(Service::Proton, e)
 }
 
-/// An environment or instance as `services.rs` writes it for the wire (its one definition, until
-/// those operations move to the typed DTOs), read into the DTO.
-fn wire<T: serde::de::DeserializeOwned>(document: Value) -> Result<T, ApiError> {
-    serde_json::from_value(document).map_err(|e| {
-        tracing::error!(error = %e, "a resource's wire document does not fit its shape");
-        ApiError::internal()
-    })
-}
-
 /// Outputs by key (a stack has at most 200): all on one page.
 fn outputs_out(outputs: BTreeMap<String, String>) -> dto::OutputsList {
     outputs
@@ -296,7 +287,7 @@ impl Ops<'_> {
             .await
             .map_err(err)?;
         Ok(dto::CancelEnvironmentDeploymentOutput {
-            environment: wire(crate::services::environment_json(&environment, false))?,
+            environment: crate::services::environment_out(&environment),
         })
     }
 
@@ -318,7 +309,7 @@ impl Ops<'_> {
             .await
             .map_err(err)?;
         Ok(dto::CancelServiceInstanceDeploymentOutput {
-            service_instance: wire(crate::services::instance_json(&instance, false))?,
+            service_instance: crate::services::instance_out(&instance),
         })
     }
 

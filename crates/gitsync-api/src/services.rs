@@ -1,23 +1,26 @@
 //! Proton environments, services and service instances on the wire.
 //!
 //! Specs are YAML; each is checked against its template version's schema (`environment_input_type`
-//! or `service_input_type`) before anything is written, and the error names the environment or
-//! instance, the input and the rule. Deployments are recorded (gitsync keeps the desired state and
-//! its history; it does not render and run the template's infrastructure code).
+//! or `service_input_type`, and `pipeline_input_type` for a service's pipeline) before anything is
+//! written, and the error names the environment or instance, the input and the rule. Writes record
+//! deployments `IN_PROGRESS`; the engine deploys them (docs/proton.md).
 
 use crate::Api;
-use crate::document::{insert_opt, page_size, part, redeem, required, s, tags};
+use crate::dispatch::run;
+use crate::dto::proton as dto;
 use crate::error::ApiError;
+use crate::pipelines::{PipelinePlan, pipeline_out, plan_pipeline};
+use crate::proton::tags_in;
 use crate::service::Service;
 use gitsync_deploy::spec::{
     InputKind, InstanceSpec, Schema, ServiceSpec, environment_inputs, plan_instance,
 };
 use gitsync_model::{
     DeployedTemplate, DeploymentState, Environment, InstanceDeployment, ServiceInstance,
-    TemplateType, TemplateVersion, Tenant,
+    ServicePipeline, TemplateType, TemplateVersion, Tenant,
 };
 use gitsync_store::{InstanceWrite, NewEnvironment, NewService, StoreError};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 /// The operations this module answers.
 pub(crate) fn serves(operation: &str) -> bool {
@@ -40,6 +43,32 @@ pub(crate) fn serves(operation: &str) -> bool {
     )
 }
 
+pub(crate) async fn call(
+    api: &Api,
+    tenant: &Tenant,
+    operation: &str,
+    input: Value,
+) -> Result<Value, ApiError> {
+    let ops = Ops { api, tenant };
+    match operation {
+        "CreateEnvironment" => run(input, |i| ops.create_environment(i)).await,
+        "GetEnvironment" => run(input, |i| ops.get_environment(i)).await,
+        "ListEnvironments" => run(input, |i| ops.list_environments(i)).await,
+        "UpdateEnvironment" => run(input, |i| ops.update_environment(i)).await,
+        "DeleteEnvironment" => run(input, |i| ops.delete_environment(i)).await,
+        "CreateService" => run(input, |i| ops.create_service(i)).await,
+        "GetService" => run(input, |i| ops.get_service(i)).await,
+        "ListServices" => run(input, |i| ops.list_services(i)).await,
+        "UpdateService" => run(input, |i| ops.update_service(i)).await,
+        "DeleteService" => run(input, |i| ops.delete_service(i)).await,
+        "CreateServiceInstance" => run(input, |i| ops.create_service_instance(i)).await,
+        "GetServiceInstance" => run(input, |i| ops.get_service_instance(i)).await,
+        "ListServiceInstances" => run(input, |i| ops.list_service_instances(i)).await,
+        "UpdateServiceInstance" => run(input, |i| ops.update_service_instance(i)).await,
+        other => unreachable!("services does not serve {other}"),
+    }
+}
+
 fn err(e: StoreError) -> ApiError {
     ApiError::from_store(Service::Proton, e)
 }
@@ -48,153 +77,144 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::invalid(Service::Proton, message)
 }
 
-fn optional_part(input: &Value, member: &str) -> Result<Option<i64>, ApiError> {
-    match s(input, member) {
-        Some(_) => part(input, member).map(Some),
-        None => Ok(None),
+/// A version number given as text (`templateMajorVersion`, `templateMinorVersion`).
+pub(crate) fn version_part(member: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            v.parse().map_err(|_| {
+                invalid(format!(
+                    "{member}: not a version number this server can hold"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Page sizes: `maxResults` (at most 100), 50 by default.
+fn page_size(max_results: Option<i32>) -> usize {
+    max_results.filter(|n| *n > 0).map_or(50, |n| n as usize)
+}
+
+pub(crate) fn status_out(d: &DeploymentState) -> dto::DeploymentStatus {
+    dto::DeploymentStatus::parse(d.status.as_str()).unwrap_or_default()
+}
+
+pub(crate) fn environment_out(e: &Environment) -> dto::Environment {
+    dto::Environment {
+        arn: e.arn.clone(),
+        codebuild_role_arn: e.codebuild_role_arn.clone(),
+        component_role_arn: e.component_role_arn.clone(),
+        created_at: e.created_at.into(),
+        deployment_status: status_out(&e.deployment),
+        deployment_status_message: e.deployment.status_message.clone(),
+        description: e.description.clone(),
+        last_attempted_deployment_id: e.deployment.last_attempted_id.clone(),
+        last_deployment_attempted_at: e.deployment.last_attempted_at.into(),
+        last_deployment_succeeded_at: e.deployment.last_succeeded_at.into(),
+        last_succeeded_deployment_id: e.deployment.last_succeeded_id.clone(),
+        name: e.name.clone(),
+        proton_service_role_arn: e.proton_service_role_arn.clone(),
+        spec: e.spec.clone(),
+        template_major_version: e.template.major.to_string(),
+        template_minor_version: e.template.minor.to_string(),
+        template_name: e.template.name.clone(),
+        ..Default::default()
     }
 }
 
-fn deployment_fields(m: &mut Map<String, Value>, d: &DeploymentState) {
-    m.insert("deploymentStatus".into(), json!(d.status.as_str()));
-    insert_opt(
-        m,
-        "deploymentStatusMessage",
-        d.status_message.as_ref().map(|v| json!(v)),
-    );
-    m.insert(
-        "lastDeploymentAttemptedAt".into(),
-        json!(d.last_attempted_at.epoch_seconds()),
-    );
-    m.insert(
-        "lastDeploymentSucceededAt".into(),
-        json!(d.last_succeeded_at.epoch_seconds()),
-    );
-    insert_opt(
-        m,
-        "lastAttemptedDeploymentId",
-        d.last_attempted_id.as_ref().map(|v| json!(v)),
-    );
-    insert_opt(
-        m,
-        "lastSucceededDeploymentId",
-        d.last_succeeded_id.as_ref().map(|v| json!(v)),
-    );
-}
-
-fn template_fields(m: &mut Map<String, Value>, t: &DeployedTemplate) {
-    m.insert("templateName".into(), json!(t.name));
-    m.insert("templateMajorVersion".into(), json!(t.major.to_string()));
-    m.insert("templateMinorVersion".into(), json!(t.minor.to_string()));
-}
-
-pub(crate) fn environment_json(e: &Environment, summary: bool) -> Value {
-    let mut m = Map::new();
-    m.insert("arn".into(), json!(e.arn));
-    m.insert("name".into(), json!(e.name));
-    m.insert("createdAt".into(), json!(e.created_at.epoch_seconds()));
-    insert_opt(
-        &mut m,
-        "description",
-        e.description.as_ref().map(|v| json!(v)),
-    );
-    template_fields(&mut m, &e.template);
-    deployment_fields(&mut m, &e.deployment);
-    insert_opt(
-        &mut m,
-        "protonServiceRoleArn",
-        e.proton_service_role_arn.as_ref().map(|v| json!(v)),
-    );
-    insert_opt(
-        &mut m,
-        "componentRoleArn",
-        e.component_role_arn.as_ref().map(|v| json!(v)),
-    );
-    if !summary {
-        insert_opt(
-            &mut m,
-            "codebuildRoleArn",
-            e.codebuild_role_arn.as_ref().map(|v| json!(v)),
-        );
-        insert_opt(&mut m, "spec", e.spec.as_ref().map(|v| json!(v)));
+fn environment_summary(e: &Environment) -> dto::EnvironmentSummary {
+    let full = environment_out(e);
+    dto::EnvironmentSummary {
+        arn: full.arn,
+        component_role_arn: full.component_role_arn,
+        created_at: full.created_at,
+        deployment_status: full.deployment_status,
+        deployment_status_message: full.deployment_status_message,
+        description: full.description,
+        last_attempted_deployment_id: full.last_attempted_deployment_id,
+        last_deployment_attempted_at: full.last_deployment_attempted_at,
+        last_deployment_succeeded_at: full.last_deployment_succeeded_at,
+        last_succeeded_deployment_id: full.last_succeeded_deployment_id,
+        name: full.name,
+        proton_service_role_arn: full.proton_service_role_arn,
+        template_major_version: full.template_major_version,
+        template_minor_version: full.template_minor_version,
+        template_name: full.template_name,
+        ..Default::default()
     }
-    Value::Object(m)
 }
 
-fn service_json(svc: &gitsync_model::Service, summary: bool) -> Value {
-    let mut m = Map::new();
-    m.insert("arn".into(), json!(svc.arn));
-    m.insert("name".into(), json!(svc.name));
-    m.insert("createdAt".into(), json!(svc.created_at.epoch_seconds()));
-    m.insert(
-        "lastModifiedAt".into(),
-        json!(svc.last_modified_at.epoch_seconds()),
-    );
-    m.insert("status".into(), json!(gitsync_model::Service::STATUS));
-    m.insert("templateName".into(), json!(svc.template_name));
-    insert_opt(
-        &mut m,
-        "description",
-        svc.description.as_ref().map(|v| json!(v)),
-    );
-    if !summary {
-        m.insert("spec".into(), json!(svc.spec));
-        insert_opt(
-            &mut m,
-            "repositoryConnectionArn",
-            svc.repository_connection_arn.as_ref().map(|v| json!(v)),
-        );
-        insert_opt(
-            &mut m,
-            "repositoryId",
-            svc.repository_id.as_ref().map(|v| json!(v)),
-        );
-        insert_opt(
-            &mut m,
-            "branchName",
-            svc.branch_name.as_ref().map(|v| json!(v)),
-        );
+fn service_out(svc: &gitsync_model::Service, pipeline: Option<&ServicePipeline>) -> dto::Service {
+    dto::Service {
+        arn: svc.arn.clone(),
+        branch_name: svc.branch_name.clone(),
+        created_at: svc.created_at.into(),
+        description: svc.description.clone(),
+        last_modified_at: svc.last_modified_at.into(),
+        name: svc.name.clone(),
+        pipeline: pipeline.map(pipeline_out),
+        repository_connection_arn: svc.repository_connection_arn.clone(),
+        repository_id: svc.repository_id.clone(),
+        spec: svc.spec.clone(),
+        status: dto::ServiceStatus::parse(gitsync_model::Service::STATUS).unwrap_or_default(),
+        status_message: None,
+        template_name: svc.template_name.clone(),
     }
-    Value::Object(m)
 }
 
-/// A service with its pipeline, as `CreateService` and `GetService` answer it.
-async fn service_document(
-    api: &Api,
-    tenant: &Tenant,
-    svc: &gitsync_model::Service,
-) -> Result<Value, ApiError> {
-    let mut out = service_json(svc, false);
-    if let Some(pipeline) = api
-        .store
-        .get_service_pipeline(tenant, &svc.name)
-        .await
-        .map_err(err)?
-    {
-        out["pipeline"] = serde_json::to_value(crate::pipelines::pipeline_out(&pipeline))
-            .map_err(|_| ApiError::internal())?;
+fn service_summary(svc: &gitsync_model::Service) -> dto::ServiceSummary {
+    let full = service_out(svc, None);
+    dto::ServiceSummary {
+        arn: full.arn,
+        created_at: full.created_at,
+        description: full.description,
+        last_modified_at: full.last_modified_at,
+        name: full.name,
+        status: full.status,
+        status_message: full.status_message,
+        template_name: full.template_name,
     }
-    Ok(out)
 }
 
-pub(crate) fn instance_json(i: &ServiceInstance, summary: bool) -> Value {
-    let mut m = Map::new();
-    m.insert("arn".into(), json!(i.arn));
-    m.insert("name".into(), json!(i.name));
-    m.insert("serviceName".into(), json!(i.service_name));
-    m.insert("environmentName".into(), json!(i.environment_name));
-    m.insert("createdAt".into(), json!(i.created_at.epoch_seconds()));
-    template_fields(&mut m, &i.template);
-    deployment_fields(&mut m, &i.deployment);
-    if !summary {
-        insert_opt(&mut m, "spec", i.spec.as_ref().map(|v| json!(v)));
-        insert_opt(
-            &mut m,
-            "lastClientRequestToken",
-            i.last_client_request_token.as_ref().map(|v| json!(v)),
-        );
+pub(crate) fn instance_out(i: &ServiceInstance) -> dto::ServiceInstance {
+    dto::ServiceInstance {
+        arn: i.arn.clone(),
+        created_at: i.created_at.into(),
+        deployment_status: status_out(&i.deployment),
+        deployment_status_message: i.deployment.status_message.clone(),
+        environment_name: i.environment_name.clone(),
+        last_attempted_deployment_id: i.deployment.last_attempted_id.clone(),
+        last_client_request_token: i.last_client_request_token.clone(),
+        last_deployment_attempted_at: i.deployment.last_attempted_at.into(),
+        last_deployment_succeeded_at: i.deployment.last_succeeded_at.into(),
+        last_succeeded_deployment_id: i.deployment.last_succeeded_id.clone(),
+        name: i.name.clone(),
+        service_name: i.service_name.clone(),
+        spec: i.spec.clone(),
+        template_major_version: i.template.major.to_string(),
+        template_minor_version: i.template.minor.to_string(),
+        template_name: i.template.name.clone(),
     }
-    Value::Object(m)
+}
+
+fn instance_summary(i: &ServiceInstance) -> dto::ServiceInstanceSummary {
+    let full = instance_out(i);
+    dto::ServiceInstanceSummary {
+        arn: full.arn,
+        created_at: full.created_at,
+        deployment_status: full.deployment_status,
+        deployment_status_message: full.deployment_status_message,
+        environment_name: full.environment_name,
+        last_attempted_deployment_id: full.last_attempted_deployment_id,
+        last_deployment_attempted_at: full.last_deployment_attempted_at,
+        last_deployment_succeeded_at: full.last_deployment_succeeded_at,
+        last_succeeded_deployment_id: full.last_succeeded_deployment_id,
+        name: full.name,
+        service_name: full.service_name,
+        template_major_version: full.template_major_version,
+        template_minor_version: full.template_minor_version,
+        template_name: full.template_name,
+    }
 }
 
 fn deployed(v: &TemplateVersion) -> DeployedTemplate {
@@ -205,42 +225,48 @@ fn deployed(v: &TemplateVersion) -> DeployedTemplate {
     }
 }
 
-/// Members of self-managed provisioning and cross-account environments, which gitsync does not do.
-fn refuse_unsupported(input: &Value, members: &[&str]) -> Result<(), ApiError> {
-    match members.iter().find(|m| input.get(**m).is_some()) {
-        Some(m) => Err(invalid(format!(
+/// Self-managed provisioning and cross-account environments, which gitsync does not do: the
+/// first such member given is refused.
+fn refuse_unsupported(given: &[(&str, bool)]) -> Result<(), ApiError> {
+    match given.iter().find(|(_, present)| *present) {
+        Some((m, _)) => Err(invalid(format!(
             "{m}: gitsync does not support self-managed provisioning or environment account connections; leave {m} out"
         ))),
         None => Ok(()),
     }
 }
 
-/// The members that describe a service's pipeline: given only for a template version that has
-/// one, and then all of them (its template renders them).
-const PIPELINE_MEMBERS: [&str; 3] = ["repositoryConnectionArn", "repositoryId", "branchName"];
-
 /// Checks that a new service asks for a pipeline exactly when its template version has one.
 fn check_pipeline_request(
-    input: &Value,
+    input: &dto::CreateServiceInput,
     spec: &ServiceSpec,
     version: &TemplateVersion,
-    pipeline: &crate::pipelines::PipelinePlan,
+    pipeline: &PipelinePlan,
 ) -> Result<(), ApiError> {
     let label = format!(
         "service template {} {}.{}",
         version.template_name, version.major, version.minor
     );
-    let crate::pipelines::PipelinePlan::None(why) = pipeline else {
-        return match PIPELINE_MEMBERS.iter().find(|m| s(input, m).is_none()) {
-            Some(missing) => Err(invalid(format!(
+    let members = [
+        (
+            "repositoryConnectionArn",
+            input.repository_connection_arn.is_some(),
+        ),
+        ("repositoryId", input.repository_id.is_some()),
+        ("branchName", input.branch_name.is_some()),
+    ];
+    let PipelinePlan::None(why) = pipeline else {
+        return match members.iter().find(|(_, given)| !given) {
+            Some((missing, _)) => Err(invalid(format!(
                 "{missing} is required: {label} has a pipeline, whose template reads repositoryConnectionArn, repositoryId and branchName"
             ))),
             None => Ok(()),
         };
     };
-    let asked = PIPELINE_MEMBERS
-        .into_iter()
-        .find(|m| input.get(*m).is_some())
+    let asked = members
+        .iter()
+        .find(|(_, given)| *given)
+        .map(|(m, _)| *m)
         .or(spec
             .pipeline
             .as_ref()
@@ -287,11 +313,66 @@ fn instance_entry(spec: &str, name: &str) -> Result<InstanceSpec, ApiError> {
     })
 }
 
-impl Api {
+/// What a `deploymentType` deploys from the resource's `current` version and the versions
+/// asked for: nothing (`NONE`), or a major and (unless the major's recommended) minor.
+pub(crate) fn choose_version(
+    deployment_type: dto::DeploymentUpdateType,
+    major: Option<&str>,
+    minor: Option<&str>,
+    current: &DeployedTemplate,
+) -> Result<Option<(i64, Option<i64>)>, ApiError> {
+    let major = version_part("templateMajorVersion", major)?;
+    let minor = version_part("templateMinorVersion", minor)?;
+    Ok(match deployment_type {
+        dto::DeploymentUpdateType::None => None,
+        dto::DeploymentUpdateType::CurrentVersion => {
+            if major.is_some() || minor.is_some() {
+                return Err(invalid(
+                    "templateMajorVersion and templateMinorVersion cannot be given with deploymentType CURRENT_VERSION",
+                ));
+            }
+            Some((current.major, Some(current.minor)))
+        }
+        dto::DeploymentUpdateType::MinorVersion => {
+            if major.is_some_and(|m| m != current.major) {
+                return Err(invalid(format!(
+                    "templateMajorVersion: deploymentType MINOR_VERSION stays on major version {}; use MAJOR_VERSION to change it",
+                    current.major
+                )));
+            }
+            Some((current.major, minor))
+        }
+        dto::DeploymentUpdateType::MajorVersion => {
+            let major = major.ok_or_else(|| {
+                invalid("templateMajorVersion is required with deploymentType MAJOR_VERSION")
+            })?;
+            Some((major, minor))
+        }
+    })
+}
+
+/// A spec cannot change without a deployment.
+fn spec_needs_a_deployment() -> ApiError {
+    invalid(
+        "spec cannot be changed with deploymentType NONE; use CURRENT_VERSION to deploy a new spec",
+    )
+}
+
+/// Whether a create or update repeats the `clientToken` of the instance's last deployment (SDKs
+/// resend it when a response was lost): then the instance is answered as it is.
+fn repeats_last_request(instance: &ServiceInstance, client_token: Option<&str>) -> bool {
+    client_token.is_some_and(|t| instance.last_client_request_token.as_deref() == Some(t))
+}
+
+struct Ops<'a> {
+    api: &'a Api,
+    tenant: &'a Tenant,
+}
+
+impl Ops<'_> {
     /// Checks one instance of a spec for `service` and returns what deploying it applies.
     async fn plan_instance(
         &self,
-        tenant: &Tenant,
         service: &str,
         instance: &InstanceSpec,
         major: Option<i64>,
@@ -299,8 +380,9 @@ impl Api {
         client_token: Option<&str>,
     ) -> Result<InstanceDeployment, ApiError> {
         let context = self
+            .api
             .store
-            .instance_context(tenant, service, &instance.environment, major, minor)
+            .instance_context(self.tenant, service, &instance.environment, major, minor)
             .await
             .map_err(err)?;
         plan_instance(
@@ -312,538 +394,593 @@ impl Api {
         )
         .map_err(|problems| invalid(problems.join("; ")))
     }
-}
 
-/// The version an update deploys: `deploymentType` picks the major and minor.
-fn update_version(
-    input: &Value,
-    current: &DeployedTemplate,
-) -> Result<Option<(i64, Option<i64>)>, ApiError> {
-    choose_version(
-        required(input, "deploymentType")?,
-        optional_part(input, "templateMajorVersion")?,
-        optional_part(input, "templateMinorVersion")?,
-        current,
-    )
-}
+    /// A service with its pipeline, as `CreateService` and `GetService` answer it.
+    async fn service_with_pipeline(
+        &self,
+        svc: &gitsync_model::Service,
+    ) -> Result<dto::Service, ApiError> {
+        let pipeline = self
+            .api
+            .store
+            .get_service_pipeline(self.tenant, &svc.name)
+            .await
+            .map_err(err)?;
+        Ok(service_out(svc, pipeline.as_ref()))
+    }
 
-/// What a `deploymentType` deploys from the resource's `current` version and the versions
-/// asked for: nothing (`NONE`), or a major and (unless the major's recommended) minor.
-pub(crate) fn choose_version(
-    deployment_type: &str,
-    major: Option<i64>,
-    minor: Option<i64>,
-    current: &DeployedTemplate,
-) -> Result<Option<(i64, Option<i64>)>, ApiError> {
-    Ok(match deployment_type {
-        "NONE" => None,
-        "CURRENT_VERSION" => {
-            if major.is_some() || minor.is_some() {
-                return Err(invalid(
-                    "templateMajorVersion and templateMinorVersion cannot be given with deploymentType CURRENT_VERSION",
-                ));
+    async fn create_environment(
+        &self,
+        i: dto::CreateEnvironmentInput,
+    ) -> Result<dto::CreateEnvironmentOutput, ApiError> {
+        refuse_unsupported(&[
+            (
+                "environmentAccountConnectionId",
+                i.environment_account_connection_id.is_some(),
+            ),
+            (
+                "provisioningRepository",
+                i.provisioning_repository.is_some(),
+            ),
+        ])?;
+        let store = &self.api.store;
+        let version = store
+            .deployable_template_version(
+                self.tenant,
+                TemplateType::Environment,
+                &i.template_name,
+                version_part("templateMajorVersion", Some(&i.template_major_version))?
+                    .unwrap_or_default(),
+                version_part("templateMinorVersion", i.template_minor_version.as_deref())?,
+            )
+            .await
+            .map_err(err)?;
+        check_environment(&i.name, &version, Some(&i.spec))?;
+        let new = NewEnvironment {
+            name: i.name,
+            description: i.description,
+            template: deployed(&version),
+            spec: Some(i.spec),
+            proton_service_role_arn: i.proton_service_role_arn,
+            codebuild_role_arn: i.codebuild_role_arn,
+            component_role_arn: i.component_role_arn,
+        };
+        let e = store
+            .create_environment(self.tenant, &new, &tags_in(i.tags.unwrap_or_default()))
+            .await
+            .map_err(err)?;
+        Ok(dto::CreateEnvironmentOutput {
+            environment: environment_out(&e),
+        })
+    }
+
+    async fn get_environment(
+        &self,
+        i: dto::GetEnvironmentInput,
+    ) -> Result<dto::GetEnvironmentOutput, ApiError> {
+        let e = self
+            .api
+            .store
+            .get_environment(self.tenant, &i.name)
+            .await
+            .map_err(err)?;
+        Ok(dto::GetEnvironmentOutput {
+            environment: environment_out(&e),
+        })
+    }
+
+    async fn list_environments(
+        &self,
+        i: dto::ListEnvironmentsInput,
+    ) -> Result<dto::ListEnvironmentsOutput, ApiError> {
+        const LISTING: &str = "environments";
+        let mut filters = Vec::new();
+        for f in i.environment_templates.unwrap_or_default() {
+            let major = version_part("majorVersion", Some(&f.major_version))?.unwrap_or_default();
+            filters.push((f.template_name, major));
+        }
+        let after = self.api.pages.resume(
+            self.tenant,
+            LISTING,
+            i.next_token.as_deref(),
+            Service::Proton,
+            "nextToken",
+        )?;
+        let page = self
+            .api
+            .store
+            .list_environments(
+                self.tenant,
+                &filters,
+                after.as_deref(),
+                page_size(i.max_results),
+            )
+            .await
+            .map_err(err)?;
+        Ok(dto::ListEnvironmentsOutput {
+            environments: page.items.iter().map(environment_summary).collect(),
+            next_token: page
+                .next
+                .map(|n| self.api.pages.issue(self.tenant, LISTING, &n)),
+        })
+    }
+
+    async fn update_environment(
+        &self,
+        i: dto::UpdateEnvironmentInput,
+    ) -> Result<dto::UpdateEnvironmentOutput, ApiError> {
+        refuse_unsupported(&[
+            (
+                "environmentAccountConnectionId",
+                i.environment_account_connection_id.is_some(),
+            ),
+            (
+                "provisioningRepository",
+                i.provisioning_repository.is_some(),
+            ),
+        ])?;
+        let store = &self.api.store;
+        let current = store
+            .get_environment(self.tenant, &i.name)
+            .await
+            .map_err(err)?;
+        let spec = i.spec.as_deref();
+        let deploy = match choose_version(
+            i.deployment_type,
+            i.template_major_version.as_deref(),
+            i.template_minor_version.as_deref(),
+            &current.template,
+        )? {
+            None if spec.is_some() => return Err(spec_needs_a_deployment()),
+            None => None,
+            Some((major, minor)) => {
+                let version = store
+                    .deployable_template_version(
+                        self.tenant,
+                        TemplateType::Environment,
+                        &current.template.name,
+                        major,
+                        minor,
+                    )
+                    .await
+                    .map_err(err)?;
+                check_environment(&i.name, &version, spec.or(current.spec.as_deref()))?;
+                Some((deployed(&version), spec))
             }
-            Some((current.major, Some(current.minor)))
-        }
-        "MINOR_VERSION" => {
-            if major.is_some_and(|m| m != current.major) {
-                return Err(invalid(format!(
-                    "templateMajorVersion: deploymentType MINOR_VERSION stays on major version {}; use MAJOR_VERSION to change it",
-                    current.major
-                )));
-            }
-            Some((current.major, minor))
-        }
-        _ => {
-            let major = major.ok_or_else(|| {
-                invalid("templateMajorVersion is required with deploymentType MAJOR_VERSION")
-            })?;
-            Some((major, minor))
-        }
-    })
-}
+        };
+        let e = store
+            .update_environment(
+                self.tenant,
+                &i.name,
+                i.description.as_deref(),
+                deploy.as_ref().map(|(t, spec)| (t, *spec)),
+                [
+                    i.proton_service_role_arn.as_deref(),
+                    i.codebuild_role_arn.as_deref(),
+                    i.component_role_arn.as_deref(),
+                ],
+            )
+            .await
+            .map_err(err)?;
+        Ok(dto::UpdateEnvironmentOutput {
+            environment: environment_out(&e),
+        })
+    }
 
-/// Runs one environment, service or service instance operation.
-pub(crate) async fn call(
-    api: &Api,
-    tenant: &Tenant,
-    operation: &str,
-    input: &Value,
-) -> Result<Value, ApiError> {
-    let store = &api.store;
-    Ok(match operation {
-        "CreateEnvironment" => {
-            refuse_unsupported(
-                input,
-                &["environmentAccountConnectionId", "provisioningRepository"],
-            )?;
-            let name = required(input, "name")?;
-            let version = store
-                .deployable_template_version(
-                    tenant,
-                    TemplateType::Environment,
-                    required(input, "templateName")?,
-                    part(input, "templateMajorVersion")?,
-                    optional_part(input, "templateMinorVersion")?,
-                )
+    async fn delete_environment(
+        &self,
+        i: dto::DeleteEnvironmentInput,
+    ) -> Result<dto::DeleteEnvironmentOutput, ApiError> {
+        let e = self
+            .api
+            .store
+            .delete_environment(self.tenant, &i.name)
+            .await
+            .map_err(err)?;
+        Ok(dto::DeleteEnvironmentOutput {
+            environment: Some(environment_out(&e)),
+        })
+    }
+
+    async fn create_service(
+        &self,
+        i: dto::CreateServiceInput,
+    ) -> Result<dto::CreateServiceOutput, ApiError> {
+        let store = &self.api.store;
+        let major = version_part("templateMajorVersion", Some(&i.template_major_version))?
+            .unwrap_or_default();
+        let minor = version_part("templateMinorVersion", i.template_minor_version.as_deref())?;
+        // The version must be deployable even when the spec lists no instance yet.
+        let version = store
+            .deployable_template_version(
+                self.tenant,
+                TemplateType::Service,
+                &i.template_name,
+                major,
+                minor,
+            )
+            .await
+            .map_err(err)?;
+        let spec = ServiceSpec::parse("spec", &i.spec).map_err(invalid)?;
+        let pipeline = plan_pipeline(self.api, self.tenant, &version, &i.spec).await?;
+        check_pipeline_request(&i, &spec, &version, &pipeline)?;
+        // The service does not exist yet, so each instance is planned with the version
+        // resolved above rather than through the service.
+        let mut instances = Vec::new();
+        for instance in &spec.instances {
+            let environment = store
+                .get_environment(self.tenant, &instance.environment)
                 .await
                 .map_err(err)?;
-            let spec = required(input, "spec")?;
-            check_environment(name, &version, Some(spec))?;
-            let new = NewEnvironment {
-                name: name.to_string(),
-                description: s(input, "description").map(str::to_string),
-                template: deployed(&version),
-                spec: Some(spec.to_string()),
-                proton_service_role_arn: s(input, "protonServiceRoleArn").map(str::to_string),
-                codebuild_role_arn: s(input, "codebuildRoleArn").map(str::to_string),
-                component_role_arn: s(input, "componentRoleArn").map(str::to_string),
-            };
-            let e = store
-                .create_environment(tenant, &new, &tags(input))
-                .await
-                .map_err(err)?;
-            json!({ "environment": environment_json(&e, false) })
+            let deployment = plan_instance(instance, &version, &environment, None, None)
+                .map_err(|problems| invalid(problems.join("; ")))?;
+            instances.push((instance.name.clone(), deployment));
         }
-        "GetEnvironment" => {
-            let e = store
-                .get_environment(tenant, required(input, "name")?)
-                .await
-                .map_err(err)?;
-            json!({ "environment": environment_json(&e, false) })
-        }
-        "ListEnvironments" => {
-            let mut filters = Vec::new();
-            for f in input
-                .get("environmentTemplates")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
+        let new = NewService {
+            name: i.name,
+            description: i.description,
+            template_name: i.template_name,
+            template_major: major,
+            spec: i.spec,
+            repository_connection_arn: i.repository_connection_arn,
+            repository_id: i.repository_id,
+            branch_name: i.branch_name,
+        };
+        let (svc, _) = store
+            .create_service(
+                self.tenant,
+                &new,
+                &instances,
+                pipeline.deployment(),
+                &tags_in(i.tags.unwrap_or_default()),
+            )
+            .await
+            .map_err(err)?;
+        Ok(dto::CreateServiceOutput {
+            service: self.service_with_pipeline(&svc).await?,
+        })
+    }
+
+    async fn get_service(
+        &self,
+        i: dto::GetServiceInput,
+    ) -> Result<dto::GetServiceOutput, ApiError> {
+        let svc = self
+            .api
+            .store
+            .get_service(self.tenant, &i.name)
+            .await
+            .map_err(err)?;
+        Ok(dto::GetServiceOutput {
+            service: Some(self.service_with_pipeline(&svc).await?),
+        })
+    }
+
+    async fn list_services(
+        &self,
+        i: dto::ListServicesInput,
+    ) -> Result<dto::ListServicesOutput, ApiError> {
+        const LISTING: &str = "services";
+        let after = self.api.pages.resume(
+            self.tenant,
+            LISTING,
+            i.next_token.as_deref(),
+            Service::Proton,
+            "nextToken",
+        )?;
+        let page = self
+            .api
+            .store
+            .list_services(self.tenant, after.as_deref(), page_size(i.max_results))
+            .await
+            .map_err(err)?;
+        Ok(dto::ListServicesOutput {
+            services: page.items.iter().map(service_summary).collect(),
+            next_token: page
+                .next
+                .map(|n| self.api.pages.issue(self.tenant, LISTING, &n)),
+        })
+    }
+
+    async fn update_service(
+        &self,
+        i: dto::UpdateServiceInput,
+    ) -> Result<dto::UpdateServiceOutput, ApiError> {
+        let store = &self.api.store;
+        let name = &i.name;
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        if let Some(text) = &i.spec {
+            // A pipeline section changes the pipeline only when it is deployed
+            // (UpdateServicePipeline), as in Proton; a service without one refuses it.
+            let spec = ServiceSpec::parse("spec", text).map_err(invalid)?;
+            if spec.pipeline.is_some()
+                && store
+                    .get_service_pipeline(self.tenant, name)
+                    .await
+                    .map_err(err)?
+                    .is_none()
             {
-                filters.push((
-                    required(f, "templateName")?.to_string(),
-                    part(f, "majorVersion")?,
-                ));
-            }
-            let after = redeem(api, tenant, "environments", input)?;
-            let page = store
-                .list_environments(tenant, &filters, after.as_deref(), page_size(input))
-                .await
-                .map_err(err)?;
-            let mut out = json!({ "environments": page.items.iter().map(|e| environment_json(e, true)).collect::<Vec<_>>() });
-            if let Some(next) = page.next {
-                out["nextToken"] = json!(api.pages.issue(tenant, "environments", &next));
-            }
-            out
-        }
-        "UpdateEnvironment" => {
-            refuse_unsupported(
-                input,
-                &["environmentAccountConnectionId", "provisioningRepository"],
-            )?;
-            let name = required(input, "name")?;
-            let current = store.get_environment(tenant, name).await.map_err(err)?;
-            let spec = s(input, "spec");
-            let deploy = match update_version(input, &current.template)? {
-                None if spec.is_some() => {
-                    return Err(invalid(
-                        "spec cannot be changed with deploymentType NONE; use CURRENT_VERSION to deploy a new spec",
-                    ));
-                }
-                None => None,
-                Some((major, minor)) => {
-                    let version = store
-                        .deployable_template_version(
-                            tenant,
-                            TemplateType::Environment,
-                            &current.template.name,
-                            major,
-                            minor,
-                        )
-                        .await
-                        .map_err(err)?;
-                    check_environment(name, &version, spec.or(current.spec.as_deref()))?;
-                    Some((deployed(&version), spec))
-                }
-            };
-            let e = store
-                .update_environment(
-                    tenant,
-                    name,
-                    s(input, "description"),
-                    deploy.as_ref().map(|(t, spec)| (t, *spec)),
-                    [
-                        s(input, "protonServiceRoleArn"),
-                        s(input, "codebuildRoleArn"),
-                        s(input, "componentRoleArn"),
-                    ],
-                )
-                .await
-                .map_err(err)?;
-            json!({ "environment": environment_json(&e, false) })
-        }
-        "DeleteEnvironment" => {
-            let e = store
-                .delete_environment(tenant, required(input, "name")?)
-                .await
-                .map_err(err)?;
-            json!({ "environment": environment_json(&e, false) })
-        }
-        "CreateService" => {
-            let name = required(input, "name")?;
-            let template_name = required(input, "templateName")?;
-            let major = part(input, "templateMajorVersion")?;
-            let minor = optional_part(input, "templateMinorVersion")?;
-            // The version must be deployable even when the spec lists no instance yet.
-            let version = store
-                .deployable_template_version(
-                    tenant,
-                    TemplateType::Service,
-                    template_name,
-                    major,
-                    minor,
-                )
-                .await
-                .map_err(err)?;
-            let spec_text = required(input, "spec")?;
-            let spec = ServiceSpec::parse("spec", spec_text).map_err(invalid)?;
-            let pipeline =
-                crate::pipelines::plan_pipeline(api, tenant, &version, spec_text).await?;
-            check_pipeline_request(input, &spec, &version, &pipeline)?;
-            let new = NewService {
-                name: name.to_string(),
-                description: s(input, "description").map(str::to_string),
-                template_name: template_name.to_string(),
-                template_major: major,
-                spec: spec_text.to_string(),
-                repository_connection_arn: s(input, "repositoryConnectionArn").map(str::to_string),
-                repository_id: s(input, "repositoryId").map(str::to_string),
-                branch_name: s(input, "branchName").map(str::to_string),
-            };
-            // The service does not exist yet, so each instance is planned with the version
-            // resolved above rather than through the service.
-            let mut instances = Vec::new();
-            for instance in &spec.instances {
-                let environment = store
-                    .get_environment(tenant, &instance.environment)
-                    .await
-                    .map_err(err)?;
-                let deployment = plan_instance(instance, &version, &environment, None, None)
-                    .map_err(|problems| invalid(problems.join("; ")))?;
-                instances.push((instance.name.clone(), deployment));
-            }
-            let (svc, _) = store
-                .create_service(
-                    tenant,
-                    &new,
-                    &instances,
-                    pipeline.deployment(),
-                    &tags(input),
-                )
-                .await
-                .map_err(err)?;
-            json!({ "service": service_document(api, tenant, &svc).await? })
-        }
-        "GetService" => {
-            let svc = store
-                .get_service(tenant, required(input, "name")?)
-                .await
-                .map_err(err)?;
-            json!({ "service": service_document(api, tenant, &svc).await? })
-        }
-        "ListServices" => {
-            let after = redeem(api, tenant, "services", input)?;
-            let page = store
-                .list_services(tenant, after.as_deref(), page_size(input))
-                .await
-                .map_err(err)?;
-            let mut out = json!({ "services": page.items.iter().map(|x| service_json(x, true)).collect::<Vec<_>>() });
-            if let Some(next) = page.next {
-                out["nextToken"] = json!(api.pages.issue(tenant, "services", &next));
-            }
-            out
-        }
-        "UpdateService" => {
-            let name = required(input, "name")?;
-            let spec_text = s(input, "spec");
-            let (mut added, mut removed) = (Vec::new(), Vec::new());
-            if let Some(text) = spec_text {
-                // A pipeline section changes the pipeline only when it is deployed
-                // (UpdateServicePipeline), as in Proton; a service without one refuses it.
-                let spec = ServiceSpec::parse("spec", text).map_err(invalid)?;
-                if spec.pipeline.is_some()
-                    && store
-                        .get_service_pipeline(tenant, name)
-                        .await
-                        .map_err(err)?
-                        .is_none()
-                {
-                    return Err(invalid(format!(
-                        "the spec's pipeline section: service {name} has no pipeline (its template version has none); leave it out"
-                    )));
-                }
-                // As in Proton: the spec adds the instances it lists that do not exist and deletes
-                // those it leaves out; existing ones change with UpdateServiceInstance.
-                let existing = store
-                    .service_instances(tenant, Some(name))
-                    .await
-                    .map_err(err)?;
-                for instance in &spec.instances {
-                    if existing.iter().any(|e| e.name == instance.name) {
-                        continue;
-                    }
-                    let deployment = api
-                        .plan_instance(tenant, name, instance, None, None, None)
-                        .await?;
-                    added.push((instance.name.clone(), deployment));
-                }
-                removed = existing
-                    .iter()
-                    .filter(|e| spec.instance(&e.name).is_none())
-                    .map(|e| e.name.clone())
-                    .collect();
-            }
-            let (svc, _, _) = store
-                .update_service(
-                    tenant,
-                    name,
-                    s(input, "description"),
-                    spec_text,
-                    &added,
-                    &removed,
-                )
-                .await
-                .map_err(err)?;
-            json!({ "service": service_json(&svc, false) })
-        }
-        "DeleteService" => {
-            let (svc, blocker) = store
-                .delete_service(tenant, required(input, "name")?)
-                .await
-                .map_err(err)?;
-            if let Some(b) = blocker {
-                tracing::info!(service = %svc.name, blocker = %b.id, "service deleted outside service sync; blocker raised");
-            }
-            // Gone already; Proton's model has no deleted status, it answers DELETE_IN_PROGRESS.
-            let mut out = service_json(&svc, false);
-            out["status"] = json!("DELETE_IN_PROGRESS");
-            json!({ "service": out })
-        }
-        "CreateServiceInstance" => {
-            let service = required(input, "serviceName")?;
-            let name = required(input, "name")?;
-            if s(input, "clientToken").is_some() {
-                match store.get_service_instance(tenant, service, name).await {
-                    Ok(i) if repeats_last_request(&i, input) => {
-                        return Ok(json!({ "serviceInstance": instance_json(&i, false) }));
-                    }
-                    Ok(_) | Err(StoreError::NotFound(_)) => {}
-                    Err(e) => return Err(err(e)),
-                }
-            }
-            let entry = instance_entry(required(input, "spec")?, name)?;
-            let deployment = api
-                .plan_instance(
-                    tenant,
-                    service,
-                    &entry,
-                    optional_part(input, "templateMajorVersion")?,
-                    optional_part(input, "templateMinorVersion")?,
-                    s(input, "clientToken"),
-                )
-                .await?;
-            let done = store
-                .deploy_service_instance(
-                    tenant,
-                    service,
-                    name,
-                    &deployment,
-                    InstanceWrite::Create,
-                    &tags(input),
-                )
-                .await
-                .map_err(err)?;
-            json!({ "serviceInstance": instance_json(&done.instance, false) })
-        }
-        "GetServiceInstance" => {
-            let i = store
-                .get_service_instance(
-                    tenant,
-                    required(input, "serviceName")?,
-                    required(input, "name")?,
-                )
-                .await
-                .map_err(err)?;
-            json!({ "serviceInstance": instance_json(&i, false) })
-        }
-        "UpdateServiceInstance" => {
-            let service = required(input, "serviceName")?;
-            let name = required(input, "name")?;
-            let current = store
-                .get_service_instance(tenant, service, name)
-                .await
-                .map_err(err)?;
-            if repeats_last_request(&current, input) {
-                return Ok(json!({ "serviceInstance": instance_json(&current, false) }));
-            }
-            let spec = s(input, "spec");
-            let Some((major, minor)) = update_version(input, &current.template)? else {
-                if spec.is_some() {
-                    return Err(invalid(
-                        "spec cannot be changed with deploymentType NONE; use CURRENT_VERSION to deploy a new spec",
-                    ));
-                }
-                // Nothing to deploy: the instance is answered as it is.
-                return Ok(json!({ "serviceInstance": instance_json(&current, false) }));
-            };
-            let text = spec.or(current.spec.as_deref()).ok_or_else(|| {
-                invalid(format!(
-                    "spec is required: service instance {name} has none yet"
-                ))
-            })?;
-            let entry = instance_entry(text, name)?;
-            let deployment = api
-                .plan_instance(
-                    tenant,
-                    service,
-                    &entry,
-                    Some(major),
-                    minor,
-                    s(input, "clientToken"),
-                )
-                .await?;
-            let done = store
-                .deploy_service_instance(
-                    tenant,
-                    service,
-                    name,
-                    &deployment,
-                    InstanceWrite::Update,
-                    &[],
-                )
-                .await
-                .map_err(err)?;
-            json!({ "serviceInstance": instance_json(&done.instance, false) })
-        }
-        "ListServiceInstances" => list_instances(api, tenant, input).await?,
-        other => {
-            return Err(ApiError::unknown_operation(format!(
-                "{other} is not an environment or service operation"
-            )));
-        }
-    })
-}
-
-/// Whether a create or update repeats the `clientToken` of the instance's last deployment (SDKs
-/// resend it when a response was lost): then the instance is answered as it is.
-fn repeats_last_request(instance: &ServiceInstance, input: &Value) -> bool {
-    s(input, "clientToken")
-        .is_some_and(|t| instance.last_client_request_token.as_deref() == Some(t))
-}
-
-/// `ListServiceInstances` with its filters and sort order, paged by position.
-async fn list_instances(api: &Api, tenant: &Tenant, input: &Value) -> Result<Value, ApiError> {
-    let mut instances = api
-        .store
-        .service_instances(tenant, s(input, "serviceName"))
-        .await
-        .map_err(|e| ApiError::from_store(Service::Proton, e))?;
-    for f in input
-        .get("filters")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let (Some(key), Some(value)) = (s(f, "key"), s(f, "value")) else {
-            return Err(invalid("filters: each filter needs a key and a value"));
-        };
-        let time = |v: &str| -> Result<f64, ApiError> {
-            v.parse::<f64>().map_err(|_| {
-                invalid(format!(
-                    "filters: {key} takes a time in epoch seconds (got {v})"
-                ))
-            })
-        };
-        match key {
-            "name" => instances.retain(|i| i.name == value),
-            "serviceName" => instances.retain(|i| i.service_name == value),
-            "environmentName" => instances.retain(|i| i.environment_name == value),
-            "templateName" => instances.retain(|i| i.template.name == value),
-            "deploymentStatus" => instances.retain(|i| i.deployment.status.as_str() == value),
-            "createdAtBefore" => {
-                let t = time(value)?;
-                instances.retain(|i| i.created_at.epoch_seconds() < t)
-            }
-            "createdAtAfter" => {
-                let t = time(value)?;
-                instances.retain(|i| i.created_at.epoch_seconds() > t)
-            }
-            "lastDeploymentAttemptedAtBefore" => {
-                let t = time(value)?;
-                instances.retain(|i| i.deployment.last_attempted_at.epoch_seconds() < t)
-            }
-            "lastDeploymentAttemptedAtAfter" => {
-                let t = time(value)?;
-                instances.retain(|i| i.deployment.last_attempted_at.epoch_seconds() > t)
-            }
-            other => {
                 return Err(invalid(format!(
-                    "filters: gitsync does not filter by {other}; it filters by name, serviceName, environmentName, \
-                     templateName, deploymentStatus and the createdAt / lastDeploymentAttemptedAt bounds"
+                    "the spec's pipeline section: service {name} has no pipeline (its template version has none); leave it out"
                 )));
             }
-        }
-    }
-    let sort_by = s(input, "sortBy").unwrap_or("serviceName");
-    instances.sort_by(|a, b| {
-        let key = |i: &ServiceInstance| -> (String, i64) {
-            match sort_by {
-                "name" => (i.name.clone(), 0),
-                "deploymentStatus" => (i.deployment.status.as_str().to_string(), 0),
-                "templateName" => (i.template.name.clone(), 0),
-                "environmentName" => (i.environment_name.clone(), 0),
-                "lastDeploymentAttemptedAt" => {
-                    (String::new(), i.deployment.last_attempted_at.millis())
+            // As in Proton: the spec adds the instances it lists that do not exist and deletes
+            // those it leaves out; existing ones change with UpdateServiceInstance.
+            let existing = store
+                .service_instances(self.tenant, Some(name))
+                .await
+                .map_err(err)?;
+            for instance in &spec.instances {
+                if existing.iter().any(|e| e.name == instance.name) {
+                    continue;
                 }
-                "createdAt" => (String::new(), i.created_at.millis()),
-                _ => (i.service_name.clone(), 0),
+                let deployment = self.plan_instance(name, instance, None, None, None).await?;
+                added.push((instance.name.clone(), deployment));
             }
+            removed = existing
+                .iter()
+                .filter(|e| spec.instance(&e.name).is_none())
+                .map(|e| e.name.clone())
+                .collect();
+        }
+        let (svc, _, _) = store
+            .update_service(
+                self.tenant,
+                name,
+                i.description.as_deref(),
+                i.spec.as_deref(),
+                &added,
+                &removed,
+            )
+            .await
+            .map_err(err)?;
+        Ok(dto::UpdateServiceOutput {
+            service: self.service_with_pipeline(&svc).await?,
+        })
+    }
+
+    async fn delete_service(
+        &self,
+        i: dto::DeleteServiceInput,
+    ) -> Result<dto::DeleteServiceOutput, ApiError> {
+        let (svc, blocker) = self
+            .api
+            .store
+            .delete_service(self.tenant, &i.name)
+            .await
+            .map_err(err)?;
+        if let Some(b) = blocker {
+            tracing::info!(service = %svc.name, blocker = %b.id, "service deleted outside service sync; blocker raised");
+        }
+        // Gone already; Proton's model has no deleted status, it answers DELETE_IN_PROGRESS.
+        let mut out = service_out(&svc, None);
+        out.status = dto::ServiceStatus::DeleteInProgress;
+        Ok(dto::DeleteServiceOutput { service: Some(out) })
+    }
+
+    async fn create_service_instance(
+        &self,
+        i: dto::CreateServiceInstanceInput,
+    ) -> Result<dto::CreateServiceInstanceOutput, ApiError> {
+        let store = &self.api.store;
+        let (service, name) = (&i.service_name, &i.name);
+        if i.client_token.is_some() {
+            match store.get_service_instance(self.tenant, service, name).await {
+                Ok(existing) if repeats_last_request(&existing, i.client_token.as_deref()) => {
+                    return Ok(dto::CreateServiceInstanceOutput {
+                        service_instance: instance_out(&existing),
+                    });
+                }
+                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        let entry = instance_entry(&i.spec, name)?;
+        let deployment = self
+            .plan_instance(
+                service,
+                &entry,
+                version_part("templateMajorVersion", i.template_major_version.as_deref())?,
+                version_part("templateMinorVersion", i.template_minor_version.as_deref())?,
+                i.client_token.as_deref(),
+            )
+            .await?;
+        let done = store
+            .deploy_service_instance(
+                self.tenant,
+                service,
+                name,
+                &deployment,
+                InstanceWrite::Create,
+                &tags_in(i.tags.unwrap_or_default()),
+            )
+            .await
+            .map_err(err)?;
+        Ok(dto::CreateServiceInstanceOutput {
+            service_instance: instance_out(&done.instance),
+        })
+    }
+
+    async fn get_service_instance(
+        &self,
+        i: dto::GetServiceInstanceInput,
+    ) -> Result<dto::GetServiceInstanceOutput, ApiError> {
+        let found = self
+            .api
+            .store
+            .get_service_instance(self.tenant, &i.service_name, &i.name)
+            .await
+            .map_err(err)?;
+        Ok(dto::GetServiceInstanceOutput {
+            service_instance: instance_out(&found),
+        })
+    }
+
+    async fn update_service_instance(
+        &self,
+        i: dto::UpdateServiceInstanceInput,
+    ) -> Result<dto::UpdateServiceInstanceOutput, ApiError> {
+        let store = &self.api.store;
+        let (service, name) = (&i.service_name, &i.name);
+        let current = store
+            .get_service_instance(self.tenant, service, name)
+            .await
+            .map_err(err)?;
+        let answer = |instance: &ServiceInstance| dto::UpdateServiceInstanceOutput {
+            service_instance: instance_out(instance),
         };
-        key(a)
-            .cmp(&key(b))
-            .then_with(|| (&a.service_name, &a.name).cmp(&(&b.service_name, &b.name)))
-    });
-    if s(input, "sortOrder") == Some("DESCENDING") {
-        instances.reverse();
+        if repeats_last_request(&current, i.client_token.as_deref()) {
+            return Ok(answer(&current));
+        }
+        let spec = i.spec.as_deref();
+        let Some((major, minor)) = choose_version(
+            i.deployment_type,
+            i.template_major_version.as_deref(),
+            i.template_minor_version.as_deref(),
+            &current.template,
+        )?
+        else {
+            if spec.is_some() {
+                return Err(spec_needs_a_deployment());
+            }
+            // Nothing to deploy: the instance is answered as it is.
+            return Ok(answer(&current));
+        };
+        let text = spec.or(current.spec.as_deref()).ok_or_else(|| {
+            invalid(format!(
+                "spec is required: service instance {name} has none yet"
+            ))
+        })?;
+        let entry = instance_entry(text, name)?;
+        let deployment = self
+            .plan_instance(
+                service,
+                &entry,
+                Some(major),
+                minor,
+                i.client_token.as_deref(),
+            )
+            .await?;
+        let done = store
+            .deploy_service_instance(
+                self.tenant,
+                service,
+                name,
+                &deployment,
+                InstanceWrite::Update,
+                &[],
+            )
+            .await
+            .map_err(err)?;
+        Ok(answer(&done.instance))
     }
-    // The position is only meaningful for the same query, so the token is bound to it.
-    let listing = format!(
-        "instances/{}",
-        serde_json::to_string(&[
-            input.get("serviceName"),
-            input.get("filters"),
-            input.get("sortBy"),
-            input.get("sortOrder")
-        ])
-        .unwrap_or_default()
-    );
-    let start: usize = match redeem(api, tenant, &listing, input)? {
-        Some(p) => p.parse().unwrap_or(0),
-        None => 0,
-    };
-    let size = page_size(input);
-    let page: Vec<Value> = instances
-        .iter()
-        .skip(start)
-        .take(size)
-        .map(|i| instance_json(i, true))
-        .collect();
-    let mut out = json!({ "serviceInstances": page });
-    if start + size < instances.len() {
-        out["nextToken"] = json!(
-            api.pages
-                .issue(tenant, &listing, &(start + size).to_string())
+
+    /// `ListServiceInstances` with its filters and sort order, paged by position.
+    async fn list_service_instances(
+        &self,
+        i: dto::ListServiceInstancesInput,
+    ) -> Result<dto::ListServiceInstancesOutput, ApiError> {
+        use dto::ListServiceInstancesFilterBy as By;
+        use dto::ListServiceInstancesSortBy as Sort;
+        let mut instances = self
+            .api
+            .store
+            .service_instances(self.tenant, i.service_name.as_deref())
+            .await
+            .map_err(err)?;
+        for f in i.filters.iter().flatten() {
+            let (Some(key), Some(value)) = (f.key, f.value.as_deref()) else {
+                return Err(invalid("filters: each filter needs a key and a value"));
+            };
+            let time = |v: &str| -> Result<f64, ApiError> {
+                v.parse::<f64>().map_err(|_| {
+                    invalid(format!(
+                        "filters: {} takes a time in epoch seconds (got {v})",
+                        key.as_str()
+                    ))
+                })
+            };
+            match key {
+                By::Name => instances.retain(|x| x.name == value),
+                By::ServiceName => instances.retain(|x| x.service_name == value),
+                By::EnvironmentName => instances.retain(|x| x.environment_name == value),
+                By::TemplateName => instances.retain(|x| x.template.name == value),
+                By::DeploymentStatus => instances.retain(|x| x.deployment.status.as_str() == value),
+                By::CreatedAtBefore => {
+                    let t = time(value)?;
+                    instances.retain(|x| x.created_at.epoch_seconds() < t)
+                }
+                By::CreatedAtAfter => {
+                    let t = time(value)?;
+                    instances.retain(|x| x.created_at.epoch_seconds() > t)
+                }
+                By::LastDeploymentAttemptedAtBefore => {
+                    let t = time(value)?;
+                    instances.retain(|x| x.deployment.last_attempted_at.epoch_seconds() < t)
+                }
+                By::LastDeploymentAttemptedAtAfter => {
+                    let t = time(value)?;
+                    instances.retain(|x| x.deployment.last_attempted_at.epoch_seconds() > t)
+                }
+                By::DeployedTemplateVersionStatus => {
+                    return Err(invalid(
+                        "filters: gitsync does not filter by deployedTemplateVersionStatus; it filters by name, serviceName, \
+                         environmentName, templateName, deploymentStatus and the createdAt / lastDeploymentAttemptedAt bounds",
+                    ));
+                }
+            }
+        }
+        let sort_by = i.sort_by.unwrap_or(Sort::ServiceName);
+        instances.sort_by(|a, b| {
+            let key = |x: &ServiceInstance| -> (String, i64) {
+                match sort_by {
+                    Sort::Name => (x.name.clone(), 0),
+                    Sort::DeploymentStatus => (x.deployment.status.as_str().to_string(), 0),
+                    Sort::TemplateName => (x.template.name.clone(), 0),
+                    Sort::EnvironmentName => (x.environment_name.clone(), 0),
+                    Sort::LastDeploymentAttemptedAt => {
+                        (String::new(), x.deployment.last_attempted_at.millis())
+                    }
+                    Sort::CreatedAt => (String::new(), x.created_at.millis()),
+                    Sort::ServiceName => (x.service_name.clone(), 0),
+                }
+            };
+            key(a)
+                .cmp(&key(b))
+                .then_with(|| (&a.service_name, &a.name).cmp(&(&b.service_name, &b.name)))
+        });
+        if i.sort_order == Some(dto::SortOrder::Descending) {
+            instances.reverse();
+        }
+        // The position is only meaningful for the same query, so the token is bound to it.
+        let listing = format!(
+            "instances/{}",
+            serde_json::to_string(&(&i.service_name, &i.filters, &i.sort_by, &i.sort_order))
+                .unwrap_or_default()
         );
+        let start: usize = match self.api.pages.resume(
+            self.tenant,
+            &listing,
+            i.next_token.as_deref(),
+            Service::Proton,
+            "nextToken",
+        )? {
+            Some(p) => p.parse().unwrap_or(0),
+            None => 0,
+        };
+        let size = page_size(i.max_results);
+        Ok(dto::ListServiceInstancesOutput {
+            service_instances: instances
+                .iter()
+                .skip(start)
+                .take(size)
+                .map(instance_summary)
+                .collect(),
+            next_token: (start + size < instances.len()).then(|| {
+                self.api
+                    .pages
+                    .issue(self.tenant, &listing, &(start + size).to_string())
+            }),
+        })
     }
-    Ok(out)
 }

@@ -160,6 +160,68 @@ pub struct ComponentState {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateEnvironmentInput {
+    #[serde(
+        rename = "codebuildRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub codebuild_role_arn: Option<String>,
+    #[serde(
+        rename = "componentRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub component_role_arn: Option<String>,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "environmentAccountConnectionId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_account_connection_id: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "protonServiceRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub proton_service_role_arn: Option<String>,
+    #[serde(
+        rename = "provisioningRepository",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioning_repository: Option<RepositoryBranchInput>,
+    #[serde(rename = "spec")]
+    pub spec: String,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<TagList>,
+    #[serde(rename = "templateMajorVersion")]
+    pub template_major_version: String,
+    #[serde(
+        rename = "templateMinorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub template_minor_version: Option<String>,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateEnvironmentOutput {
+    #[serde(rename = "environment")]
+    pub environment: Environment,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateEnvironmentTemplateInput {
     #[serde(
         rename = "description",
@@ -219,6 +281,92 @@ pub struct CreateRepositoryInput {
 pub struct CreateRepositoryOutput {
     #[serde(rename = "repository")]
     pub repository: Repository,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateServiceInput {
+    #[serde(
+        rename = "branchName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub branch_name: Option<String>,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "repositoryConnectionArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository_connection_arn: Option<String>,
+    #[serde(
+        rename = "repositoryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository_id: Option<String>,
+    #[serde(rename = "spec")]
+    pub spec: String,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<TagList>,
+    #[serde(rename = "templateMajorVersion")]
+    pub template_major_version: String,
+    #[serde(
+        rename = "templateMinorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub template_minor_version: Option<String>,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateServiceInstanceInput {
+    #[serde(
+        rename = "clientToken",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_token: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+    #[serde(rename = "spec")]
+    pub spec: String,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<TagList>,
+    #[serde(
+        rename = "templateMajorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub template_major_version: Option<String>,
+    #[serde(
+        rename = "templateMinorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub template_minor_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateServiceInstanceOutput {
+    #[serde(rename = "serviceInstance")]
+    pub service_instance: ServiceInstance,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateServiceOutput {
+    #[serde(rename = "service")]
+    pub service: Service,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -330,6 +478,22 @@ pub struct DeleteDeploymentOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteEnvironmentInput {
+    #[serde(rename = "name")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteEnvironmentOutput {
+    #[serde(
+        rename = "environment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment: Option<Environment>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteEnvironmentTemplateInput {
     #[serde(rename = "name")]
     pub name: String,
@@ -381,6 +545,18 @@ pub struct DeleteRepositoryOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub repository: Option<Repository>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteServiceInput {
+    #[serde(rename = "name")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteServiceOutput {
+    #[serde(rename = "service", default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Service>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -831,6 +1007,84 @@ pub struct EnvironmentState {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentSummary {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(
+        rename = "componentRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub component_role_arn: Option<String>,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "deploymentStatus")]
+    pub deployment_status: DeploymentStatus,
+    #[serde(
+        rename = "deploymentStatusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_status_message: Option<String>,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "environmentAccountConnectionId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_account_connection_id: Option<String>,
+    #[serde(
+        rename = "environmentAccountId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_account_id: Option<String>,
+    #[serde(
+        rename = "lastAttemptedDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_attempted_deployment_id: Option<String>,
+    #[serde(rename = "lastDeploymentAttemptedAt")]
+    pub last_deployment_attempted_at: Timestamp,
+    #[serde(rename = "lastDeploymentSucceededAt")]
+    pub last_deployment_succeeded_at: Timestamp,
+    #[serde(
+        rename = "lastSucceededDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_succeeded_deployment_id: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "protonServiceRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub proton_service_role_arn: Option<String>,
+    #[serde(
+        rename = "provisioning",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioning: Option<Provisioning>,
+    #[serde(rename = "templateMajorVersion")]
+    pub template_major_version: String,
+    #[serde(rename = "templateMinorVersion")]
+    pub template_minor_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+pub type EnvironmentSummaryList = Vec<EnvironmentSummary>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnvironmentTemplate {
     #[serde(rename = "arn")]
     pub arn: String,
@@ -871,6 +1125,16 @@ pub struct EnvironmentTemplate {
     )]
     pub recommended_version: Option<String>,
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentTemplateFilter {
+    #[serde(rename = "majorVersion")]
+    pub major_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+pub type EnvironmentTemplateFilterList = Vec<EnvironmentTemplateFilter>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnvironmentTemplateSummary {
@@ -1040,6 +1304,18 @@ pub struct GetDeploymentOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetEnvironmentInput {
+    #[serde(rename = "name")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetEnvironmentOutput {
+    #[serde(rename = "environment")]
+    pub environment: Environment,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetEnvironmentTemplateInput {
     #[serde(rename = "name")]
     pub name: String,
@@ -1104,6 +1380,26 @@ pub struct GetRepositorySyncStatusOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetServiceInput {
+    #[serde(rename = "name")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetServiceInstanceInput {
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetServiceInstanceOutput {
+    #[serde(rename = "serviceInstance")]
+    pub service_instance: ServiceInstance,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GetServiceInstanceSyncStatusInput {
     #[serde(rename = "serviceInstanceName")]
     pub service_instance_name: String,
@@ -1131,6 +1427,12 @@ pub struct GetServiceInstanceSyncStatusOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub latest_sync: Option<ResourceSyncAttempt>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetServiceOutput {
+    #[serde(rename = "service", default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Service>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1382,6 +1684,32 @@ pub struct ListEnvironmentTemplatesOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListEnvironmentsInput {
+    #[serde(
+        rename = "environmentTemplates",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_templates: Option<EnvironmentTemplateFilterList>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<MaxPageResults>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListEnvironmentsOutput {
+    #[serde(rename = "environments")]
+    pub environments: EnvironmentSummaryList,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListRepositoriesInput {
     #[serde(
         rename = "maxResults",
@@ -1461,6 +1789,156 @@ pub struct ListServiceInstanceProvisionedResourcesOutput {
     pub next_token: Option<String>,
     #[serde(rename = "provisionedResources")]
     pub provisioned_resources: ProvisionedResourceList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceInstancesFilter {
+    #[serde(rename = "key", default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<ListServiceInstancesFilterBy>,
+    #[serde(rename = "value", default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ListServiceInstancesFilterBy {
+    #[default]
+    #[serde(rename = "name")]
+    Name,
+    #[serde(rename = "deploymentStatus")]
+    DeploymentStatus,
+    #[serde(rename = "templateName")]
+    TemplateName,
+    #[serde(rename = "serviceName")]
+    ServiceName,
+    #[serde(rename = "deployedTemplateVersionStatus")]
+    DeployedTemplateVersionStatus,
+    #[serde(rename = "environmentName")]
+    EnvironmentName,
+    #[serde(rename = "lastDeploymentAttemptedAtBefore")]
+    LastDeploymentAttemptedAtBefore,
+    #[serde(rename = "lastDeploymentAttemptedAtAfter")]
+    LastDeploymentAttemptedAtAfter,
+    #[serde(rename = "createdAtBefore")]
+    CreatedAtBefore,
+    #[serde(rename = "createdAtAfter")]
+    CreatedAtAfter,
+}
+
+impl ListServiceInstancesFilterBy {
+    pub const ALL: &'static [ListServiceInstancesFilterBy] = &[
+        ListServiceInstancesFilterBy::Name,
+        ListServiceInstancesFilterBy::DeploymentStatus,
+        ListServiceInstancesFilterBy::TemplateName,
+        ListServiceInstancesFilterBy::ServiceName,
+        ListServiceInstancesFilterBy::DeployedTemplateVersionStatus,
+        ListServiceInstancesFilterBy::EnvironmentName,
+        ListServiceInstancesFilterBy::LastDeploymentAttemptedAtBefore,
+        ListServiceInstancesFilterBy::LastDeploymentAttemptedAtAfter,
+        ListServiceInstancesFilterBy::CreatedAtBefore,
+        ListServiceInstancesFilterBy::CreatedAtAfter,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListServiceInstancesFilterBy::Name => "name",
+            ListServiceInstancesFilterBy::DeploymentStatus => "deploymentStatus",
+            ListServiceInstancesFilterBy::TemplateName => "templateName",
+            ListServiceInstancesFilterBy::ServiceName => "serviceName",
+            ListServiceInstancesFilterBy::DeployedTemplateVersionStatus => {
+                "deployedTemplateVersionStatus"
+            }
+            ListServiceInstancesFilterBy::EnvironmentName => "environmentName",
+            ListServiceInstancesFilterBy::LastDeploymentAttemptedAtBefore => {
+                "lastDeploymentAttemptedAtBefore"
+            }
+            ListServiceInstancesFilterBy::LastDeploymentAttemptedAtAfter => {
+                "lastDeploymentAttemptedAtAfter"
+            }
+            ListServiceInstancesFilterBy::CreatedAtBefore => "createdAtBefore",
+            ListServiceInstancesFilterBy::CreatedAtAfter => "createdAtAfter",
+        }
+    }
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == value)
+    }
+}
+
+pub type ListServiceInstancesFilterList = Vec<ListServiceInstancesFilter>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceInstancesInput {
+    #[serde(rename = "filters", default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<ListServiceInstancesFilterList>,
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<MaxPageResults>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(
+        rename = "serviceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_name: Option<String>,
+    #[serde(rename = "sortBy", default, skip_serializing_if = "Option::is_none")]
+    pub sort_by: Option<ListServiceInstancesSortBy>,
+    #[serde(rename = "sortOrder", default, skip_serializing_if = "Option::is_none")]
+    pub sort_order: Option<SortOrder>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceInstancesOutput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "serviceInstances")]
+    pub service_instances: ServiceInstanceSummaryList,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ListServiceInstancesSortBy {
+    #[default]
+    #[serde(rename = "name")]
+    Name,
+    #[serde(rename = "deploymentStatus")]
+    DeploymentStatus,
+    #[serde(rename = "templateName")]
+    TemplateName,
+    #[serde(rename = "serviceName")]
+    ServiceName,
+    #[serde(rename = "environmentName")]
+    EnvironmentName,
+    #[serde(rename = "lastDeploymentAttemptedAt")]
+    LastDeploymentAttemptedAt,
+    #[serde(rename = "createdAt")]
+    CreatedAt,
+}
+
+impl ListServiceInstancesSortBy {
+    pub const ALL: &'static [ListServiceInstancesSortBy] = &[
+        ListServiceInstancesSortBy::Name,
+        ListServiceInstancesSortBy::DeploymentStatus,
+        ListServiceInstancesSortBy::TemplateName,
+        ListServiceInstancesSortBy::ServiceName,
+        ListServiceInstancesSortBy::EnvironmentName,
+        ListServiceInstancesSortBy::LastDeploymentAttemptedAt,
+        ListServiceInstancesSortBy::CreatedAt,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListServiceInstancesSortBy::Name => "name",
+            ListServiceInstancesSortBy::DeploymentStatus => "deploymentStatus",
+            ListServiceInstancesSortBy::TemplateName => "templateName",
+            ListServiceInstancesSortBy::ServiceName => "serviceName",
+            ListServiceInstancesSortBy::EnvironmentName => "environmentName",
+            ListServiceInstancesSortBy::LastDeploymentAttemptedAt => "lastDeploymentAttemptedAt",
+            ListServiceInstancesSortBy::CreatedAt => "createdAt",
+        }
+    }
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == value)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1547,6 +2025,26 @@ pub struct ListServiceTemplatesOutput {
     pub next_token: Option<String>,
     #[serde(rename = "templates")]
     pub templates: ServiceTemplateSummaryList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServicesInput {
+    #[serde(
+        rename = "maxResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_results: Option<MaxPageResults>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServicesOutput {
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "services")]
+    pub services: ServiceSummaryList,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1895,6 +2393,56 @@ pub struct Revision {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(
+        rename = "branchName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub branch_name: Option<String>,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(rename = "lastModifiedAt")]
+    pub last_modified_at: Timestamp,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "pipeline", default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<ServicePipeline>,
+    #[serde(
+        rename = "repositoryConnectionArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository_connection_arn: Option<String>,
+    #[serde(
+        rename = "repositoryId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository_id: Option<String>,
+    #[serde(rename = "spec")]
+    pub spec: String,
+    #[serde(rename = "status")]
+    pub status: ServiceStatus,
+    #[serde(
+        rename = "statusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_message: Option<String>,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceInstance {
     #[serde(rename = "arn")]
     pub arn: String,
@@ -1977,6 +2525,52 @@ pub struct ServiceInstanceState {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInstanceSummary {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "deploymentStatus")]
+    pub deployment_status: DeploymentStatus,
+    #[serde(
+        rename = "deploymentStatusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_status_message: Option<String>,
+    #[serde(rename = "environmentName")]
+    pub environment_name: String,
+    #[serde(
+        rename = "lastAttemptedDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_attempted_deployment_id: Option<String>,
+    #[serde(rename = "lastDeploymentAttemptedAt")]
+    pub last_deployment_attempted_at: Timestamp,
+    #[serde(rename = "lastDeploymentSucceededAt")]
+    pub last_deployment_succeeded_at: Timestamp,
+    #[serde(
+        rename = "lastSucceededDeploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_succeeded_deployment_id: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+    #[serde(rename = "templateMajorVersion")]
+    pub template_major_version: String,
+    #[serde(rename = "templateMinorVersion")]
+    pub template_minor_version: String,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+pub type ServiceInstanceSummaryList = Vec<ServiceInstanceSummary>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServicePipeline {
     #[serde(rename = "arn")]
     pub arn: String,
@@ -2027,6 +2621,109 @@ pub struct ServicePipelineState {
     #[serde(rename = "templateName")]
     pub template_name: String,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ServiceStatus {
+    #[default]
+    #[serde(rename = "CREATE_IN_PROGRESS")]
+    CreateInProgress,
+    #[serde(rename = "CREATE_FAILED_CLEANUP_IN_PROGRESS")]
+    CreateFailedCleanupInProgress,
+    #[serde(rename = "CREATE_FAILED_CLEANUP_COMPLETE")]
+    CreateFailedCleanupComplete,
+    #[serde(rename = "CREATE_FAILED_CLEANUP_FAILED")]
+    CreateFailedCleanupFailed,
+    #[serde(rename = "CREATE_FAILED")]
+    CreateFailed,
+    #[serde(rename = "ACTIVE")]
+    Active,
+    #[serde(rename = "DELETE_IN_PROGRESS")]
+    DeleteInProgress,
+    #[serde(rename = "DELETE_FAILED")]
+    DeleteFailed,
+    #[serde(rename = "UPDATE_IN_PROGRESS")]
+    UpdateInProgress,
+    #[serde(rename = "UPDATE_FAILED_CLEANUP_IN_PROGRESS")]
+    UpdateFailedCleanupInProgress,
+    #[serde(rename = "UPDATE_FAILED_CLEANUP_COMPLETE")]
+    UpdateFailedCleanupComplete,
+    #[serde(rename = "UPDATE_FAILED_CLEANUP_FAILED")]
+    UpdateFailedCleanupFailed,
+    #[serde(rename = "UPDATE_FAILED")]
+    UpdateFailed,
+    #[serde(rename = "UPDATE_COMPLETE_CLEANUP_FAILED")]
+    UpdateCompleteCleanupFailed,
+}
+
+impl ServiceStatus {
+    pub const ALL: &'static [ServiceStatus] = &[
+        ServiceStatus::CreateInProgress,
+        ServiceStatus::CreateFailedCleanupInProgress,
+        ServiceStatus::CreateFailedCleanupComplete,
+        ServiceStatus::CreateFailedCleanupFailed,
+        ServiceStatus::CreateFailed,
+        ServiceStatus::Active,
+        ServiceStatus::DeleteInProgress,
+        ServiceStatus::DeleteFailed,
+        ServiceStatus::UpdateInProgress,
+        ServiceStatus::UpdateFailedCleanupInProgress,
+        ServiceStatus::UpdateFailedCleanupComplete,
+        ServiceStatus::UpdateFailedCleanupFailed,
+        ServiceStatus::UpdateFailed,
+        ServiceStatus::UpdateCompleteCleanupFailed,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceStatus::CreateInProgress => "CREATE_IN_PROGRESS",
+            ServiceStatus::CreateFailedCleanupInProgress => "CREATE_FAILED_CLEANUP_IN_PROGRESS",
+            ServiceStatus::CreateFailedCleanupComplete => "CREATE_FAILED_CLEANUP_COMPLETE",
+            ServiceStatus::CreateFailedCleanupFailed => "CREATE_FAILED_CLEANUP_FAILED",
+            ServiceStatus::CreateFailed => "CREATE_FAILED",
+            ServiceStatus::Active => "ACTIVE",
+            ServiceStatus::DeleteInProgress => "DELETE_IN_PROGRESS",
+            ServiceStatus::DeleteFailed => "DELETE_FAILED",
+            ServiceStatus::UpdateInProgress => "UPDATE_IN_PROGRESS",
+            ServiceStatus::UpdateFailedCleanupInProgress => "UPDATE_FAILED_CLEANUP_IN_PROGRESS",
+            ServiceStatus::UpdateFailedCleanupComplete => "UPDATE_FAILED_CLEANUP_COMPLETE",
+            ServiceStatus::UpdateFailedCleanupFailed => "UPDATE_FAILED_CLEANUP_FAILED",
+            ServiceStatus::UpdateFailed => "UPDATE_FAILED",
+            ServiceStatus::UpdateCompleteCleanupFailed => "UPDATE_COMPLETE_CLEANUP_FAILED",
+        }
+    }
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == value)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSummary {
+    #[serde(rename = "arn")]
+    pub arn: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(rename = "lastModifiedAt")]
+    pub last_modified_at: Timestamp,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "status")]
+    pub status: ServiceStatus,
+    #[serde(
+        rename = "statusMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_message: Option<String>,
+    #[serde(rename = "templateName")]
+    pub template_name: String,
+}
+
+pub type ServiceSummaryList = Vec<ServiceSummary>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceSyncBlockerSummary {
@@ -2247,6 +2944,28 @@ pub struct ServiceTemplateVersionSummary {
 
 pub type ServiceTemplateVersionSummaryList = Vec<ServiceTemplateVersionSummary>;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum SortOrder {
+    #[default]
+    #[serde(rename = "ASCENDING")]
+    Ascending,
+    #[serde(rename = "DESCENDING")]
+    Descending,
+}
+
+impl SortOrder {
+    pub const ALL: &'static [SortOrder] = &[SortOrder::Ascending, SortOrder::Descending];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortOrder::Ascending => "ASCENDING",
+            SortOrder::Descending => "DESCENDING",
+        }
+    }
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == value)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncBlocker {
     #[serde(rename = "contexts", default, skip_serializing_if = "Option::is_none")]
@@ -2451,6 +3170,70 @@ pub struct UpdateAccountSettingsOutput {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateEnvironmentInput {
+    #[serde(
+        rename = "codebuildRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub codebuild_role_arn: Option<String>,
+    #[serde(
+        rename = "componentRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub component_role_arn: Option<String>,
+    #[serde(rename = "deploymentType")]
+    pub deployment_type: DeploymentUpdateType,
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(
+        rename = "environmentAccountConnectionId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_account_connection_id: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(
+        rename = "protonServiceRoleArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub proton_service_role_arn: Option<String>,
+    #[serde(
+        rename = "provisioningRepository",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provisioning_repository: Option<RepositoryBranchInput>,
+    #[serde(rename = "spec", default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    #[serde(
+        rename = "templateMajorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub template_major_version: Option<String>,
+    #[serde(
+        rename = "templateMinorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub template_minor_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateEnvironmentOutput {
+    #[serde(rename = "environment")]
+    pub environment: Environment,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateEnvironmentTemplateInput {
     #[serde(
         rename = "description",
@@ -2496,6 +3279,62 @@ pub struct UpdateEnvironmentTemplateVersionInput {
 pub struct UpdateEnvironmentTemplateVersionOutput {
     #[serde(rename = "environmentTemplateVersion")]
     pub environment_template_version: EnvironmentTemplateVersion,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServiceInput {
+    #[serde(
+        rename = "description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "spec", default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServiceInstanceInput {
+    #[serde(
+        rename = "clientToken",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_token: Option<String>,
+    #[serde(rename = "deploymentType")]
+    pub deployment_type: DeploymentUpdateType,
+    #[serde(rename = "name")]
+    pub name: String,
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+    #[serde(rename = "spec", default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    #[serde(
+        rename = "templateMajorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub template_major_version: Option<String>,
+    #[serde(
+        rename = "templateMinorVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub template_minor_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServiceInstanceOutput {
+    #[serde(rename = "serviceInstance")]
+    pub service_instance: ServiceInstance,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServiceOutput {
+    #[serde(rename = "service")]
+    pub service: Service,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
