@@ -141,7 +141,12 @@ def test_duplicate_link_and_unknown_connection(tenant):
 def test_sync_configuration_lifecycle(tenant):
     cc = tenant.client("codeconnections")
     _, link = new_link(cc)
-    config = new_sync_config(tenant, cc, link["RepositoryLinkId"], TriggerResourceUpdateOn="FILE_CHANGE", PublishDeploymentStatus="DISABLED", PullRequestComment="ENABLED")
+    # Switches gitsync does not act on yet are refused when turned on, not stored and ignored.
+    for switch in ("PublishDeploymentStatus", "PullRequestComment"):
+        with pytest.raises(ClientError) as e:
+            new_sync_config(tenant, cc, link["RepositoryLinkId"], **{switch: "ENABLED"})
+        assert error_code(e) == "InvalidInputException" and error_message(e).startswith(f"{switch}: gitsync does not")
+    config = new_sync_config(tenant, cc, link["RepositoryLinkId"], TriggerResourceUpdateOn="FILE_CHANGE", PublishDeploymentStatus="DISABLED", PullRequestComment="DISABLED")
     assert config == {
         "Branch": "main",
         "ConfigFile": "deploy/stack.yaml",
@@ -154,9 +159,12 @@ def test_sync_configuration_lifecycle(tenant):
         "SyncType": "CFN_STACK_SYNC",
         "TriggerResourceUpdateOn": "FILE_CHANGE",
         "PublishDeploymentStatus": "DISABLED",
-        "PullRequestComment": "ENABLED",
+        "PullRequestComment": "DISABLED",
     }
     assert cc.get_sync_configuration(ResourceName="app-stack", SyncType="CFN_STACK_SYNC")["SyncConfiguration"] == config
+    with pytest.raises(ClientError) as e:
+        cc.update_sync_configuration(ResourceName="app-stack", SyncType="CFN_STACK_SYNC", PublishDeploymentStatus="ENABLED")
+    assert error_code(e) == "InvalidInputException" and "does not post commit statuses yet" in error_message(e)
     updated = cc.update_sync_configuration(ResourceName="app-stack", SyncType="CFN_STACK_SYNC", Branch="release", TriggerResourceUpdateOn="ANY_CHANGE")["SyncConfiguration"]
     assert updated["Branch"] == "release" and updated["TriggerResourceUpdateOn"] == "ANY_CHANGE"
     assert updated["ConfigFile"] == "deploy/stack.yaml"
@@ -312,7 +320,7 @@ def test_both_service_names_share_one_store(tenant):
     respelled = legacy_arn.replace("codestar-connections", "codeconnections", 1)
     assert cc.get_connection(ConnectionArn=respelled)["Connection"]["ConnectionArn"] == legacy_arn
     _, link = new_link(cc)
-    new_sync_config(tenant, cc, link["RepositoryLinkId"], PullRequestComment="ENABLED")
+    new_sync_config(tenant, cc, link["RepositoryLinkId"], PullRequestComment="DISABLED")
     seen = legacy.get_sync_configuration(ResourceName="app-stack", SyncType="CFN_STACK_SYNC")["SyncConfiguration"]
     assert seen["RepositoryLinkId"] == link["RepositoryLinkId"]
     assert "PullRequestComment" not in seen  # not a member of the legacy model
