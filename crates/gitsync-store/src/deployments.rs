@@ -13,6 +13,14 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use std::collections::BTreeMap;
 
+/// A deployment (`d`) that does not wait: a pipeline renders its service's instances with their
+/// outputs, so its deployment waits while any of them deploys (a new service's instances first,
+/// as in Proton). Checked when due and again in the claim.
+const NOT_WAITING: &str = "NOT (d.target_kind = 'SERVICE_PIPELINE' AND d.status = 'IN_PROGRESS' AND EXISTS ( \
+     SELECT 1 FROM proton_deployments i WHERE i.account_id = d.account_id AND i.region = d.region \
+     AND i.target_kind = 'SERVICE_INSTANCE' AND i.status IN ('IN_PROGRESS', 'CANCELLING') \
+     AND substr(i.target_name, 1, length(d.target_name) + 1) = d.target_name || '/'))";
+
 /// The most events one deployment keeps (a stack of many resources reports each of them).
 const MAX_EVENTS: i64 = 500;
 
@@ -355,17 +363,11 @@ impl Store {
 
     /// Deployments in progress that no live worker holds and whose retry time has come.
     pub async fn due_deployments(&self, now: Timestamp, limit: usize) -> Result<Vec<String>> {
-        // A pipeline renders its service's instances with their outputs: it deploys once none
-        // of them is deploying (a new service's instances first, as in Proton).
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT d.deployment_id FROM proton_deployments d WHERE d.status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS', 'CANCELLING') \
-             AND d.next_attempt_at <= $1 AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1) \
-             AND NOT (d.target_kind = 'SERVICE_PIPELINE' AND d.status = 'IN_PROGRESS' AND EXISTS ( \
-               SELECT 1 FROM proton_deployments i WHERE i.account_id = d.account_id AND i.region = d.region \
-               AND i.target_kind = 'SERVICE_INSTANCE' AND i.status IN ('IN_PROGRESS', 'CANCELLING') \
-               AND substr(i.target_name, 1, length(d.target_name) + 1) = d.target_name || '/')) \
-             ORDER BY d.next_attempt_at, d.created_at LIMIT $2",
-        )
+             AND d.next_attempt_at <= $1 AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1) AND {NOT_WAITING} \
+             ORDER BY d.next_attempt_at, d.created_at LIMIT $2"
+        )))
         .bind(now.millis())
         .bind(limit as i64)
         .fetch_all(&self.pool)
@@ -383,11 +385,11 @@ impl Store {
         ttl_ms: i64,
     ) -> Result<Option<ClaimedDeployment>> {
         let mut tx = self.write_tx().await?;
-        let claimed = sqlx::query(
-            "UPDATE proton_deployments SET lease_owner = $2, lease_expires_at = $3, lease_epoch = lease_epoch + 1 \
-             WHERE deployment_id = $1 AND status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS', 'CANCELLING') AND next_attempt_at <= $4 \
-             AND (lease_expires_at IS NULL OR lease_expires_at <= $4)",
-        )
+        let claimed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE proton_deployments AS d SET lease_owner = $2, lease_expires_at = $3, lease_epoch = lease_epoch + 1 \
+             WHERE d.deployment_id = $1 AND d.status IN ('IN_PROGRESS', 'DELETE_IN_PROGRESS', 'CANCELLING') AND d.next_attempt_at <= $4 \
+             AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $4) AND {NOT_WAITING}"
+        )))
         .bind(id)
         .bind(owner)
         .bind(now.millis() + ttl_ms)
@@ -672,7 +674,7 @@ impl Store {
                 })
             }
             DeploymentTarget::ServicePipeline { service } => {
-                let row = sqlx::query(
+                let Some(row) = sqlx::query(
                     "SELECT p.stack_name, p.stack_adopt, p.last_succeeded_deployment_id, a.pipeline_service_role_arn \
                      FROM proton_service_pipelines p LEFT JOIN proton_account_settings a \
                      ON a.account_id = p.account_id AND a.region = p.region \
@@ -683,9 +685,13 @@ impl Store {
                 .bind(service)
                 .fetch_optional(&self.pool)
                 .await?
-                .ok_or_else(|| {
-                    StoreError::NotFound(format!("Service {service} has no pipeline"))
-                })?;
+                else {
+                    // Name what is missing: the service, or only its pipeline.
+                    self.get_service(tenant, service).await?;
+                    return Err(StoreError::NotFound(format!(
+                        "Service {service} has no pipeline"
+                    )));
+                };
                 Ok(DeployedResource {
                     stack_name: opt_text(&row, "stack_name")?,
                     last_succeeded_id: opt_text(&row, "last_succeeded_deployment_id")?,

@@ -2189,6 +2189,14 @@ async fn pipelines(store: Store) {
         due.contains(&instances[0].deployment_id) && !due.contains(&first),
         "{due:?}"
     );
+    assert!(
+        store
+            .claim_deployment(&first, "eager", later, 60_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "not claimed by id either"
+    );
     settle(
         &store,
         &instances[0].deployment_id,
@@ -2222,11 +2230,16 @@ async fn pipelines(store: Store) {
         "proton-app-pipeline-0",
     )
     .await;
-    // Another tenant sees none of it.
+    // Another tenant sees none of it; what is missing is named (the service, or its pipeline).
     assert_eq!(
         store.get_service_pipeline(&other, "app").await.unwrap(),
         None
     );
+    let pipeline_of = |s: &str| DeploymentTarget::ServicePipeline { service: s.into() };
+    match store.deployed_resource(&other, &pipeline_of("app")).await {
+        Err(StoreError::NotFound(m)) => assert_eq!(m, "Service app does not exist"),
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
         store
             .update_service_pipeline(&other, "app", &pipeline)
