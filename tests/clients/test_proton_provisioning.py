@@ -301,6 +301,9 @@ def test_environments_and_instances_deploy_their_stacks(deployer, moto, git_http
     rest = proton.list_deployments(environmentName="staging", maxResults=2, nextToken=page["nextToken"])
     assert [d["id"] for d in page["deployments"] + rest["deployments"]] == [d["id"] for d in everything]
     assert "nextToken" not in rest
+    with pytest.raises(ClientError) as e:  # a token is for the filters that issued it
+        proton.list_deployments(serviceName="api", maxResults=2, nextToken=page["nextToken"])
+    assert error_code(e) == "ValidationException"
     # The latest deployment is the instance's state: it stays; an earlier one can be deleted.
     with pytest.raises(ClientError) as e:
         proton.delete_deployment(id=history[0]["id"])

@@ -441,6 +441,17 @@ def test_api_created_instances_before_and_after_the_sync_config(engine, git_http
     assert len(page["serviceInstances"]) == 1 and "nextToken" in page
     rest = proton.list_service_instances(maxResults=1, nextToken=page["nextToken"])
     assert [i["name"] for i in rest["serviceInstances"]] == ["late"] and "nextToken" not in rest
+    # A token is for the query that issued it; a time filter takes finite epoch seconds.
+    with pytest.raises(ClientError) as e:
+        proton.list_service_instances(maxResults=1, nextToken=page["nextToken"], sortBy="name")
+    assert error_code(e) == "ValidationException" and "with these filters" in error_message(e)
+    assert "instances/" not in error_message(e)
+    recent = proton.list_service_instances(filters=[{"key": "createdAtAfter", "value": "0"}])["serviceInstances"]
+    assert len(recent) == 2
+    for nonsense in ("NaN", "inf", "soon"):
+        with pytest.raises(ClientError) as e:
+            proton.list_service_instances(filters=[{"key": "createdAtBefore", "value": nonsense}])
+        assert error_code(e) == "ValidationException" and "takes a time in epoch seconds" in error_message(e)
     # A DRAFT version cannot be deployed; the message says how to publish.
     proton.update_service_template_version(templateName="web", majorVersion="1", minorVersion="0", status="DRAFT")
     with pytest.raises(ClientError) as e:

@@ -66,7 +66,7 @@ impl Paginator {
                 crate::error::ApiError::invalid(
                     service,
                     format!(
-                        "{member}: the token is not one this server issued for {listing} to this account"
+                        "{member}: the token is not one this server issued to this account for this listing with these filters"
                     ),
                 )
             }),

@@ -223,10 +223,19 @@ impl Ops<'_> {
                 "serviceInstanceName needs serviceName: instances are named within their service",
             ));
         }
-        const LISTING: &str = "ListDeployments";
+        // A page position means something only for the same filters: the token is bound to them.
+        let listing = format!(
+            "ListDeployments/{}",
+            serde_json::to_string(&(
+                &i.environment_name,
+                &i.service_name,
+                &i.service_instance_name
+            ))
+            .unwrap_or_default()
+        );
         let after = self.api.pages.resume(
             self.tenant,
-            LISTING,
+            &listing,
             i.next_token.as_deref(),
             Service::Proton,
             "nextToken",
@@ -246,7 +255,7 @@ impl Ops<'_> {
         Ok(dto::ListDeploymentsOutput {
             next_token: page
                 .next
-                .map(|n| self.api.pages.issue(self.tenant, LISTING, &n)),
+                .map(|n| self.api.pages.issue(self.tenant, &listing, &n)),
             deployments: page
                 .items
                 .into_iter()

@@ -893,7 +893,9 @@ impl Ops<'_> {
                 return Err(invalid("filters: each filter needs a key and a value"));
             };
             let time = |v: &str| -> Result<f64, ApiError> {
-                v.parse::<f64>().map_err(|_| {
+                // `NaN` and `inf` parse as numbers and compare as nothing useful.
+                let seconds = v.parse::<f64>().ok().filter(|t| t.is_finite());
+                seconds.ok_or_else(|| {
                     invalid(format!(
                         "filters: {} takes a time in epoch seconds (got {v})",
                         key.as_str()
