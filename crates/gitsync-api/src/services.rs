@@ -986,3 +986,19 @@ impl Ops<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every status gitsync records has its wire value: `status_out` never falls back to the
+    /// DTO's default for one of them.
+    #[test]
+    fn every_deployment_status_is_on_the_wire_as_itself() {
+        for status in gitsync_model::DeploymentStatus::ALL {
+            let wire = dto::DeploymentStatus::parse(status.as_str());
+            assert_eq!(wire.map(|w| w.as_str()), Some(status.as_str()));
+        }
+        assert!(dto::ServiceStatus::parse(gitsync_model::Service::STATUS).is_some());
+    }
+}
