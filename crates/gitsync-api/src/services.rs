@@ -370,6 +370,13 @@ struct Ops<'a> {
 }
 
 impl Ops<'_> {
+    /// Where a listing goes on from: the position `token` holds for this tenant and listing.
+    fn resume(&self, listing: &str, token: Option<&str>) -> Result<Option<String>, ApiError> {
+        self.api
+            .pages
+            .resume(self.tenant, listing, token, Service::Proton, "nextToken")
+    }
+
     /// Checks one instance of a spec for `service` and returns what deploying it applies.
     async fn plan_instance(
         &self,
@@ -479,13 +486,7 @@ impl Ops<'_> {
             let major = version_part("majorVersion", Some(&f.major_version))?.unwrap_or_default();
             filters.push((f.template_name, major));
         }
-        let after = self.api.pages.resume(
-            self.tenant,
-            LISTING,
-            i.next_token.as_deref(),
-            Service::Proton,
-            "nextToken",
-        )?;
+        let after = self.resume(LISTING, i.next_token.as_deref())?;
         let page = self
             .api
             .store
@@ -661,13 +662,7 @@ impl Ops<'_> {
         i: dto::ListServicesInput,
     ) -> Result<dto::ListServicesOutput, ApiError> {
         const LISTING: &str = "services";
-        let after = self.api.pages.resume(
-            self.tenant,
-            LISTING,
-            i.next_token.as_deref(),
-            Service::Proton,
-            "nextToken",
-        )?;
+        let after = self.resume(LISTING, i.next_token.as_deref())?;
         let page = self
             .api
             .store
@@ -960,13 +955,7 @@ impl Ops<'_> {
             serde_json::to_string(&(&i.service_name, &i.filters, &i.sort_by, &i.sort_order))
                 .unwrap_or_default()
         );
-        let start: usize = match self.api.pages.resume(
-            self.tenant,
-            &listing,
-            i.next_token.as_deref(),
-            Service::Proton,
-            "nextToken",
-        )? {
+        let start: usize = match self.resume(&listing, i.next_token.as_deref())? {
             Some(p) => p.parse().unwrap_or(0),
             None => 0,
         };

@@ -1611,24 +1611,7 @@ async fn service_blockers(store: Store) {
 
 /// Ends a deployment as the engine does: claimed, then finished.
 async fn settle(store: &Store, id: &str, status: DeploymentStatus) {
-    let claim = store
-        .claim_deployment(id, "test", Timestamp::now(), 60_000)
-        .await
-        .unwrap()
-        .expect("a new deployment is due");
-    store
-        .finish_deployment(
-            &claim,
-            &gitsync_store::DeploymentEnd {
-                status,
-                message: "settled by the test".into(),
-                stack_name: None,
-                outputs: Default::default(),
-                resources: Vec::new(),
-            },
-        )
-        .await
-        .unwrap();
+    settle_as(store, id, status, None).await;
 }
 
 /// Proton deployments as engine work (issue 15): recorded in progress, claimed under a lease,
@@ -2109,8 +2092,13 @@ async fn deployed_environment(store: &Store, t: &Tenant, name: &str, template: &
     settle(store, &id, DeploymentStatus::Succeeded).await;
 }
 
-/// Ends a claimed deployment as the engine would, on stack `stack`.
+/// Ends a successful deployment as the engine would, on stack `stack`.
 async fn settle_on(store: &Store, id: &str, stack: &str) {
+    settle_as(store, id, DeploymentStatus::Succeeded, Some(stack)).await;
+}
+
+/// Claims a due deployment and ends it as the engine would.
+async fn settle_as(store: &Store, id: &str, status: DeploymentStatus, stack: Option<&str>) {
     let claim = store
         .claim_deployment(id, "test", Timestamp::now(), 60_000)
         .await
@@ -2120,9 +2108,9 @@ async fn settle_on(store: &Store, id: &str, stack: &str) {
         .finish_deployment(
             &claim,
             &gitsync_store::DeploymentEnd {
-                status: DeploymentStatus::Succeeded,
+                status,
                 message: "settled by the test".into(),
-                stack_name: Some(stack.into()),
+                stack_name: stack.map(str::to_string),
                 outputs: Default::default(),
                 resources: Vec::new(),
             },
