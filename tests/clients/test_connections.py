@@ -141,11 +141,15 @@ def test_duplicate_link_and_unknown_connection(tenant):
 def test_sync_configuration_lifecycle(tenant):
     cc = tenant.client("codeconnections")
     _, link = new_link(cc)
-    # Switches gitsync does not act on yet are refused when turned on, not stored and ignored.
-    for switch in ("PublishDeploymentStatus", "PullRequestComment"):
-        with pytest.raises(ClientError) as e:
-            new_sync_config(tenant, cc, link["RepositoryLinkId"], **{switch: "ENABLED"})
-        assert error_code(e) == "InvalidInputException" and error_message(e).startswith(f"{switch}: gitsync does not")
+    # A switch gitsync does not act on yet is refused when turned on, not stored and ignored; one
+    # that posts to the Git host is refused while the connection has no token for the host's API.
+    with pytest.raises(ClientError) as e:
+        new_sync_config(tenant, cc, link["RepositoryLinkId"], PullRequestComment="ENABLED")
+    assert error_code(e) == "InvalidInputException" and error_message(e).startswith("PullRequestComment: gitsync does not")
+    with pytest.raises(ClientError) as e:
+        new_sync_config(tenant, cc, link["RepositoryLinkId"], PublishDeploymentStatus="ENABLED")
+    assert error_code(e) == "InvalidInputException"
+    assert error_message(e).startswith("PublishDeploymentStatus is ENABLED but connection ") and "--api-token-file FILE" in error_message(e)
     config = new_sync_config(tenant, cc, link["RepositoryLinkId"], TriggerResourceUpdateOn="FILE_CHANGE", PublishDeploymentStatus="DISABLED", PullRequestComment="DISABLED")
     assert config == {
         "Branch": "main",
@@ -164,7 +168,7 @@ def test_sync_configuration_lifecycle(tenant):
     assert cc.get_sync_configuration(ResourceName="app-stack", SyncType="CFN_STACK_SYNC")["SyncConfiguration"] == config
     with pytest.raises(ClientError) as e:
         cc.update_sync_configuration(ResourceName="app-stack", SyncType="CFN_STACK_SYNC", PublishDeploymentStatus="ENABLED")
-    assert error_code(e) == "InvalidInputException" and "does not post commit statuses yet" in error_message(e)
+    assert error_code(e) == "InvalidInputException" and "has no token for its Git host's API" in error_message(e)
     updated = cc.update_sync_configuration(ResourceName="app-stack", SyncType="CFN_STACK_SYNC", Branch="release", TriggerResourceUpdateOn="ANY_CHANGE")["SyncConfiguration"]
     assert updated["Branch"] == "release" and updated["TriggerResourceUpdateOn"] == "ANY_CHANGE"
     assert updated["ConfigFile"] == "deploy/stack.yaml"

@@ -61,6 +61,9 @@ pub struct EngineSettings {
     /// Where templates from repositories are checked and rendered (the server: a child
     /// process with capped memory and CPU).
     pub render_isolation: sandbox::Isolation,
+    /// Where public providers' repositories are cloned from instead of their own hosts
+    /// (`gitsync serve --git-base`: mirrors, proxies, tests).
+    pub git_bases: gitsync_model::githost::ProviderBases,
 }
 
 impl Default for EngineSettings {
@@ -75,6 +78,7 @@ impl Default for EngineSettings {
             assume_sync_role: false,
             shutdown_grace: Duration::from_secs(30),
             render_isolation: sandbox::Isolation::InProcess,
+            git_bases: Default::default(),
         }
     }
 }

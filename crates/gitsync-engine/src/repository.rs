@@ -4,6 +4,7 @@ use crate::Engine;
 use crate::backoff::{after_failures, jittered};
 use gitsync_deploy::BoxFuture;
 use gitsync_git::{Credential, GitError, Mirror, Remote};
+use gitsync_model::githost::{ConnectionSecrets, ProviderBases};
 use gitsync_model::{EventType, SyncEvent};
 use gitsync_model::{RepositorySyncStatus, Tenant, Timestamp};
 use gitsync_store::{
@@ -97,8 +98,9 @@ pub(crate) type Scan =
 /// Failing remotes are retried no less often than this.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
-/// `{base}/{owner}/{name}.git`, where base is the host's endpoint or the provider's public host.
-pub fn remote_url(source: &LinkSource) -> Result<String, String> {
+/// `{base}/{owner}/{name}.git`, where base is the host's endpoint, or the provider's public host
+/// unless `git_bases` replaces it (`gitsync serve --git-base`).
+pub fn remote_url(source: &LinkSource, git_bases: &ProviderBases) -> Result<String, String> {
     let safe = |s: &str, slash: bool| {
         !s.is_empty()
             && !s.starts_with('-')
@@ -116,7 +118,9 @@ pub fn remote_url(source: &LinkSource) -> Result<String, String> {
     }
     let base = match (
         &source.host_endpoint,
-        source.provider_type.public_base_url(),
+        git_bases
+            .get(source.provider_type)
+            .or(source.provider_type.public_base_url()),
     ) {
         (Some(endpoint), _) => endpoint.trim_end_matches('/').to_string(),
         (None, Some(public)) => public.to_string(),
@@ -139,19 +143,20 @@ pub fn remote_url(source: &LinkSource) -> Result<String, String> {
     Ok(format!("{base}/{}/{name}.git", source.owner_id))
 }
 
-/// The credential stored by `gitsync connections activate` (JSON `{"token": …}` or `{"ssh_key": …}`).
-pub fn credential(stored: Option<&[u8]>) -> Option<Credential> {
-    let value: serde_json::Value = serde_json::from_slice(stored?).ok()?;
-    if let Some(token) = value["token"].as_str() {
-        return Some(Credential::Token(token.to_string()));
+/// The Git credential among a connection's secrets: its token, else its ssh key.
+pub fn credential(secrets: Option<&ConnectionSecrets>) -> Option<Credential> {
+    let secrets = secrets?;
+    if let Some(token) = &secrets.token {
+        return Some(Credential::Token(token.clone()));
     }
-    value["ssh_key"]
-        .as_str()
-        .map(|k| Credential::SshKey(k.to_string()))
+    secrets.ssh_key.clone().map(Credential::SshKey)
 }
 
 /// How to reach a link's repository, or why it cannot be reached.
-pub(crate) fn remote_for(source: &LinkSource) -> Result<Remote, CheckError> {
+pub(crate) fn remote_for(
+    source: &LinkSource,
+    git_bases: &ProviderBases,
+) -> Result<Remote, CheckError> {
     if source.connection_status != gitsync_model::ConnectionStatus::Available {
         return Err(CheckError::Config(format!(
             "Connection {arn} is {status}, not AVAILABLE: activate it with `gitsync connections activate {arn} --token-file FILE` \
@@ -161,8 +166,8 @@ pub(crate) fn remote_for(source: &LinkSource) -> Result<Remote, CheckError> {
         )));
     }
     Ok(Remote::new(
-        remote_url(source).map_err(CheckError::Config)?,
-        credential(source.credentials.as_deref()),
+        remote_url(source, git_bases).map_err(CheckError::Config)?,
+        credential(source.secrets.as_ref()),
     ))
 }
 
@@ -284,7 +289,7 @@ impl Engine {
                 self.store.proton_source(&key.tenant, *provider, name).await
             }
         }?;
-        let remote = remote_for(&source)?;
+        let remote = remote_for(&source, &self.settings.git_bases)?;
         let branch = key.branch.clone();
         let heads = remote
             .list_branches(&self.git, std::slice::from_ref(&branch))
@@ -486,40 +491,53 @@ mod tests {
             connection_arn: "arn".into(),
             connection_status: ConnectionStatus::Available,
             host_endpoint: endpoint.map(str::to_string),
-            credentials: None,
+            secrets: None,
         }
     }
 
     #[test]
     fn remote_urls_come_from_host_or_provider() {
         assert_eq!(
-            remote_url(&source("octo", "infra", None, ProviderType::GitHub)).unwrap(),
+            remote_url(
+                &source("octo", "infra", None, ProviderType::GitHub),
+                &ProviderBases::default()
+            )
+            .unwrap(),
             "https://github.com/octo/infra.git"
         );
         assert_eq!(
-            remote_url(&source(
-                "grp/sub",
-                "app.git",
-                Some("https://git.example.com/"),
-                ProviderType::GitLabSelfManaged
-            ))
+            remote_url(
+                &source(
+                    "grp/sub",
+                    "app.git",
+                    Some("https://git.example.com/"),
+                    ProviderType::GitLabSelfManaged
+                ),
+                &ProviderBases::default()
+            )
             .unwrap(),
             "https://git.example.com/grp/sub/app.git"
         );
         assert_eq!(
-            remote_url(&source(
-                "o",
-                "r",
-                Some("file:///srv/git"),
-                ProviderType::GitHubEnterpriseServer
-            ))
+            remote_url(
+                &source(
+                    "o",
+                    "r",
+                    Some("file:///srv/git"),
+                    ProviderType::GitHubEnterpriseServer
+                ),
+                &ProviderBases::default()
+            )
             .unwrap(),
             "file:///srv/git/o/r.git"
         );
         assert!(
-            remote_url(&source("o", "r", None, ProviderType::GitLabSelfManaged))
-                .unwrap_err()
-                .contains("needs a host")
+            remote_url(
+                &source("o", "r", None, ProviderType::GitLabSelfManaged),
+                &ProviderBases::default()
+            )
+            .unwrap_err()
+            .contains("needs a host")
         );
         for (owner, repo) in [
             ("..", "r"),
@@ -529,17 +547,24 @@ mod tests {
             ("o", "a/b"),
         ] {
             assert!(
-                remote_url(&source(owner, repo, None, ProviderType::GitHub)).is_err(),
+                remote_url(
+                    &source(owner, repo, None, ProviderType::GitHub),
+                    &ProviderBases::default()
+                )
+                .is_err(),
                 "{owner}/{repo}"
             );
         }
         assert!(
-            remote_url(&source(
-                "o",
-                "r",
-                Some("ext::sh"),
-                ProviderType::GitHubEnterpriseServer
-            ))
+            remote_url(
+                &source(
+                    "o",
+                    "r",
+                    Some("ext::sh"),
+                    ProviderType::GitHubEnterpriseServer
+                ),
+                &ProviderBases::default()
+            )
             .is_err()
         );
     }
@@ -548,7 +573,9 @@ mod tests {
     fn pending_connections_name_the_command_that_fixes_them() {
         let mut s = source("o", "r", None, ProviderType::GitHub);
         s.connection_status = ConnectionStatus::Pending;
-        let message = remote_for(&s).unwrap_err().to_string();
+        let message = remote_for(&s, &ProviderBases::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             message.contains("gitsync connections activate arn"),
             "{message}"
@@ -557,13 +584,12 @@ mod tests {
 
     #[test]
     fn stored_credentials_are_read() {
-        assert!(
-            matches!(credential(Some(br#"{"token":"t"}"#)), Some(Credential::Token(t)) if t == "t")
-        );
-        assert!(
-            matches!(credential(Some(br#"{"ssh_key":"k"}"#)), Some(Credential::SshKey(k)) if k == "k")
-        );
-        assert!(credential(Some(b"{}")).is_none());
+        let read = |json: &[u8]| credential(ConnectionSecrets::parse(json).as_ref());
+        assert!(matches!(read(br#"{"token":"t"}"#), Some(Credential::Token(t)) if t == "t"));
+        assert!(matches!(read(br#"{"ssh_key":"k"}"#), Some(Credential::SshKey(k)) if k == "k"));
+        // An API token alone is no Git credential.
+        assert!(read(br#"{"api_token":"a"}"#).is_none());
+        assert!(read(b"{}").is_none());
         assert!(credential(None).is_none());
     }
 }

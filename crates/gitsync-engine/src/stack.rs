@@ -232,7 +232,7 @@ impl Engine {
                 );
             }
         };
-        let remote = match remote_for(&source) {
+        let remote = match remote_for(&source, &self.settings.git_bases) {
             Ok(r) => r,
             Err(e) => {
                 return Ending::Transient(

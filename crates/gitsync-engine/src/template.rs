@@ -142,7 +142,8 @@ impl Engine {
             .proton_source(&claim.tenant, provider, &name)
             .await
             .map_err(|e| transient(e.to_string()))?;
-        let remote = remote_for(&source).map_err(|e| transient(e.to_string()))?;
+        let remote =
+            remote_for(&source, &self.settings.git_bases).map_err(|e| transient(e.to_string()))?;
         let mirror =
             Mirror::for_url(&self.git, &remote.url).map_err(|e| transient(e.to_string()))?;
         if !mirror.has_commit(sha)

@@ -169,7 +169,7 @@ impl Kit {
             }
         }
         .unwrap();
-        let remote = remote_for(&source).unwrap();
+        let remote = remote_for(&source, &Default::default()).unwrap();
         let branch = "main".to_string();
         let (_, heads) = remote
             .fetch(&self.engine.git, std::slice::from_ref(&branch))

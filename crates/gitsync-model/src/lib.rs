@@ -6,6 +6,7 @@
 //! ([`sync`]). The store persists these types; the wire layer translates them to AWS shapes.
 
 pub mod arn;
+pub mod githost;
 pub mod limits;
 pub mod notification;
 pub mod resources;

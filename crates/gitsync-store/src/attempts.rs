@@ -2,15 +2,17 @@
 //! recorded while the lease holds, and closed in one fenced transaction with the sync's database
 //! effect, any blocker, and the status change written to the outbox.
 
-use crate::rows::{BindKey, int, parsed, text};
+use crate::rows::{BindKey, int, parsed, text, toggle};
 use crate::rows::{lease_lost, revision_json};
 use crate::services::DeployedInstance;
+use crate::status::RepositoryKey;
 use crate::targets::{ClaimedTarget, TargetResult};
 use crate::templates::NewTemplateVersion;
 use crate::{Backend, Result, Store, StoreError};
+use gitsync_model::githost::{CommitState, CommitStatus};
 use gitsync_model::{
-    BlockerScope, EventType, InstanceDeployment, ResourceSyncStatus, SyncEvent, SyncTarget,
-    TemplateType, TemplateVersion, Tenant, Timestamp,
+    BlockerScope, EventType, InstanceDeployment, ResourceSyncStatus, Revision, SyncEvent,
+    SyncTarget, TemplateType, TemplateVersion, Tenant, Timestamp,
 };
 use sqlx::Row;
 
@@ -77,6 +79,45 @@ async fn notify_status_change(
     crate::outbox::notify(tx, &claim.tenant, &change.message()).await
 }
 
+/// Posts a commit status on `revision` for a stack's attempt when its sync configuration asks
+/// for it (`PublishDeploymentStatus`), through the outbox in the caller's transaction. Other
+/// kinds of sync have no such switch.
+async fn publish_commit_status(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    claim: &ClaimedTarget,
+    revision: &Revision,
+    state: CommitState,
+    description: &str,
+) -> Result<()> {
+    let (SyncTarget::CfnStack { stack_name }, RepositoryKey::Link(link_id)) =
+        (&claim.target, &claim.repository)
+    else {
+        return Ok(());
+    };
+    let row = sqlx::query(
+        "SELECT publish_deployment_status FROM sync_configurations WHERE account_id = $1 AND region = $2 AND resource_name = $3",
+    )
+    .bind(&claim.tenant.account_id)
+    .bind(&claim.tenant.region)
+    .bind(stack_name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(()) };
+    if toggle(&row, "publish_deployment_status")? != Some(true) {
+        return Ok(());
+    }
+    let status = CommitStatus {
+        link_id: link_id.clone(),
+        owner_id: revision.owner_id.clone(),
+        repository_name: revision.repository_name.clone(),
+        sha: revision.sha.clone(),
+        state,
+        context: CommitStatus::context_of(stack_name),
+        description: CommitStatus::describe(description),
+    };
+    crate::outbox::post_commit_status(tx, &claim.tenant, stack_name, &status).await
+}
+
 impl Store {
     /// Starts the resource sync of a claimed target at its desired revision: closes an attempt a
     /// stopped worker left behind, records the new attempt with its first events, and marks the
@@ -131,6 +172,14 @@ impl Store {
                     time: now,
                 };
                 crate::outbox::notify(&mut tx, &claim.tenant, &change.message()).await?;
+                publish_commit_status(
+                    &mut tx,
+                    claim,
+                    change.revision,
+                    CommitState::Error,
+                    "The worker running this sync stopped before it finished",
+                )
+                .await?;
             }
         }
         let previous = sqlx::query(
@@ -182,6 +231,14 @@ impl Store {
             &target.display_name(),
             ResourceSyncStatus::InProgress,
             previous,
+        )
+        .await?;
+        publish_commit_status(
+            &mut tx,
+            claim,
+            &claim.desired,
+            CommitState::Pending,
+            &format!("Syncing {}", target.display_name()),
         )
         .await?;
         tx.commit().await?;
@@ -386,6 +443,14 @@ impl Store {
             Some(ResourceSyncStatus::InProgress),
         )
         .await?;
+        // The attempt's last word says how it went (the failure's reason, the stack's state).
+        let (state, fallback) = if result.succeeded {
+            (CommitState::Success, "Succeeded")
+        } else {
+            (CommitState::Failure, "Failed")
+        };
+        let outcome = events.last().map_or(fallback, |e| e.event.as_str());
+        publish_commit_status(&mut tx, claim, &claim.desired, state, outcome).await?;
         tx.commit().await?;
         Ok(kept.unwrap_or(Applied::Nothing))
     }

@@ -735,6 +735,48 @@ impl Store {
         Ok(())
     }
 
+    /// The switches that post to the Git host (`PublishDeploymentStatus`,
+    /// `PullRequestComment`) are refused when the link's connection cannot call its host's API,
+    /// naming what to do, rather than accepted and left to fail at every attempt.
+    async fn check_feedback_switches(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tenant: &Tenant,
+        link_id: &str,
+        publish_deployment_status: Option<bool>,
+        pull_request_comment: Option<bool>,
+    ) -> Result<()> {
+        let member = match (publish_deployment_status, pull_request_comment) {
+            (Some(true), _) => "PublishDeploymentStatus",
+            (_, Some(true)) => "PullRequestComment",
+            _ => return Ok(()),
+        };
+        let row = sqlx::query(
+            "SELECT c.arn, c.provider_type, c.credentials_sealed, h.provider_endpoint FROM repository_links l \
+             JOIN connections c ON c.account_id = l.account_id AND c.region = l.region AND c.connection_id = l.connection_id \
+             LEFT JOIN hosts h ON h.account_id = c.account_id AND h.region = c.region AND h.arn = c.host_arn \
+             WHERE l.account_id = $1 AND l.region = $2 AND l.link_id = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(link_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "{member}: the connection of repository link {link_id} was deleted"
+            ))
+        })?;
+        let secrets = self.open_secrets(opt_text(&row, "credentials_sealed")?)?;
+        gitsync_model::githost::check_api_access(
+            &text(&row, "arn")?,
+            parsed(&row, "provider_type", ProviderType::parse)?,
+            opt_text(&row, "provider_endpoint")?.as_deref(),
+            secrets.as_ref(),
+        )
+        .map_err(|why| StoreError::Invalid(format!("{member} is ENABLED but {why}")))
+    }
+
     pub async fn create_sync_configuration(
         &self,
         tenant: &Tenant,
@@ -752,6 +794,14 @@ impl Store {
         };
         self.check_sync_config_limits(&mut tx, tenant, &link.id, &spec.branch, &spec.resource_name)
             .await?;
+        self.check_feedback_switches(
+            &mut tx,
+            tenant,
+            &link.id,
+            spec.publish_deployment_status,
+            spec.pull_request_comment,
+        )
+        .await?;
         let inserted = sqlx::query(
             "INSERT INTO sync_configurations (account_id, region, sync_type, resource_name, link_id, branch, config_file, role_arn, \
              publish_deployment_status, trigger_resource_update_on, pull_request_comment, created_at) \
@@ -863,6 +913,26 @@ impl Store {
             .trigger_resource_update_on
             .or(config.trigger_resource_update_on);
         config.pull_request_comment = patch.pull_request_comment.or(config.pull_request_comment);
+        // A switch turned on, or kept on while the configuration moves to another link, needs
+        // the (new) link's connection to reach its host's API.
+        let moved = patch.repository_link_id.is_some();
+        let turned_on = |patched: Option<bool>, now: Option<bool>| {
+            (patched == Some(true) || moved) && now == Some(true)
+        };
+        self.check_feedback_switches(
+            &mut tx,
+            tenant,
+            &config.repository_link_id,
+            Some(turned_on(
+                patch.publish_deployment_status,
+                config.publish_deployment_status,
+            )),
+            Some(turned_on(
+                patch.pull_request_comment,
+                config.pull_request_comment,
+            )),
+        )
+        .await?;
         self.check_sync_config_limits(
             &mut tx,
             tenant,

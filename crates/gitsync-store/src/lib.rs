@@ -40,7 +40,10 @@ pub use deployments::{
 pub use error::StoreError;
 pub use keys::{AccessKey, AccessKeySummary};
 pub use migrate::postgres_migrations;
-pub use outbox::{ClaimedDelivery, DueDelivery, NOTIFICATION_DELIVERER, NotificationTarget};
+pub use outbox::{
+    COMMIT_STATUS_DELIVERER, ClaimedDelivery, DeliverySummary, DueDelivery, NOTIFICATION_DELIVERER,
+    NotificationTarget, commit_status_destination,
+};
 pub use pipelines::{AccountSettings, PipelineDeployment};
 pub use secrets::{MasterKey, Sealer};
 pub use services::{DeployedInstance, InstanceContext, InstanceWrite, NewEnvironment, NewService};

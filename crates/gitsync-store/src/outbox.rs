@@ -1,6 +1,6 @@
-//! The outbox: what must be told outside (status-change notifications today; commit statuses and
-//! pull-request comments are the next deliverers), written in the same transaction as the change
-//! it reports, and drained by the engine's delivery worker at least once.
+//! The outbox: what must be told outside (status-change notifications, commit statuses),
+//! written in the same transaction as the change it reports, and drained by the engine's
+//! delivery worker at least once.
 //!
 //! One row is one message for one destination. Rows are claimed under a lease with a fencing
 //! epoch, like sync targets, so replicas share the work and a stopped replica's deliveries are
@@ -10,11 +10,15 @@
 
 use crate::rows::{int, opt_text, text};
 use crate::{Result, Store, StoreError};
+use gitsync_model::githost::CommitStatus;
 use gitsync_model::{Tenant, Timestamp};
 use sqlx::{AssertSqlSafe, Row};
 
 /// The deliverer of status-change notifications (`destination`: a notification target's id).
 pub const NOTIFICATION_DELIVERER: &str = "notification";
+/// The deliverer of commit statuses (message: a [`CommitStatus`]; `destination`: the repository
+/// link and the resource, so one stack's statuses reach its host in the order they were written).
+pub const COMMIT_STATUS_DELIVERER: &str = "commit-status";
 
 /// Where a tenant's status-change notifications go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +34,23 @@ pub struct NotificationTarget {
     pub failed: i64,
     /// The last failure of a delivery to this target, if any is pending or failed.
     pub last_error: Option<String>,
+}
+
+/// How the outbox rows of one destination stand (kept for the outbox's retention).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliverySummary {
+    pub delivered: i64,
+    /// Waiting, or retrying after failures.
+    pub pending: i64,
+    /// Given up.
+    pub failed: i64,
+    /// The last failure of a row not delivered, if any.
+    pub last_error: Option<String>,
+}
+
+/// The outbox destination of a stack's commit statuses.
+pub fn commit_status_destination(link_id: &str, resource_name: &str) -> String {
+    format!("{link_id}/{resource_name}")
 }
 
 /// A pending row is due only when it is the oldest pending row of its destination: messages
@@ -78,6 +99,30 @@ pub(crate) async fn notify(
     .bind(&tenant.region)
     .bind(NOTIFICATION_DELIVERER)
     .bind(message.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes a commit status to the outbox, inside the transaction of the attempt it reports.
+pub(crate) async fn post_commit_status(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: &Tenant,
+    resource_name: &str,
+    status: &CommitStatus,
+) -> Result<()> {
+    let now = Timestamp::now().millis();
+    let message = serde_json::to_string(status).map_err(StoreError::corrupt)?;
+    sqlx::query(
+        "INSERT INTO outbox (account_id, region, deliverer, destination, message, created_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(COMMIT_STATUS_DELIVERER)
+    .bind(commit_status_destination(&status.link_id, resource_name))
+    .bind(message)
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -359,6 +404,37 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
+    }
+
+    /// How the deliveries of one destination stand (a stack's commit statuses, say).
+    pub async fn delivery_summary(
+        &self,
+        tenant: &Tenant,
+        deliverer: &str,
+        destination: &str,
+    ) -> Result<DeliverySummary> {
+        let row = sqlx::query(
+            "SELECT \
+             COALESCE(SUM(CASE WHEN delivered_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS delivered, \
+             COALESCE(SUM(CASE WHEN delivered_at IS NULL AND failed_at IS NULL THEN 1 ELSE 0 END), 0) AS pending, \
+             COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS failed, \
+             (SELECT o.last_error FROM outbox o WHERE o.account_id = $1 AND o.region = $2 AND o.deliverer = $3 \
+                AND o.destination = $4 AND o.delivered_at IS NULL AND o.last_error IS NOT NULL \
+                ORDER BY o.delivery_id DESC LIMIT 1) AS last_error \
+             FROM outbox WHERE account_id = $1 AND region = $2 AND deliverer = $3 AND destination = $4",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(deliverer)
+        .bind(destination)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(DeliverySummary {
+            delivered: int(&row, "delivered")?,
+            pending: int(&row, "pending")?,
+            failed: int(&row, "failed")?,
+            last_error: opt_text(&row, "last_error")?,
+        })
     }
 
     /// How many outbox rows wait for delivery, over every tenant.

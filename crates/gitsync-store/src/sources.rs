@@ -3,6 +3,7 @@
 
 use crate::rows::{opt_text, parsed, text};
 use crate::{Result, Store, StoreError};
+use gitsync_model::githost::ConnectionSecrets;
 use gitsync_model::{ConnectionStatus, ProviderType, Tenant};
 
 /// Where a repository link's repository lives and how to reach it.
@@ -16,11 +17,23 @@ pub struct LinkSource {
     pub connection_status: ConnectionStatus,
     /// The host's `ProviderEndpoint` for self-managed providers.
     pub host_endpoint: Option<String>,
-    /// Opened credentials of the connection, as stored by `activate_connection`.
-    pub credentials: Option<Vec<u8>>,
+    /// The connection's opened secrets, as stored by `activate_connection` (`None` when it
+    /// has none).
+    pub secrets: Option<ConnectionSecrets>,
 }
 
 impl Store {
+    /// A connection's sealed secrets, opened and read.
+    pub(crate) fn open_secrets(&self, sealed: Option<String>) -> Result<Option<ConnectionSecrets>> {
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let opened = self.sealer.open(&sealed)?;
+        ConnectionSecrets::parse(&opened)
+            .map(Some)
+            .ok_or_else(|| StoreError::corrupt("a connection's secrets are not JSON"))
+    }
+
     /// Where a link's repository lives, with the connection's state and opened credentials.
     pub async fn link_source(&self, tenant: &Tenant, link_id: &str) -> Result<LinkSource> {
         let row = sqlx::query(
@@ -45,10 +58,7 @@ impl Store {
                 )));
             }
         };
-        let credentials = match opt_text(&row, "credentials_sealed")? {
-            Some(sealed) => Some(self.sealer.open(&sealed)?),
-            None => None,
-        };
+        let secrets = self.open_secrets(opt_text(&row, "credentials_sealed")?)?;
         Ok(LinkSource {
             link_id: text(&row, "link_id")?,
             owner_id: text(&row, "owner_id")?,
@@ -57,7 +67,7 @@ impl Store {
             connection_arn,
             connection_status: status,
             host_endpoint: opt_text(&row, "provider_endpoint")?,
-            credentials,
+            secrets,
         })
     }
 
@@ -90,10 +100,7 @@ impl Store {
         .bind(&connection.id)
         .fetch_one(&self.pool)
         .await?;
-        let credentials = match opt_text(&row, "credentials_sealed")? {
-            Some(sealed) => Some(self.sealer.open(&sealed)?),
-            None => None,
-        };
+        let secrets = self.open_secrets(opt_text(&row, "credentials_sealed")?)?;
         Ok(LinkSource {
             link_id: String::new(),
             owner_id: owner.to_string(),
@@ -102,7 +109,7 @@ impl Store {
             connection_arn: connection.arn,
             connection_status: connection.status,
             host_endpoint: opt_text(&row, "provider_endpoint")?,
-            credentials,
+            secrets,
         })
     }
 

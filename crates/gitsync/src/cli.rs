@@ -136,17 +136,31 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum ConnectionsCommand {
-    /// Make a PENDING connection AVAILABLE, storing its Git credentials encrypted. Give a token
+    /// Make a PENDING connection AVAILABLE, storing its credentials encrypted. Give a token
     /// file for https remotes, an SSH private key for ssh remotes, or neither for file:// remotes.
+    /// Commit statuses and pull request comments call the Git host's REST API with the token,
+    /// or with --api-token-file's (docs/git-hosts.md). Activating again replaces everything
+    /// stored before.
     Activate {
         /// The connection's ARN (as CreateConnection answered it).
         connection_arn: String,
-        /// File holding an access token for https (sent as the password of HTTP basic auth).
+        /// File holding an access token for https (sent as the password of HTTP basic auth)
+        /// and, unless --api-token-file is given, for the host's REST API.
         #[arg(long, value_name = "FILE", conflicts_with = "ssh_key_file")]
         token_file: Option<PathBuf>,
         /// File holding an SSH private key (OpenSSH format) for ssh:// remotes.
         #[arg(long, value_name = "FILE")]
         ssh_key_file: Option<PathBuf>,
+        /// File holding a token for the Git host's REST API alone (commit statuses, pull
+        /// request comments): for ssh or file:// connections, or when the Git token may not
+        /// call the API. Bitbucket: `user:app-password` is sent as basic auth, anything else as
+        /// a bearer token.
+        #[arg(long, value_name = "FILE")]
+        api_token_file: Option<PathBuf>,
+        /// The REST API's base URL, when the host's ProviderEndpoint does not lead to it (an
+        /// ssh:// or file:// endpoint), e.g. https://gitlab.example.com/api/v4.
+        #[arg(long, value_name = "URL")]
+        api_url: Option<String>,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -453,6 +467,30 @@ pub struct ServeArgs {
     /// `source` changed to this.
     #[arg(long, env = "GITSYNC_EVENT_SOURCE", default_value = gitsync_model::notification::DEFAULT_SOURCE, value_name = "SOURCE")]
     pub event_source: String,
+
+    /// Call a provider's REST API (commit statuses) at this base instead of its own, as
+    /// TYPE=URL (repeat it, or separate pairs with commas): GitHub=https://github-proxy.internal.
+    /// The defaults: GitHub https://api.github.com, GitHubEnterpriseServer and GitLabSelfManaged
+    /// the host's ProviderEndpoint with /api/v3 and /api/v4, GitLab https://gitlab.com/api/v4,
+    /// Bitbucket https://api.bitbucket.org/2.0 (docs/git-hosts.md).
+    #[arg(
+        long,
+        env = "GITSYNC_API_BASE",
+        value_name = "TYPE=URL",
+        value_delimiter = ','
+    )]
+    pub api_base: Vec<String>,
+
+    /// Clone a public provider's repositories (GitHub, GitLab, Bitbucket, AzureDevOps) from this
+    /// base instead of its own host, as TYPE=URL (repeat it, or separate pairs with commas):
+    /// mirrors, proxies. Repositories are `<URL>/<owner>/<name>.git`.
+    #[arg(
+        long,
+        env = "GITSYNC_GIT_BASE",
+        value_name = "TYPE=URL",
+        value_delimiter = ','
+    )]
+    pub git_base: Vec<String>,
 
     /// Time limit of every git network call (listing refs, fetching).
     #[arg(long, env = "GITSYNC_GIT_TIMEOUT", default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]

@@ -2,7 +2,20 @@
 
 use crate::cli::ConnectionsCommand;
 use anyhow::{Context, Result, bail};
+use gitsync_model::githost::ConnectionSecrets;
 use gitsync_model::{Arn, Tenant};
+use std::path::Path;
+
+/// A token from a file: its one line, trimmed.
+fn read_token(file: &Path) -> Result<String> {
+    let token =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let token = token.trim();
+    if token.is_empty() {
+        bail!("{} is empty", file.display());
+    }
+    Ok(token.to_string())
+}
 
 /// The tenant an ARN belongs to: its account and region.
 pub fn tenant_of(arn: &str) -> Result<Tenant> {
@@ -16,31 +29,32 @@ pub async fn run(command: ConnectionsCommand) -> Result<()> {
             connection_arn,
             token_file,
             ssh_key_file,
+            api_token_file,
+            api_url,
             state,
         } => {
             let tenant = tenant_of(&connection_arn)?;
-            let credentials = match (token_file, ssh_key_file) {
-                (Some(file), _) => {
-                    let token = std::fs::read_to_string(&file)
-                        .with_context(|| format!("cannot read {}", file.display()))?;
-                    let token = token.trim();
-                    if token.is_empty() {
-                        bail!("{} is empty", file.display());
-                    }
-                    Some(serde_json::json!({ "token": token }))
-                }
-                (None, Some(file)) => {
-                    let key = std::fs::read_to_string(&file)
-                        .with_context(|| format!("cannot read {}", file.display()))?;
-                    if !key.contains("PRIVATE KEY") {
-                        bail!("{} does not hold a private key", file.display());
-                    }
-                    Some(serde_json::json!({ "ssh_key": key }))
-                }
-                (None, None) => None,
+            let mut secrets = ConnectionSecrets {
+                token: token_file.as_deref().map(read_token).transpose()?,
+                api_token: api_token_file.as_deref().map(read_token).transpose()?,
+                ..ConnectionSecrets::default()
             };
+            if let Some(file) = ssh_key_file {
+                let key = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                if !key.contains("PRIVATE KEY") {
+                    bail!("{} does not hold a private key", file.display());
+                }
+                secrets.ssh_key = Some(key);
+            }
+            if let Some(url) = api_url {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    bail!("--api-url {url} must start with https:// or http://");
+                }
+                secrets.api_url = Some(url);
+            }
+            let bytes = (secrets != ConnectionSecrets::default()).then(|| secrets.to_bytes());
             let state = state.open().await?;
-            let bytes = credentials.map(|c| c.to_string().into_bytes());
             let connection = state
                 .store
                 .activate_connection(&tenant, &connection_arn, bytes.as_deref())

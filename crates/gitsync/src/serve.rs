@@ -48,7 +48,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         };
         g
     };
+    let provider_bases = |option: &str, pairs: &[String]| {
+        gitsync_model::githost::ProviderBases::parse(pairs.iter().map(String::as_str))
+            .map_err(|e| anyhow::anyhow!("--{option}: {e}"))
+    };
+    let api_bases = provider_bases("api-base", &args.api_base)?;
+    let git_bases = provider_bases("git-base", &args.git_base)?;
     let settings = gitsync_engine::EngineSettings {
+        git_bases,
         poll_interval: args.poll_interval,
         lease_ttl: args.lease_ttl,
         replica_id: args.replica_id.clone().unwrap_or_else(default_replica_id),
@@ -102,6 +109,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Err(e) => tracing::error!(
             error = %e,
             "notifications cannot be delivered; they stay queued until the server restarts with root certificates"
+        ),
+    }
+    // Commit statuses go out from the outbox too, to each connection's Git host.
+    match gitsync_notify::GitHosts::new(state.store.clone(), api_bases) {
+        Ok(hosts) => deliverers.push(Arc::new(gitsync_notify::CommitStatuses(hosts))),
+        Err(e) => tracing::error!(
+            error = %e,
+            "commit statuses cannot be posted; they stay queued until the server restarts with root certificates"
         ),
     }
     let engine =

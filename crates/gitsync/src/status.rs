@@ -27,6 +27,43 @@ fn print_attempt(title: &str, a: &ResourceSyncAttempt) {
     }
 }
 
+/// How the stack's commit statuses (`PublishDeploymentStatus`) reached its Git host.
+async fn print_commit_statuses(
+    store: &gitsync_store::Store,
+    tenant: &gitsync_model::Tenant,
+    config: &gitsync_model::SyncConfiguration,
+) -> Result<()> {
+    let summary = store
+        .delivery_summary(
+            tenant,
+            gitsync_store::COMMIT_STATUS_DELIVERER,
+            &gitsync_store::commit_status_destination(
+                &config.repository_link_id,
+                &config.resource_name,
+            ),
+        )
+        .await?;
+    let publishing = config.publish_deployment_status == Some(true);
+    if !publishing && summary.delivered + summary.pending + summary.failed == 0 {
+        return Ok(());
+    }
+    println!(
+        "Commit statuses ({}): {} posted, {} waiting, {} given up",
+        if publishing {
+            "PublishDeploymentStatus ENABLED"
+        } else {
+            "PublishDeploymentStatus DISABLED"
+        },
+        summary.delivered,
+        summary.pending,
+        summary.failed
+    );
+    if let Some(error) = summary.last_error {
+        println!("  last failure: {error}");
+    }
+    Ok(())
+}
+
 pub async fn run(args: StatusArgs) -> Result<()> {
     let state = args.state.open().await?;
     let tenant = args.tenant.tenant();
@@ -35,15 +72,18 @@ pub async fn run(args: StatusArgs) -> Result<()> {
     let (target, blocker_scopes) = match (&args.resource_name, &args.service, &args.instance) {
         (Some(stack), _, _) => {
             match store.get_sync_configuration(&tenant, stack).await {
-                Ok(c) => println!(
-                    "Stack {} syncs from {}/{} branch {} ({}), deployment file {}",
-                    c.resource_name,
-                    c.owner_id,
-                    c.repository_name,
-                    c.branch,
-                    c.provider_type,
-                    c.config_file
-                ),
+                Ok(c) => {
+                    println!(
+                        "Stack {} syncs from {}/{} branch {} ({}), deployment file {}",
+                        c.resource_name,
+                        c.owner_id,
+                        c.repository_name,
+                        c.branch,
+                        c.provider_type,
+                        c.config_file
+                    );
+                    print_commit_statuses(store, &tenant, &c).await?;
+                }
                 Err(_) => println!("Stack {stack} has no sync configuration (history is kept)"),
             }
             (
