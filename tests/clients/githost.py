@@ -24,7 +24,7 @@ import os
 import re
 import threading
 from http.server import ThreadingHTTPServer
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import jsonschema
 
@@ -89,6 +89,31 @@ GITLAB = [
     },
 ]
 
+# GitLab REST API v4, merge requests and their notes: "List project merge requests" (`state`,
+# `target_branch`, `per_page`, `page` among its documented query parameters), "Get single MR"
+# (https://docs.gitlab.com/api/merge_requests/), "List all merge request notes" (`per_page`,
+# `page`, `sort`, `order_by`), "Create new merge request note" (`body` required) and "Modify
+# existing merge request note" (`body` required) (https://docs.gitlab.com/api/notes/).
+NOTE_BODY = {"type": "object", "required": ["body"], "additionalProperties": False,
+             "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 1000000},
+                            "internal": {"type": "boolean"}, "created_at": {"type": "string"},
+                            "merge_request_diff_head_sha": {"type": "string"}}}
+GITLAB += [
+    {"method": "GET", "path": r"/projects/(?P<id>[^/]+)/merge_requests", "operation": "list-merge-requests",
+     "query": {"state": {"enum": ["opened", "closed", "locked", "merged", "all"]}, "target_branch": {"type": "string"},
+               "source_branch": {"type": "string"}, "per_page": {"type": "integer", "maximum": 100},
+               "page": {"type": "integer", "minimum": 1}, "order_by": {"type": "string"}, "sort": {"type": "string"}}},
+    {"method": "GET", "path": r"/projects/(?P<id>[^/]+)/merge_requests/(?P<iid>\d+)", "operation": "get-merge-request",
+     "query": {}},
+    {"method": "GET", "path": r"/projects/(?P<id>[^/]+)/merge_requests/(?P<iid>\d+)/notes", "operation": "list-notes",
+     "query": {"per_page": {"type": "integer", "maximum": 100}, "page": {"type": "integer", "minimum": 1},
+               "sort": {"enum": ["asc", "desc"]}, "order_by": {"enum": ["created_at", "updated_at"]}}},
+    {"method": "POST", "path": r"/projects/(?P<id>[^/]+)/merge_requests/(?P<iid>\d+)/notes", "operation": "create-note",
+     "body": NOTE_BODY},
+    {"method": "PUT", "path": r"/projects/(?P<id>[^/]+)/merge_requests/(?P<iid>\d+)/notes/(?P<note_id>\d+)",
+     "operation": "update-note", "body": NOTE_BODY},
+]
+
 # Bitbucket Cloud REST API 2.0, "Create a build status for a commit"
 # (https://developer.atlassian.com/cloud/bitbucket/rest/api-group-commit-statuses/):
 # POST /repositories/{workspace}/{repo_slug}/commit/{commit}/statuses/build with a `commitstatus`
@@ -117,6 +142,30 @@ BITBUCKET = [
     },
 ]
 
+# Bitbucket Cloud REST API 2.0, pull requests and their comments
+# (https://developer.atlassian.com/cloud/bitbucket/rest/api-group-pullrequests/): "List pull
+# requests" (`state`: OPEN, MERGED, DECLINED, SUPERSEDED; paging with `page` and `pagelen`), "Get a
+# pull request", "List comments on a pull request", "Create a comment on a pull request" and
+# "Update a comment on a pull request", whose body is a `pullrequest_comment` with `content.raw`.
+COMMENT_BODY = {"type": "object", "required": ["content"], "additionalProperties": False,
+                "properties": {"content": {"type": "object", "required": ["raw"], "additionalProperties": False,
+                                           "properties": {"raw": {"type": "string", "minLength": 1}}}}}
+PAGING = {"page": {"type": "integer", "minimum": 1}, "pagelen": {"type": "integer", "minimum": 1, "maximum": 100}}
+BITBUCKET += [
+    {"method": "GET", "path": r"/repositories/(?P<workspace>[^/]+)/(?P<repo_slug>[^/]+)/pullrequests",
+     "operation": "list-pull-requests",
+     "query": {"state": {"enum": ["OPEN", "MERGED", "DECLINED", "SUPERSEDED"]}, "q": {"type": "string"},
+               "sort": {"type": "string"}, **PAGING}},
+    {"method": "GET", "path": r"/repositories/(?P<workspace>[^/]+)/(?P<repo_slug>[^/]+)/pullrequests/(?P<pull_request_id>\d+)",
+     "operation": "get-pull-request", "query": {}},
+    {"method": "GET", "path": r"/repositories/(?P<workspace>[^/]+)/(?P<repo_slug>[^/]+)/pullrequests/(?P<pull_request_id>\d+)/comments",
+     "operation": "list-pull-request-comments", "query": {"q": {"type": "string"}, "sort": {"type": "string"}, **PAGING}},
+    {"method": "POST", "path": r"/repositories/(?P<workspace>[^/]+)/(?P<repo_slug>[^/]+)/pullrequests/(?P<pull_request_id>\d+)/comments",
+     "operation": "create-pull-request-comment", "body": COMMENT_BODY},
+    {"method": "PUT", "path": r"/repositories/(?P<workspace>[^/]+)/(?P<repo_slug>[^/]+)/pullrequests/(?P<pull_request_id>\d+)/comments/(?P<comment_id>\d+)",
+     "operation": "update-pull-request-comment", "body": COMMENT_BODY},
+]
+
 # Where each provider's API is mounted on the test host.
 MOUNTS = [
     ("/api/v3", "ghes"),
@@ -134,6 +183,7 @@ class Call:
         self.provider, self.method, self.path, self.headers, self.body = provider, method, path, headers, body
         self.operation = None
         self.params = {}
+        self.query = {}
         self.answered = None
 
     def __repr__(self):
@@ -147,14 +197,21 @@ class Refusal(Exception):
 
 
 def _match_github(spec, method, path):
-    """The operation of GitHub's description that `method path` is, with its path parameters."""
+    """The operation of GitHub's description that `method path` is, with its path parameters: of
+    the templates that match, the most specific (fewest parameters)."""
+    found = []
     for template, item in spec["paths"].items():
+        if method.lower() not in item:
+            continue
         names = re.findall(r"{([^}]+)}", template)
         pattern = "^" + re.sub(r"\\{[^}]+\\}", "([^/]+)", re.escape(template)) + "$"
         m = re.match(pattern, path)
-        if m and method.lower() in item:
-            return item[method.lower()], dict(zip(names, (unquote(v) for v in m.groups())))
-    return None, None
+        if m:
+            found.append((len(names), item[method.lower()], dict(zip(names, (unquote(v) for v in m.groups())))))
+    if not found:
+        return None, None
+    _, op, params = min(found, key=lambda f: f[0])
+    return op, params
 
 
 def _schema(spec, schema):
@@ -194,7 +251,9 @@ class HostHandler(GitHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         host = self.server.host
+        query = urlsplit(self.path).query
         call = Call(provider, self.command, path, {k.lower(): v for k, v in self.headers.items()}, raw)
+        call.query = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -252,13 +311,22 @@ class HostHandler(GitHandler):
         if op is None:
             self._violation(host, call, 404, f"no such operation in {spec['x-file']}")
         call.operation, call.params = op["operationId"], params
+        declared = {}
         for p in op.get("parameters", []):
             p = _resolve(spec, p)
             if p["in"] == "path":
+                value = params[p["name"]]
+                if _resolve(spec, p["schema"]).get("type") == "integer":
+                    if not value.isdigit():
+                        self._violation(host, call, 404, f"path parameter {p['name']}={value} is not an integer")
+                    value = int(value)
                 try:
-                    jsonschema.Draft4Validator(_schema(spec, p["schema"])).validate(params[p["name"]])
+                    jsonschema.Draft4Validator(_schema(spec, p["schema"])).validate(value)
                 except jsonschema.ValidationError as e:
                     self._violation(host, call, 422, f"path parameter {p['name']}: {e.message}")
+            elif p["in"] == "query":
+                declared[p["name"]] = p["schema"]
+        self._check_query(host, call, {k: _schema(spec, v) for k, v in declared.items()})
         request_body = op.get("requestBody")
         if request_body is None:
             if call.body not in (None, b""):
@@ -275,11 +343,30 @@ class HostHandler(GitHandler):
         if unknown:
             self._violation(host, call, 422, f"body of {call.operation} has members the description does not know: {unknown}")
 
+    def _check_query(self, host, call, declared):
+        """Every query parameter is one the operation declares, with a value its schema allows."""
+        for name, value in call.query.items():
+            if name not in declared:
+                self._violation(host, call, 400, f"query parameter {name} is not one {call.operation} takes")
+            schema = declared[name]
+            if schema.get("type") == "integer":
+                try:
+                    value = int(value)
+                except ValueError:
+                    self._violation(host, call, 400, f"query parameter {name}={value} is not an integer")
+            try:
+                jsonschema.Draft4Validator(schema).validate(value)
+            except jsonschema.ValidationError as e:
+                self._violation(host, call, 422, f"query parameter {name}: {e.message}")
+
     def _check_contract(self, host, call, contract):
         for entry in contract:
             m = re.fullmatch(entry["path"], call.path)
             if m and entry["method"] == call.method:
                 call.operation, call.params = entry["operation"], {k: unquote(v) for k, v in m.groupdict().items()}
+                self._check_query(host, call, entry.get("query", {}))
+                if "body" not in entry and call.body not in (None, b""):
+                    self._violation(host, call, 400, f"{call.operation} takes no body")
                 if "body" in entry:
                     if call.headers.get("content-type", "").split(";")[0] != "application/json":
                         self._violation(host, call, 415, "the body is not sent as application/json")
@@ -309,6 +396,11 @@ class GitHost(GitHttpServer):
         self._failures = []
         # Commit statuses as the host keeps them: (provider, repository, sha) -> [status dicts].
         self.statuses = {}
+        # Pull requests: (provider, repository) -> {number: pull}; their comments:
+        # (provider, repository, number) -> [{"id", "body", "updates"}].
+        self.pulls = {}
+        self.comments = {}
+        self._next_comment = 1000
 
     def start(self):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), HostHandler)
@@ -331,7 +423,116 @@ class GitHost(GitHttpServer):
                 return self._failures.pop(0)
         if call.operation in ("repos/create-commit-status", "set-commit-status", "create-commit-build-status"):
             return self._commit_status(call)
-        raise Refusal(501, f"the test host does not serve {call.operation}")
+        handler = PULL_OPERATIONS.get(call.operation)
+        if handler is None:
+            raise Refusal(501, f"the test host does not serve {call.operation}")
+        with self.lock:
+            return handler(self, call)
+
+    # ----- pull requests, as a test opens, moves and closes them -----
+
+    def open_pull(self, kind, repo, number, base, head_sha, source_branch, fork=False):
+        """Opens (or moves the head of) pull request `number` of `repo` on provider `kind`."""
+        with self.lock:
+            self.pulls.setdefault((kind, repo), {})[number] = {
+                "number": number, "base": base, "head_sha": head_sha, "source_branch": source_branch,
+                "fork": fork, "state": "open"}
+
+    def close_pull(self, kind, repo, number):
+        with self.lock:
+            self.pulls[(kind, repo)][number]["state"] = "closed"
+
+    def comments_of(self, kind, repo, number):
+        with self.lock:
+            return [dict(c) for c in self.comments.get((kind, repo, number), [])]
+
+    def _repo(self, call):
+        p = call.params
+        if call.provider in ("github", "ghes"):
+            return f"{p['owner']}/{p['repo']}"
+        if call.provider == "gitlab":
+            return p["id"]
+        return f"{p['workspace']}/{p['repo_slug']}"
+
+    def _pull(self, call, number):
+        pull = self.pulls.get((call.provider, self._repo(call)), {}).get(int(number))
+        if pull is None:
+            raise Refusal(404, "Not Found")
+        return pull
+
+    def _pull_json(self, call, pull):
+        repo = self._repo(call)
+        head_repo = f"fork-of/{repo}" if pull["fork"] else repo
+        state = pull["state"]
+        if call.provider in ("github", "ghes"):
+            return {"number": pull["number"], "state": state, "html_url": f"{self.url}/{repo}/pull/{pull['number']}",
+                    "head": {"sha": pull["head_sha"], "ref": pull["source_branch"], "repo": {"full_name": head_repo}},
+                    "base": {"ref": pull["base"], "repo": {"full_name": repo}}}
+        if call.provider == "gitlab":
+            return {"iid": pull["number"], "state": "opened" if state == "open" else "closed", "sha": pull["head_sha"],
+                    "source_branch": pull["source_branch"], "target_branch": pull["base"],
+                    "source_project_id": 2 if pull["fork"] else 1, "target_project_id": 1,
+                    "web_url": f"{self.url}/{repo}/-/merge_requests/{pull['number']}"}
+        return {"id": pull["number"], "state": "OPEN" if state == "open" else "DECLINED",
+                # Bitbucket names commits by a 12-character hash here.
+                "source": {"commit": {"hash": pull["head_sha"][:12]}, "branch": {"name": pull["source_branch"]},
+                           "repository": {"full_name": head_repo}},
+                "destination": {"branch": {"name": pull["base"]}, "repository": {"full_name": repo}},
+                "links": {"html": {"href": f"{self.url}/{repo}/pull-requests/{pull['number']}"}}}
+
+    def _list_pulls(self, call):
+        repo, q = self._repo(call), call.query
+        pulls = [p for p in self.pulls.get((call.provider, repo), {}).values() if p["state"] == "open"]
+        if call.provider in ("github", "ghes"):
+            pulls = [p for p in pulls if "base" not in q or p["base"] == q["base"]]
+            return 200, {}, [self._pull_json(call, p) for p in pulls]
+        if call.provider == "gitlab":
+            pulls = [p for p in pulls if "target_branch" not in q or p["base"] == q["target_branch"]]
+            return 200, {}, [self._pull_json(call, p) for p in pulls]
+        return 200, {}, {"values": [self._pull_json(call, p) for p in pulls], "pagelen": 50, "page": 1}
+
+    def _get_pull(self, call):
+        number = call.params.get("pull_number") or call.params.get("iid") or call.params.get("pull_request_id")
+        return 200, {}, self._pull_json(call, self._pull(call, number))
+
+    def _number(self, call):
+        return int(call.params.get("issue_number") or call.params.get("iid") or call.params.get("pull_request_id"))
+
+    def _comment_json(self, call, comment):
+        if call.provider == "bitbucket":
+            return {"id": comment["id"], "content": {"raw": comment["body"]}}
+        return {"id": comment["id"], "body": comment["body"]}
+
+    def _list_comments(self, call):
+        number = self._number(call)
+        self._pull(call, number)
+        comments = [self._comment_json(call, c) for c in self.comments.get((call.provider, self._repo(call), number), [])]
+        if call.provider == "bitbucket":
+            return 200, {}, {"values": comments, "pagelen": 100, "page": 1}
+        return 200, {}, comments
+
+    def _body_text(self, call):
+        return call.body["content"]["raw"] if call.provider == "bitbucket" else call.body["body"]
+
+    def _create_comment(self, call):
+        number = self._number(call)
+        self._pull(call, number)
+        self._next_comment += 1
+        comment = {"id": self._next_comment, "body": self._body_text(call), "updates": 0}
+        self.comments.setdefault((call.provider, self._repo(call), number), []).append(comment)
+        return 201, {}, self._comment_json(call, comment)
+
+    def _update_comment(self, call):
+        wanted = int(call.params.get("comment_id") or call.params.get("note_id"))
+        for (kind, repo, _), comments in self.comments.items():
+            if kind != call.provider or repo != self._repo(call):
+                continue
+            for comment in comments:
+                if comment["id"] == wanted:
+                    comment["body"] = self._body_text(call)
+                    comment["updates"] += 1
+                    return 200, {}, self._comment_json(call, comment)
+        raise Refusal(404, "Not Found")
 
     def _commit_status(self, call):
         p, b = call.params, call.body
@@ -354,3 +555,24 @@ class GitHost(GitHttpServer):
     def statuses_of(self, provider, repo, sha):
         with self.lock:
             return list(self.statuses.get((provider, repo, sha), []))
+
+
+# The pull request operations the test host serves, by the operation id of the description or
+# contract that checked the call.
+PULL_OPERATIONS = {
+    "pulls/list": GitHost._list_pulls,
+    "pulls/get": GitHost._get_pull,
+    "issues/list-comments": GitHost._list_comments,
+    "issues/create-comment": GitHost._create_comment,
+    "issues/update-comment": GitHost._update_comment,
+    "list-merge-requests": GitHost._list_pulls,
+    "get-merge-request": GitHost._get_pull,
+    "list-notes": GitHost._list_comments,
+    "create-note": GitHost._create_comment,
+    "update-note": GitHost._update_comment,
+    "list-pull-requests": GitHost._list_pulls,
+    "get-pull-request": GitHost._get_pull,
+    "list-pull-request-comments": GitHost._list_comments,
+    "create-pull-request-comment": GitHost._create_comment,
+    "update-pull-request-comment": GitHost._update_comment,
+}

@@ -141,15 +141,13 @@ def test_duplicate_link_and_unknown_connection(tenant):
 def test_sync_configuration_lifecycle(tenant):
     cc = tenant.client("codeconnections")
     _, link = new_link(cc)
-    # A switch gitsync does not act on yet is refused when turned on, not stored and ignored; one
-    # that posts to the Git host is refused while the connection has no token for the host's API.
-    with pytest.raises(ClientError) as e:
-        new_sync_config(tenant, cc, link["RepositoryLinkId"], PullRequestComment="ENABLED")
-    assert error_code(e) == "InvalidInputException" and error_message(e).startswith("PullRequestComment: gitsync does not")
-    with pytest.raises(ClientError) as e:
-        new_sync_config(tenant, cc, link["RepositoryLinkId"], PublishDeploymentStatus="ENABLED")
-    assert error_code(e) == "InvalidInputException"
-    assert error_message(e).startswith("PublishDeploymentStatus is ENABLED but connection ") and "--api-token-file FILE" in error_message(e)
+    # The switches that post to the Git host are refused while the connection has no token for
+    # the host's API, rather than stored and left to fail.
+    for switch in ("PublishDeploymentStatus", "PullRequestComment"):
+        with pytest.raises(ClientError) as e:
+            new_sync_config(tenant, cc, link["RepositoryLinkId"], **{switch: "ENABLED"})
+        assert error_code(e) == "InvalidInputException"
+        assert error_message(e).startswith(f"{switch} is ENABLED but connection ") and "--api-token-file FILE" in error_message(e)
     config = new_sync_config(tenant, cc, link["RepositoryLinkId"], TriggerResourceUpdateOn="FILE_CHANGE", PublishDeploymentStatus="DISABLED", PullRequestComment="DISABLED")
     assert config == {
         "Branch": "main",

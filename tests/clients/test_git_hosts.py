@@ -61,6 +61,7 @@ class Hosted:
 
     def __init__(self, server, host, provider, repo, tmp_path, token=True, api_token=False):
         self.server, self.host, self.provider = server, host, provider
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.kind = HOST_KIND[provider]
         self.tenant = make_tenant(server)
         self.cc = self.tenant.client("codeconnections")

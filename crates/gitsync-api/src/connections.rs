@@ -514,27 +514,10 @@ impl Ops<'_> {
         Ok(dto::DeleteRepositoryLinkOutput {})
     }
 
-    /// `PullRequestComment` is refused when turned on until gitsync previews pull requests,
-    /// rather than stored and ignored (docs/api.md). `PublishDeploymentStatus` acts; the store
-    /// refuses it for a connection that cannot call its host's API.
-    fn refuse_unserved_switches(
-        &self,
-        comment: Option<dto::PullRequestComment>,
-    ) -> Result<(), ApiError> {
-        if comment == Some(dto::PullRequestComment::Enabled) {
-            return Err(ApiError::invalid(
-                self.service,
-                "PullRequestComment: gitsync does not comment change-set previews on pull requests yet; leave it DISABLED",
-            ));
-        }
-        Ok(())
-    }
-
     async fn create_sync_configuration(
         &self,
         i: dto::CreateSyncConfigurationInput,
     ) -> Result<dto::CreateSyncConfigurationOutput, ApiError> {
-        self.refuse_unserved_switches(i.pull_request_comment)?;
         self.check_role(&i.role_arn).await?;
         let spec = model::SyncConfigurationSpec {
             resource_name: i.resource_name,
@@ -605,7 +588,6 @@ impl Ops<'_> {
         &self,
         i: dto::UpdateSyncConfigurationInput,
     ) -> Result<dto::UpdateSyncConfigurationOutput, ApiError> {
-        self.refuse_unserved_switches(i.pull_request_comment)?;
         if let Some(role_arn) = &i.role_arn {
             self.check_role(role_arn).await?;
         }

@@ -25,8 +25,8 @@ use gitsync_deploy::cfn::{
 use gitsync_model::{EventType, SyncEvent};
 
 use gitsync_deploy::{
-    BlockerRequest, BoxFuture, CancelOutcome, CancelReport, DeployOutcome, DeployReport, Progress,
-    StackDeployer,
+    BlockerRequest, BoxFuture, CancelOutcome, CancelReport, DeployOutcome, DeployReport,
+    PreviewOutcome, Progress, ResourceChange, StackDeployer,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -203,6 +203,20 @@ impl StackDeployer for CloudFormation {
         Box::pin(self.run(plan, progress, true))
     }
 
+    fn preview<'a>(&'a self, plan: &'a StackPlan) -> BoxFuture<'a, PreviewOutcome> {
+        Box::pin(async move {
+            if let Err(missing) = self.server_credentials().await {
+                return PreviewOutcome::Transient(format!(
+                    "no AWS credentials to call CloudFormation with: {missing}"
+                ));
+            }
+            let client = self.client(plan).await;
+            let quiet = Quiet;
+            let mut run = Deployment::new(&client, plan, &self.settings, &quiet);
+            run.preview().await
+        })
+    }
+
     fn cancel<'a>(
         &'a self,
         plan: &'a StackPlan,
@@ -358,6 +372,27 @@ fn call_error<E: ProvideErrorMetadata + std::fmt::Debug>(
 }
 
 /// States no update can leave: a person must delete or repair the stack.
+/// The most changes a preview lists (CloudFormation allows 500 resources a stack).
+const MAX_PREVIEW_CHANGES: usize = 1000;
+
+/// A failed call as a preview's outcome.
+fn preview_failed(e: CallError) -> PreviewOutcome {
+    if e.transient {
+        PreviewOutcome::Transient(e.message)
+    } else {
+        PreviewOutcome::Failed(e.message)
+    }
+}
+
+/// Where a preview's progress goes: nowhere (a preview is no attempt; it records no events).
+struct Quiet;
+
+impl Progress for Quiet {
+    fn report(&self, _event: SyncEvent) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
 fn stuck(status: &StackStatus) -> bool {
     let s = status.as_str();
     s == "ROLLBACK_COMPLETE" || s.starts_with("DELETE_") || s.ends_with("_FAILED")
@@ -627,49 +662,11 @@ impl Deployment<'_> {
                 .map(|d| d.as_millis())
                 .unwrap_or_default()
         );
-        let tags: Vec<Tag> = self
-            .plan
-            .all_tags()
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect();
-        let mut request = self
-            .client
-            .create_change_set()
-            .stack_name(&name)
-            .change_set_name(&change_set_name)
-            .change_set_type(change_set_type.clone())
-            .template_body(&self.plan.template_body)
-            .set_parameters(Some(
-                self.plan
-                    .parameters
-                    .iter()
-                    .map(|(k, v)| {
-                        Parameter::builder()
-                            .parameter_key(k)
-                            .parameter_value(v)
-                            .build()
-                    })
-                    .collect(),
-            ))
-            .set_tags(Some(tags))
-            .capabilities(Capability::CapabilityIam)
-            .capabilities(Capability::CapabilityNamedIam)
-            .capabilities(Capability::CapabilityAutoExpand)
-            .description(format!("gitsync: commit {}", self.plan.commit));
-        // Sent only when the deployment file asks, so a CloudFormation (or double) that does
-        // not know them is not handed them.
-        if self.plan.include_nested_stacks {
-            request = request.include_nested_stacks(true);
-        }
-        if self.plan.import_existing_resources {
-            request = request.import_existing_resources(true);
-        }
-        if change_set_type == ChangeSetType::Create
-            && let Some(on_failure) = &self.plan.on_stack_failure
-        {
-            request = request.on_stack_failure(OnStackFailure::from(on_failure.as_str()));
-        }
+        let request = self.change_set_request(
+            &change_set_name,
+            change_set_type.clone(),
+            format!("gitsync: commit {}", self.plan.commit),
+        );
         let created = match request.send().await {
             Ok(c) => c,
             Err(e) => return self.fail(call_error("CreateChangeSet", e)),
@@ -693,6 +690,212 @@ impl Deployment<'_> {
             started,
         )
         .await
+    }
+
+    /// Computes the plan's change set, lists its changes, and deletes it (and the empty stack a
+    /// CREATE change set made): the stack is never changed.
+    async fn preview(&mut self) -> PreviewOutcome {
+        let name = self.plan.stack_name.clone();
+        let existing = match self.stack().await {
+            Ok(s) => s,
+            Err(e) => return preview_failed(e),
+        };
+        let change_set_type = match &existing {
+            None => ChangeSetType::Create,
+            Some(d) => {
+                if !self.plan.owner.account.is_empty()
+                    && let Some(why) = self.plan.owner.refuses(&d.tags, false)
+                {
+                    return PreviewOutcome::Failed(format!(
+                        "Stack {name} exists and is not owned by gitsync: {why}"
+                    ));
+                }
+                // A stack being created or changed by its own sync is left alone: the preview
+                // is made again once it settles.
+                if in_progress(&d.status) || d.status.as_str() == "REVIEW_IN_PROGRESS" {
+                    return PreviewOutcome::Transient(format!(
+                        "Stack {name} is {}; previewed once it settles",
+                        d.status.as_str()
+                    ));
+                }
+                if stuck(&d.status) {
+                    return PreviewOutcome::Failed(format!(
+                        "Stack {name} is {}: no change set can be made for it",
+                        d.status.as_str()
+                    ));
+                }
+                ChangeSetType::Update
+            }
+        };
+        let change_set_name = format!(
+            "gitsync-preview-{}-{}",
+            self.plan.commit.get(..12).unwrap_or("manual"),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default()
+        );
+        let created = match self
+            .change_set_request(
+                &change_set_name,
+                change_set_type.clone(),
+                format!(
+                    "gitsync preview of commit {} (never executed)",
+                    self.plan.commit
+                ),
+            )
+            .send()
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return preview_failed(call_error("CreateChangeSet", e)),
+        };
+        let change_set = created.id().unwrap_or(&change_set_name).to_string();
+        let made_stack = (change_set_type == ChangeSetType::Create)
+            .then(|| created.stack_id().map(str::to_string))
+            .flatten();
+        let outcome = self.changes_of(&change_set, &change_set_name).await;
+        // Whatever it found, the change set goes, and so does the stack only it made.
+        if let Err(e) = self
+            .client
+            .delete_change_set()
+            .change_set_name(&change_set)
+            .stack_name(&name)
+            .send()
+            .await
+        {
+            tracing::warn!(change_set = %change_set, error = %call_error("DeleteChangeSet", e).message, "cannot delete a preview's change set");
+        }
+        if let Some(stack_id) = made_stack
+            && let Err(e) = self
+                .client
+                .delete_stack()
+                .stack_name(&stack_id)
+                .send()
+                .await
+        {
+            tracing::warn!(stack = %stack_id, error = %call_error("DeleteStack", e).message, "cannot delete the stack a preview's change set made");
+        }
+        outcome
+    }
+
+    /// Waits for a change set to be computed and lists its changes (every page).
+    async fn changes_of(&mut self, change_set: &str, change_set_name: &str) -> PreviewOutcome {
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        loop {
+            let described = match self.describe_change_set(change_set).await {
+                Ok(d) => d,
+                Err(e) => return preview_failed(e),
+            };
+            match described.status() {
+                Some(ChangeSetStatus::CreateComplete) => break,
+                Some(ChangeSetStatus::Failed) => {
+                    let reason = described.status_reason().unwrap_or("no reason given");
+                    if reason.contains("didn't contain changes") || reason.contains("No updates") {
+                        return PreviewOutcome::Changes(Vec::new());
+                    }
+                    return PreviewOutcome::Failed(format!(
+                        "Change set {change_set_name} failed: {reason}"
+                    ));
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() > deadline {
+                return PreviewOutcome::Transient(format!(
+                    "Change set {change_set_name} was not computed within {:?}",
+                    self.settings.timeout
+                ));
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+        let mut changes = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = match self
+                .client
+                .describe_change_set()
+                .change_set_name(change_set)
+                .stack_name(&self.plan.stack_name)
+                .set_next_token(token.take())
+                .send()
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => return preview_failed(call_error("DescribeChangeSet", e)),
+            };
+            for change in page.changes() {
+                if let Some(r) = change.resource_change() {
+                    changes.push(ResourceChange {
+                        action: r
+                            .action()
+                            .map(|a| a.as_str().to_string())
+                            .unwrap_or_default(),
+                        logical_id: r.logical_resource_id().unwrap_or_default().to_string(),
+                        resource_type: r.resource_type().unwrap_or_default().to_string(),
+                        replacement: r.replacement().map(|x| x.as_str().to_string()),
+                    });
+                }
+            }
+            match page.next_token() {
+                Some(next) if changes.len() < MAX_PREVIEW_CHANGES => token = Some(next.to_string()),
+                _ => return PreviewOutcome::Changes(changes),
+            }
+        }
+    }
+
+    /// A CreateChangeSet request for the plan: its template, parameters, tags, capabilities and
+    /// options.
+    fn change_set_request(
+        &self,
+        change_set_name: &str,
+        change_set_type: ChangeSetType,
+        description: String,
+    ) -> cfn::operation::create_change_set::builders::CreateChangeSetFluentBuilder {
+        let name = &self.plan.stack_name;
+        let tags: Vec<Tag> = self
+            .plan
+            .all_tags()
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let mut request = self
+            .client
+            .create_change_set()
+            .stack_name(name)
+            .change_set_name(change_set_name)
+            .change_set_type(change_set_type.clone())
+            .template_body(&self.plan.template_body)
+            .set_parameters(Some(
+                self.plan
+                    .parameters
+                    .iter()
+                    .map(|(k, v)| {
+                        Parameter::builder()
+                            .parameter_key(k)
+                            .parameter_value(v)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .set_tags(Some(tags))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .capabilities(Capability::CapabilityAutoExpand)
+            .description(description);
+        // Sent only when the deployment file asks, so a CloudFormation (or double) that does
+        // not know them is not handed them.
+        if self.plan.include_nested_stacks {
+            request = request.include_nested_stacks(true);
+        }
+        if self.plan.import_existing_resources {
+            request = request.import_existing_resources(true);
+        }
+        if change_set_type == ChangeSetType::Create
+            && let Some(on_failure) = &self.plan.on_stack_failure
+        {
+            request = request.on_stack_failure(OnStackFailure::from(on_failure.as_str()));
+        }
+        request
     }
 
     /// Follows a change set a previous worker created for this commit before it stopped:

@@ -6,11 +6,13 @@
 //! [`ValidateOnly`], which says plainly that nothing was deployed.
 
 pub mod cfn;
+pub mod preview;
 pub mod proton;
 pub mod render;
 pub mod sandbox;
 pub mod spec;
 
+pub use gitsync_model::githost::OpenPullRequest;
 use gitsync_model::{EventType, SyncEvent, Tenant};
 use std::future::Future;
 use std::pin::Pin;
@@ -100,6 +102,10 @@ pub trait StackDeployer: Send + Sync {
         change_set: Option<&'a str>,
         progress: &'a dyn Progress,
     ) -> BoxFuture<'a, CancelReport>;
+    /// Computes what deploying a plan would change, without changing the stack: a change set is
+    /// created, described and deleted, never executed, and a stack that only the preview's
+    /// CREATE change set made is deleted too.
+    fn preview<'a>(&'a self, plan: &'a cfn::StackPlan) -> BoxFuture<'a, PreviewOutcome>;
     /// Deletes the stack a plan names (only one gitsync owns), and waits until it is gone.
     /// `Succeeded` once it does not exist (also when it never did); `deployed` is true when a
     /// stack was really deleted.
@@ -108,6 +114,43 @@ pub trait StackDeployer: Send + Sync {
         plan: &'a cfn::StackPlan,
         progress: &'a dyn Progress,
     ) -> BoxFuture<'a, DeployReport>;
+}
+
+/// One change a change set would make, as CloudFormation lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceChange {
+    /// `Add`, `Modify`, `Remove`, `Import` or `Dynamic`.
+    pub action: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    /// For `Modify`: `True`, `False` or `Conditional`.
+    pub replacement: Option<String>,
+}
+
+/// What previewing a plan found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreviewOutcome {
+    /// The change set was computed: what deploying the plan would change (empty: nothing). It
+    /// was deleted, never executed.
+    Changes(Vec<ResourceChange>),
+    /// Only validated (no CloudFormation is configured): what was checked.
+    Validated(String),
+    /// CloudFormation refused the change set, or the stack cannot be previewed: why.
+    Failed(String),
+    /// May work if tried again (throttling, an unreachable endpoint, a stack in the middle of
+    /// a deployment): why.
+    Transient(String),
+}
+
+/// Reads a repository's open pull requests from its Git host's API.
+pub trait PullRequests: Send + Sync {
+    /// The open pull requests of a repository link's repository whose base is `base_branch`.
+    fn open_pull_requests<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        link_id: &'a str,
+        base_branch: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<OpenPullRequest>, String>>;
 }
 
 /// Why a message from the outbox could not be delivered.
@@ -187,6 +230,17 @@ impl StackDeployer for ValidateOnly {
                 outputs: Default::default(),
                 resources: Vec::new(),
             }
+        })
+    }
+
+    fn preview<'a>(&'a self, plan: &'a cfn::StackPlan) -> BoxFuture<'a, PreviewOutcome> {
+        Box::pin(async move {
+            PreviewOutcome::Validated(format!(
+                "Validated {} with {} parameter(s) and {} tag(s); no CloudFormation endpoint is configured, so no change set was computed",
+                plan.template_path,
+                plan.parameters.len(),
+                plan.tags.len()
+            ))
         })
     }
 

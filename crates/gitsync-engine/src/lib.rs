@@ -7,7 +7,9 @@
 //!   the configurations on that branch, decide which targets the commit is relevant to (the
 //!   tree-entry ids of the paths each watches), and move their desired state;
 //! * a **resource sync** per target whose desired commit has not been attempted: read its source
-//!   at that commit, validate it, hand it to the deployer, record the outcome.
+//!   at that commit, validate it, hand it to the deployer, record the outcome;
+//! * a **pull request preview** per open pull request whose head was not previewed (`preview.rs`):
+//!   plan the head, preview it through the deployer, comment on the pull request.
 //!
 //! Commits that arrive during an attempt only move the desired state; the next attempt takes the
 //! newest and records the ones it skipped as superseded. Leases expire, so work a stopped replica
@@ -17,6 +19,7 @@ mod attempt;
 mod backoff;
 mod deployment;
 mod outbox;
+mod preview;
 mod repository;
 pub mod sandbox;
 mod service;
@@ -26,11 +29,12 @@ mod template;
 mod testkit;
 pub mod webhook;
 
-use gitsync_deploy::{Deliverer, StackDeployer};
+use gitsync_deploy::{Deliverer, PullRequests, StackDeployer};
 use gitsync_git::GitSettings;
 use gitsync_model::{SyncType, Tenant, Timestamp};
 use gitsync_store::{
-    ClaimedBranch, ClaimedDelivery, ClaimedDeployment, ClaimedTarget, Release, Store,
+    ClaimedBranch, ClaimedDelivery, ClaimedDeployment, ClaimedPullRequest, ClaimedTarget, Release,
+    Store,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -93,6 +97,8 @@ struct Kind {
 
 /// Outbox deliveries running at once.
 const DELIVERY_CONCURRENCY: usize = 4;
+/// Pull request previews running at once.
+const PREVIEW_CONCURRENCY: usize = 2;
 /// How often settled outbox rows past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -103,6 +109,7 @@ enum Held {
     Target(Box<ClaimedTarget>),
     Delivery(Box<ClaimedDelivery>),
     Deployment(Box<ClaimedDeployment>),
+    PullRequest(Box<ClaimedPullRequest>),
 }
 
 /// The engine's tasks: every branch check and resource sync running on this replica.
@@ -161,6 +168,9 @@ pub struct Engine {
     /// Proton deployments running at once: apart from resource syncs, which may wait for them.
     deploy_slots: Arc<Semaphore>,
     delivery_slots: Arc<Semaphore>,
+    preview_slots: Arc<Semaphore>,
+    /// Reads repositories' open pull requests from their hosts (none: no previews).
+    pull_requests: Option<Arc<dyn PullRequests>>,
     /// Who delivers each kind of outbox message (by the row's `deliverer`).
     deliverers: HashMap<&'static str, Arc<dyn Deliverer>>,
     /// The kind of sync that serves each sync type.
@@ -173,10 +183,13 @@ impl Engine {
         git: GitSettings,
         deployer: Arc<dyn StackDeployer>,
         deliverers: Vec<Arc<dyn Deliverer>>,
+        pull_requests: Option<Arc<dyn PullRequests>>,
         settings: EngineSettings,
     ) -> Arc<Engine> {
         Arc::new(Engine {
             delivery_slots: Arc::new(Semaphore::new(DELIVERY_CONCURRENCY)),
+            preview_slots: Arc::new(Semaphore::new(PREVIEW_CONCURRENCY)),
+            pull_requests,
             deliverers: deliverers.into_iter().map(|d| (d.name(), d)).collect(),
             git_slots: Arc::new(Semaphore::new(settings.git_concurrency.max(1))),
             sync_slots: Arc::new(Semaphore::new(settings.sync_concurrency.max(1))),
@@ -297,6 +310,7 @@ impl Engine {
                 Held::Target(claim) => self.store.release_target(claim, Release::KeepDue).await,
                 Held::Delivery(claim) => self.store.release_delivery(claim).await,
                 Held::Deployment(claim) => self.store.release_deployment(claim).await,
+                Held::PullRequest(claim) => self.store.release_pull_request(claim).await,
             };
             match (released, held) {
                 (Ok(()), Held::Branch(c)) => {
@@ -310,6 +324,9 @@ impl Engine {
                 }
                 (Ok(()), Held::Deployment(c)) => {
                     tracing::info!(deployment = %c.id, tenant = %c.tenant, "stopped a deployment; released it for another replica")
+                }
+                (Ok(()), Held::PullRequest(c)) => {
+                    tracing::info!(pull_request = c.number, tenant = %c.tenant, "stopped a pull request preview; released it")
                 }
                 (Err(e), _) => {
                     tracing::warn!(error = %e, "cannot release a lease; it expires by itself")
@@ -415,6 +432,35 @@ impl Engine {
                     let held = Held::Deployment(Box::new(claim.clone()));
                     let task = in_flight.tasks.spawn(async move {
                         engine.run_deployment(claim).await;
+                        drop(permit);
+                        engine.wake();
+                    });
+                    in_flight.held.insert(task.id(), held);
+                }
+            }
+        }
+        let free = self.preview_slots.available_permits();
+        if free > 0 && self.pull_requests.is_some() {
+            for (tenant, link_id, number) in self.store.due_pull_requests(now, free).await? {
+                let Ok(permit) = self.preview_slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                if let Some(claim) = self
+                    .store
+                    .claim_pull_request(
+                        &tenant,
+                        &link_id,
+                        number,
+                        &self.settings.replica_id,
+                        now,
+                        self.lease_ms(),
+                    )
+                    .await?
+                {
+                    let engine = self.clone();
+                    let held = Held::PullRequest(Box::new(claim.clone()));
+                    let task = in_flight.tasks.spawn(async move {
+                        engine.preview_pull_request(claim).await;
                         drop(permit);
                         engine.wake();
                     });

@@ -184,6 +184,7 @@ impl Engine {
 
     async fn check_branch_in_span(&self, claim: ClaimedBranch) {
         let work = async {
+            self.discover_pull_requests(&claim).await;
             match self.repository_sync(&claim).await {
                 Ok(result) => result,
                 Err(error) => self.branch_failed(&claim, &error).await,

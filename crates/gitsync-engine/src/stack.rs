@@ -369,9 +369,24 @@ impl Engine {
     }
 }
 
+/// Whether a commit changes what a stack watches compared with another (a pull request's head
+/// with its base branch): the deployment file's tree-entry id, or that of the template either
+/// side names. Without a base, everything is a change.
+pub(crate) fn watched_paths_differ(
+    mirror: &Mirror,
+    head: &str,
+    base: Option<&str>,
+    config: &SyncConfiguration,
+) -> Result<bool, gitsync_git::GitError> {
+    let Some(base) = base else { return Ok(true) };
+    let at_head = watched_ids(&mirror.at(head)?, config, None);
+    let at_base = watched_ids(&mirror.at(base)?, config, None);
+    Ok(at_head != at_base)
+}
+
 /// Reads and checks the stack's source at a commit, without awaiting: gix repositories stay on
 /// the thread that opened them.
-fn read_plan(
+pub(crate) fn read_plan(
     mirror: &Mirror,
     sha: &str,
     stack: &str,

@@ -79,6 +79,7 @@ impl Kit {
             git,
             Arc::new(gitsync_deploy::ValidateOnly),
             Vec::new(),
+            None,
             EngineSettings::default(),
         );
         let tenant = Tenant::new("111122223333", "us-east-1");

@@ -36,19 +36,78 @@ impl Provider {
     }
 }
 
-/// What a push delivery says.
+/// What a delivery says: a push to a branch, or a pull request onto one (opened, updated,
+/// closed). Either way the branch is checked at once; a pull request's check reads the open pull
+/// requests from the host's API rather than trusting the delivery's copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Push {
     pub owner: String,
     pub repository: String,
+    /// The pushed branch, or the pull request's base branch.
     pub branch: String,
+    /// The pushed commit (none for a pull request).
     pub sha: Option<String>,
+    /// The pull request's number (GitLab: its `iid`) for a pull request delivery.
+    pub pull_request: Option<u64>,
 }
 
-/// Reads a push from a delivery body; `Err` says why it is not one gitsync acts on.
+/// A pull request delivery: GitHub's `pull_request` event, GitLab's merge request hook,
+/// Bitbucket's `pullrequest:*` events. `None` for anything else.
+fn parse_pull_request(provider: Provider, doc: &serde_json::Value) -> Option<Result<Push, String>> {
+    let (full_name, base, number) = match provider {
+        Provider::GitHub | Provider::Generic => {
+            let pull = doc.get("pull_request")?;
+            (
+                doc["repository"]["full_name"].as_str(),
+                pull["base"]["ref"].as_str(),
+                pull["number"].as_u64(),
+            )
+        }
+        Provider::GitLab => {
+            if doc["object_kind"].as_str() != Some("merge_request") {
+                return None;
+            }
+            let attributes = &doc["object_attributes"];
+            (
+                doc["project"]["path_with_namespace"].as_str(),
+                attributes["target_branch"].as_str(),
+                attributes["iid"].as_u64(),
+            )
+        }
+        Provider::Bitbucket => {
+            let pull = doc.get("pullrequest")?;
+            (
+                doc["repository"]["full_name"].as_str(),
+                pull["destination"]["branch"]["name"].as_str(),
+                pull["id"].as_u64(),
+            )
+        }
+    };
+    Some((|| {
+        let full_name = full_name.ok_or("the delivery names no repository")?;
+        let (owner, repository) = full_name
+            .rsplit_once('/')
+            .ok_or_else(|| format!("repository '{full_name}' is not owner/name"))?;
+        let base = base.ok_or("the pull request names no base branch")?;
+        let number = number.ok_or("the pull request has no number")?;
+        Ok(Push {
+            owner: owner.into(),
+            repository: repository.into(),
+            branch: base.into(),
+            sha: None,
+            pull_request: Some(number),
+        })
+    })())
+}
+
+/// Reads a push or a pull request from a delivery body; `Err` says why it is not one gitsync
+/// acts on.
 pub fn parse_push(provider: Provider, body: &[u8]) -> Result<Push, String> {
     let doc: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    if let Some(pull) = parse_pull_request(provider, &doc) {
+        return pull;
+    }
     let (full_name, reference, sha) = match provider {
         Provider::GitHub | Provider::Generic => (
             doc["repository"]["full_name"].as_str(),
@@ -85,6 +144,7 @@ pub fn parse_push(provider: Provider, body: &[u8]) -> Result<Push, String> {
         repository: repository.into(),
         branch: branch.into(),
         sha: sha.map(str::to_string),
+        pull_request: None,
     })
 }
 
@@ -146,7 +206,8 @@ mod tests {
                 owner: "octo".into(),
                 repository: "infra".into(),
                 branch: "main".into(),
-                sha: Some("abc".into())
+                sha: Some("abc".into()),
+                pull_request: None,
             }
         );
         let gl = br#"{"ref":"refs/heads/dev","checkout_sha":"def","project":{"path_with_namespace":"grp/sub/app"}}"#;
@@ -170,6 +231,33 @@ mod tests {
             .contains("not a branch")
         );
         assert!(parse_push(Provider::GitHub, b"nope").is_err());
+    }
+
+    #[test]
+    fn reads_pull_requests_of_each_provider_as_their_base_branch() {
+        let gh = br#"{"action":"synchronize","number":7,"pull_request":{"number":7,"base":{"ref":"main"},"head":{"sha":"abc"}},"repository":{"full_name":"octo/infra"}}"#;
+        let push = parse_push(Provider::GitHub, gh).unwrap();
+        assert_eq!(
+            (push.branch.as_str(), push.sha, push.pull_request),
+            ("main", None, Some(7))
+        );
+        let gl = br#"{"object_kind":"merge_request","project":{"path_with_namespace":"grp/app"},"object_attributes":{"iid":3,"target_branch":"release"}}"#;
+        let push = parse_push(Provider::GitLab, gl).unwrap();
+        assert_eq!(
+            (push.owner.as_str(), push.branch.as_str(), push.pull_request),
+            ("grp", "release", Some(3))
+        );
+        let bb = br#"{"repository":{"full_name":"team/repo"},"pullrequest":{"id":9,"destination":{"branch":{"name":"main"}}}}"#;
+        assert_eq!(
+            parse_push(Provider::Bitbucket, bb).unwrap().pull_request,
+            Some(9)
+        );
+        let no_base = br#"{"pull_request":{"number":7},"repository":{"full_name":"octo/infra"}}"#;
+        assert!(
+            parse_push(Provider::GitHub, no_base)
+                .unwrap_err()
+                .contains("base branch")
+        );
     }
 
     #[test]

@@ -69,6 +69,15 @@ impl Mirror {
         Ok(heads)
     }
 
+    /// The commit a ref points at, if the mirror has the ref.
+    pub fn resolve(&self, reference: &str) -> Result<Option<String>> {
+        let repo = self.open()?;
+        match repo.find_reference(reference) {
+            Ok(mut found) => Ok(Some(found.peel_to_id().map_err(local)?.to_string())),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Opens the mirror for many reads at one commit.
     pub fn at(&self, sha: &str) -> Result<Snapshot> {
         let repo = self.open()?;

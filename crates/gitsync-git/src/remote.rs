@@ -198,6 +198,23 @@ fn check_branch(branch: &str) -> Result<()> {
 }
 
 impl Remote {
+    /// The remote's mirror, made (an empty bare repository) on first use.
+    async fn mirror(&self, settings: &GitSettings) -> Result<Mirror> {
+        let mirror = Mirror::for_url(settings, &self.url)?;
+        if !mirror.path().join("HEAD").exists() {
+            std::fs::create_dir_all(mirror.path()).map_err(|e| GitError::Local(e.to_string()))?;
+            let path = mirror.path().to_string_lossy().into_owned();
+            run_git(
+                settings,
+                None,
+                "init",
+                &["init", "--bare", "--quiet", &path],
+            )
+            .await?;
+        }
+        Ok(mirror)
+    }
+
     /// The heads of `branches` on the remote, without fetching anything. Missing branches are
     /// absent from the answer.
     pub async fn list_branches(
@@ -236,18 +253,7 @@ impl Remote {
         settings: &GitSettings,
         branches: &[String],
     ) -> Result<(Mirror, BTreeMap<String, String>)> {
-        let mirror = Mirror::for_url(settings, &self.url)?;
-        if !mirror.path().join("HEAD").exists() {
-            std::fs::create_dir_all(mirror.path()).map_err(|e| GitError::Local(e.to_string()))?;
-            let path = mirror.path().to_string_lossy().into_owned();
-            run_git(
-                settings,
-                None,
-                "init",
-                &["init", "--bare", "--quiet", &path],
-            )
-            .await?;
-        }
+        let mirror = self.mirror(settings).await?;
         let refspecs: Vec<String> = branches
             .iter()
             .map(|b| check_branch(b).map(|_| format!("+refs/heads/{b}:refs/heads/{b}")))
@@ -273,6 +279,61 @@ impl Remote {
         let heads = mirror.branch_heads(branches)?;
         Ok((mirror, heads))
     }
+
+    /// Fetches one ref of the remote at depth 1 into its mirror: a pull request's head
+    /// (`refs/pull/<n>/head`, `refs/merge-requests/<iid>/head`) or a branch (`refs/heads/<b>`),
+    /// kept under `refs/gitsync/…` so it never moves a branch the mirror tracks. Answers the
+    /// commit it points at.
+    pub async fn fetch_ref(&self, settings: &GitSettings, remote_ref: &str) -> Result<String> {
+        check_fetchable_ref(remote_ref)?;
+        let mirror = self.mirror(settings).await?;
+        let local = format!("refs/gitsync/{}", &remote_ref["refs/".len()..]);
+        let refspec = format!("+{remote_ref}:{local}");
+        let git_dir = format!("--git-dir={}", mirror.path().display());
+        let args = [
+            git_dir.as_str(),
+            "fetch",
+            "--quiet",
+            "--depth=1",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--end-of-options",
+            self.url.as_str(),
+            refspec.as_str(),
+        ];
+        match run_git(settings, Some(self), "fetch", &args).await {
+            Err(GitError::Remote(m)) if m.contains("couldn't find remote ref") => {
+                return Err(GitError::NoSuchBranch(remote_ref.to_string()));
+            }
+            other => other?,
+        };
+        mirror.resolve(&local)?.ok_or_else(|| {
+            GitError::Local(format!("{remote_ref} was fetched but {local} is missing"))
+        })
+    }
+}
+
+/// The refs [`Remote::fetch_ref`] fetches: pull and merge request heads, and branches.
+fn check_fetchable_ref(reference: &str) -> Result<()> {
+    let number = |rest: &str, suffix: &str| {
+        rest.strip_suffix(suffix).is_some_and(|n| {
+            !n.is_empty() && n.len() <= 12 && n.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    if let Some(rest) = reference.strip_prefix("refs/pull/") {
+        if number(rest, "/head") {
+            return Ok(());
+        }
+    } else if let Some(rest) = reference.strip_prefix("refs/merge-requests/") {
+        if number(rest, "/head") {
+            return Ok(());
+        }
+    } else if let Some(branch) = reference.strip_prefix("refs/heads/") {
+        return check_branch(branch);
+    }
+    Err(GitError::Remote(format!(
+        "'{reference}' is not a pull request head or a branch"
+    )))
 }
 
 /// Repacks a mirror: every fetch leaves a pack, and many packs slow reads down.
@@ -291,6 +352,29 @@ pub async fn repack(settings: &GitSettings, mirror: &Mirror) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_pull_request_heads_and_branches_are_fetched_by_ref() {
+        for good in [
+            "refs/pull/12/head",
+            "refs/merge-requests/3/head",
+            "refs/heads/feature/x",
+        ] {
+            assert!(check_fetchable_ref(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "refs/pull/12/merge",
+            "refs/pull//head",
+            "refs/pull/1a/head",
+            "refs/heads/-x",
+            "refs/heads/a..b",
+            "refs/tags/v1",
+            "HEAD",
+            "refs/pull/12/head:refs/heads/main",
+        ] {
+            assert!(check_fetchable_ref(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn branch_names_that_could_be_options_or_refspec_tricks_are_refused() {

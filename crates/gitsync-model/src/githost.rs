@@ -184,6 +184,42 @@ impl CommitStatus {
     }
 }
 
+/// A pull request open on a Git host, as its API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenPullRequest {
+    /// GitHub's and Bitbucket's number, GitLab's `iid`.
+    pub number: u64,
+    pub head_sha: String,
+    /// The ref of the repository that holds the head: `refs/pull/<n>/head` (GitHub),
+    /// `refs/merge-requests/<iid>/head` (GitLab), or the source branch (Bitbucket).
+    pub head_ref: String,
+    pub base_branch: String,
+    /// The head lives in another repository (a fork).
+    pub from_fork: bool,
+    /// The pull request's page, for messages.
+    pub url: Option<String>,
+}
+
+/// A pull request comment to post, or to update in place: one outbox row of the `pr-comment`
+/// deliverer. The comment is found again by its marker, a hidden line only gitsync writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestComment {
+    pub link_id: String,
+    pub owner_id: String,
+    pub repository_name: String,
+    /// GitHub's and Bitbucket's pull request number, GitLab's merge request `iid`.
+    pub number: u64,
+    /// The hidden line that marks gitsync's comment for one stack ([`preview_marker`]).
+    pub marker: String,
+    /// The whole comment, marker first (Markdown).
+    pub body: String,
+}
+
+/// The hidden line that marks the preview comment of one stack on a pull request.
+pub fn preview_marker(resource_name: &str) -> String {
+    format!("<!-- gitsync-preview:{resource_name} -->")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

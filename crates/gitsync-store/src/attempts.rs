@@ -115,7 +115,14 @@ async fn publish_commit_status(
         context: CommitStatus::context_of(stack_name),
         description: CommitStatus::describe(description),
     };
-    crate::outbox::post_commit_status(tx, &claim.tenant, stack_name, &status).await
+    crate::outbox::post(
+        tx,
+        &claim.tenant,
+        crate::outbox::COMMIT_STATUS_DELIVERER,
+        &crate::outbox::commit_status_destination(link_id, stack_name),
+        &status,
+    )
+    .await
 }
 
 impl Store {

@@ -41,6 +41,8 @@ pub const TABLES: &[&str] = &[
     "account_policies",
     "notification_targets",
     "outbox",
+    "pull_requests",
+    "pull_request_previews",
 ];
 
 /// Tables whose id column the database generates.

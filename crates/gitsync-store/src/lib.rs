@@ -21,6 +21,7 @@ mod migrate;
 mod outbox;
 mod pipelines;
 mod proton;
+mod pulls;
 mod rows;
 mod secrets;
 mod services;
@@ -45,6 +46,9 @@ pub use outbox::{
     NotificationTarget, commit_status_destination,
 };
 pub use pipelines::{AccountSettings, PipelineDeployment};
+pub use pulls::{
+    ClaimedPullRequest, PR_COMMENT_DELIVERER, PreviewRecord, PreviewsDone, StackPreview,
+};
 pub use secrets::{MasterKey, Sealer};
 pub use services::{DeployedInstance, InstanceContext, InstanceWrite, NewEnvironment, NewService};
 pub use sources::LinkSource;

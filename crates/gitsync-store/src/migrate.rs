@@ -27,6 +27,10 @@ const SQLITE: &[(i64, &str)] = &[
         10,
         include_str!("../migrations/sqlite/0010_service_pipelines.sql"),
     ),
+    (
+        11,
+        include_str!("../migrations/sqlite/0011_pull_requests.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -50,6 +54,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         10,
         include_str!("../migrations/postgres/0010_service_pipelines.sql"),
+    ),
+    (
+        11,
+        include_str!("../migrations/postgres/0011_pull_requests.sql"),
     ),
 ];
 

@@ -10,13 +10,12 @@
 
 use crate::rows::{int, opt_text, text};
 use crate::{Result, Store, StoreError};
-use gitsync_model::githost::CommitStatus;
 use gitsync_model::{Tenant, Timestamp};
 use sqlx::{AssertSqlSafe, Row};
 
 /// The deliverer of status-change notifications (`destination`: a notification target's id).
 pub const NOTIFICATION_DELIVERER: &str = "notification";
-/// The deliverer of commit statuses (message: a [`CommitStatus`]; `destination`: the repository
+/// The deliverer of commit statuses (message: a `CommitStatus`; `destination`: the repository
 /// link and the resource, so one stack's statuses reach its host in the order they were written).
 pub const COMMIT_STATUS_DELIVERER: &str = "commit-status";
 
@@ -105,23 +104,25 @@ pub(crate) async fn notify(
     Ok(())
 }
 
-/// Writes a commit status to the outbox, inside the transaction of the attempt it reports.
-pub(crate) async fn post_commit_status(
+/// Writes one message for one destination to the outbox, inside the transaction of the change
+/// it reports.
+pub(crate) async fn post(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     tenant: &Tenant,
-    resource_name: &str,
-    status: &CommitStatus,
+    deliverer: &str,
+    destination: &str,
+    message: &impl serde::Serialize,
 ) -> Result<()> {
     let now = Timestamp::now().millis();
-    let message = serde_json::to_string(status).map_err(StoreError::corrupt)?;
+    let message = serde_json::to_string(message).map_err(StoreError::corrupt)?;
     sqlx::query(
         "INSERT INTO outbox (account_id, region, deliverer, destination, message, created_at, next_attempt_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $6)",
     )
     .bind(&tenant.account_id)
     .bind(&tenant.region)
-    .bind(COMMIT_STATUS_DELIVERER)
-    .bind(commit_status_destination(&status.link_id, resource_name))
+    .bind(deliverer)
+    .bind(destination)
     .bind(message)
     .bind(now)
     .execute(&mut **tx)

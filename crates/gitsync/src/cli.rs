@@ -46,6 +46,9 @@ pub enum Command {
     /// a sync's status (started, succeeded, failed), signed with their secret.
     #[command(subcommand)]
     Notifications(NotificationsCommand),
+    /// Pull request previews (PullRequestComment): which pull requests a stack previews.
+    #[command(subcommand)]
+    Previews(PreviewsCommand),
     /// Work with AWS Proton templates without a server: render a template version as gitsync
     /// will deploy it, to check templates before pushing them.
     #[command(subcommand)]
@@ -161,6 +164,28 @@ pub enum ConnectionsCommand {
         /// ssh:// or file:// endpoint), e.g. https://gitlab.example.com/api/v4.
         #[arg(long, value_name = "URL")]
         api_url: Option<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PreviewsCommand {
+    /// Preview pull requests from forks for a stack (off unless allowed): a preview creates a
+    /// change set with the stack's role, and the template's macros and transforms run code,
+    /// so allow it only when whoever can open a pull request may do that (docs/git-hosts.md).
+    Forks {
+        /// The stack's resource name (its sync configuration).
+        #[arg(long, value_name = "NAME")]
+        resource_name: String,
+        /// Preview pull requests from forks.
+        #[arg(long, conflicts_with = "deny", required_unless_present = "deny")]
+        allow: bool,
+        /// Stop previewing pull requests from forks (the default).
+        #[arg(long)]
+        deny: bool,
+        #[command(flatten)]
+        tenant: TenantArgs,
         #[command(flatten)]
         state: StateArgs,
     },

@@ -5,6 +5,7 @@ mod cli;
 mod connections;
 mod keys;
 mod notifications;
+mod previews;
 mod proton;
 mod sandbox;
 mod serve;
@@ -52,6 +53,7 @@ async fn run() -> ExitCode {
         cli::Command::Webhooks(cmd) => webhooks::run_command(cmd).await,
         cli::Command::Notifications(cmd) => notifications::run(cmd).await,
         cli::Command::Proton(cmd) => proton::run(cmd).await,
+        cli::Command::Previews(cmd) => previews::run(cmd).await,
         cli::Command::Status(args) => status::run(args).await,
         cli::Command::Sync(args) => sync::run(args).await,
         cli::Command::MigrateStore { from, to, state } => migrate_store(&from, &to, &state).await,

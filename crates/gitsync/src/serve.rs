@@ -111,16 +111,28 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "notifications cannot be delivered; they stay queued until the server restarts with root certificates"
         ),
     }
-    // Commit statuses go out from the outbox too, to each connection's Git host.
+    // Commit statuses and pull request previews go out from the outbox too, to each
+    // connection's Git host, whose API also lists the pull requests to preview.
+    let mut pull_requests: Option<Arc<dyn gitsync_deploy::PullRequests>> = None;
     match gitsync_notify::GitHosts::new(state.store.clone(), api_bases) {
-        Ok(hosts) => deliverers.push(Arc::new(gitsync_notify::CommitStatuses(hosts))),
+        Ok(hosts) => {
+            deliverers.push(Arc::new(gitsync_notify::CommitStatuses(hosts.clone())));
+            deliverers.push(Arc::new(gitsync_notify::PullRequestComments(hosts.clone())));
+            pull_requests = Some(hosts);
+        }
         Err(e) => tracing::error!(
             error = %e,
-            "commit statuses cannot be posted; they stay queued until the server restarts with root certificates"
+            "commit statuses and pull request previews cannot be posted; they stay queued until the server restarts with root certificates"
         ),
     }
-    let engine =
-        gitsync_engine::Engine::new(state.store.clone(), git, deployer, deliverers, settings);
+    let engine = gitsync_engine::Engine::new(
+        state.store.clone(),
+        git,
+        deployer,
+        deliverers,
+        pull_requests,
+        settings,
+    );
     let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
     let engine_task = tokio::spawn(engine.clone().run(async move {
         let _ = engine_stopped.await;

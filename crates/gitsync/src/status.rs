@@ -64,6 +64,40 @@ async fn print_commit_statuses(
     Ok(())
 }
 
+/// The stack's last pull request previews (`PullRequestComment`).
+async fn print_previews(
+    store: &gitsync_store::Store,
+    tenant: &gitsync_model::Tenant,
+    config: &gitsync_model::SyncConfiguration,
+) -> Result<()> {
+    let previews = store
+        .pull_request_previews(tenant, &config.resource_name)
+        .await?;
+    if config.pull_request_comment != Some(true) && previews.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "Pull request previews (PullRequestComment {}):{}",
+        if config.pull_request_comment == Some(true) {
+            "ENABLED"
+        } else {
+            "DISABLED"
+        },
+        if previews.is_empty() { " none yet" } else { "" }
+    );
+    for p in previews {
+        println!(
+            "  #{} at {} ({}, {}): {}",
+            p.number,
+            p.head_sha.get(..12).unwrap_or(&p.head_sha),
+            if p.open { "open" } else { "closed" },
+            time(p.previewed_at),
+            p.summary
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(args: StatusArgs) -> Result<()> {
     let state = args.state.open().await?;
     let tenant = args.tenant.tenant();
@@ -83,6 +117,7 @@ pub async fn run(args: StatusArgs) -> Result<()> {
                         c.config_file
                     );
                     print_commit_statuses(store, &tenant, &c).await?;
+                    print_previews(store, &tenant, &c).await?;
                 }
                 Err(_) => println!("Stack {stack} has no sync configuration (history is kept)"),
             }

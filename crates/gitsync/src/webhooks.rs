@@ -90,7 +90,7 @@ pub async fn deliver(
         Err(reason) => {
             return answer(
                 StatusCode::BAD_REQUEST,
-                format!("not a push delivery: {}", shown(&reason)),
+                format!("not a push or pull request delivery: {}", shown(&reason)),
             );
         }
     };
@@ -98,7 +98,7 @@ pub async fn deliver(
     if full_name.len() > 512 || push.branch.len() > 256 {
         return answer(
             StatusCode::BAD_REQUEST,
-            "not a push delivery: repository or branch name too long".into(),
+            "not a push or pull request delivery: repository or branch name too long".into(),
         );
     }
     let secrets = match hooks
@@ -171,7 +171,7 @@ pub async fn deliver(
         }
     }
     hooks.engine.wake();
-    tracing::info!(delivery, repository = %full_name, branch = %push.branch, triggered, "webhook delivery accepted");
+    tracing::info!(delivery, repository = %full_name, branch = %push.branch, pull_request = ?push.pull_request, triggered, "webhook delivery accepted");
     (
         StatusCode::ACCEPTED,
         [("content-type", "application/json")],

@@ -13,10 +13,10 @@ mod gitlab;
 
 use crate::http::{Answer, HttpClient, USER_AGENT};
 use bytes::Bytes;
-use gitsync_deploy::{BoxFuture, Deliverer, DeliveryError};
-use gitsync_model::githost::{CommitStatus, ProviderBases, api_base};
+use gitsync_deploy::{BoxFuture, Deliverer, DeliveryError, OpenPullRequest, PullRequests};
+use gitsync_model::githost::{CommitStatus, ProviderBases, PullRequestComment, api_base};
 use gitsync_model::{ProviderType, Tenant, Timestamp};
-use gitsync_store::{COMMIT_STATUS_DELIVERER, Store, StoreError};
+use gitsync_store::{COMMIT_STATUS_DELIVERER, PR_COMMENT_DELIVERER, Store, StoreError};
 use http_body_util::Full;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +40,8 @@ pub struct GitHosts {
 
 /// One connection's way into its host's API.
 struct HostApi<'a> {
-    provider: ProviderType,
+    kind: ProviderType,
+    provider: &'static Provider,
     base: String,
     token: String,
     client: &'a HttpClient,
@@ -84,6 +85,12 @@ impl GitHosts {
                 ))
             })?,
         };
+        let provider = provider(source.provider_type).ok_or_else(|| {
+            DeliveryError::permanent(format!(
+                "gitsync calls nothing on {} hosts",
+                source.provider_type
+            ))
+        })?;
         let token = secrets.api_token().ok_or_else(|| {
             DeliveryError::permanent(format!(
                 "connection {arn} has no token for its Git host's API: give it one with \
@@ -92,7 +99,8 @@ impl GitHosts {
             ))
         })?;
         Ok(HostApi {
-            provider: source.provider_type,
+            kind: source.provider_type,
+            provider,
             base,
             token: token.to_string(),
             client: &self.client,
@@ -105,6 +113,111 @@ struct Call {
     method: http::Method,
     path: String,
     body: Option<serde_json::Value>,
+}
+
+impl Call {
+    fn get(path: String) -> Call {
+        Call {
+            method: http::Method::GET,
+            path,
+            body: None,
+        }
+    }
+}
+
+/// One page of a listing, and whether another may follow.
+struct Page<T> {
+    items: Vec<T>,
+    more: bool,
+}
+
+/// Items asked for per page.
+const PAGE: usize = 100;
+/// Pages read of one listing at most (pull requests, comments).
+const MAX_PAGES: u32 = 10;
+
+/// A page of comments answered as an array of objects with `id` and `body` (GitHub's issue
+/// comments, GitLab's notes).
+fn id_and_body(answer: &serde_json::Value) -> Page<(String, String)> {
+    let items = answer.as_array().cloned().unwrap_or_default();
+    let more = items.len() >= PAGE;
+    let comments = items
+        .iter()
+        .filter_map(|c| {
+            Some((
+                c["id"].as_u64()?.to_string(),
+                c["body"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    Page {
+        items: comments,
+        more,
+    }
+}
+
+/// What gitsync calls on one family of providers: the calls each module builds, and how to
+/// read their answers.
+struct Provider {
+    headers: fn(&str) -> Vec<(&'static str, String)>,
+    commit_status: fn(&CommitStatus) -> Call,
+    open_pulls: fn(&str, &str, &str, u32) -> Call,
+    parse_pulls: fn(&serde_json::Value) -> Page<OpenPullRequest>,
+    pull: fn(&str, &str, u64) -> Call,
+    is_open: fn(&serde_json::Value) -> bool,
+    comments: fn(&str, &str, u64, u32) -> Call,
+    parse_comments: fn(&serde_json::Value) -> Page<(String, String)>,
+    create_comment: fn(&str, &str, u64, &str) -> Call,
+    update_comment: fn(&str, &str, u64, &str, &str) -> Call,
+}
+
+const GITHUB: Provider = Provider {
+    headers: github::headers,
+    commit_status: github::commit_status,
+    open_pulls: github::open_pulls,
+    parse_pulls: github::parse_pulls,
+    pull: github::pull,
+    is_open: github::is_open,
+    comments: github::comments,
+    parse_comments: github::parse_comments,
+    create_comment: github::create_comment,
+    update_comment: github::update_comment,
+};
+
+const GITLAB: Provider = Provider {
+    headers: gitlab::headers,
+    commit_status: gitlab::commit_status,
+    open_pulls: gitlab::open_pulls,
+    parse_pulls: gitlab::parse_pulls,
+    pull: gitlab::pull,
+    is_open: gitlab::is_open,
+    comments: gitlab::comments,
+    parse_comments: gitlab::parse_comments,
+    create_comment: gitlab::create_comment,
+    update_comment: gitlab::update_comment,
+};
+
+const BITBUCKET: Provider = Provider {
+    headers: bitbucket::headers,
+    commit_status: bitbucket::commit_status,
+    open_pulls: bitbucket::open_pulls,
+    parse_pulls: bitbucket::parse_pulls,
+    pull: bitbucket::pull,
+    is_open: bitbucket::is_open,
+    comments: bitbucket::comments,
+    parse_comments: bitbucket::parse_comments,
+    create_comment: bitbucket::create_comment,
+    update_comment: bitbucket::update_comment,
+};
+
+/// The calls of a provider type; `None` for those gitsync calls nothing on.
+fn provider(kind: ProviderType) -> Option<&'static Provider> {
+    match kind {
+        ProviderType::GitHub | ProviderType::GitHubEnterpriseServer => Some(&GITHUB),
+        ProviderType::GitLab | ProviderType::GitLabSelfManaged => Some(&GITLAB),
+        ProviderType::Bitbucket => Some(&BITBUCKET),
+        ProviderType::AzureDevOps => None,
+    }
 }
 
 impl HostApi<'_> {
@@ -138,15 +251,35 @@ impl HostApi<'_> {
 
     /// The provider's authentication and media-type headers.
     fn headers(&self) -> Vec<(&'static str, String)> {
-        match self.provider {
-            ProviderType::GitHub | ProviderType::GitHubEnterpriseServer => {
-                github::headers(&self.token)
+        (self.provider.headers)(&self.token)
+    }
+
+    /// A call whose answer is JSON.
+    async fn json(&self, call: Call) -> Result<serde_json::Value, DeliveryError> {
+        let what = format!("{} {}{}", call.method, self.base, call.path);
+        let answer = self.call(call).await?;
+        serde_json::from_slice(&answer.body)
+            .map_err(|e| DeliveryError::retry(format!("{what} answered with no JSON: {e}")))
+    }
+
+    /// Every page of a listing, up to [`MAX_PAGES`].
+    async fn all<T>(
+        &self,
+        call: impl Fn(u32) -> Call,
+        parse: fn(&serde_json::Value) -> Page<T>,
+    ) -> Result<Vec<T>, DeliveryError> {
+        let mut items = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let Page {
+                items: more,
+                more: next,
+            } = parse(&self.json(call(page)).await?);
+            items.extend(more);
+            if !next {
+                break;
             }
-            ProviderType::GitLab | ProviderType::GitLabSelfManaged => gitlab::headers(&self.token),
-            ProviderType::Bitbucket => bitbucket::headers(&self.token),
-            // `api_base` has none for the others, so no HostApi is made for them.
-            ProviderType::AzureDevOps => Vec::new(),
         }
+        Ok(items)
     }
 
     /// What a failed answer means: rate limits are waited out (the host's reset time, or a
@@ -229,25 +362,92 @@ impl Deliverer for CommitStatuses {
                 DeliveryError::permanent(format!("the stored commit status is unreadable: {e}"))
             })?;
             let api = self.0.api_of(tenant, &status.link_id).await?;
-            let call = match api.provider {
-                ProviderType::GitHub | ProviderType::GitHubEnterpriseServer => {
-                    github::commit_status(&status)
-                }
-                ProviderType::GitLab | ProviderType::GitLabSelfManaged => {
-                    gitlab::commit_status(&status)
-                }
-                ProviderType::Bitbucket => bitbucket::commit_status(&status),
-                ProviderType::AzureDevOps => {
-                    return Err(DeliveryError::permanent(
-                        "gitsync posts no commit statuses to AzureDevOps",
-                    ));
-                }
-            };
+            let call = (api.provider.commit_status)(&status);
             match api.call(call).await {
                 Ok(_) => Ok(()),
-                Err(e) if gitlab::already_set(api.provider, &e) => Ok(()),
+                Err(e) if gitlab::already_set(api.kind, &e) => Ok(()),
                 Err(e) => Err(e),
             }
+        })
+    }
+}
+
+/// Posts pull request previews (`PullRequestComment`): the outbox's `pr-comment` rows. A
+/// preview updates gitsync's comment for its stack (found by its marker) or makes one; a pull
+/// request that is no longer open gets nothing more.
+pub struct PullRequestComments(pub Arc<GitHosts>);
+
+impl Deliverer for PullRequestComments {
+    fn name(&self) -> &'static str {
+        PR_COMMENT_DELIVERER
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        _destination: &'a str,
+        message: &'a str,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let comment: PullRequestComment = serde_json::from_str(message).map_err(|e| {
+                DeliveryError::permanent(format!("the stored comment is unreadable: {e}"))
+            })?;
+            let api = self.0.api_of(tenant, &comment.link_id).await?;
+            let (owner, repo, number) = (
+                comment.owner_id.as_str(),
+                comment.repository_name.as_str(),
+                comment.number,
+            );
+            let pull = api.json((api.provider.pull)(owner, repo, number)).await?;
+            if !(api.provider.is_open)(&pull) {
+                tracing::info!(tenant = %tenant, pull_request = number, "the pull request is closed; its preview is not posted");
+                return Ok(());
+            }
+            let existing = api
+                .all(
+                    |page| (api.provider.comments)(owner, repo, number, page),
+                    api.provider.parse_comments,
+                )
+                .await?
+                .into_iter()
+                .find(|(_, body)| body.starts_with(&comment.marker));
+            let call = match existing {
+                Some((id, _)) => {
+                    (api.provider.update_comment)(owner, repo, number, &id, &comment.body)
+                }
+                None => (api.provider.create_comment)(owner, repo, number, &comment.body),
+            };
+            api.call(call).await.map(|_| ())
+        })
+    }
+}
+
+impl PullRequests for GitHosts {
+    fn open_pull_requests<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        link_id: &'a str,
+        base_branch: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<OpenPullRequest>, String>> {
+        Box::pin(async move {
+            let source = self
+                .store
+                .link_source(tenant, link_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let api = self.api_of(tenant, link_id).await.map_err(|e| e.message)?;
+            let (owner, repo) = (source.owner_id.as_str(), source.repository_name.as_str());
+            let pulls = api
+                .all(
+                    |page| (api.provider.open_pulls)(owner, repo, base_branch, page),
+                    api.provider.parse_pulls,
+                )
+                .await
+                .map_err(|e| e.message)?;
+            Ok(pulls
+                .into_iter()
+                .filter(|p| p.base_branch == base_branch)
+                .collect())
         })
     }
 }
@@ -304,7 +504,8 @@ mod tests {
     #[test]
     fn failures_are_retried_unless_the_host_refuses_the_request() {
         let github = HostApi {
-            provider: ProviderType::GitHub,
+            kind: ProviderType::GitHub,
+            provider: &GITHUB,
             base: "https://api.github.com".into(),
             token: "t".into(),
             client: &HttpClient::new(TIMEOUT).unwrap(),
