@@ -258,3 +258,20 @@ def test_a_wrong_token_is_retried_and_shown_and_never_fails_the_sync(deployer, h
     (tmp_path / "right").write_text(host.token)
     deployer.cli("connections", "activate", hosted.connection, "--api-token-file", str(tmp_path / "right"))
     assert [s["state"] for s in hosted.statuses(sha, 2, timeout=90)] == ["pending", "success"]
+
+
+def test_a_hostile_hosts_answer_is_read_only_so_far(deployer, host, tmp_path):
+    """A host that answers an error with megabytes: gitsync reads at most 1 MiB of an answer and
+    keeps 300 characters of it, and the status goes out once the host behaves."""
+    hosted = Hosted(deployer, host, "GitHubEnterpriseServer", "octo/hostile", tmp_path)
+    host.fail_next(1, 502, body={"message": "x" * 3_000_000})
+    sha = hosted.repo.commit({"deploy/stack.yaml": deployment("hostile-queue"), "infra/queue.yaml": TEMPLATE})
+    hosted.configure("hostile-stack", PublishDeploymentStatus="ENABLED")
+    hosted.settled("hostile-stack", sha, "SUCCEEDED")
+
+    def shown():
+        out = deployer.cli("status", "--resource-name", "hostile-stack", "--account-id", hosted.tenant.account_id).stdout
+        return [line for line in out.splitlines() if "last failure:" in line]
+    (line,) = wait_for(shown, timeout=30, what="the failed call in gitsync status")
+    assert "answered 502 Bad Gateway" in line and len(line) < 700, len(line)
+    assert [s["state"] for s in hosted.statuses(sha, 2)] == ["pending", "success"]

@@ -2294,3 +2294,202 @@ async fn service_pipelines_on_postgres() {
     pipelines(db.store.clone()).await;
     db.drop_now().await;
 }
+
+/// Pull requests: what the host lists is recorded (new and moved heads due, the rest closed), a
+/// preview is claimed under a lease, and settling it writes each stack's comment to the outbox —
+/// unless the head moved meanwhile (newest head wins) or the claim is stale. No sync target or
+/// attempt is touched.
+async fn pull_requests(store: Store) {
+    use gitsync_model::githost::{OpenPullRequest, PullRequestComment};
+    use gitsync_store::{PR_COMMENT_DELIVERER, PreviewsDone, StackPreview};
+    let a = tenant("111111111111");
+    let l = link(&store, &a, "pulls").await;
+    let secrets = gitsync_model::githost::ConnectionSecrets {
+        token: Some("t".into()),
+        ..Default::default()
+    };
+    store
+        .activate_connection(&a, &l.connection_arn, Some(&secrets.to_bytes()))
+        .await
+        .unwrap();
+    let mut spec = stack_spec(&l, "web", "main");
+    spec.pull_request_comment = Some(true);
+    store.create_sync_configuration(&a, &spec).await.unwrap();
+    assert!(
+        store
+            .previews_pull_requests(&a, &l.id, "main")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .previews_pull_requests(&a, &l.id, "dev")
+            .await
+            .unwrap()
+    );
+    let open = |number: u64, head: &str| OpenPullRequest {
+        number,
+        head_sha: head.repeat(40),
+        head_ref: format!("refs/pull/{number}/head"),
+        base_branch: "main".into(),
+        from_fork: false,
+        url: None,
+    };
+    let due = store
+        .record_open_pull_requests(&a, &l.id, "main", &[open(1, "a"), open(2, "b")])
+        .await
+        .unwrap();
+    assert_eq!(due, 2);
+    // Listed again unchanged: nothing new is due.
+    let again = store
+        .record_open_pull_requests(&a, &l.id, "main", &[open(1, "a"), open(2, "b")])
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    let now = store.now().await.unwrap();
+    let claim = store
+        .claim_pull_request(&a, &l.id, 1, "me", now, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.head_sha, "a".repeat(40));
+    // Held: not claimable by another worker, not listed as due.
+    assert!(
+        store
+            .claim_pull_request(&a, &l.id, 1, "other", now, 60_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let listed: Vec<u64> = store
+        .due_pull_requests(now, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, n)| n)
+        .collect();
+    assert_eq!(listed, [2]);
+    let comment = |body: &str| PullRequestComment {
+        link_id: l.id.clone(),
+        owner_id: "o".into(),
+        repository_name: "pulls".into(),
+        number: 1,
+        marker: "<!-- m -->".into(),
+        body: body.into(),
+    };
+    let done = |body: &str| {
+        PreviewsDone::Done(vec![StackPreview {
+            resource_name: "web".into(),
+            summary: "1 resource change(s)".into(),
+            comment: Some(comment(body)),
+        }])
+    };
+    // The head moves while the preview runs: its result is dropped, and the new head is due.
+    store
+        .record_open_pull_requests(&a, &l.id, "main", &[open(1, "c"), open(2, "b")])
+        .await
+        .unwrap();
+    store
+        .finish_pull_request(&claim, &done("old"))
+        .await
+        .unwrap();
+    let summary = store
+        .delivery_summary(&a, PR_COMMENT_DELIVERER, &format!("{}/1/web", l.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.pending, 0,
+        "nothing is posted for a head that moved"
+    );
+    assert!(
+        store
+            .pull_request_previews(&a, "web")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let now = store.now().await.unwrap();
+    let claim = store
+        .claim_pull_request(&a, &l.id, 1, "me", now, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.head_sha, "c".repeat(40));
+    // A stale claim (its lease taken over) writes nothing.
+    let later = now.plus_millis(120_000);
+    let taken = store
+        .claim_pull_request(&a, &l.id, 1, "other", later, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        store.finish_pull_request(&claim, &done("stale")).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    store
+        .finish_pull_request(&taken, &done("new"))
+        .await
+        .unwrap();
+    let summary = store
+        .delivery_summary(&a, PR_COMMENT_DELIVERER, &format!("{}/1/web", l.id))
+        .await
+        .unwrap();
+    assert_eq!(summary.pending, 1);
+    let previews = store.pull_request_previews(&a, "web").await.unwrap();
+    assert_eq!(previews.len(), 1);
+    assert_eq!(
+        (
+            previews[0].number,
+            previews[0].head_sha.as_str(),
+            previews[0].open
+        ),
+        (1, "c".repeat(40).as_str(), true)
+    );
+    // Previewed: no longer due. No longer listed: closed.
+    let later = store.now().await.unwrap().plus_millis(1_000);
+    let due: Vec<u64> = store
+        .due_pull_requests(later, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, n)| n)
+        .collect();
+    assert_eq!(due, [2]);
+    store
+        .record_open_pull_requests(&a, &l.id, "main", &[open(2, "b")])
+        .await
+        .unwrap();
+    assert!(!store.pull_request_previews(&a, "web").await.unwrap()[0].open);
+    // Another tenant sees none of it, and its branch check previews nothing.
+    let b = tenant("222222222222");
+    assert!(
+        store
+            .pull_request_previews(&b, "web")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .previews_pull_requests(&b, &l.id, "main")
+            .await
+            .unwrap()
+    );
+    // No sync target was made by any of this.
+    assert!(store.due_targets(later, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn pull_request_previews_are_leased_and_fenced_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    pull_requests(store).await;
+}
+
+#[tokio::test]
+async fn pull_request_previews_are_leased_and_fenced_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    pull_requests(db.store.clone()).await;
+    db.drop_now().await;
+}
