@@ -35,18 +35,30 @@ pub async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
     } else {
         Protocol::AwsJson10
     };
+    // Requests refused before their operation is known are counted as `unknown`.
+    let unidentified = |error: ApiError| {
+        gitsync_telemetry::Event::ApiRequest {
+            request_id: &request_id,
+            service: "unknown",
+            operation: "unknown",
+            status: error.status.as_u16(),
+            error: error.code,
+            elapsed: started.elapsed(),
+        }
+        .emit();
+        respond_error(fallback_protocol, None, &request_id, error)
+    };
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => {
-            let error = ApiError::serialization(format!(
+            return unidentified(ApiError::serialization(format!(
                 "the request body is larger than {MAX_BODY_BYTES} bytes"
-            ));
-            return respond_error(fallback_protocol, None, &request_id, error);
+            )));
         }
     };
     let call = match identify(&parts.method, parts.uri.path(), &parts.headers) {
         Ok(call) => call,
-        Err(error) => return respond_error(fallback_protocol, None, &request_id, error),
+        Err(error) => return unidentified(error),
     };
     let query = parts.uri.query().unwrap_or("");
     let result = serve(
@@ -63,15 +75,27 @@ pub async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
         Ok(_) => StatusCode::OK,
         Err(e) => e.status,
     };
-    tracing::info!(
-        request_id = %request_id,
-        service = call.service.signing_name(),
-        operation = %call.operation,
-        status = status.as_u16(),
-        error = result.as_ref().err().map(|e| e.code).unwrap_or(""),
-        micros = started.elapsed().as_micros() as u64,
-        "api request"
-    );
+    let error = result.as_ref().err().map(|e| e.code).unwrap_or("");
+    gitsync_telemetry::Event::ApiRequest {
+        request_id: &request_id,
+        service: call.service.signing_name(),
+        // Only operations of the service's model are labels: a name a client made up (signed or
+        // not) is `unknown`.
+        operation: if call
+            .service
+            .model()
+            .operations
+            .contains_key(&call.operation)
+        {
+            &call.operation
+        } else {
+            "unknown"
+        },
+        status: status.as_u16(),
+        error,
+        elapsed: started.elapsed(),
+    }
+    .emit();
     match result {
         Ok(output) => respond_ok(&call, &request_id, output),
         Err(error) => respond_error(call.protocol, Some(call.service), &request_id, error),

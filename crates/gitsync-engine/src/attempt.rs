@@ -135,6 +135,7 @@ impl Engine {
 
     /// One attempt: record it, keep the lease, do the work, record how it ended.
     async fn attempt(&self, claim: ClaimedTarget, work: Box<dyn SyncKind>) {
+        let started = std::time::Instant::now();
         let sha = claim.desired.sha.clone();
         let target = work.target();
         let mut first = Vec::new();
@@ -213,23 +214,15 @@ impl Engine {
             })
             .await;
         match (closed, logged) {
-            (Ok(_), Some((true, _))) => tracing::info!(
-                sync_type = claim.sync_type.as_str(),
-                account = %claim.tenant.account_id,
-                target = %target.describe(),
-                commit = %sha,
-                "resource sync succeeded"
-            ),
-            // A failure is what an operator looks for in the log: say what failed and why
-            // (cut short: the reason may quote a repository's content).
-            (Ok(_), Some((false, error))) => tracing::warn!(
-                sync_type = claim.sync_type.as_str(),
-                account = %claim.tenant.account_id,
-                target = %target.describe(),
-                commit = %sha,
-                reason = %error.as_deref().unwrap_or("no reason recorded").chars().take(500).collect::<String>(),
-                "resource sync failed"
-            ),
+            (Ok(_), Some((succeeded, error))) => gitsync_telemetry::Event::ResourceSyncEnded {
+                sync_type: claim.sync_type.as_str(),
+                account: &claim.tenant.account_id,
+                target: &target.describe(),
+                commit: &sha,
+                failure: (!succeeded).then(|| error.as_deref().unwrap_or("no reason recorded")),
+                elapsed: started.elapsed(),
+            }
+            .emit(),
             (Ok(_), None) => {}
             (Err(e), _) => {
                 tracing::warn!(error = %e, "cannot finish the attempt (another worker took it over?)")

@@ -68,6 +68,8 @@ pub struct EngineSettings {
     /// Where public providers' repositories are cloned from instead of their own hosts
     /// (`gitsync serve --git-base`: mirrors, proxies, tests).
     pub git_bases: gitsync_model::githost::ProviderBases,
+    /// How long sync attempts are kept (each target's latest and latest successful always are).
+    pub history_retention: Duration,
 }
 
 impl Default for EngineSettings {
@@ -83,6 +85,7 @@ impl Default for EngineSettings {
             shutdown_grace: Duration::from_secs(30),
             render_isolation: sandbox::Isolation::InProcess,
             git_bases: Default::default(),
+            history_retention: Duration::from_secs(90 * 86_400),
         }
     }
 }
@@ -266,6 +269,7 @@ impl Engine {
             if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
                 pruned = Some(tokio::time::Instant::now());
                 self.prune_outbox().await;
+                self.prune_history().await;
             }
             if let Err(e) = self.dispatch(&mut in_flight).await {
                 tracing::warn!(error = %e, "cannot claim work");
@@ -509,6 +513,23 @@ impl Engine {
     }
 
     /// Deletes outbox rows settled longer ago than the retention.
+    /// Deletes sync attempts older than the history's retention (never a target's latest or
+    /// latest successful one).
+    async fn prune_history(&self) {
+        let before = self
+            .db_now()
+            .await
+            .plus_millis(-(self.settings.history_retention.as_millis() as i64));
+        match self.store.prune_history(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                attempts = n,
+                "pruned sync attempts past the history's retention"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the sync history"),
+        }
+    }
+
     async fn prune_outbox(&self) {
         let before = self
             .db_now()

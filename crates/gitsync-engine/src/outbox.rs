@@ -37,13 +37,30 @@ impl Engine {
             ))),
         };
         let now = self.db_now().await;
+        let retry_at = outcome
+            .as_ref()
+            .err()
+            .and_then(|error| retry_time(&claim, error, now));
+        // Labels come from this server's deliverers only, never from a stored row.
+        let deliverer = self
+            .deliverers
+            .get(claim.deliverer.as_str())
+            .map_or("unknown", |d| d.name());
+        gitsync_telemetry::Event::OutboxDelivery {
+            deliverer,
+            outcome: match (&outcome, retry_at) {
+                (Ok(()), _) => "delivered",
+                (Err(_), Some(_)) => "retrying",
+                (Err(_), None) => "given_up",
+            },
+        }
+        .emit();
         let recorded = match &outcome {
             Ok(()) => {
                 tracing::debug!(delivery = claim.id, deliverer = %claim.deliverer, destination = %claim.destination, "delivered");
                 self.store.finish_delivery(&claim, Ok(())).await
             }
             Err(error) => {
-                let retry_at = retry_time(&claim, error, now);
                 match retry_at {
                     Some(at) => tracing::warn!(
                         delivery = claim.id,

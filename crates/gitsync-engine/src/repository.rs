@@ -253,8 +253,15 @@ impl Engine {
                 }
                 Err(e) => Err(e),
             };
-            if let Err(e) = recorded {
-                tracing::warn!(error = %e, "cannot record the failed repository sync");
+            match recorded {
+                Ok(()) => gitsync_telemetry::Event::RepositorySyncEnded {
+                    commit: None,
+                    targets: 0,
+                    affected: 0,
+                    failure: Some(&message),
+                }
+                .emit(),
+                Err(e) => tracing::warn!(error = %e, "cannot record the failed repository sync"),
             }
         }
         let failures = claim.failures + 1;
@@ -462,7 +469,13 @@ impl Engine {
             )
             .await;
         }
-        tracing::info!(commit = %head, targets, affected, "repository sync finished");
+        gitsync_telemetry::Event::RepositorySyncEnded {
+            commit: Some(&head),
+            targets,
+            affected,
+            failure: None,
+        }
+        .emit();
         Ok(BranchCheckResult {
             remote_sha: Some(head.clone()),
             synced_sha: Some(head),

@@ -70,6 +70,23 @@ async fn run_git(
     operation: &'static str,
     args: &[&str],
 ) -> Result<String> {
+    let result = run_git_once(settings, remote, operation, args).await;
+    if matches!(operation, "fetch" | "ls-remote") {
+        gitsync_telemetry::Event::GitCall {
+            fetch: operation == "fetch",
+            ok: result.is_ok(),
+        }
+        .emit();
+    }
+    result
+}
+
+async fn run_git_once(
+    settings: &GitSettings,
+    remote: Option<&Remote>,
+    operation: &'static str,
+    args: &[&str],
+) -> Result<String> {
     if let Some(remote) = remote {
         remote.check_url(settings.allow_file)?;
     }

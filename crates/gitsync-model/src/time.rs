@@ -45,6 +45,46 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Reads `YYYY-MM-DDTHH:MM:SS[.fff]Z` (RFC 3339 in UTC), as [`Timestamp::utc_string`] writes it.
+    pub fn parse_utc(text: &str) -> Option<Timestamp> {
+        let text = text.strip_suffix('Z').or_else(|| text.strip_suffix('z'))?;
+        let (date, time) = text.split_once(['T', 't'])?;
+        let mut date = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+        let (y, m, d) = (date.next()??, date.next()??, date.next()??);
+        let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+        let mut clock = clock.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+        let (hh, mm, ss) = (clock.next()??, clock.next()??, clock.next()??);
+        if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+            return None;
+        }
+        let millis = match fraction {
+            "" => 0,
+            f if f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("{f:0<3}")[..3].parse::<i64>().ok()?
+            }
+            _ => return None,
+        };
+        let days = days_from_civil(y, m, d);
+        if civil_from_days(days) != (y, m, d) {
+            return None;
+        }
+        let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+        Some(Timestamp(secs.checked_mul(1000)?.checked_add(millis)?))
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of [`civil_from_days`]).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// (year, month, day) of a day count since 1970-01-01, proleptic Gregorian (Howard Hinnant's
 /// algorithm, exact for every representable day).
 pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -62,6 +102,30 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_what_it_writes() {
+        for t in [0, 1_700_000_000_000, 951_782_400_000, 4_102_444_800_000] {
+            assert_eq!(
+                Timestamp::parse_utc(&Timestamp(t).utc_string()),
+                Some(Timestamp(t))
+            );
+        }
+        assert_eq!(
+            Timestamp::parse_utc("2023-11-14T22:13:20.123Z"),
+            Some(Timestamp(1_700_000_000_123))
+        );
+        for bad in [
+            "2023-11-14T22:13:20",
+            "2023-02-30T00:00:00Z",
+            "2023-13-01T00:00:00Z",
+            "yesterday",
+            "2023-11-14T25:00:00Z",
+            "",
+        ] {
+            assert_eq!(Timestamp::parse_utc(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_utc() {

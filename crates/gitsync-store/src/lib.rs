@@ -16,6 +16,7 @@ mod connections;
 mod copy;
 mod deployments;
 mod error;
+mod history;
 mod keys;
 mod migrate;
 mod outbox;
@@ -39,6 +40,7 @@ pub use deployments::{
     Binding, ClaimedDeployment, DeployedResource, DeploymentEnd, DeploymentFilter,
 };
 pub use error::StoreError;
+pub use history::{HistoryEntry, HistoryFilter};
 pub use keys::{AccessKey, AccessKeySummary};
 pub use migrate::postgres_migrations;
 pub use outbox::{

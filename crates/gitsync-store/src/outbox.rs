@@ -438,6 +438,26 @@ impl Store {
         })
     }
 
+    /// Operator-wide counts for `/metrics`: outbox rows waiting per deliverer, and active
+    /// sync blockers per sync type, over every tenant.
+    pub async fn operator_gauges(&self) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>)> {
+        let count = |sql: &'static str| async move {
+            let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+            rows.iter()
+                .map(|r| Ok((text(r, "k")?, int(r, "n")?)))
+                .collect::<Result<Vec<_>>>()
+        };
+        let pending = count(
+            "SELECT deliverer AS k, COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL GROUP BY deliverer",
+        )
+        .await?;
+        let blockers = count(
+            "SELECT sync_type AS k, COUNT(*) AS n FROM sync_blockers WHERE status = 'ACTIVE' GROUP BY sync_type",
+        )
+        .await?;
+        Ok((pending, blockers))
+    }
+
     /// How many outbox rows wait for delivery, over every tenant.
     pub async fn pending_deliveries(&self) -> Result<i64> {
         let row = sqlx::query(

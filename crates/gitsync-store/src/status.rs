@@ -113,7 +113,7 @@ impl Store {
         rows.iter().map(event_from).collect()
     }
 
-    async fn resource_attempt(&self, row: &AnyRow) -> Result<ResourceSyncAttempt> {
+    pub(crate) async fn resource_attempt(&self, row: &AnyRow) -> Result<ResourceSyncAttempt> {
         Ok(ResourceSyncAttempt {
             started_at: Timestamp(int(row, "started_at")?),
             status: parsed(row, "status", ResourceSyncStatus::parse)?,

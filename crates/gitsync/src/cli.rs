@@ -17,6 +17,16 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines are written to stderr: `text` (one readable line each) or `json` (one JSON
+    /// object each, for log collectors). `GITSYNC_LOG` sets what is logged (default `info`).
+    #[arg(long, global = true, env = "GITSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +117,10 @@ pub enum Command {
     /// (--service, --instance) or a template major version (--template, --template-type,
     /// --major). What to read when something goes wrong.
     Status(StatusArgs),
+    /// List every resource sync attempt kept, newest first: all the tenant's targets, or one
+    /// (--target), by sync type, status and time, a page at a time. `serve --history-retention`
+    /// sets how long attempts are kept (each target's latest and latest successful ones always are).
+    History(HistoryArgs),
 }
 
 /// Durations such as `500ms`, `2s`, `1m`, `1h`.
@@ -374,6 +388,40 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this target, named as its attempts name it: the stack, `template:MAJOR`, or the
+    /// service instance.
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+    /// Only this sync type: CFN_STACK_SYNC, TEMPLATE_SYNC or SERVICE_SYNC.
+    #[arg(long, value_name = "TYPE")]
+    pub sync_type: Option<String>,
+    /// Only attempts that ended so: SUCCEEDED, FAILED, IN_PROGRESS or INITIATED.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only attempts started at or after this time: RFC 3339 (2026-12-01T00:00:00Z) or an age
+    /// (30m, 12h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only attempts started before this time (as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Attempts per page.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+    /// Continue below this point (printed at the end of the previous page).
+    #[arg(long, value_name = "TOKEN")]
+    pub next_token: Option<i64>,
+    /// Print each attempt's events too.
+    #[arg(long)]
+    pub events: bool,
+    #[command(flatten)]
+    pub tenant: TenantArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("what").required(true)
     .args(["resource_name", "repository_link_id", "repository", "template", "service"])))]
 pub struct SyncArgs {
@@ -516,6 +564,12 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub git_base: Vec<String>,
+
+    /// How long resource and repository sync attempts are kept (pruned hourly). Each target's
+    /// latest and latest successful attempts, each branch's latest repository sync, and running
+    /// attempts are always kept.
+    #[arg(long, env = "GITSYNC_HISTORY_RETENTION", default_value = "90d", value_name = "DURATION", value_parser = parse_duration)]
+    pub history_retention: std::time::Duration,
 
     /// Time limit of every git network call (listing refs, fetching).
     #[arg(long, env = "GITSYNC_GIT_TIMEOUT", default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]

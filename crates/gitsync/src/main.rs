@@ -3,7 +3,9 @@
 mod accounts;
 mod cli;
 mod connections;
+mod history;
 mod keys;
+mod metrics;
 mod notifications;
 mod previews;
 mod proton;
@@ -43,7 +45,7 @@ async fn run() -> ExitCode {
     if !matches!(cli.command, cli::Command::Serve(_)) {
         print_into_closed_pipes_quietly();
     }
-    init_logging();
+    init_logging(cli.log_format);
     let result = match cli.command {
         cli::Command::Serve(args) => serve::run(args).await,
         cli::Command::Init { state } => state.init().await,
@@ -55,6 +57,7 @@ async fn run() -> ExitCode {
         cli::Command::Proton(cmd) => proton::run(cmd).await,
         cli::Command::Previews(cmd) => previews::run(cmd).await,
         cli::Command::Status(args) => status::run(args).await,
+        cli::Command::History(args) => history::run(args).await,
         cli::Command::Sync(args) => sync::run(args).await,
         cli::Command::MigrateStore { from, to, state } => migrate_store(&from, &to, &state).await,
         cli::Command::TemplateFiles {
@@ -158,8 +161,9 @@ fn print_into_closed_pipes_quietly() {
     }
 }
 
-/// Logs go to stderr; `GITSYNC_LOG` (or `RUST_LOG`) sets the filter, `info` by default.
-fn init_logging() {
+/// Logs go to stderr, as text or JSON lines; `GITSYNC_LOG` (or `RUST_LOG`) sets the filter,
+/// `info` by default.
+fn init_logging(format: cli::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("GITSYNC_LOG")
         .ok()
@@ -167,9 +171,11 @@ fn init_logging() {
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new("info,sqlx=warn"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        cli::LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
 }

@@ -56,6 +56,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let git_bases = provider_bases("git-base", &args.git_base)?;
     let settings = gitsync_engine::EngineSettings {
         git_bases,
+        history_retention: args.history_retention,
         poll_interval: args.poll_interval,
         lease_ttl: args.lease_ttl,
         replica_id: args.replica_id.clone().unwrap_or_else(default_replica_id),
@@ -163,8 +164,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             }
         })
     };
+    let metrics_store = state.store.clone();
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || crate::metrics::scrape(metrics_store.clone())),
+        )
         .route(
             "/webhooks/{provider}",
             axum::routing::post(crate::webhooks::deliver)

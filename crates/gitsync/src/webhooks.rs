@@ -77,7 +77,27 @@ pub async fn deliver(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(provider) = Provider::from_path(&provider) else {
+    let response = deliver_once(&hooks, &provider, &headers, &body).await;
+    gitsync_telemetry::Event::WebhookDelivery {
+        provider: Provider::from_path(&provider).map_or("unknown", Provider::as_str),
+        verdict: match response.status() {
+            StatusCode::ACCEPTED => "accepted",
+            StatusCode::UNAUTHORIZED => "unverified",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            _ => "malformed",
+        },
+    }
+    .emit();
+    response
+}
+
+async fn deliver_once(
+    hooks: &Webhooks,
+    provider: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let Some(provider) = Provider::from_path(provider) else {
         return answer(
             StatusCode::NOT_FOUND,
             format!(
@@ -85,7 +105,7 @@ pub async fn deliver(
             ),
         );
     };
-    let push = match parse_push(provider, &body) {
+    let push = match parse_push(provider, body) {
         Ok(push) => push,
         Err(reason) => {
             return answer(
@@ -123,7 +143,7 @@ pub async fn deliver(
     };
     let verified: Vec<_> = secrets
         .into_iter()
-        .filter(|(_, secret)| verify(provider, &header, &body, secret))
+        .filter(|(_, secret)| verify(provider, &header, body, secret))
         .map(|(t, _)| t)
         .collect();
     // Verified first: nothing an unauthenticated sender says is stored.
