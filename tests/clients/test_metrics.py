@@ -11,9 +11,9 @@ import pytest
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import Server, make_tenant
-from gitserver import GitHttpServer, Repo
-from test_engine import TEMPLATE, Stack, deployment
+from conftest import make_tenant
+from gitserver import Repo
+from test_engine import TEMPLATE, Stack, deployment, engine, git_http  # noqa: F401  (fixtures)
 
 EXPECTED = {
     "gitsync_api_requests": "counter",
@@ -45,20 +45,6 @@ def value(families, family, sample_name=None, **labels):
     f = families[family]
     name = sample_name or (family + "_total" if f.type == "counter" else family)
     return sum(s.value for s in f.samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
-
-
-@pytest.fixture(scope="module")
-def git_http(tmp_path_factory):
-    server = GitHttpServer(str(tmp_path_factory.mktemp("git-root"))).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def engine():
-    server = Server(["--poll-interval", "1s", "--lease-ttl", "3s", "--git-timeout", "10s"]).start()
-    yield server
-    server.cleanup()
 
 
 def test_metrics_are_prometheus_text_and_move_with_what_happens(engine, git_http, tmp_path):

@@ -67,17 +67,7 @@ pub async fn run(args: HistoryArgs) -> Result<()> {
         );
         if args.events {
             for e in &a.events {
-                let id = e
-                    .external_id
-                    .as_deref()
-                    .map(|i| format!(" [{i}]"))
-                    .unwrap_or_default();
-                println!(
-                    "    {}  {:<22} {}{id}",
-                    e.time.utc_string(),
-                    e.event_type,
-                    e.event
-                );
+                crate::status::print_event("    ", e);
             }
         } else if let Some(last) = a.events.last() {
             println!("    {}: {}", last.event_type, last.event);

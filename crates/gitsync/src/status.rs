@@ -18,13 +18,23 @@ fn print_attempt(title: &str, a: &ResourceSyncAttempt) {
         time(a.started_at)
     );
     for e in &a.events {
-        let id = e
-            .external_id
-            .as_deref()
-            .map(|i| format!(" [{i}]"))
-            .unwrap_or_default();
-        println!("  {}  {:<22} {}{id}", time(e.time), e.event_type, e.event);
+        print_event("  ", e);
     }
+}
+
+/// One event of an attempt, on one line after `indent`.
+pub(crate) fn print_event(indent: &str, e: &gitsync_model::SyncEvent) {
+    let id = e
+        .external_id
+        .as_deref()
+        .map(|i| format!(" [{i}]"))
+        .unwrap_or_default();
+    println!(
+        "{indent}{}  {:<22} {}{id}",
+        time(e.time),
+        e.event_type,
+        e.event
+    );
 }
 
 /// How the stack's commit statuses (`PublishDeploymentStatus`) reached its Git host.
