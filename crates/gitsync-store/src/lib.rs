@@ -44,8 +44,8 @@ pub use history::{HistoryEntry, HistoryFilter};
 pub use keys::{AccessKey, AccessKeySummary};
 pub use migrate::postgres_migrations;
 pub use outbox::{
-    COMMIT_STATUS_DELIVERER, ClaimedDelivery, DeliverySummary, DueDelivery, NOTIFICATION_DELIVERER,
-    NotificationTarget, commit_status_destination,
+    COMMIT_STATUS_DELIVERER, ClaimedDelivery, DeliverySummary, DueDelivery, EVENTBRIDGE_DELIVERER,
+    NOTIFICATION_DELIVERER, NotificationTarget, commit_status_destination,
 };
 pub use pipelines::{AccountSettings, PipelineDeployment};
 pub use pulls::{

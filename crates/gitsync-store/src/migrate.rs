@@ -31,6 +31,10 @@ const SQLITE: &[(i64, &str)] = &[
         11,
         include_str!("../migrations/sqlite/0011_pull_requests.sql"),
     ),
+    (
+        12,
+        include_str!("../migrations/sqlite/0012_eventbridge_targets.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -58,6 +62,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         11,
         include_str!("../migrations/postgres/0011_pull_requests.sql"),
+    ),
+    (
+        12,
+        include_str!("../migrations/postgres/0012_eventbridge_targets.sql"),
     ),
 ];
 

@@ -13,8 +13,18 @@ use crate::{Result, Store, StoreError};
 use gitsync_model::{Tenant, Timestamp};
 use sqlx::{AssertSqlSafe, Row};
 
-/// The deliverer of status-change notifications (`destination`: a notification target's id).
+/// The deliverer of status-change notifications to HTTP endpoints (`destination`: a
+/// notification target's id).
 pub const NOTIFICATION_DELIVERER: &str = "notification";
+/// The deliverer of status-change notifications to Amazon EventBridge buses (`destination`: a
+/// notification target's id).
+pub const EVENTBRIDGE_DELIVERER: &str = "eventbridge";
+
+/// A notification target's deliverer, by its kind (SQL over `notification_targets`).
+const TARGET_DELIVERER: &str =
+    "CASE kind WHEN 'eventbridge' THEN 'eventbridge' ELSE 'notification' END";
+/// Outbox rows of notification targets, of either kind (`o` is the row).
+const OF_TARGETS: &str = "o.deliverer IN ('notification', 'eventbridge')";
 /// The deliverer of commit statuses (message: a `CommitStatus`; `destination`: the repository
 /// link and the resource, so one stack's statuses reach its host in the order they were written).
 pub const COMMIT_STATUS_DELIVERER: &str = "commit-status";
@@ -89,14 +99,13 @@ pub(crate) async fn notify(
     message: &serde_json::Value,
 ) -> Result<()> {
     let now = Timestamp::now().millis();
-    sqlx::query(
+    sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO outbox (account_id, region, deliverer, destination, message, created_at, next_attempt_at) \
-         SELECT account_id, region, $3, target_id, $4, $5, $5 FROM notification_targets \
-         WHERE account_id = $1 AND region = $2",
-    )
+         SELECT account_id, region, {TARGET_DELIVERER}, target_id, $3, $4, $4 FROM notification_targets \
+         WHERE account_id = $1 AND region = $2"
+    )))
     .bind(&tenant.account_id)
     .bind(&tenant.region)
-    .bind(NOTIFICATION_DELIVERER)
     .bind(message.to_string())
     .bind(now)
     .execute(&mut **tx)
@@ -138,6 +147,30 @@ impl Store {
         url: &str,
         secret: &[u8],
     ) -> Result<NotificationTarget> {
+        self.add_target(tenant, "http", url, Some(secret), None)
+            .await
+    }
+
+    /// Adds an Amazon EventBridge target for `tenant`: its events are put on `bus` (a name or
+    /// an ARN), as `role_arn` when the tenant does not deploy with the server's identity.
+    pub async fn add_eventbridge_target(
+        &self,
+        tenant: &Tenant,
+        bus: &str,
+        role_arn: Option<&str>,
+    ) -> Result<NotificationTarget> {
+        self.add_target(tenant, "eventbridge", bus, None, role_arn)
+            .await
+    }
+
+    async fn add_target(
+        &self,
+        tenant: &Tenant,
+        kind: &str,
+        address: &str,
+        secret: Option<&[u8]>,
+        role_arn: Option<&str>,
+    ) -> Result<NotificationTarget> {
         let id = format!("nt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let now = Timestamp::now();
         let mut tx = self.write_tx().await?;
@@ -156,22 +189,24 @@ impl Store {
             )));
         }
         sqlx::query(
-            "INSERT INTO notification_targets (account_id, region, target_id, kind, address, secret_sealed, created_at) \
-             VALUES ($1, $2, $3, 'http', $4, $5, $6)",
+            "INSERT INTO notification_targets (account_id, region, target_id, kind, address, secret_sealed, role_arn, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(&id)
-        .bind(url)
-        .bind(self.sealer.seal(secret))
+        .bind(kind)
+        .bind(address)
+        .bind(secret.map(|s| self.sealer.seal(s)))
+        .bind(role_arn)
         .bind(now.millis())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(NotificationTarget {
             id,
-            kind: "http".into(),
-            address: url.into(),
+            kind: kind.into(),
+            address: address.into(),
             created_at: now,
             pending: 0,
             failed: 0,
@@ -179,25 +214,43 @@ impl Store {
         })
     }
 
+    /// An EventBridge target's bus and role; `None` once removed (or not such a target).
+    pub async fn eventbridge_target(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT address, role_arn FROM notification_targets WHERE account_id = $1 AND region = $2 \
+             AND target_id = $3 AND kind = 'eventbridge'",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((text(&r, "address")?, opt_text(&r, "role_arn")?)))
+            .transpose()
+    }
+
     /// A tenant's notification targets, with how their deliveries stand.
     pub async fn list_notification_targets(
         &self,
         tenant: &Tenant,
     ) -> Result<Vec<NotificationTarget>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT t.target_id, t.kind, t.address, t.created_at, \
              (SELECT COUNT(*) FROM outbox o WHERE o.account_id = t.account_id AND o.region = t.region \
-                AND o.deliverer = $3 AND o.destination = t.target_id AND o.delivered_at IS NULL AND o.failed_at IS NULL) AS pending, \
+                AND {OF_TARGETS} AND o.destination = t.target_id AND o.delivered_at IS NULL AND o.failed_at IS NULL) AS pending, \
              (SELECT COUNT(*) FROM outbox o WHERE o.account_id = t.account_id AND o.region = t.region \
-                AND o.deliverer = $3 AND o.destination = t.target_id AND o.failed_at IS NOT NULL) AS failed, \
+                AND {OF_TARGETS} AND o.destination = t.target_id AND o.failed_at IS NOT NULL) AS failed, \
              (SELECT o.last_error FROM outbox o WHERE o.account_id = t.account_id AND o.region = t.region \
-                AND o.deliverer = $3 AND o.destination = t.target_id AND o.delivered_at IS NULL AND o.last_error IS NOT NULL \
+                AND {OF_TARGETS} AND o.destination = t.target_id AND o.delivered_at IS NULL AND o.last_error IS NOT NULL \
                 ORDER BY o.delivery_id DESC LIMIT 1) AS last_error \
-             FROM notification_targets t WHERE t.account_id = $1 AND t.region = $2 ORDER BY t.created_at, t.target_id",
-        )
+             FROM notification_targets t WHERE t.account_id = $1 AND t.region = $2 ORDER BY t.created_at, t.target_id"
+        )))
         .bind(&tenant.account_id)
         .bind(&tenant.region)
-        .bind(NOTIFICATION_DELIVERER)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -228,15 +281,14 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query(
-            "UPDATE outbox SET failed_at = $5, last_error = 'the notification target was removed', \
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE outbox AS o SET failed_at = $4, last_error = 'the notification target was removed', \
              lease_owner = NULL, lease_expires_at = NULL, lease_epoch = lease_epoch + 1 \
-             WHERE account_id = $1 AND region = $2 AND deliverer = $3 AND destination = $4 \
-             AND delivered_at IS NULL AND failed_at IS NULL",
-        )
+             WHERE o.account_id = $1 AND o.region = $2 AND {OF_TARGETS} AND o.destination = $3 \
+             AND o.delivered_at IS NULL AND o.failed_at IS NULL"
+        )))
         .bind(&tenant.account_id)
         .bind(&tenant.region)
-        .bind(NOTIFICATION_DELIVERER)
         .bind(id)
         .bind(Timestamp::now().millis())
         .execute(&mut *tx)
@@ -252,7 +304,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<(String, Vec<u8>)>> {
         let row = sqlx::query(
-            "SELECT address, secret_sealed FROM notification_targets WHERE account_id = $1 AND region = $2 AND target_id = $3",
+            "SELECT address, secret_sealed FROM notification_targets WHERE account_id = $1 AND region = $2 AND target_id = $3 AND kind = 'http'",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)

@@ -303,17 +303,27 @@ pub enum ProtonCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum NotificationsCommand {
-    /// Send the tenant's status-change events to an HTTP endpoint: each is POSTed as JSON (the
-    /// shape of an Amazon EventBridge event) with the header X-Gitsync-Signature-256:
-    /// sha256=<hex HMAC-SHA256 of the body under the secret>. Delivered at least once; failures
-    /// are retried with backoff for a day and shown by `notifications list`.
+    /// Send the tenant's status-change events to an HTTP endpoint (--url, --secret-file): each
+    /// is POSTed as JSON (the shape of an Amazon EventBridge event) with the header
+    /// X-Gitsync-Signature-256: sha256=<hex HMAC-SHA256 of the body under the secret). Or put
+    /// them on an Amazon EventBridge bus (--eventbridge-bus, with --role-arn unless the tenant
+    /// deploys with the server's identity). Delivered at least once; failures are retried with
+    /// backoff for a day and shown by `notifications list`.
+    #[command(group(clap::ArgGroup::new("where").required(true).args(["url", "eventbridge_bus"])))]
     Add {
         /// The endpoint, https://… (or http://…).
-        #[arg(long, value_name = "URL")]
-        url: String,
+        #[arg(long, value_name = "URL", requires = "secret_file")]
+        url: Option<String>,
         /// File holding the secret deliveries are signed with.
-        #[arg(long, value_name = "FILE")]
-        secret_file: PathBuf,
+        #[arg(long, value_name = "FILE", requires = "url")]
+        secret_file: Option<PathBuf>,
+        /// The EventBridge bus, by name (in the tenant's account and region) or ARN.
+        #[arg(long, value_name = "NAME_OR_ARN", conflicts_with = "url")]
+        eventbridge_bus: Option<String>,
+        /// The role in the tenant's account that puts the events (assumed with the tenant's
+        /// account id as ExternalId); required unless the tenant is trusted (`gitsync accounts`).
+        #[arg(long, value_name = "ARN", requires = "eventbridge_bus")]
+        role_arn: Option<String>,
         #[command(flatten)]
         tenant: TenantArgs,
         #[command(flatten)]
@@ -578,6 +588,11 @@ pub struct ServeArgs {
     /// This replica's name in leases and events (default: host name and process id).
     #[arg(long, env = "GITSYNC_REPLICA_ID", value_name = "NAME")]
     pub replica_id: Option<String>,
+
+    /// Put status-change events through this EventBridge endpoint (an EventBridge-compatible
+    /// server, which serves STS too) instead of AWS's.
+    #[arg(long, env = "GITSYNC_EVENTBRIDGE_ENDPOINT", value_name = "URL")]
+    pub eventbridge_endpoint: Option<String>,
 
     /// Testing aid: pause every resource sync this long, to stop a server in the middle of one.
     #[arg(long, env = "GITSYNC_TEST_ATTEMPT_DELAY", value_parser = parse_duration, hide = true)]

@@ -3,12 +3,16 @@
 
 use axum::response::{IntoResponse, Response};
 use gitsync_model::SyncType;
-use gitsync_store::{COMMIT_STATUS_DELIVERER, NOTIFICATION_DELIVERER, PR_COMMENT_DELIVERER, Store};
+use gitsync_store::{
+    COMMIT_STATUS_DELIVERER, EVENTBRIDGE_DELIVERER, NOTIFICATION_DELIVERER, PR_COMMENT_DELIVERER,
+    Store,
+};
 use gitsync_telemetry::{ACTIVE_BLOCKERS, NOTIFICATIONS_PENDING, Reading};
 
 /// The deliverers this server has: the only values of the `deliverer` label.
 const DELIVERERS: &[&str] = &[
     NOTIFICATION_DELIVERER,
+    EVENTBRIDGE_DELIVERER,
     COMMIT_STATUS_DELIVERER,
     PR_COMMENT_DELIVERER,
 ];

@@ -112,6 +112,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "notifications cannot be delivered; they stay queued until the server restarts with root certificates"
         ),
     }
+    // And to tenants' EventBridge buses.
+    deliverers.push(Arc::new(
+        gitsync_eventbridge::EventBridgeNotifications::new(
+            state.store.clone(),
+            args.eventbridge_endpoint.clone(),
+            args.event_source.clone(),
+        )
+        .await,
+    ));
     // Commit statuses and pull request previews go out from the outbox too, to each
     // connection's Git host, whose API also lists the pull requests to preview.
     let mut pull_requests: Option<Arc<dyn gitsync_deploy::PullRequests>> = None;
