@@ -766,17 +766,55 @@ impl Deployment<'_> {
         {
             tracing::warn!(change_set = %change_set, error = %call_error("DeleteChangeSet", e).message, "cannot delete a preview's change set");
         }
-        if let Some(stack_id) = made_stack
-            && let Err(e) = self
-                .client
-                .delete_stack()
-                .stack_name(&stack_id)
-                .send()
-                .await
-        {
-            tracing::warn!(stack = %stack_id, error = %call_error("DeleteStack", e).message, "cannot delete the stack a preview's change set made");
+        if let Some(stack_id) = made_stack {
+            self.discard_preview_stack(&stack_id).await;
         }
         outcome
+    }
+
+    /// Deletes the stack a preview's CREATE change set made, only while nothing but previews
+    /// uses it: still `REVIEW_IN_PROGRESS`, with no change set left but gitsync's previews. (The
+    /// stack's own sync may have put its CREATE change set on the same stack meanwhile: then the
+    /// stack is the sync's, and it is left alone.)
+    async fn discard_preview_stack(&self, stack_id: &str) {
+        let described = self
+            .client
+            .describe_stacks()
+            .stack_name(stack_id)
+            .send()
+            .await;
+        let reviewing = described.as_ref().is_ok_and(|d| {
+            d.stacks()
+                .first()
+                .and_then(|s| s.stack_status())
+                .is_some_and(|st| st.as_str() == "REVIEW_IN_PROGRESS")
+        });
+        if !reviewing {
+            return;
+        }
+        let change_sets = match self
+            .client
+            .list_change_sets()
+            .stack_name(stack_id)
+            .send()
+            .await
+        {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(stack = %stack_id, error = %call_error("ListChangeSets", e).message, "cannot tell whether a preview's stack is used; left in place");
+                return;
+            }
+        };
+        let others = change_sets.summaries().iter().any(|c| {
+            !c.change_set_name()
+                .is_some_and(|n| n.starts_with("gitsync-preview-"))
+        });
+        if others {
+            return;
+        }
+        if let Err(e) = self.client.delete_stack().stack_name(stack_id).send().await {
+            tracing::warn!(stack = %stack_id, error = %call_error("DeleteStack", e).message, "cannot delete the stack a preview's change set made");
+        }
     }
 
     /// Waits for a change set to be computed and lists its changes (every page).

@@ -122,8 +122,39 @@ impl Engine {
                 .collect(),
             Err(e) => return retry(format!("cannot read the sync configurations: {e}")),
         };
+        // Pull requests from forks are previewed only for stacks whose owner opted in, and never
+        // from a branch of another repository (Bitbucket's forks): decided before anything is
+        // fetched.
+        let mut previews = Vec::new();
+        let mut configs = configs;
+        if claim.from_fork {
+            let mut allowed = Vec::new();
+            for config in configs {
+                let stack = &config.resource_name;
+                let why = if claim.head_ref.starts_with("refs/heads/") {
+                    Some("not previewed: the pull request's head is a branch of another repository (a fork), which gitsync does not fetch".to_string())
+                } else {
+                    match self.store.previews_forks(tenant, stack).await {
+                        Ok(true) => None,
+                        Ok(false) => Some(format!(
+                            "not previewed: the pull request comes from a fork (`gitsync previews forks --resource-name {stack} --allow` opts in)"
+                        )),
+                        Err(e) => return retry(e.to_string()),
+                    }
+                };
+                match why {
+                    Some(summary) => previews.push(StackPreview {
+                        resource_name: stack.clone(),
+                        summary,
+                        comment: None,
+                    }),
+                    None => allowed.push(config),
+                }
+            }
+            configs = allowed;
+        }
         if configs.is_empty() {
-            return PreviewsDone::Done(Vec::new());
+            return PreviewsDone::Done(previews);
         }
         let source = match self.store.link_source(tenant, &claim.link_id).await {
             Ok(s) => s,
@@ -137,6 +168,14 @@ impl Engine {
             Ok(sha) => sha,
             Err(e) => return retry(format!("cannot fetch {}: {e}", claim.head_ref)),
         };
+        // The host named the head (Bitbucket by a prefix); a ref that moved since is previewed
+        // once the host lists its new head.
+        if !head.starts_with(&claim.head_sha) {
+            return retry(format!(
+                "{} is at {head}, not at {} as the host listed it",
+                claim.head_ref, claim.head_sha
+            ));
+        }
         // The base branch as the repository's syncs see it: what the pull request changes.
         let base = match remote
             .fetch(&self.git, std::slice::from_ref(&claim.base_branch))
@@ -153,7 +192,6 @@ impl Engine {
             Ok(p) => p,
             Err(e) => return retry(format!("cannot read the account's deployment policy: {e}")),
         };
-        let mut previews = Vec::new();
         for config in &configs {
             let stack = &config.resource_name;
             let skip = |summary: String| StackPreview {
@@ -161,18 +199,6 @@ impl Engine {
                 summary,
                 comment: None,
             };
-            if claim.from_fork {
-                match self.store.previews_forks(tenant, stack).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        previews.push(skip(format!(
-                            "not previewed: the pull request comes from a fork (`gitsync previews forks --resource-name {stack} --allow` opts in)"
-                        )));
-                        continue;
-                    }
-                    Err(e) => return retry(e.to_string()),
-                }
-            }
             // Read off the async runtime, within the repository budgets.
             let read = {
                 let (mirror, head, base, stack, config) = (

@@ -129,24 +129,34 @@ impl Store {
                 KEPT_REPOSITORY,
             ),
         ] {
-            let old = format!(
-                "SELECT a.attempt_id FROM {attempts} a WHERE a.started_at < $1 AND NOT {kept}"
-            );
+            // The attempts go first, and their events by the ids they answer, so an attempt that
+            // became "kept" meanwhile keeps its events too.
             let mut tx = self.write_tx().await?;
-            sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM {events} WHERE attempt_id IN ({old})"
+            let gone = sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {attempts} WHERE attempt_id IN \
+                 (SELECT a.attempt_id FROM {attempts} a WHERE a.started_at < $1 AND NOT {kept}) RETURNING attempt_id"
             )))
             .bind(before.millis())
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
-            let done = sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM {attempts} WHERE attempt_id IN ({old})"
-            )))
-            .bind(before.millis())
-            .execute(&mut *tx)
-            .await?;
+            let ids: Vec<i64> = gone
+                .iter()
+                .map(|r| int(r, "attempt_id"))
+                .collect::<Result<_>>()?;
+            for chunk in ids.chunks(500) {
+                let list = chunk
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM {events} WHERE attempt_id IN ({list})"
+                )))
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
-            pruned += done.rows_affected();
+            pruned += ids.len() as u64;
         }
         Ok(pruned)
     }

@@ -58,6 +58,14 @@ pub struct PreviewRecord {
     pub open: bool,
 }
 
+/// The error of a worker whose lease on a pull request was taken.
+fn lease_lost(claim: &ClaimedPullRequest) -> StoreError {
+    crate::rows::lease_lost(&format!(
+        "pull request {} of link {}",
+        claim.number, claim.link_id
+    ))
+}
+
 fn pull_number(row: &sqlx::any::AnyRow) -> Result<u64> {
     u64::try_from(int(row, "number")?).map_err(StoreError::corrupt)
 }
@@ -268,10 +276,7 @@ impl Store {
         .rows_affected();
         tx.commit().await?;
         if done == 0 {
-            return Err(crate::rows::lease_lost(&format!(
-                "pull request {} of link {}",
-                claim.number, claim.link_id
-            )));
+            return Err(lease_lost(claim));
         }
         Ok(())
     }
@@ -298,12 +303,10 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(()) };
         if int(&row, "lease_epoch")? != claim.epoch {
-            return Err(crate::rows::lease_lost(&format!(
-                "pull request {} of link {}",
-                claim.number, claim.link_id
-            )));
+            return Err(lease_lost(claim));
         }
         let current = text(&row, "head_sha")? == claim.head_sha && int(&row, "open")? != 0;
+        let settled;
         match done {
             PreviewsDone::Done(previews) => {
                 if current {
@@ -340,7 +343,7 @@ impl Store {
                         }
                     }
                 }
-                sqlx::query(
+                settled = sqlx::query(
                     "UPDATE pull_requests SET previewed_sha = $1, failures = 0, last_error = NULL, next_attempt_at = 0, \
                      lease_owner = NULL, lease_expires_at = NULL \
                      WHERE account_id = $2 AND region = $3 AND link_id = $4 AND number = $5 AND lease_epoch = $6",
@@ -352,10 +355,11 @@ impl Store {
                 .bind(n)
                 .bind(claim.epoch)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
             }
             PreviewsDone::Retry { error, at } => {
-                sqlx::query(
+                settled = sqlx::query(
                     "UPDATE pull_requests SET failures = failures + 1, last_error = $1, next_attempt_at = $2, \
                      lease_owner = NULL, lease_expires_at = NULL \
                      WHERE account_id = $3 AND region = $4 AND link_id = $5 AND number = $6 AND lease_epoch = $7",
@@ -368,8 +372,15 @@ impl Store {
                 .bind(n)
                 .bind(claim.epoch)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
             }
+        }
+        // The writes above are kept only if the lease still fenced them (another worker may have
+        // claimed the pull request since the check: then nothing of this preview is written).
+        if settled == 0 {
+            tx.rollback().await?;
+            return Err(lease_lost(claim));
         }
         tx.commit().await?;
         Ok(())

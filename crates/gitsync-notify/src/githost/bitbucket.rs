@@ -58,11 +58,13 @@ fn repository(owner: &str, repo: &str) -> String {
 
 /// A page of a repository's open pull requests
 /// (https://developer.atlassian.com/cloud/bitbucket/rest/api-group-pullrequests/#api-repositories-workspace-repo-slug-pullrequests-get);
-/// the destination branch is matched here.
-pub(super) fn open_pulls(owner: &str, repo: &str, _base: &str, page: u32) -> Call {
+/// those onto `base` only (Bitbucket's query language), and matched again here.
+pub(super) fn open_pulls(owner: &str, repo: &str, base: &str, page: u32) -> Call {
+    let onto = format!("destination.branch.name=\"{}\"", base.replace('"', ""));
     Call::get(format!(
-        "{}/pullrequests?state=OPEN&pagelen=50&page={page}",
-        repository(owner, repo)
+        "{}/pullrequests?state=OPEN&q={}&pagelen=50&page={page}",
+        repository(owner, repo),
+        segment(&onto)
     ))
 }
 

@@ -372,6 +372,13 @@ impl Deliverer for CommitStatuses {
     }
 }
 
+/// Whether a host refused to edit a comment as not the caller's (403, or 404 where hosts hide
+/// what the caller may not see), rather than for a rate limit.
+fn refuses_the_edit(error: &DeliveryError) -> bool {
+    error.retry_after.is_none()
+        && (error.message.contains(" answered 403 ") || error.message.contains(" answered 404 "))
+}
+
 /// Posts pull request previews (`PullRequestComment`): the outbox's `pr-comment` rows. A
 /// preview updates gitsync's comment for its stack (found by its marker) or makes one; a pull
 /// request that is no longer open gets nothing more.
@@ -411,13 +418,17 @@ impl Deliverer for PullRequestComments {
                 .await?
                 .into_iter()
                 .find(|(_, body)| body.starts_with(&comment.marker));
-            let call = match existing {
-                Some((id, _)) => {
-                    (api.provider.update_comment)(owner, repo, number, &id, &comment.body)
-                }
-                None => (api.provider.create_comment)(owner, repo, number, &comment.body),
+            let create = || (api.provider.create_comment)(owner, repo, number, &comment.body);
+            let Some((id, _)) = existing else {
+                return api.call(create()).await.map(|_| ());
             };
-            api.call(call).await.map(|_| ())
+            let update = (api.provider.update_comment)(owner, repo, number, &id, &comment.body);
+            match api.call(update).await {
+                // Someone else wrote a comment with the marker (anyone may), which this token may
+                // not edit: gitsync's preview goes in a comment of its own.
+                Err(e) if refuses_the_edit(&e) => api.call(create()).await.map(|_| ()),
+                other => other.map(|_| ()),
+            }
         })
     }
 }
