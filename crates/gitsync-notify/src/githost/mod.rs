@@ -42,6 +42,9 @@ pub struct GitHosts {
 struct HostApi<'a> {
     kind: ProviderType,
     provider: &'static Provider,
+    /// The link's repository as it is now (messages name the one their attempt saw).
+    owner: String,
+    repository: String,
     base: String,
     token: String,
     client: &'a HttpClient,
@@ -101,6 +104,8 @@ impl GitHosts {
         Ok(HostApi {
             kind: source.provider_type,
             provider,
+            owner: source.owner_id,
+            repository: source.repository_name,
             base,
             token: token.to_string(),
             client: &self.client,
@@ -441,13 +446,8 @@ impl PullRequests for GitHosts {
         base_branch: &'a str,
     ) -> BoxFuture<'a, Result<Vec<OpenPullRequest>, String>> {
         Box::pin(async move {
-            let source = self
-                .store
-                .link_source(tenant, link_id)
-                .await
-                .map_err(|e| e.to_string())?;
             let api = self.api_of(tenant, link_id).await.map_err(|e| e.message)?;
-            let (owner, repo) = (source.owner_id.as_str(), source.repository_name.as_str());
+            let (owner, repo) = (api.owner.as_str(), api.repository.as_str());
             let pulls = api
                 .all(
                     |page| (api.provider.open_pulls)(owner, repo, base_branch, page),
@@ -517,6 +517,8 @@ mod tests {
         let github = HostApi {
             kind: ProviderType::GitHub,
             provider: &GITHUB,
+            owner: "o".into(),
+            repository: "r".into(),
             base: "https://api.github.com".into(),
             token: "t".into(),
             client: &HttpClient::new(TIMEOUT).unwrap(),
