@@ -43,6 +43,7 @@ pub const TABLES: &[&str] = &[
     "outbox",
     "pull_requests",
     "pull_request_previews",
+    "dashboard_sessions",
 ];
 
 /// Tables whose id column the database generates.

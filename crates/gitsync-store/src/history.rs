@@ -14,6 +14,8 @@ pub struct HistoryFilter {
     pub sync_type: Option<SyncType>,
     /// The target as the attempt names it: the stack, `template:major`, the instance.
     pub target: Option<String>,
+    /// Exactly one target: its sync type's key (`SyncTarget::key`).
+    pub key: Option<String>,
     pub status: Option<ResourceSyncStatus>,
     /// Started at or after.
     pub since: Option<Timestamp>,
@@ -71,6 +73,9 @@ impl Store {
         }
         if let Some(t) = &filter.target {
             add("target =", Arg::Text(t.clone()));
+        }
+        if let Some(k) = &filter.key {
+            add("target_key =", Arg::Text(k.clone()));
         }
         if let Some(s) = filter.status {
             add("status =", Arg::Text(s.as_str().into()));

@@ -93,6 +93,11 @@ impl Store {
             .bind(access_key_id)
             .execute(&mut *tx)
             .await?;
+        // Its dashboard sessions end with it (they are checked against the key anyway).
+        sqlx::query("DELETE FROM dashboard_sessions WHERE access_key_id = $1")
+            .bind(access_key_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }

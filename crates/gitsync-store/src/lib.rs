@@ -14,6 +14,7 @@ mod attempts;
 mod branches;
 mod connections;
 mod copy;
+mod dashboard;
 mod deployments;
 mod error;
 mod history;
@@ -36,6 +37,10 @@ mod webhooks;
 pub use attempts::{Applied, Closing, Effect, NewBlocker};
 pub use branches::{BranchCheckResult, BranchKey, ClaimedBranch};
 pub use copy::TABLES as COPIED_TABLES;
+pub use dashboard::{
+    BranchSync, DashboardSession, LatestAttempt, RepositoryHistoryEntry, RepositorySummary,
+    TargetFilter, TargetState, TargetSummary,
+};
 pub use deployments::{
     Binding, ClaimedDeployment, DeployedResource, DeploymentEnd, DeploymentFilter,
 };

@@ -35,6 +35,10 @@ const SQLITE: &[(i64, &str)] = &[
         12,
         include_str!("../migrations/sqlite/0012_eventbridge_targets.sql"),
     ),
+    (
+        13,
+        include_str!("../migrations/sqlite/0013_dashboard_sessions.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -66,6 +70,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         12,
         include_str!("../migrations/postgres/0012_eventbridge_targets.sql"),
+    ),
+    (
+        13,
+        include_str!("../migrations/postgres/0013_dashboard_sessions.sql"),
     ),
 ];
 

@@ -1368,7 +1368,7 @@ async fn replicas_starting_together_migrate_once_on_postgres() {
         .iter()
         .map(|r| r.try_get::<i64, _>(0).unwrap())
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
     drop(check);
     for s in [a, b, c] {
         s.close().await;
@@ -2491,5 +2491,68 @@ async fn pull_request_previews_are_leased_and_fenced_on_postgres() {
         return;
     };
     pull_requests(db.store.clone()).await;
+    db.drop_now().await;
+}
+
+/// Dashboard sessions: valid until they expire, are closed, or their key is deleted; the store
+/// keeps only a hash of the id.
+async fn dashboard_sessions(store: Store) {
+    let key = store.create_access_key("444455556666").await.unwrap();
+    let now = Timestamp::now();
+    let (id, expires) = store.open_dashboard_session(&key, now).await.unwrap();
+    assert_eq!(expires.millis() - now.millis(), 12 * 3600 * 1000);
+    let session = store.dashboard_session(&id, now).await.unwrap().unwrap();
+    assert_eq!(session.account_id, "444455556666");
+    assert_eq!(session.access_key_id, key.access_key_id);
+    // Expired: no longer a session.
+    assert!(
+        store
+            .dashboard_session(&id, expires)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Another id, or the stored hash used as an id, opens nothing.
+    assert!(
+        store
+            .dashboard_session("0".repeat(64).as_str(), now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Closed: gone.
+    store.close_dashboard_session(&id).await.unwrap();
+    assert!(store.dashboard_session(&id, now).await.unwrap().is_none());
+    // The key deleted: its sessions end with it.
+    let (second, _) = store.open_dashboard_session(&key, now).await.unwrap();
+    assert!(
+        store
+            .dashboard_session(&second, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.delete_access_key(&key.access_key_id).await.unwrap());
+    assert!(
+        store
+            .dashboard_session(&second, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn dashboard_sessions_end_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    dashboard_sessions(store).await;
+}
+
+#[tokio::test]
+async fn dashboard_sessions_end_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    dashboard_sessions(db.store.clone()).await;
     db.drop_now().await;
 }

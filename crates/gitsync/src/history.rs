@@ -29,6 +29,7 @@ pub async fn run(args: HistoryArgs) -> Result<()> {
             })
             .transpose()?,
         target: args.target.clone(),
+        key: None,
         status: args
             .status
             .as_deref()

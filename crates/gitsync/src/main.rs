@@ -3,6 +3,7 @@
 mod accounts;
 mod cli;
 mod connections;
+mod dashboard;
 mod history;
 mod keys;
 mod metrics;

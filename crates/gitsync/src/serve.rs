@@ -186,6 +186,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 .with_state(hooks)
                 .layer(axum::extract::DefaultBodyLimit::max(5 * 1024 * 1024)),
         )
+        .merge(crate::dashboard::router(
+            state.store.clone(),
+            engine.clone(),
+        ))
         .merge(api.router())
         .layer(axum::middleware::map_response(ensure_request_id));
     let listener = tokio::net::TcpListener::bind(args.listen)
