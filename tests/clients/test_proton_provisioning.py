@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import Server, error_code, make_tenant, moto  # noqa: F401  (moto: the module's moto server)
-from gitserver import GitHttpServer, Repo
+from gitserver import GitHttpServer, Repo, git
 from test_cloudformation import MOTO_KEYS, deployer  # noqa: F401  (deployer: a server deploying to moto)
 from test_engine import wait_for
 HERE = os.path.dirname(__file__)
@@ -177,10 +177,10 @@ def deployed(get, what, status="SUCCEEDED"):
     return wait_for(check, what=f"{what} {status}")
 
 
-def setup(server, git_http, tmp_path, name):
+def setup(server, git_http, tmp_path, name, tenant=None):
     """A tenant whose Proton repository holds TEMPLATES; template sync registers and publishes them."""
     repo = Repo(git_http.root, "octo", name, str(tmp_path / "work"))
-    tenant = make_tenant(server)
+    tenant = tenant or make_tenant(server)
     cc = tenant.client("codeconnections")
     host = cc.create_host(Name="ghe", ProviderEndpoint=git_http.url, ProviderType="GitHubEnterpriseServer")["HostArn"]
     conn = cc.create_connection(ConnectionName="ghe", HostArn=host)["ConnectionArn"]
@@ -660,3 +660,45 @@ def test_a_service_pipeline_deploys_with_the_account_role_and_lists_every_instan
     proton.delete_service(name="app")
     wait_for(lambda: gone(lambda: proton.list_service_pipeline_outputs(serviceName="app")), what="the pipeline deleted")
     assert gone(lambda: cfn.describe_stacks(StackName=stack_name)), "with its stack"
+
+
+def test_proton_and_repository_status_changes_are_told(deployer, moto, git_http, tmp_path):
+    """Template versions registered and published, repository syncs, an environment's deployment:
+    each status change reaches the tenant's endpoint, signed, shaped as AWS sent them."""
+    from test_notifications import Endpoint, add_target
+    endpoint = Endpoint("proton-secret").start()
+    try:
+        tenant = make_tenant(deployer)
+        add_target(deployer, tenant, endpoint, tmp_path)
+        repo, tenant, proton = setup(deployer, git_http, tmp_path, "told", tenant)
+        head = git(repo.work, "rev-parse", "HEAD")
+        role = tenant.role_arn()
+        proton.create_environment(name="told", templateName="net", templateMajorVersion="1", protonServiceRoleArn=role,
+                                  spec="proton: EnvironmentSpec\nspec:\n  vpc_cidr: 10.8.0.0/16\n")
+        deployed(lambda: proton.get_environment(name="told")["environment"], "environment told")
+
+        def told(detail_type, resource=None):
+            return [(b["detail"], b["resources"]) for _, b, _ in endpoint.events()
+                    if b["detail-type"] == detail_type and (resource is None or b["resources"] == [resource])]
+        env_arn = proton.get_environment(name="told")["environment"]["arn"]
+        wait_for(lambda: len(told("AWS Proton Environment Status Change", env_arn)) == 2, what="the environment's two changes")
+        assert [(d["status"], d["previousStatus"]) for d, _ in told("AWS Proton Environment Status Change", env_arn)] == [
+            ("IN_PROGRESS", None), ("SUCCEEDED", "IN_PROGRESS")]
+        version_arn = proton.get_environment_template_version(templateName="net", majorVersion="1", minorVersion="0")[
+            "environmentTemplateVersion"]["arn"]
+        assert [(d["status"], d["previousStatus"]) for d, _ in
+                told("AWS Proton Environment Template Version Status Change", version_arn)] == [("DRAFT", None), ("PUBLISHED", "DRAFT")]
+        assert told("AWS Proton Service Template Version Status Change")  # the service templates' too
+        # Template sync read the repository: its repository syncs were told, with the documented detail.
+        (repository,) = proton.list_repositories()["repositories"]
+        syncs = told("Git Sync Repository Sync Status Change")
+        assert syncs and all(d["syncType"] == "TEMPLATE_SYNC" for d, _ in syncs)
+        statuses = [(d["status"], d["previousSync"]) for d, _ in syncs if d["branch"] == "main"]
+        assert ("SUCCEEDED", "IN_PROGRESS") in statuses, statuses
+        done = [d for d, _ in syncs if d["status"] == "SUCCEEDED"][0]
+        assert done == {**done, "repositoryArn": repository["arn"], "connectionArn": repository["connectionArn"],
+                        "ownerId": "octo", "repositoryName": "told", "providerType": PROVIDER, "commit": head,
+                        "repositoryLinkId": None}
+        assert all(ok for _, _, ok in endpoint.events())
+    finally:
+        endpoint.stop()

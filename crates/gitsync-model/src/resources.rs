@@ -405,18 +405,22 @@ impl DeploymentTarget {
         }
     }
 
+    /// The resource part of its ARN: `environment/dev`, `service/api/service-instance/dev`,
+    /// `service/api/pipeline`.
+    pub fn arn_resource(&self) -> String {
+        match self {
+            DeploymentTarget::Environment { name } => format!("environment/{name}"),
+            DeploymentTarget::ServiceInstance { service, instance } => {
+                format!("service/{service}/service-instance/{instance}")
+            }
+            DeploymentTarget::ServicePipeline { service } => format!("service/{service}/pipeline"),
+        }
+    }
+
     /// What its stack's `gitsync:sync-configuration` tag says: `proton:environment/dev`,
     /// `proton:service/api/service-instance/dev` (the resource's ARN path).
     pub fn owner_tag(&self) -> String {
-        match self {
-            DeploymentTarget::Environment { name } => format!("proton:environment/{name}"),
-            DeploymentTarget::ServiceInstance { service, instance } => {
-                format!("proton:service/{service}/service-instance/{instance}")
-            }
-            DeploymentTarget::ServicePipeline { service } => {
-                format!("proton:service/{service}/pipeline")
-            }
-        }
+        format!("proton:{}", self.arn_resource())
     }
 
     /// The stack a resource is deployed to unless it was bound to another one:

@@ -239,7 +239,7 @@ impl Store {
         // A repository sync left INITIATED or IN_PROGRESS by a worker that stopped is closed here,
         // so that no attempt stays in flight forever.
         let orphans = sqlx::query(
-            "SELECT attempt_id FROM repository_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 \
+            "SELECT attempt_id, status FROM repository_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 \
              AND repository_key = $4 AND branch = $5 AND status IN ('INITIATED', 'IN_PROGRESS')",
         )
         .bind_branch(key)
@@ -254,11 +254,19 @@ impl Store {
                 external_id: None,
             };
             insert_event(&mut tx, "repository_sync_events", id, &stopped).await?;
+            let previous = parsed(&orphan, "status", RepositorySyncStatus::parse)?;
             sqlx::query("UPDATE repository_sync_attempts SET status = 'FAILED', finished_at = $1 WHERE attempt_id = $2")
                 .bind(now.millis())
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            crate::status::notify_repository_change(
+                &mut tx,
+                id,
+                RepositorySyncStatus::Failed,
+                Some(previous),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(Some(ClaimedBranch {
@@ -456,6 +464,14 @@ impl Store {
                 && opt_int(row, "lease_expires_at")?.is_some_and(|t| t >= now.millis());
             let mut queued = opt_int(row, "queued_attempt_id")?;
             if busy && queued.is_none() {
+                let previous = crate::status::latest_repository_status(
+                    &mut tx,
+                    tenant,
+                    &sync_type,
+                    &repository_key,
+                    branch,
+                )
+                .await?;
                 let id = sqlx::query(
                     "INSERT INTO repository_sync_attempts (account_id, region, sync_type, repository_key, branch, status, started_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING attempt_id",
@@ -469,7 +485,15 @@ impl Store {
                 .bind(now.millis())
                 .fetch_one(&mut *tx)
                 .await?;
-                queued = Some(id.try_get::<i64, _>(0)?);
+                let id = id.try_get::<i64, _>(0)?;
+                crate::status::notify_repository_change(
+                    &mut tx,
+                    id,
+                    RepositorySyncStatus::Queued,
+                    previous,
+                )
+                .await?;
+                queued = Some(id);
             }
             sqlx::query(
                 "UPDATE watched_branches SET next_check_at = 0, queued_attempt_id = $1 \

@@ -6,7 +6,7 @@
 use crate::rows::{int, lease_lost, opt_int, opt_text, text};
 use crate::{Backend, Result, Store, StoreError};
 use gitsync_model::{
-    DeployedTemplate, DeploymentRecord, DeploymentStatus, DeploymentTarget, StackResource,
+    Arn, DeployedTemplate, DeploymentRecord, DeploymentStatus, DeploymentTarget, StackResource,
     SyncEvent, Tenant, Timestamp,
 };
 use sqlx::Row;
@@ -583,6 +583,15 @@ impl Store {
         .bind(target.target_name())
         .execute(&mut *tx)
         .await?;
+        crate::outbox::notify_proton(
+            &mut tx,
+            tenant,
+            target.into(),
+            &Arn::new("proton", tenant, target.arn_resource()).to_string(),
+            DeploymentStatus::Cancelling.as_str(),
+            Some(DeploymentStatus::InProgress.as_str()),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -865,6 +874,23 @@ impl Store {
         let message: String = end.message.chars().take(4000).collect();
         let mut tx = self.write_tx().await?;
         self.check_deployment_fence(&mut tx, claim).await?;
+        let previous =
+            sqlx::query("SELECT status FROM proton_deployments WHERE deployment_id = $1")
+                .bind(&claim.id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| text(&r, "status"))
+                .transpose()?;
+        // Its resource's status change, told in the same transaction.
+        crate::outbox::notify_proton(
+            &mut tx,
+            &claim.tenant,
+            (&claim.target).into(),
+            &Arn::new("proton", &claim.tenant, claim.target.arn_resource()).to_string(),
+            end.status.as_str(),
+            previous.as_deref(),
+        )
+        .await?;
         sqlx::query(
             "UPDATE proton_deployments SET status = $2, status_message = $3, outputs = $4, stack_name = $5, \
              completed_at = $6, resources = $7, lease_owner = NULL, lease_expires_at = NULL WHERE deployment_id = $1",

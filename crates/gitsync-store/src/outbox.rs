@@ -113,6 +113,27 @@ pub(crate) async fn notify(
     Ok(())
 }
 
+/// Tells the tenant's notification targets that a Proton resource's status moved (through the
+/// outbox, in the caller's transaction).
+pub(crate) async fn notify_proton(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: &Tenant,
+    kind: gitsync_model::notification::ProtonResourceKind,
+    arn: &str,
+    status: &str,
+    previous: Option<&str>,
+) -> Result<()> {
+    let change = gitsync_model::notification::ProtonStatusChange {
+        tenant,
+        kind,
+        arn,
+        status,
+        previous,
+        time: Timestamp::now(),
+    };
+    notify(tx, tenant, &change.message()).await
+}
+
 /// Writes one message for one destination to the outbox, inside the transaction of the change
 /// it reports.
 pub(crate) async fn post(

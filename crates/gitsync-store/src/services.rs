@@ -146,7 +146,7 @@ fn missing_instance(service: &str, name: &str) -> StoreError {
     ))
 }
 
-/// Appends a deployment to the history; returns its id.
+/// Appends a deployment (`IN_PROGRESS`) to the history; returns its id.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_deployment(
     tx: &mut Transaction<'static, Any>,
@@ -160,17 +160,57 @@ pub(crate) async fn record_deployment(
     attempt_id: Option<i64>,
     now: Timestamp,
 ) -> Result<String> {
+    let target = DeploymentTarget::parse(kind, target)
+        .ok_or_else(|| StoreError::corrupt(format!("deployment target {kind} {target}")))?;
+    insert_deployment(
+        tx,
+        tenant,
+        &target,
+        DeploymentStatus::InProgress,
+        environment,
+        template,
+        (spec, source_commit, attempt_id),
+        now,
+    )
+    .await
+}
+
+/// Appends a deployment in `status` to the history and tells the tenant's notification targets
+/// (its resource's status change); returns its id.
+#[allow(clippy::too_many_arguments)]
+async fn insert_deployment(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &Tenant,
+    target: &DeploymentTarget,
+    status: DeploymentStatus,
+    environment: &str,
+    template: &DeployedTemplate,
+    (spec, source_commit, attempt_id): (Option<&str>, Option<&str>, Option<i64>),
+    now: Timestamp,
+) -> Result<String> {
+    let previous = sqlx::query(
+        "SELECT status FROM proton_deployments WHERE account_id = $1 AND region = $2 AND target_kind = $3 \
+         AND target_name = $4 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(target.kind())
+    .bind(target.target_name())
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|r| text(&r, "status"))
+    .transpose()?;
     let id = uuid::Uuid::new_v4().to_string();
     sqlx::query(
         "INSERT INTO proton_deployments (deployment_id, account_id, region, target_kind, target_name, environment_name, \
          template_name, template_major, template_minor, spec, source_commit, status, created_at, attempt_id, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'IN_PROGRESS', $12, $13, 0)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $14, $12, $13, 0)",
     )
     .bind(&id)
     .bind(&tenant.account_id)
     .bind(&tenant.region)
-    .bind(kind)
-    .bind(target)
+    .bind(target.kind())
+    .bind(target.target_name())
     .bind(environment)
     .bind(&template.name)
     .bind(template.major)
@@ -179,7 +219,18 @@ pub(crate) async fn record_deployment(
     .bind(source_commit)
     .bind(now.millis())
     .bind(attempt_id)
+    .bind(status.as_str())
     .execute(&mut **tx)
+    .await?;
+    let arn = Arn::new("proton", tenant, target.arn_resource()).to_string();
+    crate::outbox::notify_proton(
+        tx,
+        tenant,
+        target.into(),
+        &arn,
+        status.as_str(),
+        previous.as_deref(),
+    )
     .await?;
     Ok(id)
 }
@@ -1011,24 +1062,16 @@ pub(crate) async fn start_deletion(
     template: &DeployedTemplate,
 ) -> Result<()> {
     let now = Timestamp::now();
-    let id = record_deployment(
+    let id = insert_deployment(
         tx,
         tenant,
-        target.kind(),
-        &target.target_name(),
+        target,
+        DeploymentStatus::DeleteInProgress,
         environment,
         template,
-        None,
-        None,
-        None,
+        (None, None, None),
         now,
     )
-    .await?;
-    sqlx::query(
-        "UPDATE proton_deployments SET status = 'DELETE_IN_PROGRESS' WHERE deployment_id = $1",
-    )
-    .bind(&id)
-    .execute(&mut **tx)
     .await?;
     const SET: &str = "SET deployment_status = 'DELETE_IN_PROGRESS', deployment_status_message = NULL, \
          last_attempted_at = $3, last_attempted_deployment_id = $4 WHERE account_id = $1 AND region = $2";

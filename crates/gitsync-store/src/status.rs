@@ -3,6 +3,7 @@
 
 use crate::rows::{int, opt_int, opt_text, parsed, text};
 use crate::{Result, Store, StoreError};
+use gitsync_model::notification::{RepositorySyncStatusChange, SyncedRepository};
 use gitsync_model::{
     BlockerScope, BlockerStatus, ProtonProvider, RepositorySyncAttempt, RepositorySyncDefinition,
     RepositorySyncStatus, ResourceSyncAttempt, ResourceSyncState, ResourceSyncStatus, Revision,
@@ -97,6 +98,135 @@ fn blocker_scope_from(row: &AnyRow) -> Result<BlockerScope> {
         resource_name: text(row, "resource_name")?,
         parent_resource_name: opt_text(row, "parent_resource_name")?,
     })
+}
+
+/// The repository behind a repository key, as status-change events name it; `None` once it was
+/// deleted.
+async fn synced_repository(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    tenant: &Tenant,
+    key: &RepositoryKey,
+) -> Result<Option<SyncedRepository>> {
+    Ok(match key {
+        RepositoryKey::Link(link_id) => sqlx::query(
+            "SELECT arn, connection_arn, owner_id, repository_name, provider_type FROM repository_links \
+             WHERE account_id = $1 AND region = $2 AND link_id = $3",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(link_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| {
+            Ok::<_, StoreError>(SyncedRepository {
+                connection_arn: text(&r, "connection_arn")?,
+                provider_type: text(&r, "provider_type")?,
+                owner_id: text(&r, "owner_id")?,
+                repository_name: text(&r, "repository_name")?,
+                repository_arn: text(&r, "arn")?,
+                repository_link_id: Some(link_id.clone()),
+            })
+        })
+        .transpose()?,
+        RepositoryKey::Proton { provider, name } => sqlx::query(
+            "SELECT arn, connection_arn FROM proton_repositories WHERE account_id = $1 AND region = $2 AND provider = $3 AND name = $4",
+        )
+        .bind(&tenant.account_id)
+        .bind(&tenant.region)
+        .bind(provider.as_str())
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| {
+            let (owner, repository) = name.split_once('/').unwrap_or(("", name));
+            Ok::<_, StoreError>(SyncedRepository {
+                connection_arn: text(&r, "connection_arn")?,
+                provider_type: provider.as_str().to_string(),
+                owner_id: owner.to_string(),
+                repository_name: repository.to_string(),
+                repository_arn: text(&r, "arn")?,
+                repository_link_id: None,
+            })
+        })
+        .transpose()?,
+    })
+}
+
+/// The status of a branch's newest repository sync, before a new one is recorded.
+pub(crate) async fn latest_repository_status(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    tenant: &Tenant,
+    sync_type: &str,
+    repository_key: &str,
+    branch: &str,
+) -> Result<Option<RepositorySyncStatus>> {
+    sqlx::query(
+        "SELECT status FROM repository_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 \
+         AND repository_key = $4 AND branch = $5 ORDER BY attempt_id DESC LIMIT 1",
+    )
+    .bind(&tenant.account_id)
+    .bind(&tenant.region)
+    .bind(sync_type)
+    .bind(repository_key)
+    .bind(branch)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|r| parsed(&r, "status", RepositorySyncStatus::parse))
+    .transpose()
+}
+
+/// Tells the tenant's notification targets that a repository sync's status moved to `status`
+/// (through the outbox, in the caller's transaction). The commit is the newest one its events
+/// name, if any yet.
+pub(crate) async fn notify_repository_change(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    attempt_id: i64,
+    status: RepositorySyncStatus,
+    previous: Option<RepositorySyncStatus>,
+) -> Result<()> {
+    let Some(row) = sqlx::query(
+        "SELECT a.account_id, a.region, a.sync_type, a.repository_key, a.branch FROM repository_sync_attempts a \
+         WHERE a.attempt_id = $1 AND EXISTS (SELECT 1 FROM notification_targets n \
+         WHERE n.account_id = a.account_id AND n.region = a.region)",
+    )
+    .bind(attempt_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        // No target to tell (or no such attempt): nothing to write.
+        return Ok(());
+    };
+    let tenant = Tenant::new(text(&row, "account_id")?, text(&row, "region")?);
+    let key = RepositoryKey::parse(&text(&row, "repository_key")?);
+    let Some(repository) = synced_repository(tx, &tenant, &key).await? else {
+        return Ok(());
+    };
+    let commits = sqlx::query(
+        "SELECT external_id FROM repository_sync_events WHERE attempt_id = $1 AND external_id IS NOT NULL ORDER BY seq DESC",
+    )
+    .bind(attempt_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut commit = None;
+    for r in &commits {
+        let id = text(r, "external_id")?;
+        if matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            commit = Some(id);
+            break;
+        }
+    }
+    let branch = text(&row, "branch")?;
+    let change = RepositorySyncStatusChange {
+        tenant: &tenant,
+        sync_type: parsed(&row, "sync_type", SyncType::parse)?,
+        repository: &repository,
+        branch: &branch,
+        commit: commit.as_deref(),
+        status,
+        previous,
+        time: Timestamp::now(),
+    };
+    crate::outbox::notify(tx, &tenant, &change.message()).await
 }
 
 impl Store {
@@ -524,6 +654,14 @@ impl Store {
         started_at: Timestamp,
     ) -> Result<i64> {
         let mut tx = self.write_tx().await?;
+        let previous = latest_repository_status(
+            &mut tx,
+            tenant,
+            sync_type.as_str(),
+            &repository.as_key(),
+            branch,
+        )
+        .await?;
         let row = sqlx::query(
             "INSERT INTO repository_sync_attempts (account_id, region, sync_type, repository_key, branch, status, started_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING attempt_id",
@@ -537,8 +675,10 @@ impl Store {
         .bind(started_at.millis())
         .fetch_one(&mut *tx)
         .await?;
+        let id = row.try_get::<i64, _>(0)?;
+        notify_repository_change(&mut tx, id, status, previous).await?;
         tx.commit().await?;
-        Ok(row.try_get::<i64, _>(0)?)
+        Ok(id)
     }
 
     /// Appends an event to a repository sync attempt and sets its status.
@@ -549,6 +689,13 @@ impl Store {
         event: &SyncEvent,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        let previous =
+            sqlx::query("SELECT status FROM repository_sync_attempts WHERE attempt_id = $1")
+                .bind(attempt_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| parsed(&r, "status", RepositorySyncStatus::parse))
+                .transpose()?;
         sqlx::query(
             "INSERT INTO repository_sync_events (attempt_id, seq, event_type, event, time, external_id) \
              VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM repository_sync_events WHERE attempt_id = $1), $2, $3, $4, $5)",
@@ -571,6 +718,9 @@ impl Store {
             .bind(attempt_id)
             .execute(&mut *tx)
             .await?;
+        if previous.is_some_and(|p| p != status) {
+            notify_repository_change(&mut tx, attempt_id, status, previous).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

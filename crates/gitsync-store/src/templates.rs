@@ -464,6 +464,7 @@ impl Store {
         let mut v = self
             .version_in(&mut *tx, tenant, template_type, name, major, minor)
             .await?;
+        let before = v.status;
         if let Some(status) = status {
             if !matches!(
                 status,
@@ -503,6 +504,17 @@ impl Store {
         .bind(minor)
         .execute(&mut *tx)
         .await?;
+        if v.status != before {
+            crate::outbox::notify_proton(
+                &mut tx,
+                tenant,
+                version_event_kind(template_type),
+                &v.arn,
+                v.status.as_str(),
+                Some(before.as_str()),
+            )
+            .await?;
+        }
         tx.commit().await?;
         self.version_with_recommendation(tenant, v).await
     }
@@ -625,6 +637,16 @@ impl Store {
         .bind(now.millis())
         .execute(&mut **tx)
         .await?;
+        // A version comes into being registered (DRAFT): it has no status before.
+        crate::outbox::notify_proton(
+            tx,
+            tenant,
+            version_event_kind(template_type),
+            &arn,
+            TemplateVersionStatus::Draft.as_str(),
+            None,
+        )
+        .await?;
         self.version_in(&mut **tx, tenant, template_type, name, new.major, next)
             .await
     }
@@ -715,4 +737,15 @@ where
     .as_ref()
     .map(version_from)
     .transpose()
+}
+
+/// The status-change event kind of a template type's versions.
+fn version_event_kind(
+    template_type: TemplateType,
+) -> gitsync_model::notification::ProtonResourceKind {
+    use gitsync_model::notification::ProtonResourceKind;
+    match template_type {
+        TemplateType::Environment => ProtonResourceKind::EnvironmentTemplateVersion,
+        TemplateType::Service => ProtonResourceKind::ServiceTemplateVersion,
+    }
 }
