@@ -17,6 +17,26 @@ pub const REPOSITORY_SYNC_STATUS_CHANGE: &str = "Git Sync Repository Sync Status
 /// `aws.*` for AWS: rules written for AWS's events need only their `source` changed).
 pub const DEFAULT_SOURCE: &str = "gitsync";
 
+/// One event, without its envelope's `version` and `source` (see [`envelope`]): a fresh id,
+/// the tenant's account and region, and what changed.
+fn message(
+    tenant: &Tenant,
+    detail_type: &str,
+    time: Timestamp,
+    resources: Vec<&str>,
+    detail: Value,
+) -> Value {
+    json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": detail_type,
+        "account": tenant.account_id,
+        "time": time.utc_string(),
+        "region": tenant.region,
+        "resources": resources,
+        "detail": detail,
+    })
+}
+
 /// A resource sync's status moved: an attempt started (`IN_PROGRESS`) or ended.
 #[derive(Debug, Clone)]
 pub struct ResourceSyncStatusChange<'a> {
@@ -34,14 +54,12 @@ pub struct ResourceSyncStatusChange<'a> {
 impl ResourceSyncStatusChange<'_> {
     /// The event without its envelope's `version` and `source` (see [`envelope`]).
     pub fn message(&self) -> Value {
-        json!({
-            "id": uuid::Uuid::new_v4().to_string(),
-            "detail-type": RESOURCE_SYNC_STATUS_CHANGE,
-            "account": self.tenant.account_id,
-            "time": self.time.utc_string(),
-            "region": self.tenant.region,
-            "resources": [],
-            "detail": {
+        message(
+            self.tenant,
+            RESOURCE_SYNC_STATUS_CHANGE,
+            self.time,
+            vec![],
+            json!({
                 "providerType": self.revision.provider_type,
                 "commit": self.revision.sha,
                 "repositoryName": self.revision.repository_name,
@@ -51,8 +69,8 @@ impl ResourceSyncStatusChange<'_> {
                 "syncTarget": self.sync_target,
                 "status": self.status.as_str(),
                 "previousSync": self.previous.map(|s| s.as_str()),
-            },
-        })
+            }),
+        )
     }
 }
 
@@ -89,14 +107,12 @@ impl RepositorySyncStatusChange<'_> {
     /// The event without its envelope's `version` and `source` (see [`envelope`]).
     pub fn message(&self) -> Value {
         let r = self.repository;
-        json!({
-            "id": uuid::Uuid::new_v4().to_string(),
-            "detail-type": REPOSITORY_SYNC_STATUS_CHANGE,
-            "account": self.tenant.account_id,
-            "time": self.time.utc_string(),
-            "region": self.tenant.region,
-            "resources": [],
-            "detail": {
+        message(
+            self.tenant,
+            REPOSITORY_SYNC_STATUS_CHANGE,
+            self.time,
+            vec![],
+            json!({
                 "connectionArn": r.connection_arn,
                 "providerType": r.provider_type,
                 "repositoryName": r.repository_name,
@@ -108,8 +124,8 @@ impl RepositorySyncStatusChange<'_> {
                 "syncType": self.sync_type.as_str(),
                 "status": self.status.as_str(),
                 "previousSync": self.previous.map(|s| s.as_str()),
-            },
-        })
+            }),
+        )
     }
 }
 
@@ -166,18 +182,16 @@ impl ProtonStatusChange<'_> {
     /// The event as AWS Proton shaped it (the resource's ARN in `resources`, `status` and
     /// `previousStatus` in `detail`), without its envelope's `version` and `source`.
     pub fn message(&self) -> Value {
-        json!({
-            "id": uuid::Uuid::new_v4().to_string(),
-            "detail-type": self.kind.detail_type(),
-            "account": self.tenant.account_id,
-            "time": self.time.utc_string(),
-            "region": self.tenant.region,
-            "resources": [self.arn],
-            "detail": {
+        message(
+            self.tenant,
+            self.kind.detail_type(),
+            self.time,
+            vec![self.arn],
+            json!({
                 "status": self.status,
                 "previousStatus": self.previous,
-            },
-        })
+            }),
+        )
     }
 }
 
