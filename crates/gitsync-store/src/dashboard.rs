@@ -49,13 +49,17 @@ impl TargetState {
         TargetState::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
+    /// The SQL condition on a row `k` of [`KEYS`] (with the placeholders of [`SAME_TARGET`],
+    /// [`LATEST_STATUS`] and [`BLOCKERS`]).
     fn condition(self) -> &'static str {
         match self {
-            TargetState::Succeeded => "o.status = 'SUCCEEDED'",
-            TargetState::Failed => "o.status = 'FAILED'",
-            TargetState::Running => "o.status IN ('INITIATED', 'IN_PROGRESS')",
-            TargetState::NeverSynced => "o.status IS NULL",
-            TargetState::Blocked => "o.blockers > 0",
+            TargetState::Succeeded => "LATEST_STATUS = 'SUCCEEDED'",
+            TargetState::Failed => "LATEST_STATUS = 'FAILED'",
+            TargetState::Running => "LATEST_STATUS IN ('INITIATED', 'IN_PROGRESS')",
+            TargetState::NeverSynced => {
+                "NOT EXISTS (SELECT 1 FROM resource_sync_attempts x WHERE SAME_TARGET)"
+            }
+            TargetState::Blocked => "BLOCKERS > 0",
         }
     }
 }
@@ -135,38 +139,58 @@ pub struct DashboardSession {
     pub access_key_id: String,
 }
 
-/// The targets that still sync (their configuration exists), and configured stacks not synced yet.
-const TARGETS: &str = "\
-SELECT t.account_id, t.region, t.sync_type, t.target_key, t.display_name, t.parent_key, t.repository_key, t.branch, t.directory, \
-       t.desired_sha, t.attempted_sha \
-  FROM sync_targets t WHERE t.account_id = $1 AND CASE t.sync_type \
-    WHEN 'CFN_STACK_SYNC' THEN EXISTS (SELECT 1 FROM sync_configurations c WHERE c.account_id = t.account_id \
-        AND c.region = t.region AND c.sync_type = t.sync_type AND c.resource_name = t.target_key) \
-    WHEN 'SERVICE_SYNC' THEN EXISTS (SELECT 1 FROM service_sync_configs c WHERE c.account_id = t.account_id \
-        AND c.region = t.region AND c.service_name = t.parent_key) \
-    ELSE EXISTS (SELECT 1 FROM template_sync_configs c WHERE c.account_id = t.account_id \
-        AND c.region = t.region AND c.template_type || '/' || c.template_name = t.parent_key) END \
-UNION ALL \
-SELECT c.account_id, c.region, c.sync_type, c.resource_name, c.resource_name, NULL, 'link:' || c.link_id, c.branch, c.config_file, \
-       NULL, NULL \
-  FROM sync_configurations c WHERE c.account_id = $1 AND NOT EXISTS (SELECT 1 FROM sync_targets s \
-    WHERE s.account_id = c.account_id AND s.region = c.region AND s.sync_type = c.sync_type AND s.target_key = c.resource_name)";
+// The overview is read in two steps so ten thousand targets cost little: the keys of the targets
+// that match the filter (counted, then sorted and cut to one page), then the details of that
+// page's rows alone. Every lookup below is an index seek on (account, region, sync type, name).
 
-/// [`TARGETS`] with each one's latest attempt and count of ACTIVE blockers (a service instance is
-/// held by its own blockers and by its service's).
-const OVERVIEW: &str = "\
-SELECT t.region, t.sync_type, t.target_key, t.repository_key, t.branch, t.directory, t.desired_sha, t.attempted_sha, \
-       l.owner_id, l.repository_name, a.status, a.target_revision, a.started_at, a.finished_at, \
-       (SELECT COUNT(*) FROM sync_blockers b WHERE b.account_id = t.account_id AND b.region = t.region \
-          AND b.sync_type = t.sync_type AND b.status = 'ACTIVE' AND ( \
-             (t.sync_type <> 'SERVICE_SYNC' AND b.resource_name = t.target_key AND b.parent_resource_name IS NULL) \
-          OR (t.sync_type = 'SERVICE_SYNC' AND b.resource_name = t.display_name AND b.parent_resource_name = t.parent_key) \
-          OR (t.sync_type = 'SERVICE_SYNC' AND b.resource_name = t.parent_key AND b.parent_resource_name IS NULL))) AS blockers \
-  FROM (TARGETS) t \
-  LEFT JOIN resource_sync_attempts a ON a.attempt_id = (SELECT MAX(x.attempt_id) FROM resource_sync_attempts x \
-       WHERE x.account_id = t.account_id AND x.region = t.region AND x.sync_type = t.sync_type AND x.target_key = t.target_key) \
-  LEFT JOIN repository_links l ON t.repository_key LIKE 'link:%' AND l.account_id = t.account_id \
-       AND l.region = t.region AND l.link_id = SUBSTR(t.repository_key, 6)";
+/// The account's (`$1`) targets that still sync, by key: every stack sync configuration (synced
+/// or not yet), and the service instances and template versions whose configuration exists. A
+/// target row outlives its configuration (its history stays browsable), so it alone is not enough.
+const KEYS: &str = "\
+SELECT c.region, c.sync_type, c.resource_name AS target_key, c.resource_name AS display_name, NULL AS parent_key \
+  FROM sync_configurations c WHERE c.account_id = $1 \
+UNION ALL \
+SELECT t.region, t.sync_type, t.target_key, t.display_name, t.parent_key FROM sync_targets t \
+ WHERE t.account_id = $1 AND t.sync_type = 'SERVICE_SYNC' AND EXISTS (SELECT 1 FROM service_sync_configs c \
+   WHERE c.account_id = $1 AND c.region = t.region AND c.service_name = t.parent_key) \
+UNION ALL \
+SELECT t.region, t.sync_type, t.target_key, t.display_name, t.parent_key FROM sync_targets t \
+ WHERE t.account_id = $1 AND t.sync_type = 'TEMPLATE_SYNC' AND EXISTS (SELECT 1 FROM template_sync_configs c \
+   WHERE c.account_id = $1 AND c.region = t.region AND c.template_type || '/' || c.template_name = t.parent_key)";
+
+/// An attempt `x` of the target `k`.
+const SAME_TARGET: &str = "x.account_id = $1 AND x.region = k.region AND x.sync_type = k.sync_type AND x.target_key = k.target_key";
+
+/// The status of target `k`'s latest attempt.
+const LATEST_STATUS: &str = "(SELECT x.status FROM resource_sync_attempts x WHERE SAME_TARGET ORDER BY x.attempt_id DESC LIMIT 1)";
+
+/// How many ACTIVE blockers hold target `k`: a service instance is held by its own blockers and
+/// by its service's. One equality lookup per term, so the index on blockers serves each.
+const BLOCKERS: &str = "CASE WHEN k.sync_type = 'SERVICE_SYNC' THEN \
+ (SELECT COUNT(*) FROM sync_blockers b WHERE b.account_id = $1 AND b.region = k.region AND b.sync_type = k.sync_type \
+   AND b.status = 'ACTIVE' AND b.resource_name = k.display_name AND b.parent_resource_name = k.parent_key) \
+ + (SELECT COUNT(*) FROM sync_blockers b WHERE b.account_id = $1 AND b.region = k.region AND b.sync_type = k.sync_type \
+   AND b.status = 'ACTIVE' AND b.resource_name = k.parent_key AND b.parent_resource_name IS NULL) \
+ELSE (SELECT COUNT(*) FROM sync_blockers b WHERE b.account_id = $1 AND b.region = k.region AND b.sync_type = k.sync_type \
+   AND b.status = 'ACTIVE' AND b.resource_name = k.target_key AND b.parent_resource_name IS NULL) END";
+
+/// The details of one page `PAGE` of [`KEYS`]: where each target syncs from (its target row, or
+/// the stack's configuration before its first sync), its latest attempt, its blockers and its link.
+const DETAILS: &str = "\
+SELECT d.*, l.owner_id, l.repository_name FROM ( \
+  SELECT k.region, k.sync_type, k.target_key, COALESCE(t.repository_key, 'link:' || c.link_id) AS repository_key, \
+         COALESCE(t.branch, c.branch) AS branch, COALESCE(t.directory, c.config_file) AS directory, \
+         t.desired_sha, t.attempted_sha, a.status, a.target_revision, a.started_at, a.finished_at, BLOCKERS AS blockers \
+    FROM (PAGE) k \
+    LEFT JOIN sync_targets t ON t.account_id = $1 AND t.region = k.region AND t.sync_type = k.sync_type \
+         AND t.target_key = k.target_key \
+    LEFT JOIN sync_configurations c ON c.account_id = $1 AND c.region = k.region AND c.sync_type = k.sync_type \
+         AND c.resource_name = k.target_key \
+    LEFT JOIN resource_sync_attempts a ON a.attempt_id = (SELECT MAX(x.attempt_id) FROM resource_sync_attempts x \
+         WHERE SAME_TARGET)) d \
+  LEFT JOIN repository_links l ON d.repository_key LIKE 'link:%' AND l.account_id = $1 AND l.region = d.region \
+       AND l.link_id = SUBSTR(d.repository_key, 6) \
+ ORDER BY d.region, d.sync_type, d.target_key";
 
 /// Dashboard sessions last this long, whatever happens meanwhile.
 pub const DASHBOARD_SESSION_MILLIS: i64 = 12 * 3600 * 1000;
@@ -211,24 +235,28 @@ impl Store {
             conditions.push_str(&format!(" AND {condition} ${}", args.len() + 1));
         };
         if let Some(region) = &filter.region {
-            add("o.region =", region.clone());
+            add("k.region =", region.clone());
         }
         if let Some(t) = filter.sync_type {
-            add("o.sync_type =", t.as_str().to_string());
+            add("k.sync_type =", t.as_str().to_string());
         }
         if let Some(key) = &filter.key {
-            add("o.target_key =", key.clone());
+            add("k.target_key =", key.clone());
         }
         // Last: its ESCAPE clause follows the parameter.
         if let Some(search) = &filter.search {
-            add("LOWER(o.target_key) LIKE", contains_pattern(search.trim()));
+            add("LOWER(k.target_key) LIKE", contains_pattern(search.trim()));
             conditions.push_str(" ESCAPE '\\'");
         }
         if let Some(state) = filter.state {
             conditions.push_str(" AND ");
             conditions.push_str(state.condition());
         }
-        let overview = OVERVIEW.replace("TARGETS", TARGETS);
+        // Placeholders last: they may come in with a state's condition.
+        let conditions = conditions
+            .replace("LATEST_STATUS", LATEST_STATUS)
+            .replace("BLOCKERS", BLOCKERS)
+            .replace("SAME_TARGET", SAME_TARGET);
         let bind = |sql: String| {
             let mut q = sqlx::query(AssertSqlSafe(sql)).bind(account_id.to_string());
             for a in &args {
@@ -237,16 +265,19 @@ impl Store {
             q
         };
         let total = bind(format!(
-            "SELECT COUNT(*) AS n FROM ({overview}) o WHERE 1 = 1{conditions}"
+            "SELECT COUNT(*) AS n FROM ({KEYS}) k WHERE 1 = 1{conditions}"
         ))
         .fetch_one(&self.pool)
         .await?;
-        let rows = bind(format!(
-            "SELECT * FROM ({overview}) o WHERE 1 = 1{conditions} \
-             ORDER BY o.region, o.sync_type, o.target_key LIMIT {limit} OFFSET {offset}"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        let page = format!(
+            "SELECT k.* FROM ({KEYS}) k WHERE 1 = 1{conditions} \
+             ORDER BY k.region, k.sync_type, k.target_key LIMIT {limit} OFFSET {offset}"
+        );
+        let details = DETAILS
+            .replace("BLOCKERS", BLOCKERS)
+            .replace("SAME_TARGET", SAME_TARGET)
+            .replace("PAGE", &page);
+        let rows = bind(details).fetch_all(&self.pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let sync_type = parsed(row, "sync_type", SyncType::parse)?;

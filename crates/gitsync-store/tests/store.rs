@@ -1190,6 +1190,169 @@ async fn start_an_attempt(store: &Store, t: &Tenant, repo: &str) {
         .unwrap();
 }
 
+/// The dashboard's overview: the keys of an account's page of targets with their details.
+async fn overview(
+    store: &Store,
+    account: &str,
+    filter: gitsync_store::TargetFilter,
+    offset: usize,
+) -> (Vec<String>, i64) {
+    let (rows, total) = store
+        .dashboard_targets(account, &filter, offset, 2)
+        .await
+        .unwrap();
+    (rows.iter().map(|r| r.target.key()).collect(), total)
+}
+
+/// The dashboard's overview lists every stack sync configuration (synced or not yet) of the
+/// account and only its, filters by latest status, blockers and name, pages in order, and drops a
+/// target whose configuration is deleted.
+async fn dashboard_overview(store: Store) {
+    use gitsync_store::{TargetFilter, TargetState};
+    let (a, b) = (tenant("111111111111"), tenant("222222222222"));
+    let l = link(&store, &a, "infra").await;
+    for name in ["ok", "bad", "new", "held", "gone"] {
+        store
+            .create_sync_configuration(&a, &stack_spec(&l, name, "main"))
+            .await
+            .unwrap();
+    }
+    let other = link(&store, &b, "infra").await;
+    store
+        .create_sync_configuration(&b, &stack_spec(&other, "theirs", "main"))
+        .await
+        .unwrap();
+    let rev = |sha: &str| Revision {
+        branch: "main".into(),
+        directory: "deploy.yaml".into(),
+        owner_id: "o".into(),
+        repository_name: "infra".into(),
+        provider_type: "GitHub".into(),
+        sha: sha.into(),
+    };
+    let event = SyncEvent {
+        event_type: "SYNC_STARTED".into(),
+        event: "started".into(),
+        time: Timestamp::now(),
+        external_id: None,
+    };
+    let repo = RepositoryKey::Link(l.id.clone());
+    for (name, statuses) in [
+        (
+            "ok",
+            &[ResourceSyncStatus::Failed, ResourceSyncStatus::Succeeded][..],
+        ),
+        (
+            "bad",
+            &[ResourceSyncStatus::Succeeded, ResourceSyncStatus::Failed][..],
+        ),
+        ("held", &[ResourceSyncStatus::Succeeded][..]),
+        ("gone", &[ResourceSyncStatus::Failed][..]),
+    ] {
+        let target = SyncTarget::CfnStack {
+            stack_name: name.into(),
+        };
+        store
+            .upsert_sync_target(&a, &target, &repo, &rev("c"), Some("c"))
+            .await
+            .unwrap();
+        for status in statuses {
+            let attempt = NewResourceAttempt {
+                target: target.clone(),
+                status: ResourceSyncStatus::Initiated,
+                initial_revision: rev("c"),
+                target_revision: rev("c"),
+                started_at: Timestamp::now(),
+            };
+            let id = store.start_resource_attempt(&a, &attempt).await.unwrap();
+            store
+                .record_resource_event(id, *status, &event)
+                .await
+                .unwrap();
+        }
+    }
+    let scope = BlockerScope {
+        sync_type: SyncType::CfnStackSync,
+        resource_name: "held".into(),
+        parent_resource_name: None,
+    };
+    store.create_blocker(&a, &scope, "held", &[]).await.unwrap();
+    store.delete_sync_configuration(&a, "gone").await.unwrap();
+
+    let all = TargetFilter::default();
+    let (page, total) = overview(&store, &a.account_id, all.clone(), 0).await;
+    assert_eq!((page, total), (vec!["bad".to_string(), "held".into()], 4));
+    let (page, _) = overview(&store, &a.account_id, all.clone(), 2).await;
+    assert_eq!(page, ["new", "ok"]);
+    assert_eq!(
+        overview(&store, &a.account_id, all.clone(), 4).await,
+        (vec![], 4)
+    );
+    let state = |s| TargetFilter {
+        state: Some(s),
+        ..TargetFilter::default()
+    };
+    for (s, expected) in [
+        (TargetState::Succeeded, &["held", "ok"][..]),
+        (TargetState::Failed, &["bad"][..]),
+        (TargetState::NeverSynced, &["new"][..]),
+        (TargetState::Blocked, &["held"][..]),
+        (TargetState::Running, &[][..]),
+    ] {
+        let (page, total) = overview(&store, &a.account_id, state(s), 0).await;
+        assert_eq!(page, expected, "{s:?}");
+        assert_eq!(total, expected.len() as i64, "{s:?}");
+    }
+    // A row carries what the overview shows: the latest attempt, blockers, where it syncs from.
+    let (rows, _) = store
+        .dashboard_targets(&a.account_id, &all, 0, 10)
+        .await
+        .unwrap();
+    let row = |key: &str| rows.iter().find(|r| r.target.key() == key).unwrap();
+    assert_eq!(
+        row("ok").latest.as_ref().unwrap().status,
+        ResourceSyncStatus::Succeeded
+    );
+    assert_eq!(row("held").active_blockers, 1);
+    assert!(row("new").latest.is_none());
+    assert_eq!(row("new").path, "deploy.yaml");
+    assert_eq!(row("new").repository, "o/infra");
+    // A name search is literal: `_` and `%` match themselves only.
+    let search = |q: &str| TargetFilter {
+        search: Some(q.into()),
+        ..TargetFilter::default()
+    };
+    assert_eq!(
+        overview(&store, &a.account_id, search("E"), 0).await.0,
+        ["held", "new"]
+    );
+    assert_eq!(overview(&store, &a.account_id, search("_"), 0).await.1, 0);
+    // Another account sees its own target only, and a region filter narrows.
+    assert_eq!(
+        overview(&store, &b.account_id, all.clone(), 0).await,
+        (vec!["theirs".to_string()], 1)
+    );
+    let elsewhere = TargetFilter {
+        region: Some("eu-west-1".into()),
+        ..TargetFilter::default()
+    };
+    assert_eq!(overview(&store, &a.account_id, elsewhere, 0).await.1, 0);
+}
+
+#[tokio::test]
+async fn the_dashboard_overview_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    dashboard_overview(store).await;
+}
+
+#[tokio::test]
+async fn the_dashboard_overview_on_postgres() {
+    if let Some(db) = PgDatabase::create().await {
+        dashboard_overview(db.store.clone()).await;
+        db.drop_now().await;
+    }
+}
+
 /// Tenants take turns in the outbox: a tenant with a backlog (two targets, a change each) does
 /// not hold back another tenant's message written after it.
 async fn outbox_turns(store: Store) {
@@ -1581,6 +1744,14 @@ async fn service_blockers(store: Store) {
         keys
     };
     assert_eq!(due(store.clone()).await, vec!["b/dev".to_string()]);
+    let blocked = gitsync_store::TargetFilter {
+        state: Some(gitsync_store::TargetState::Blocked),
+        ..Default::default()
+    };
+    assert_eq!(
+        overview(&store, &t.account_id, blocked, 0).await,
+        (vec!["a/dev".to_string()], 1)
+    );
     // Deleting a service that sync deployed blocks the service: none of its instances is due.
     let (_, service_blocker) = store.delete_service(&t, "b").await.unwrap();
     let service_blocker = service_blocker.expect("deleting a synced service raises a blocker");
@@ -1589,6 +1760,15 @@ async fn service_blockers(store: Store) {
         ("DeletedInstances".to_string(), "dev".to_string())
     );
     assert!(due(store.clone()).await.is_empty());
+    // The dashboard shows both instances blocked: a/dev by its own blocker, b/dev by its service's.
+    let blocked = gitsync_store::TargetFilter {
+        state: Some(gitsync_store::TargetState::Blocked),
+        ..Default::default()
+    };
+    assert_eq!(
+        overview(&store, &t.account_id, blocked, 0).await,
+        (vec!["a/dev".to_string(), "b/dev".into()], 2)
+    );
     assert!(matches!(
         store.get_service_instance(&t, "b", "dev").await,
         Err(StoreError::NotFound(_))
