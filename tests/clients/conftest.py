@@ -94,7 +94,8 @@ class Server:
         """What every command needs to find this server's state: its data directory, its
         database and (when it is not the one in the data directory) its master key."""
         args = ["--data-dir", self.data_dir]
-        if not self.database_url.startswith("sqlite:"):
+        if self.database_url != f"sqlite://{self.data_dir}/gitsync.db":
+            # Another server's database (a replica), or PostgreSQL.
             args += ["--database-url", self.database_url]
         if self.master_key_file:
             args += ["--master-key-file", self.master_key_file]

@@ -1,6 +1,9 @@
 """Authentication, protocol errors and response headers, with a hand-written SigV4 client."""
 import datetime
+import os
+import time
 
+from conftest import Server, Tenant
 from rawclient import json_call
 
 LIST = ("codeconnections", "ListConnections", {})
@@ -62,12 +65,39 @@ def test_wrong_service_scope_is_refused_naming_the_expected_one(tenant):
     assert connection_names(tenant) == []
 
 
-def test_a_deleted_key_stops_working_at_once(server, tenant):
-    assert connection_names(tenant) == []
-    server.cli("keys", "delete", tenant.access_key_id)
-    assert_refused(create(tenant), "UnrecognizedClientException")
-    listed = server.cli("keys", "list").stdout
-    assert tenant.access_key_id not in listed
+# How long a deleted key may still sign on a replica that opened it (`docs/security.md`): replicas
+# keep opened keys for 1 s; the issue's bound is 5 s.
+REVOCATION_BOUND_SECONDS = 5
+
+
+def test_a_deleted_key_stops_signing_on_every_replica_within_the_bound(server, tenant):
+    # A second replica on the same database and master key; both have the key open.
+    second = Server(["--replica-id", "second", "--poll-interval", "1h",
+                     "--master-key-file", os.path.join(server.data_dir, "master.key")],
+                    database_url=server.database_url).start()
+    try:
+        replicas = [tenant, Tenant(second, tenant.account_id, tenant.access_key_id, tenant.secret_access_key)]
+        for t in replicas:
+            assert connection_names(t) == []
+        # Deleted by another process, as `gitsync keys delete` always is.
+        server.cli("keys", "delete", tenant.access_key_id)
+        deleted = time.monotonic()
+        for t in replicas:
+            while True:
+                status, _, body = json_call(t, *LIST)
+                if status == 403:
+                    assert body["__type"] == "UnrecognizedClientException", body
+                    break
+                # Until then the replica still accepts it, as documented: never past the bound.
+                assert status == 200, body
+                assert time.monotonic() - deleted < REVOCATION_BOUND_SECONDS, "a deleted key still signs"
+                time.sleep(0.05)
+        # Refused for good, and gone from the list.
+        for t in replicas:
+            assert_refused(json_call(t, *LIST), "UnrecognizedClientException")
+        assert tenant.access_key_id not in server.cli("keys", "list").stdout
+    finally:
+        second.cleanup()
 
 
 def test_undecodable_bodies_are_serialization_errors(tenant):

@@ -14,6 +14,7 @@ mod document;
 pub mod dto;
 pub mod error;
 mod history;
+pub mod keys;
 pub mod pagination;
 mod pipelines;
 mod proton;
@@ -34,6 +35,8 @@ use std::sync::Arc;
 pub struct Api {
     pub store: Store,
     pages: Paginator,
+    /// Access keys opened for signature checks, trusted for [`keys::KEY_TTL`].
+    keys: keys::KeyCache,
     /// The current time in epoch seconds; replaceable so signature expiry can be tested.
     pub clock: fn() -> i64,
     /// Hosts may name `file://` endpoints (`gitsync serve --allow-file-remotes`).
@@ -50,6 +53,7 @@ impl Api {
         Api {
             store,
             pages,
+            keys: keys::KeyCache::default(),
             clock: system_clock,
             allow_file_remotes: false,
         }

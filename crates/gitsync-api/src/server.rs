@@ -248,7 +248,7 @@ async fn authenticate(
             "Credential scope region '{region}' is not a region name"
         )));
     }
-    let key = match api.store.access_key(&auth.credential.access_key_id).await {
+    let key = match api.keys.credential(&api.store, &auth.credential).await {
         Ok(Some(key)) => key,
         Ok(None) => return Err(AuthError::UnknownKey),
         Err(e) => {
@@ -256,10 +256,10 @@ async fn authenticate(
             return Err(AuthError::UnknownKey);
         }
     };
-    sigv4::verify(
+    sigv4::verify_with(
         request,
         &auth,
-        &key.secret_access_key,
+        &key.signing_key,
         service.signing_name(),
         (api.clock)(),
         true,

@@ -146,6 +146,19 @@ pub fn verify(
     now: i64,
     normalize_path: bool,
 ) -> Result<(), AuthError> {
+    let key = signing_key(secret, &auth.credential);
+    verify_with(request, auth, &key, expected_service, now, normalize_path)
+}
+
+/// [`verify`], given the signing key of the access key's secret for `auth`'s credential scope.
+pub fn verify_with(
+    request: &SignedRequest<'_>,
+    auth: &Authorization,
+    key: &SigningKey,
+    expected_service: &str,
+    now: i64,
+    normalize_path: bool,
+) -> Result<(), AuthError> {
     let scope = &auth.credential;
     if scope.service != expected_service {
         return Err(AuthError::Invalid(format!(
@@ -213,7 +226,7 @@ pub fn verify(
     }
     let canonical = canonical_request(request, &auth.signed_headers, &body_hash, normalize_path)
         .map_err(AuthError::Invalid)?;
-    let expected = signature(secret, amz_date, scope, &canonical);
+    let expected = signature_with(key, amz_date, scope, &canonical);
     if expected.as_bytes().ct_eq(auth.signature.as_bytes()).into() {
         Ok(())
     } else {
@@ -374,6 +387,18 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// The key a signature is made with: the secret, hashed in with the scope's date, region and
+/// service. It depends on nothing else, so a verifier may keep it for the day.
+pub type SigningKey = [u8; 32];
+
+/// Derives the signing key of `secret` for `scope` (four HMACs).
+pub fn signing_key(secret: &str, scope: &CredentialScope) -> SigningKey {
+    let k_date = hmac(format!("AWS4{secret}").as_bytes(), scope.date.as_bytes());
+    let k_region = hmac(&k_date, scope.region.as_bytes());
+    let k_service = hmac(&k_region, scope.service.as_bytes());
+    hmac(&k_service, b"aws4_request")
+}
+
 /// The hex signature of a canonical request.
 pub fn signature(
     secret: &str,
@@ -381,19 +406,29 @@ pub fn signature(
     scope: &CredentialScope,
     canonical_request: &str,
 ) -> String {
-    let scope_text = format!(
-        "{}/{}/{}/aws4_request",
-        scope.date, scope.region, scope.service
-    );
+    signature_with(
+        &signing_key(secret, scope),
+        amz_date,
+        scope,
+        canonical_request,
+    )
+}
+
+/// The hex signature of a canonical request, with the scope's signing key.
+pub fn signature_with(
+    key: &SigningKey,
+    amz_date: &str,
+    scope: &CredentialScope,
+    canonical_request: &str,
+) -> String {
     let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope_text}\n{}",
+        "AWS4-HMAC-SHA256\n{amz_date}\n{}/{}/{}/aws4_request\n{}",
+        scope.date,
+        scope.region,
+        scope.service,
         hex::encode(Sha256::digest(canonical_request.as_bytes()))
     );
-    let k_date = hmac(format!("AWS4{secret}").as_bytes(), scope.date.as_bytes());
-    let k_region = hmac(&k_date, scope.region.as_bytes());
-    let k_service = hmac(&k_region, scope.service.as_bytes());
-    let k_signing = hmac(&k_service, b"aws4_request");
-    hex::encode(hmac(&k_signing, string_to_sign.as_bytes()))
+    hex::encode(hmac(key, string_to_sign.as_bytes()))
 }
 
 /// `20261122T004749Z` → epoch seconds.
