@@ -69,6 +69,18 @@ fn revision(row: &AnyRow, column: &str) -> Result<Revision> {
     serde_json::from_str(&text(row, column)?).map_err(StoreError::corrupt)
 }
 
+/// An attempt from its row (the columns of `resource_sync_attempts`), with its events.
+fn attempt_from(row: &AnyRow, events: Vec<SyncEvent>) -> Result<ResourceSyncAttempt> {
+    Ok(ResourceSyncAttempt {
+        started_at: Timestamp(int(row, "started_at")?),
+        status: parsed(row, "status", ResourceSyncStatus::parse)?,
+        events,
+        initial_revision: revision(row, "initial_revision")?,
+        target_revision: revision(row, "target_revision")?,
+        target: text(row, "target")?,
+    })
+}
+
 fn event_from(row: &AnyRow) -> Result<SyncEvent> {
     Ok(SyncEvent {
         event_type: text(row, "event_type")?,
@@ -244,74 +256,74 @@ impl Store {
     }
 
     pub(crate) async fn resource_attempt(&self, row: &AnyRow) -> Result<ResourceSyncAttempt> {
-        Ok(ResourceSyncAttempt {
-            started_at: Timestamp(int(row, "started_at")?),
-            status: parsed(row, "status", ResourceSyncStatus::parse)?,
-            events: self
-                .resource_events(&self.pool, int(row, "attempt_id")?)
-                .await?,
-            initial_revision: revision(row, "initial_revision")?,
-            target_revision: revision(row, "target_revision")?,
-            target: text(row, "target")?,
-        })
+        let events = self
+            .resource_events(&self.pool, int(row, "attempt_id")?)
+            .await?;
+        attempt_from(row, events)
     }
 
     /// Desired state, latest and latest successful attempt of a target; `None` before any attempt.
+    ///
+    /// One statement, so a status is one round trip and one snapshot: the rows of the (at most
+    /// two) attempts, newest first, each joined with its events in order, and the desired state
+    /// alongside. When the latest attempt succeeded, it is also the latest successful one.
     pub async fn resource_sync_state(
         &self,
         tenant: &Tenant,
         target: &SyncTarget,
     ) -> Result<Option<ResourceSyncState>> {
-        let sync_type = target.sync_type().as_str();
-        let key = target.key();
-        let latest = sqlx::query(
-            "SELECT * FROM resource_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 \
-             ORDER BY attempt_id DESC LIMIT 1",
+        let rows = sqlx::query(
+            "SELECT a.attempt_id, a.status, a.started_at, a.initial_revision, a.target_revision, a.target, \
+                    e.event_type, e.event, e.time, e.external_id, \
+                    (SELECT t.desired_revision FROM sync_targets t WHERE t.account_id = $1 AND t.region = $2 \
+                       AND t.sync_type = $3 AND t.target_key = $4) AS desired_revision \
+               FROM resource_sync_attempts a LEFT JOIN resource_sync_events e ON e.attempt_id = a.attempt_id \
+              WHERE a.attempt_id IN ( \
+                    (SELECT x.attempt_id FROM resource_sync_attempts x WHERE x.account_id = $1 AND x.region = $2 \
+                       AND x.sync_type = $3 AND x.target_key = $4 ORDER BY x.attempt_id DESC LIMIT 1), \
+                    (SELECT x.attempt_id FROM resource_sync_attempts x WHERE x.account_id = $1 AND x.region = $2 \
+                       AND x.sync_type = $3 AND x.target_key = $4 AND x.status = $5 ORDER BY x.attempt_id DESC LIMIT 1)) \
+              ORDER BY a.attempt_id DESC, e.seq",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
-        .bind(sync_type)
-        .bind(&key)
-        .fetch_optional(&self.pool)
+        .bind(target.sync_type().as_str())
+        .bind(target.key())
+        .bind(ResourceSyncStatus::Succeeded.as_str())
+        .fetch_all(&self.pool)
         .await?;
-        let Some(latest) = latest else {
+        let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let successful = sqlx::query(
-            "SELECT * FROM resource_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4 \
-             AND status = $5 ORDER BY attempt_id DESC LIMIT 1",
-        )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(sync_type)
-        .bind(&key)
-        .bind(ResourceSyncStatus::Succeeded.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        let desired = sqlx::query(
-            "SELECT desired_revision FROM sync_targets WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND target_key = $4",
-        )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(sync_type)
-        .bind(&key)
-        .fetch_optional(&self.pool)
-        .await?;
-        let desired_state = match desired
-            .map(|row| opt_text(&row, "desired_revision"))
-            .transpose()?
-            .flatten()
-        {
+        let desired_state = match opt_text(first, "desired_revision")? {
             Some(json) => Some(serde_json::from_str(&json).map_err(StoreError::corrupt)?),
             None => None,
         };
-        let latest_successful_sync = match successful {
-            Some(row) => Some(self.resource_attempt(&row).await?),
+        // The attempts in the order of their rows (newest first), each with its events.
+        let mut attempts: Vec<(i64, ResourceSyncAttempt)> = Vec::with_capacity(2);
+        for row in &rows {
+            let id = int(row, "attempt_id")?;
+            if attempts.last().is_none_or(|(last, _)| *last != id) {
+                attempts.push((id, attempt_from(row, Vec::new())?));
+            }
+            // No event row joined (an attempt without events) leaves these NULL.
+            if opt_text(row, "event_type")?.is_some() {
+                let (_, attempt) = attempts.last_mut().expect("pushed above");
+                attempt.events.push(event_from(row)?);
+            }
+        }
+        let mut attempts = attempts.into_iter().map(|(_, a)| a);
+        let latest_sync = attempts.next().expect("a row means an attempt");
+        let latest_successful_sync = match attempts.next() {
+            Some(successful) => Some(successful),
+            None if latest_sync.status == ResourceSyncStatus::Succeeded => {
+                Some(latest_sync.clone())
+            }
             None => None,
         };
         Ok(Some(ResourceSyncState {
             desired_state,
-            latest_sync: self.resource_attempt(&latest).await?,
+            latest_sync,
             latest_successful_sync,
         }))
     }

@@ -282,6 +282,15 @@ async fn rules(store: Store) {
     ));
 }
 
+/// A target's sync state, which the test knows exists.
+async fn sync_state(store: &Store, tenant: &Tenant, target: &SyncTarget) -> ResourceSyncState {
+    store
+        .resource_sync_state(tenant, target)
+        .await
+        .unwrap()
+        .expect("the target has attempts")
+}
+
 async fn history(store: Store) {
     let a = tenant("111111111111");
     let target = SyncTarget::CfnStack {
@@ -330,10 +339,23 @@ async fn history(store: Store) {
         )
         .await
         .unwrap();
+    // A latest attempt that succeeded is also the latest successful one.
+    let state = sync_state(&store, &a, &target).await;
+    assert_eq!(state.latest_sync.status, ResourceSyncStatus::Succeeded);
+    assert_eq!(
+        state.latest_successful_sync.as_ref(),
+        Some(&state.latest_sync)
+    );
+    assert_eq!(state.latest_sync.events.len(), 2);
     let failed = store
         .start_resource_attempt(&a, &attempt("b"))
         .await
         .unwrap();
+    // A new attempt without events yet, beside the successful one with its two.
+    let state = sync_state(&store, &a, &target).await;
+    assert_eq!(state.latest_sync.status, ResourceSyncStatus::Initiated);
+    assert!(state.latest_sync.events.is_empty());
+    assert_eq!(state.latest_successful_sync.unwrap().events.len(), 2);
     store
         .record_resource_event(
             failed,
@@ -342,11 +364,7 @@ async fn history(store: Store) {
         )
         .await
         .unwrap();
-    let state = store
-        .resource_sync_state(&a, &target)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = sync_state(&store, &a, &target).await;
     assert_eq!(state.latest_sync.status, ResourceSyncStatus::Failed);
     assert_eq!(state.latest_sync.target_revision.sha, "b");
     let good = state.latest_successful_sync.unwrap();
@@ -637,11 +655,7 @@ async fn leases(store: Store) {
         .finish_resource_attempt(&second, taken, &[], &done)
         .await
         .unwrap();
-    let state = store
-        .resource_sync_state(&a, &target)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = sync_state(&store, &a, &target).await;
     assert_eq!(state.latest_sync.status, ResourceSyncStatus::Succeeded);
     // Done: nothing is due until the desired commit moves.
     assert!(
@@ -856,11 +870,7 @@ async fn effects(store: Store) {
         .await
         .unwrap();
     assert_eq!(seen, Some(true));
-    let state = store
-        .resource_sync_state(&a, &target)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = sync_state(&store, &a, &target).await;
     assert_eq!(state.latest_sync.status, ResourceSyncStatus::Failed);
     assert_eq!(
         state.latest_sync.events.last().unwrap().event,
@@ -2182,11 +2192,7 @@ async fn tenancy(store: Store) {
     }
     assert_eq!(claims[0].deployed, None);
     assert_eq!(claims[1].deployed, None, "validation only deployed nothing");
-    let state = store
-        .resource_sync_state(&a, &target)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = sync_state(&store, &a, &target).await;
     let events = &state.latest_sync.events;
     assert_eq!(events.len(), limited);
     let last = events.last().unwrap();
