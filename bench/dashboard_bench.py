@@ -15,7 +15,7 @@ sequential GETs on one keep-alive connection (the server's whole answer, HTML in
 
 Run:
     cargo build --release -p gitsync
-    python3 bench/dashboard_bench.py [--binary target/release/gitsync] [--requests 200]
+    python3 bench/dashboard_bench.py [--binary target/release/gitsync] [--baseline-binary OLD/gitsync] [--requests 200]
 """
 import argparse
 import http.client
@@ -105,19 +105,15 @@ def timed(port, path, cookie, requests, expect=None):
             "p95_ms": round(times[int(len(times) * 0.95) - 1], 2), "max_ms": round(times[-1], 2)}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--binary", default=os.path.join(HERE, "..", "target", "release", "gitsync"))
-    parser.add_argument("--targets", type=int, default=10_000)
-    parser.add_argument("--requests", type=int, default=200)
-    args = parser.parse_args()
+def measure(binary, args):
+    """Starts `binary` on a fresh database, seeds it and times the pages."""
     work = tempfile.mkdtemp(prefix="gitsync-dashboard-bench-")
     port = free_port()
-    proc = start_gitsync(args.binary, work, port, "--poll-interval", "1h")
+    proc = start_gitsync(binary, work, port, "--poll-interval", "1h")
     try:
         keys = {}
         for account in ("111111111111", "222222222222"):
-            out = subprocess.run([args.binary, "keys", "create", "--account-id", account, "--data-dir", work],
+            out = subprocess.run([binary, "keys", "create", "--account-id", account, "--data-dir", work],
                                  check=True, capture_output=True, text=True).stdout
             keys[account] = (re.search(r"aws_access_key_id = (\S+)", out).group(1),
                              re.search(r"aws_secret_access_key = (\S+)", out).group(1))
@@ -130,7 +126,7 @@ def main():
         small = sign_in(port, *keys["222222222222"])
         n = args.requests
         middle = args.targets // 100
-        results = [
+        return [
             timed(port, "/healthz", None, n),
             timed(port, "/ui/", small, n, "of 10 sync targets"),
             timed(port, "/ui/", big, n, f"of {args.targets} sync targets"),
@@ -140,10 +136,24 @@ def main():
             timed(port, "/ui/?q=stack-0999", big, n, "of 10 sync targets"),
             timed(port, f"/ui/target?region={REGION}&type=CFN_STACK_SYNC&key=stack-00003", big, n, "Failure reason"),
         ]
-        print(json.dumps({"targets": args.targets, "requests_each": n, "binary": args.binary, "results": results}, indent=2))
     finally:
         proc.terminate()
         proc.wait()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", default=os.path.join(HERE, "..", "target", "release", "gitsync"))
+    parser.add_argument("--baseline-binary", help="an older gitsync to measure in the same run")
+    parser.add_argument("--targets", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    runs = {}
+    if args.baseline_binary:
+        runs["baseline"] = {"binary": args.baseline_binary, "results": measure(args.baseline_binary, args)}
+    runs["gitsync"] = {"binary": args.binary, "results": measure(args.binary, args)}
+    print(json.dumps({"targets": args.targets, "requests_each": args.requests, "cores": os.cpu_count(), "runs": runs},
+                     indent=2))
 
 
 if __name__ == "__main__":
