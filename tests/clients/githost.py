@@ -407,6 +407,7 @@ class GitHost(GitHttpServer):
         self.httpd.daemon_threads = True
         self.httpd.root = self.root
         self.httpd.stats = collections.Counter()
+        self.httpd.connections = set()
         self.httpd.host = self
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

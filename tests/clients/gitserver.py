@@ -1,11 +1,13 @@
 """A real Git smart-HTTP server for tests: `git http-backend` behind Python's HTTP server.
 
 Passes what the protocol needs (Git-Protocol for v2, gzip-encoded requests, chunked bodies) and
-maps the CGI `Status:` line. Counts upload-pack (fetch) and ls-refs requests per repository so
-tests can prove how often gitsync talked to a remote. Push works (`http.receivepack`).
+maps the CGI `Status:` line. Counts upload-pack (fetch) and ls-refs requests, and `git`'s
+capability advertisements, per repository so tests can prove how often and how gitsync talked to a
+remote. Push works (`http.receivepack`).
 """
 import collections
 import os
+import socket
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +19,16 @@ class GitHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    # Open connections are tracked so that stopping the server drops them, as a server that goes
+    # down does: gitsync keeps connections alive between listings.
+    def setup(self):
+        super().setup()
+        self.server.connections.add(self.connection)
+
+    def finish(self):
+        self.server.connections.discard(self.connection)
+        super().finish()
 
     def _body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -38,6 +50,9 @@ class GitHandler(BaseHTTPRequestHandler):
         if url.path.endswith("/git-upload-pack"):
             # A v2 request is a fetch when it says so; ls-refs requests only list refs.
             stats[(repo, "fetch" if b"command=fetch" in body or b"want " in body else "ls-refs")] += 1
+        elif url.path.endswith("/info/refs"):
+            # The capability advertisement `git` asks for first; gitsync's own listings skip it.
+            stats[(repo, "advertisement")] += 1
         env = {
             "PATH": os.environ["PATH"],
             "GIT_PROJECT_ROOT": self.server.root,
@@ -90,6 +105,7 @@ class GitHttpServer:
         self.httpd.daemon_threads = True
         self.httpd.root = self.root
         self.httpd.stats = collections.Counter()
+        self.httpd.connections = set()
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self
@@ -106,6 +122,11 @@ class GitHttpServer:
         if self.httpd:
             self.httpd.shutdown()
             self.httpd.server_close()
+            for connection in list(self.httpd.connections):
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
             self.httpd = None
 
 

@@ -435,6 +435,8 @@ def test_monorepo_commit_touching_three_of_two_hundred(git_http, tmp_path):
         for i in range(200):
             stack.settled(f"s{i:03}", first)
         fetches_before = git_http.stats[("/octo/mono.git", "fetch")]
+        adverts_before = git_http.stats[("/octo/mono.git", "advertisement")]
+        listings_before = git_http.stats[("/octo/mono.git", "ls-refs")]
         touched = [7, 100, 199]
         second = repo.commit({f"stacks/s{i:03}/deploy.yaml": deployment(queue=f"q{i}-v2") for i in touched}, "three stacks")
         for i in touched:
@@ -444,6 +446,10 @@ def test_monorepo_commit_touching_three_of_two_hundred(git_http, tmp_path):
         moved = [i for i in range(200) if stack.status(f"s{i:03}")["LatestSync"]["TargetRevision"]["Sha"] == second]
         assert moved == touched
         assert git_http.stats[("/octo/mono.git", "fetch")] - fetches_before == 1
+        # Every poll listed the branch (one v2 ls-refs POST, in process); only the one `git fetch`
+        # asked for an advertisement first, as `git` always does.
+        assert git_http.stats[("/octo/mono.git", "ls-refs")] - listings_before >= 3
+        assert git_http.stats[("/octo/mono.git", "advertisement")] - adverts_before == 1
     finally:
         server.cleanup()
 

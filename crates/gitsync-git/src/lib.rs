@@ -1,9 +1,10 @@
 //! Git access for gitsync, behind a small API of its own.
 //!
-//! * Talking to remotes (listing branch heads without fetching, depth-1 fetches) goes through the
-//!   `git` program, with a timeout on every call: it speaks every transport and authentication
-//!   scheme users have (smart HTTP(S) with tokens, ssh with keys and `~/.ssh/config`, `file://`),
-//!   and it repacks.
+//! * Listing branch heads over smart HTTP(S) is one protocol v2 `ls-refs` request on a pooled
+//!   connection, in process (`smart_http`): the check an idle remote costs every poll.
+//! * Everything else on remotes (depth-1 fetches; listings over ssh, `file://` or from servers
+//!   that do not speak v2) goes through the `git` program, with a timeout on every call: it speaks
+//!   every transport and authentication scheme users have, and it repacks.
 //! * Reading what was fetched (the tree-entry id at a path, a file at a commit, a directory
 //!   listing) goes through `gix`, in process, so deciding relevance for a thousand targets costs a
 //!   thousand lookups, not a thousand processes.
@@ -13,6 +14,7 @@
 
 mod mirror;
 mod remote;
+mod smart_http;
 
 pub use mirror::{DirEntry, Mirror, Snapshot};
 pub use remote::{Credential, Remote, repack};
@@ -84,6 +86,8 @@ pub struct GitSettings {
     /// Whether `file://` remotes may be read (`gitsync serve --allow-file-remotes`).
     pub allow_file: bool,
     pub budgets: ReadBudgets,
+    /// The in-process smart HTTP client for ref listings, shared by every clone.
+    smart_http: smart_http::SmartHttp,
 }
 
 impl GitSettings {
@@ -94,6 +98,7 @@ impl GitSettings {
             git_program: PathBuf::from("git"),
             allow_file: false,
             budgets: ReadBudgets::default(),
+            smart_http: smart_http::SmartHttp::default(),
         }
     }
 }

@@ -1,5 +1,7 @@
-//! Remote operations through the `git` program.
+//! Remote operations: ref listings over smart HTTP in process (`smart_http`), everything else
+//! through the `git` program.
 
+use crate::smart_http::Listing;
 use crate::{GitError, GitSettings, Mirror, Result};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,6 +38,19 @@ impl Remote {
         Remote {
             url: url.into(),
             credential,
+        }
+    }
+
+    /// The `Authorization` header value of a token credential: basic auth with the token as
+    /// password, which GitHub, GitLab and Bitbucket all accept.
+    fn basic_authorization(&self) -> Option<String> {
+        use base64::Engine;
+        match &self.credential {
+            Some(Credential::Token(token)) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
+            )),
+            _ => None,
         }
     }
 
@@ -116,14 +131,12 @@ async fn run_git_once(
     }
     let mut key_file = None;
     match remote.and_then(|r| r.credential.as_ref()) {
-        Some(Credential::Token(token)) => {
-            use base64::Engine;
-            let basic =
-                base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+        Some(Credential::Token(_)) => {
+            let authorization = remote.and_then(Remote::basic_authorization);
             // Passed through the environment, not the command line, so `ps` does not show it.
             config.push((
                 "http.extraHeader".into(),
-                format!("Authorization: Basic {basic}"),
+                format!("Authorization: {}", authorization.unwrap_or_default()),
             ));
         }
         Some(Credential::SshKey(key)) => {
@@ -239,16 +252,46 @@ impl Remote {
         settings: &GitSettings,
         branches: &[String],
     ) -> Result<BTreeMap<String, String>> {
+        let patterns: Vec<String> = branches
+            .iter()
+            .map(|b| check_branch(b).map(|_| format!("refs/heads/{b}")))
+            .collect::<Result<_>>()?;
+        self.check_url(settings.allow_file)?;
+        // Smart HTTP(S) in process; `git` for ssh, file and servers that do not speak v2.
+        let listing = settings
+            .smart_http
+            .list_branches(
+                &self.url,
+                self.basic_authorization().as_deref(),
+                branches,
+                settings.network_timeout,
+            )
+            .await;
+        match listing {
+            Ok(Some(Listing::Heads(heads))) => {
+                gitsync_telemetry::Event::GitCall {
+                    fetch: false,
+                    ok: true,
+                }
+                .emit();
+                return Ok(heads);
+            }
+            Ok(Some(Listing::NotV2) | None) => {}
+            Err(e) => {
+                gitsync_telemetry::Event::GitCall {
+                    fetch: false,
+                    ok: false,
+                }
+                .emit();
+                return Err(e);
+            }
+        }
         let mut args = vec![
             "ls-remote",
             "--heads",
             "--end-of-options",
             self.url.as_str(),
         ];
-        let patterns: Vec<String> = branches
-            .iter()
-            .map(|b| check_branch(b).map(|_| format!("refs/heads/{b}")))
-            .collect::<Result<_>>()?;
         args.extend(patterns.iter().map(String::as_str));
         let out = run_git(settings, Some(self), "ls-remote", &args).await?;
         let mut heads = BTreeMap::new();

@@ -71,7 +71,7 @@ pub const REPOSITORY_SYNCS: Metric = Metric {
 };
 pub const GIT_REF_LISTINGS: Metric = Metric {
     name: "gitsync_git_ref_listings_total",
-    help: "Remote ref listings (git ls-remote), by outcome (ok, error).",
+    help: "Remote ref listings (smart HTTP ls-refs in process, or git ls-remote), by outcome (ok, error).",
     kind: Kind::Counter,
     labels: &["outcome"],
 };
