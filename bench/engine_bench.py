@@ -11,6 +11,7 @@
 
 Run (after `cargo build --release -p gitsync`):
     python3 bench/engine_bench.py --bin target/release/gitsync
+    python3 bench/engine_bench.py --bin NEW/gitsync --idle-only --baseline-bin OLD/gitsync --remotes 500 --poll 10 --window 30
 """
 import argparse
 import hashlib
@@ -241,10 +242,17 @@ def main():
     parser.add_argument("--poll", type=int, default=10, help="poll interval of the idle test, seconds")
     parser.add_argument("--window", type=int, default=60, help="measurement window of the idle test, seconds")
     parser.add_argument("--skip-idle", action="store_true")
+    parser.add_argument("--idle-only", action="store_true")
+    parser.add_argument("--baseline-bin", help="an older gitsync whose idle cost is measured in the same run")
     args = parser.parse_args()
-    out = {"webhook": webhook_latency(args.bin, args.rounds, args.targets, args.touched)}
-    print(json.dumps(out, indent=1), flush=True)
+    out = {"cores": os.cpu_count()}
+    if not args.idle_only:
+        out["webhook"] = webhook_latency(args.bin, args.rounds, args.targets, args.touched)
+        print(json.dumps(out, indent=1), flush=True)
     if not args.skip_idle:
+        if args.baseline_bin:
+            out["idle_baseline"] = idle_cost(args.baseline_bin, args.remotes, args.poll, args.window)
+            print(json.dumps(out, indent=1), flush=True)
         out["idle"] = idle_cost(args.bin, args.remotes, args.poll, args.window)
     print(json.dumps(out, indent=1))
 

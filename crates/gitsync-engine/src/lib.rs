@@ -51,7 +51,10 @@ pub struct EngineSettings {
     pub lease_ttl: Duration,
     /// This replica's name in leases and events.
     pub replica_id: String,
-    /// Branch checks (git network calls) running at once.
+    /// Branch checks in flight at once. A check of an unchanged smart HTTP remote is one small
+    /// request (at most 16 at once to any one host, `gitsync-git`), so many may wait on the network.
+    pub check_concurrency: usize,
+    /// `git fetch` processes running at once for branch checks.
     pub git_concurrency: usize,
     /// Resource syncs running at once.
     pub sync_concurrency: usize,
@@ -78,6 +81,7 @@ impl Default for EngineSettings {
             poll_interval: Duration::from_secs(60),
             lease_ttl: Duration::from_secs(60),
             replica_id: "gitsync".into(),
+            check_concurrency: 64,
             git_concurrency: 4,
             sync_concurrency: 8,
             attempt_delay: None,
@@ -166,7 +170,10 @@ pub struct Engine {
     deployer: Arc<dyn StackDeployer>,
     settings: EngineSettings,
     wake: Notify,
-    git_slots: Arc<Semaphore>,
+    /// Branch checks in flight ([`EngineSettings::check_concurrency`]).
+    check_slots: Arc<Semaphore>,
+    /// `git fetch` processes of branch checks ([`EngineSettings::git_concurrency`]).
+    fetch_slots: Arc<Semaphore>,
     sync_slots: Arc<Semaphore>,
     /// Proton deployments running at once: apart from resource syncs, which may wait for them.
     deploy_slots: Arc<Semaphore>,
@@ -194,7 +201,8 @@ impl Engine {
             preview_slots: Arc::new(Semaphore::new(PREVIEW_CONCURRENCY)),
             pull_requests,
             deliverers: deliverers.into_iter().map(|d| (d.name(), d)).collect(),
-            git_slots: Arc::new(Semaphore::new(settings.git_concurrency.max(1))),
+            check_slots: Arc::new(Semaphore::new(settings.check_concurrency.max(1))),
+            fetch_slots: Arc::new(Semaphore::new(settings.git_concurrency.max(1))),
             sync_slots: Arc::new(Semaphore::new(settings.sync_concurrency.max(1))),
             deploy_slots: Arc::new(Semaphore::new(settings.sync_concurrency.max(1))),
             store,
@@ -369,10 +377,10 @@ impl Engine {
     /// Claims as much due work as there are free slots, and starts it.
     async fn dispatch(self: &Arc<Self>, in_flight: &mut InFlight) -> gitsync_store::Result<()> {
         let now = self.store.now().await?;
-        let free = self.git_slots.available_permits();
+        let free = self.check_slots.available_permits();
         if free > 0 {
             for key in self.store.due_branches(now, free).await? {
-                let Ok(permit) = self.git_slots.clone().try_acquire_owned() else {
+                let Ok(permit) = self.check_slots.clone().try_acquire_owned() else {
                     break;
                 };
                 // Renewed while the check runs (however long git takes), so a stopped

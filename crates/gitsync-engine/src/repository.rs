@@ -375,7 +375,11 @@ impl Engine {
         let head = if mirror.has_commit(&head) {
             head
         } else {
-            match remote.fetch(&self.git, std::slice::from_ref(&branch)).await {
+            let fetched = {
+                let _slot = self.fetch_slots.acquire().await.expect("never closed");
+                remote.fetch(&self.git, std::slice::from_ref(&branch)).await
+            };
+            match fetched {
                 Ok((_, fetched)) => fetched.get(&branch).cloned().unwrap_or(head),
                 Err(e) => {
                     let error = match e {

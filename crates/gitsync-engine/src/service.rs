@@ -207,6 +207,7 @@ impl Engine {
                         })?,
                 };
                 if !mirror.has_commit(&sha) {
+                    let _slot = self.fetch_slots.acquire().await.expect("never closed");
                     remote
                         .fetch(&self.git, wanted)
                         .await
