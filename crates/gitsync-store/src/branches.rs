@@ -280,9 +280,28 @@ impl Store {
 
     /// Takes the QUEUED repository sync waiting on a branch, if any (it becomes the current one).
     pub async fn take_queued_attempt(&self, claim: &ClaimedBranch) -> Result<Option<i64>> {
+        // Most checks find nothing queued: one read says so, without a write transaction. A sync
+        // queued after that read also made the branch due (next_check_at = 0, which
+        // `finish_branch_check` keeps), so the next check takes it.
+        let queued = sqlx::query(
+            "SELECT queued_attempt_id FROM watched_branches \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6",
+        )
+        .bind_branch(&claim.key)
+        .bind(claim.epoch)
+        .fetch_optional(&self.pool)
+        .await?;
+        if queued
+            .map(|r| opt_int(&r, "queued_attempt_id"))
+            .transpose()?
+            .flatten()
+            .is_none()
+        {
+            return Ok(None);
+        }
         // Read and cleared in one transaction (the row locked on PostgreSQL; SQLite's write lock
-        // is taken up front): a sync queued by a webhook after the claim, while git listed the
-        // remote, is taken here too, never cleared unseen and left QUEUED.
+        // is taken up front): a sync queued by a webhook after the claim, while the remote was
+        // listed, is taken here too, never cleared unseen and left QUEUED.
         let mut tx = self.write_tx().await?;
         let lock = if self.backend == Backend::Postgres {
             " FOR UPDATE"
@@ -322,7 +341,7 @@ impl Store {
         claim: &ClaimedBranch,
         result: &BranchCheckResult,
     ) -> Result<()> {
-        let mut tx = self.write_tx().await?;
+        // One statement, so no transaction around it: it is atomic on its own.
         let done = sqlx::query(
             // A trigger or configuration change during the check (next_check_at = 0) means the
             // branch must be evaluated again, even at the same head.
@@ -338,12 +357,11 @@ impl Store {
         .bind(result.next_check_at.millis())
         .bind_branch(&claim.key)
         .bind(claim.epoch)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
             return Err(lease_lost(&format!("branch {}", claim.key.branch)));
         }
-        tx.commit().await?;
         Ok(())
     }
 
