@@ -28,21 +28,29 @@ struct Opened {
     account_id: String,
     secret: String,
     read_at: Instant,
-    /// `date/region/service` → signing key, newest last.
-    scopes: Mutex<Vec<(String, SigningKey)>>,
+    /// (date, region, service) → signing key, newest last.
+    scopes: Mutex<Vec<([String; 3], SigningKey)>>,
 }
 
 impl Opened {
+    /// The signing key of `scope`, derived on first use; looking it up allocates nothing.
     fn signing_key(&self, scope: &CredentialScope) -> SigningKey {
-        let name = format!("{}/{}/{}", scope.date, scope.region, scope.service);
         let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, key)) = scopes.iter().find(|(n, _)| *n == name) {
+        let same = |[date, region, service]: &[String; 3]| {
+            *date == scope.date && *region == scope.region && *service == scope.service
+        };
+        if let Some((_, key)) = scopes.iter().find(|(name, _)| same(name)) {
             return *key;
         }
         let key = sigv4::signing_key(&self.secret, scope);
         if scopes.len() == SCOPES_PER_KEY {
             scopes.remove(0);
         }
+        let name = [
+            scope.date.clone(),
+            scope.region.clone(),
+            scope.service.clone(),
+        ];
         scopes.push((name, key));
         key
     }

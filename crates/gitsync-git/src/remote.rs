@@ -17,6 +17,21 @@ pub enum Credential {
     SshKey(String),
 }
 
+impl Credential {
+    /// The `Authorization` header value of a token: basic auth with the token as password,
+    /// which GitHub, GitLab and Bitbucket all accept. `None` for an ssh key.
+    fn authorization(&self) -> Option<String> {
+        use base64::Engine;
+        match self {
+            Credential::Token(token) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
+            )),
+            Credential::SshKey(_) => None,
+        }
+    }
+}
+
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -38,19 +53,6 @@ impl Remote {
         Remote {
             url: url.into(),
             credential,
-        }
-    }
-
-    /// The `Authorization` header value of a token credential: basic auth with the token as
-    /// password, which GitHub, GitLab and Bitbucket all accept.
-    fn basic_authorization(&self) -> Option<String> {
-        use base64::Engine;
-        match &self.credential {
-            Some(Credential::Token(token)) => Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
-            )),
-            _ => None,
         }
     }
 
@@ -131,12 +133,14 @@ async fn run_git_once(
     }
     let mut key_file = None;
     match remote.and_then(|r| r.credential.as_ref()) {
-        Some(Credential::Token(_)) => {
-            let authorization = remote.and_then(Remote::basic_authorization);
+        Some(token @ Credential::Token(_)) => {
             // Passed through the environment, not the command line, so `ps` does not show it.
             config.push((
                 "http.extraHeader".into(),
-                format!("Authorization: {}", authorization.unwrap_or_default()),
+                format!(
+                    "Authorization: {}",
+                    token.authorization().unwrap_or_default()
+                ),
             ));
         }
         Some(Credential::SshKey(key)) => {
@@ -256,35 +260,31 @@ impl Remote {
             .iter()
             .map(|b| check_branch(b).map(|_| format!("refs/heads/{b}")))
             .collect::<Result<_>>()?;
-        self.check_url(settings.allow_file)?;
         // Smart HTTP(S) in process; `git` for ssh, file and servers that do not speak v2.
-        let listing = settings
+        let answered = match settings
             .smart_http
             .list_branches(
                 &self.url,
-                self.basic_authorization().as_deref(),
+                self.credential
+                    .as_ref()
+                    .and_then(Credential::authorization)
+                    .as_deref(),
                 branches,
                 settings.network_timeout,
             )
-            .await;
-        match listing {
-            Ok(Some(Listing::Heads(heads))) => {
-                gitsync_telemetry::Event::GitCall {
-                    fetch: false,
-                    ok: true,
-                }
-                .emit();
-                return Ok(heads);
+            .await
+        {
+            Ok(Some(Listing::Heads(heads))) => Some(Ok(heads)),
+            Ok(Some(Listing::NotV2) | None) => None,
+            Err(e) => Some(Err(e)),
+        };
+        if let Some(result) = answered {
+            gitsync_telemetry::Event::GitCall {
+                fetch: false,
+                ok: result.is_ok(),
             }
-            Ok(Some(Listing::NotV2) | None) => {}
-            Err(e) => {
-                gitsync_telemetry::Event::GitCall {
-                    fetch: false,
-                    ok: false,
-                }
-                .emit();
-                return Err(e);
-            }
+            .emit();
+            return result;
         }
         let mut args = vec![
             "ls-remote",

@@ -280,23 +280,24 @@ impl Store {
 
     /// Takes the QUEUED repository sync waiting on a branch, if any (it becomes the current one).
     pub async fn take_queued_attempt(&self, claim: &ClaimedBranch) -> Result<Option<i64>> {
+        const QUEUED: &str = "SELECT queued_attempt_id FROM watched_branches \
+             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6";
+        // No row at this epoch: the lease was lost, and the check's own writes are refused.
+        let queued_id = |row: Option<sqlx::any::AnyRow>| -> Result<Option<i64>> {
+            Ok(row
+                .map(|r| opt_int(&r, "queued_attempt_id"))
+                .transpose()?
+                .flatten())
+        };
         // Most checks find nothing queued: one read says so, without a write transaction. A sync
         // queued after that read also made the branch due (next_check_at = 0, which
         // `finish_branch_check` keeps), so the next check takes it.
-        let queued = sqlx::query(
-            "SELECT queued_attempt_id FROM watched_branches \
-             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6",
-        )
-        .bind_branch(&claim.key)
-        .bind(claim.epoch)
-        .fetch_optional(&self.pool)
-        .await?;
-        if queued
-            .map(|r| opt_int(&r, "queued_attempt_id"))
-            .transpose()?
-            .flatten()
-            .is_none()
-        {
+        let row = sqlx::query(QUEUED)
+            .bind_branch(&claim.key)
+            .bind(claim.epoch)
+            .fetch_optional(&self.pool)
+            .await?;
+        if queued_id(row)?.is_none() {
             return Ok(None);
         }
         // Read and cleared in one transaction (the row locked on PostgreSQL; SQLite's write lock
@@ -308,19 +309,12 @@ impl Store {
         } else {
             ""
         };
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT queued_attempt_id FROM watched_branches \
-             WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 AND branch = $5 AND lease_epoch = $6{lock}"
-        )))
-        .bind_branch(&claim.key)
-        .bind(claim.epoch)
-        .fetch_optional(&mut *tx)
-        .await?;
-        // No row at this epoch: the lease was lost, and the check's own writes are refused.
-        let queued = match row {
-            Some(r) => opt_int(&r, "queued_attempt_id")?,
-            None => None,
-        };
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{QUEUED}{lock}")))
+            .bind_branch(&claim.key)
+            .bind(claim.epoch)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let queued = queued_id(row)?;
         if queued.is_some() {
             sqlx::query(
                 "UPDATE watched_branches SET queued_attempt_id = NULL \
