@@ -38,6 +38,7 @@ use gitsync_store::{
 };
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::{Id, JoinSet};
@@ -112,7 +113,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Work this replica holds a lease on, kept per task so that a shutdown can release what it cut
 /// short.
 enum Held {
-    Branch(ClaimedBranch),
+    Branch(Box<ClaimedBranch>),
     Target(Box<ClaimedTarget>),
     Delivery(Box<ClaimedDelivery>),
     Deployment(Box<ClaimedDeployment>),
@@ -174,6 +175,8 @@ pub struct Engine {
     check_slots: Arc<Semaphore>,
     /// `git fetch` processes of branch checks ([`EngineSettings::git_concurrency`]).
     fetch_slots: Arc<Semaphore>,
+    /// The last claim of due branches filled every check slot (so more may be waiting).
+    branch_backlog: AtomicBool,
     sync_slots: Arc<Semaphore>,
     /// Proton deployments running at once: apart from resource syncs, which may wait for them.
     deploy_slots: Arc<Semaphore>,
@@ -203,6 +206,7 @@ impl Engine {
             deliverers: deliverers.into_iter().map(|d| (d.name(), d)).collect(),
             check_slots: Arc::new(Semaphore::new(settings.check_concurrency.max(1))),
             fetch_slots: Arc::new(Semaphore::new(settings.git_concurrency.max(1))),
+            branch_backlog: AtomicBool::new(false),
             sync_slots: Arc::new(Semaphore::new(settings.sync_concurrency.max(1))),
             deploy_slots: Arc::new(Semaphore::new(settings.sync_concurrency.max(1))),
             store,
@@ -379,26 +383,32 @@ impl Engine {
         let now = self.store.now().await?;
         let free = self.check_slots.available_permits();
         if free > 0 {
-            for key in self.store.due_branches(now, free).await? {
+            // Claimed in one statement; their leases are renewed while the checks run (however
+            // long git takes), so a stopped replica's branches are free again after one lease.
+            let claims = self
+                .store
+                .claim_due_branches(&self.settings.replica_id, now, self.lease_ms(), free)
+                .await?;
+            // Every slot taken: more branches may be due, and each check that ends looks again.
+            self.branch_backlog
+                .store(claims.len() == free, Ordering::Relaxed);
+            for claim in claims {
                 let Ok(permit) = self.check_slots.clone().try_acquire_owned() else {
-                    break;
+                    self.store.release_branch(&claim).await?;
+                    continue;
                 };
-                // Renewed while the check runs (however long git takes), so a stopped
-                // replica's branch is free again after one lease.
-                if let Some(claim) = self
-                    .store
-                    .claim_branch(&key, &self.settings.replica_id, now, self.lease_ms())
-                    .await?
-                {
-                    let engine = self.clone();
-                    let held = Held::Branch(claim.clone());
-                    let task = in_flight.tasks.spawn(async move {
-                        engine.check_branch(claim).await;
-                        drop(permit);
+                let engine = self.clone();
+                let held = Held::Branch(Box::new(claim.clone()));
+                let task = in_flight.tasks.spawn(async move {
+                    engine.check_branch(claim).await;
+                    drop(permit);
+                    // A check that found work woke the engine itself; an unchanged one only
+                    // frees a slot, which matters when due branches are waiting for one.
+                    if engine.branch_backlog.load(Ordering::Relaxed) {
                         engine.wake();
-                    });
-                    in_flight.held.insert(task.id(), held);
-                }
+                    }
+                });
+                in_flight.held.insert(task.id(), held);
             }
         }
         let free = self.sync_slots.available_permits();

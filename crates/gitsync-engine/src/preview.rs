@@ -37,17 +37,8 @@ impl Engine {
         else {
             return;
         };
-        match self
-            .store
-            .previews_pull_requests(&key.tenant, link_id, &key.branch)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read whether this branch's stacks preview pull requests");
-                return;
-            }
+        if !claim.previews_pull_requests {
+            return;
         }
         let pulls = match hosts
             .open_pull_requests(&key.tenant, link_id, &key.branch)

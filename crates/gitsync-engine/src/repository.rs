@@ -202,10 +202,9 @@ impl Engine {
         }
     }
 
-    async fn next_check(&self) -> Timestamp {
-        self.db_now()
-            .await
-            .plus_millis(jittered(self.settings.poll_interval).as_millis() as i64)
+    /// How long until the next poll of a branch (from the database's clock when it is saved).
+    fn next_check(&self) -> Duration {
+        jittered(self.settings.poll_interval)
     }
 
     /// Records a failed repository sync (once per run of failures, and whenever a sync was
@@ -275,7 +274,7 @@ impl Engine {
             synced_sha: claim.synced_sha.clone(),
             failures,
             last_error: Some(message),
-            next_check_at: self.db_now().await.plus_millis(wait.as_millis() as i64),
+            next_check_in: wait,
         }
     }
 
@@ -291,12 +290,17 @@ impl Engine {
                 key.sync_type.as_str()
             )));
         };
-        let source = match &repository {
-            RepositoryKey::Link(link_id) => self.store.link_source(&key.tenant, link_id).await,
-            RepositoryKey::Proton { provider, name } => {
-                self.store.proton_source(&key.tenant, *provider, name).await
+        let source = match (&repository, &claim.link_source) {
+            (_, Some(source)) => source.clone(),
+            (RepositoryKey::Link(link_id), None) => {
+                self.store.link_source(&key.tenant, link_id).await?
             }
-        }?;
+            (RepositoryKey::Proton { provider, name }, None) => {
+                self.store
+                    .proton_source(&key.tenant, *provider, name)
+                    .await?
+            }
+        };
         let remote = remote_for(&source, &self.settings.git_bases)?;
         let branch = key.branch.clone();
         let heads = remote
@@ -313,8 +317,13 @@ impl Engine {
                 branch: branch.clone(),
                 url: remote.url.clone(),
             })?;
-        let queued = self.store.take_queued_attempt(claim).await?;
         if Some(&head) == claim.synced_sha.as_ref() {
+            // A sync queued after the claim also made the branch due again (next_check_at = 0,
+            // which `finish_branch_check` keeps): the next check, at once, takes it.
+            let queued = match claim.queued_attempt_id {
+                Some(_) => self.store.take_queued_attempt(claim).await?,
+                None => None,
+            };
             // An unchanged remote costs one ref listing: no fetch, no attempt.
             if let Some(id) = queued
                 && let Err(e) = self
@@ -337,10 +346,10 @@ impl Engine {
                 synced_sha: Some(head),
                 failures: 0,
                 last_error: None,
-                next_check_at: self.next_check().await,
+                next_check_in: self.next_check(),
             });
         }
-        let attempt = match queued {
+        let attempt = match self.store.take_queued_attempt(claim).await? {
             Some(id) => id,
             None => {
                 self.store
@@ -485,7 +494,7 @@ impl Engine {
             synced_sha: Some(head),
             failures: 0,
             last_error: None,
-            next_check_at: self.next_check().await,
+            next_check_in: self.next_check(),
         })
     }
 }

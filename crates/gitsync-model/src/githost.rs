@@ -7,8 +7,9 @@ use crate::ProviderType;
 use serde::{Deserialize, Serialize};
 
 /// What `gitsync connections activate` keeps (sealed) for a connection: how to reach its
-/// repositories with Git, and its host's REST API.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// repositories with Git, and its host's REST API. Its `Debug` output names which secrets are
+/// set, never their values.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionSecrets {
     /// For Git over HTTPS, and the REST API unless `api_token` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -24,6 +25,18 @@ pub struct ConnectionSecrets {
     /// to it (ssh or `file://` endpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectionSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ConnectionSecrets")
+            .field("token", &set(&self.token))
+            .field("ssh_key", &set(&self.ssh_key))
+            .field("api_token", &set(&self.api_token))
+            .field("api_url", &self.api_url)
+            .finish()
+    }
 }
 
 impl ConnectionSecrets {

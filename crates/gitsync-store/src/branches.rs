@@ -10,6 +10,7 @@
 use crate::attempts::insert_event;
 use crate::rows::lease_lost;
 use crate::rows::{BindKey, int, opt_int, opt_text, parsed, text};
+use crate::sources::{LINK_SOURCE_COLUMNS, LINK_SOURCE_JOINS, LinkSource};
 use crate::status::RepositoryKey;
 use crate::{Backend, Result, Store};
 use gitsync_model::{
@@ -35,6 +36,11 @@ pub struct ClaimedBranch {
     pub synced_sha: Option<String>,
     pub failures: i64,
     pub queued_attempt_id: Option<i64>,
+    /// Whether a stack sync on this branch previews its pull requests (read with the claim).
+    pub previews_pull_requests: bool,
+    /// Where a link's repository lives, read for the whole claimed batch at once (`None`: the
+    /// check reads it, and says why when it cannot).
+    pub link_source: Option<LinkSource>,
 }
 
 /// How a branch check ended, to schedule the next one.
@@ -44,7 +50,8 @@ pub struct BranchCheckResult {
     pub synced_sha: Option<String>,
     pub failures: i64,
     pub last_error: Option<String>,
-    pub next_check_at: Timestamp,
+    /// When the next check is due, from the database's clock at the check's end.
+    pub next_check_in: std::time::Duration,
 }
 
 /// Makes one tenant's `watched_branches` match its sync configurations, inside the transaction
@@ -97,14 +104,19 @@ pub(crate) async fn watch_configured_branches(
     .map(|r| Ok((text(r, "sync_type")?, text(r, "repository_key")?, text(r, "branch")?)))
     .collect::<Result<_>>()?;
     for (sync_type, repository_key, branch) in wanted.difference(&watched) {
+        let link_id = match RepositoryKey::parse(repository_key) {
+            RepositoryKey::Link(link_id) => Some(link_id),
+            RepositoryKey::Proton { .. } => None,
+        };
         sqlx::query(
-            "INSERT INTO watched_branches (account_id, region, sync_type, repository_key, branch, next_check_at, failures, lease_epoch) \
-             VALUES ($1, $2, $3, $4, $5, 0, 0, 0)",
+            "INSERT INTO watched_branches (account_id, region, sync_type, repository_key, link_id, branch, next_check_at, failures, lease_epoch) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0)",
         )
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(sync_type)
         .bind(repository_key)
+        .bind(link_id)
         .bind(branch)
         .execute(&mut **tx)
         .await?;
@@ -182,67 +194,124 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Branches due for a check whose lease is free.
-    pub async fn due_branches(&self, now: Timestamp, limit: usize) -> Result<Vec<BranchKey>> {
-        let rows = sqlx::query(
-            "SELECT account_id, region, sync_type, repository_key, branch FROM watched_branches \
-             WHERE next_check_at <= $1 AND (lease_owner IS NULL OR lease_expires_at < $1) ORDER BY next_check_at LIMIT $2",
-        )
-        .bind(now.millis())
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(branch_from).collect()
-    }
-
-    /// Claims a due branch; `None` when another worker got it first or it is no longer due.
-    pub async fn claim_branch(
+    /// Claims up to `limit` due branches whose lease is free, in one statement: the claim of an
+    /// idle engine's many unchanged checks costs one write per batch, not one per branch. A
+    /// repository sync that a stopped worker left INITIATED or IN_PROGRESS on a claimed branch
+    /// is closed as ABANDONED here, so that no attempt stays in flight forever.
+    pub async fn claim_due_branches(
         &self,
-        key: &BranchKey,
         owner: &str,
         now: Timestamp,
         ttl_ms: i64,
-    ) -> Result<Option<ClaimedBranch>> {
-        let mut tx = self.write_tx().await?;
-        if self.backend == Backend::Postgres {
-            // Replicas claiming at once skip rows another is locking instead of queueing on them.
-            let free = sqlx::query(
-                "SELECT 1 FROM watched_branches WHERE account_id = $1 AND region = $2 AND sync_type = $3 AND repository_key = $4 \
-                 AND branch = $5 AND next_check_at <= $6 AND (lease_owner IS NULL OR lease_expires_at < $6) FOR UPDATE SKIP LOCKED",
-            )
-            .bind_branch(key)
-            .bind(now.millis())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if free.is_none() {
-                return Ok(None);
-            }
-        }
-        let row = sqlx::query(
-            // While checked, the branch is not due; a trigger during the check makes it due again
-            // (next_check_at = 0), which `finish_branch_check` keeps.
-            "UPDATE watched_branches SET lease_owner = $1, lease_expires_at = $2, next_check_at = $2, lease_epoch = lease_epoch + 1 \
-             WHERE account_id = $3 AND region = $4 AND sync_type = $5 AND repository_key = $6 AND branch = $7 \
-             AND next_check_at <= $8 AND (lease_owner IS NULL OR lease_expires_at < $8) \
-             RETURNING lease_epoch, synced_sha, failures, queued_attempt_id",
-        )
-        .bind(owner)
-        .bind(now.millis() + ttl_ms)
-        .bind_branch(key)
-        .bind(now.millis())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            tx.commit().await?;
-            return Ok(None);
+        limit: usize,
+    ) -> Result<Vec<ClaimedBranch>> {
+        // Which rows: the due ones, oldest first. PostgreSQL replicas claiming at once skip rows
+        // another is locking instead of queueing on them; SQLite's one writer needs no lock.
+        let due = "FROM watched_branches WHERE next_check_at <= $3 AND (lease_owner IS NULL OR lease_expires_at < $3) \
+             ORDER BY next_check_at LIMIT $4";
+        let pick = match self.backend {
+            Backend::Sqlite => format!("rowid IN (SELECT rowid {due})"),
+            Backend::Postgres => format!(
+                "(account_id, region, sync_type, repository_key, branch) IN \
+                 (SELECT account_id, region, sync_type, repository_key, branch {due} FOR UPDATE SKIP LOCKED) \
+                 AND next_check_at <= $3 AND (lease_owner IS NULL OR lease_expires_at < $3)"
+            ),
         };
-        // A repository sync left INITIATED or IN_PROGRESS by a worker that stopped is closed here,
-        // so that no attempt stays in flight forever.
+        // While checked, a branch is not due; a trigger during the check makes it due again
+        // (next_check_at = 0), which `finish_branch_check` keeps. The claim also says whether
+        // a repository sync is left unfinished (the rare case that needs a transaction) and
+        // whether the branch's stacks preview pull requests (read here, not once per check).
+        let claim = format!(
+            "UPDATE watched_branches SET lease_owner = $1, lease_expires_at = $2, next_check_at = $2, lease_epoch = lease_epoch + 1 \
+             WHERE {pick} \
+             RETURNING account_id, region, sync_type, repository_key, branch, lease_epoch, synced_sha, failures, queued_attempt_id, \
+             (SELECT COUNT(*) FROM repository_sync_attempts a WHERE a.account_id = watched_branches.account_id \
+               AND a.region = watched_branches.region AND a.sync_type = watched_branches.sync_type \
+               AND a.repository_key = watched_branches.repository_key AND a.branch = watched_branches.branch \
+               AND a.status IN ('INITIATED', 'IN_PROGRESS')) AS unfinished, \
+             (SELECT COUNT(*) FROM sync_configurations c WHERE c.account_id = watched_branches.account_id \
+               AND c.region = watched_branches.region AND watched_branches.sync_type = 'CFN_STACK_SYNC' \
+               AND c.link_id = watched_branches.link_id AND c.branch = watched_branches.branch \
+               AND c.pull_request_comment = 'ENABLED') AS previews"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(claim))
+            .bind(owner)
+            .bind(now.millis() + ttl_ms)
+            .bind(now.millis())
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut claims = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let claim = ClaimedBranch {
+                key: branch_from(row)?,
+                epoch: int(row, "lease_epoch")?,
+                synced_sha: opt_text(row, "synced_sha")?,
+                failures: int(row, "failures")?,
+                queued_attempt_id: opt_int(row, "queued_attempt_id")?,
+                previews_pull_requests: int(row, "previews")? > 0,
+                link_source: None,
+            };
+            if int(row, "unfinished")? > 0 {
+                self.close_unfinished_repository_syncs(&claim, now).await?;
+            }
+            claims.push(claim);
+        }
+        if claims
+            .iter()
+            .any(|c| matches!(c.key.repository, RepositoryKey::Link(_)))
+        {
+            self.read_link_sources(owner, now.millis() + ttl_ms, &mut claims)
+                .await;
+        }
+        Ok(claims)
+    }
+
+    /// Reads the link sources of one claimed batch in one statement (its rows are those leased
+    /// to `owner` until `until`). A source that cannot be read here is left for the check to
+    /// read, which reports why; so is every source if the statement fails.
+    async fn read_link_sources(&self, owner: &str, until: i64, claims: &mut [ClaimedBranch]) {
+        let sql = format!(
+            "SELECT w.account_id, w.region, w.sync_type, w.repository_key, w.branch, {LINK_SOURCE_COLUMNS} \
+             FROM watched_branches w \
+             JOIN repository_links l ON l.account_id = w.account_id AND l.region = w.region \
+               AND l.link_id = w.link_id {LINK_SOURCE_JOINS} \
+             WHERE w.next_check_at = $1 AND w.lease_owner = $2"
+        );
+        let rows = match sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(until)
+            .bind(owner)
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the claimed branches' repositories at once");
+                return;
+            }
+        };
+        let mut sources: std::collections::HashMap<BranchKey, LinkSource> = rows
+            .iter()
+            .filter_map(|row| Some((branch_from(row).ok()?, self.link_source_from(row).ok()?)))
+            .collect();
+        for claim in claims {
+            claim.link_source = sources.remove(&claim.key);
+        }
+    }
+
+    /// Closes the repository syncs of a just claimed branch that the worker before left
+    /// INITIATED or IN_PROGRESS (it stopped, or lost its lease).
+    async fn close_unfinished_repository_syncs(
+        &self,
+        claim: &ClaimedBranch,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         let orphans = sqlx::query(
             "SELECT attempt_id, status FROM repository_sync_attempts WHERE account_id = $1 AND region = $2 AND sync_type = $3 \
              AND repository_key = $4 AND branch = $5 AND status IN ('INITIATED', 'IN_PROGRESS')",
         )
-        .bind_branch(key)
+        .bind_branch(&claim.key)
         .fetch_all(&mut *tx)
         .await?;
         for orphan in orphans {
@@ -269,13 +338,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(Some(ClaimedBranch {
-            key: key.clone(),
-            epoch: int(&row, "lease_epoch")?,
-            synced_sha: opt_text(&row, "synced_sha")?,
-            failures: int(&row, "failures")?,
-            queued_attempt_id: opt_int(&row, "queued_attempt_id")?,
-        }))
+        Ok(())
     }
 
     /// Takes the QUEUED repository sync waiting on a branch, if any (it becomes the current one).
@@ -335,24 +398,26 @@ impl Store {
         claim: &ClaimedBranch,
         result: &BranchCheckResult,
     ) -> Result<()> {
-        // One statement, so no transaction around it: it is atomic on its own.
-        let done = sqlx::query(
-            // A trigger or configuration change during the check (next_check_at = 0) means the
-            // branch must be evaluated again, even at the same head.
+        // One statement, so no transaction around it: it is atomic on its own. A trigger or
+        // configuration change during the check (next_check_at = 0) means the branch must be
+        // evaluated again, even at the same head.
+        let finish = format!(
             "UPDATE watched_branches SET remote_sha = COALESCE($1, remote_sha), \
              synced_sha = CASE WHEN next_check_at = 0 THEN NULL ELSE $2 END, failures = $3, last_error = $4, \
-             next_check_at = CASE WHEN next_check_at = 0 THEN 0 ELSE $5 END, lease_owner = NULL, lease_expires_at = NULL \
+             next_check_at = CASE WHEN next_check_at = 0 THEN 0 ELSE {} + $5 END, lease_owner = NULL, lease_expires_at = NULL \
              WHERE account_id = $6 AND region = $7 AND sync_type = $8 AND repository_key = $9 AND branch = $10 AND lease_epoch = $11",
-        )
-        .bind(&result.remote_sha)
-        .bind(&result.synced_sha)
-        .bind(result.failures)
-        .bind(&result.last_error)
-        .bind(result.next_check_at.millis())
-        .bind_branch(&claim.key)
-        .bind(claim.epoch)
-        .execute(&self.pool)
-        .await?;
+            self.clock()
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(finish))
+            .bind(&result.remote_sha)
+            .bind(&result.synced_sha)
+            .bind(result.failures)
+            .bind(&result.last_error)
+            .bind(result.next_check_in.as_millis() as i64)
+            .bind_branch(&claim.key)
+            .bind(claim.epoch)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(lease_lost(&format!("branch {}", claim.key.branch)));
         }

@@ -67,7 +67,7 @@ pub use templates::{NewTemplateVersion, TemplateSpec, VersionRef};
 use gitsync_model::Limits;
 use gitsync_model::Timestamp;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use std::time::Duration;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -204,20 +204,21 @@ impl Store {
     /// The database's clock, in epoch milliseconds. Leases are stamped with it, so replicas whose
     /// own clocks disagree still agree on when a lease runs out.
     pub async fn now(&self) -> Result<Timestamp> {
-        let sql: &'static str = match self.backend {
-            Backend::Sqlite => {
-                "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
-            }
-            Backend::Postgres => {
-                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
-            }
-        };
         Ok(Timestamp(
-            sqlx::query(sql)
+            sqlx::query(AssertSqlSafe(format!("SELECT {}", self.clock())))
                 .fetch_one(&self.pool)
                 .await?
                 .try_get::<i64, _>(0)?,
         ))
+    }
+
+    /// The database's clock in epoch milliseconds, as an SQL expression: a write that schedules
+    /// from "now" reads the clock in the same statement instead of a round trip before it.
+    pub(crate) fn clock(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
     }
 
     /// Closes every pooled connection.

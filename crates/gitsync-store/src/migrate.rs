@@ -39,6 +39,10 @@ const SQLITE: &[(i64, &str)] = &[
         13,
         include_str!("../migrations/sqlite/0013_dashboard_sessions.sql"),
     ),
+    (
+        14,
+        include_str!("../migrations/sqlite/0014_watched_branch_links.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -74,6 +78,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         13,
         include_str!("../migrations/postgres/0013_dashboard_sessions.sql"),
+    ),
+    (
+        14,
+        include_str!("../migrations/postgres/0014_watched_branch_links.sql"),
     ),
 ];
 

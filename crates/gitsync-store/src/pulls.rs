@@ -71,27 +71,6 @@ fn pull_number(row: &sqlx::any::AnyRow) -> Result<u64> {
 }
 
 impl Store {
-    /// Whether any stack on a link's branch previews pull requests (`PullRequestComment`): the
-    /// branch's checks then read its open pull requests.
-    pub async fn previews_pull_requests(
-        &self,
-        tenant: &Tenant,
-        link_id: &str,
-        branch: &str,
-    ) -> Result<bool> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM sync_configurations WHERE account_id = $1 AND region = $2 \
-             AND link_id = $3 AND branch = $4 AND pull_request_comment = 'ENABLED'",
-        )
-        .bind(&tenant.account_id)
-        .bind(&tenant.region)
-        .bind(link_id)
-        .bind(branch)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(int(&row, "n")? > 0)
-    }
-
     /// Records the pull requests a host lists as open onto a link's branch: new ones are added
     /// and moved heads updated (both due at once); those no longer listed are closed and get
     /// nothing more. Answers how many are due.

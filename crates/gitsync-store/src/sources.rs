@@ -5,6 +5,8 @@ use crate::rows::{opt_text, parsed, text};
 use crate::{Result, Store, StoreError};
 use gitsync_model::githost::ConnectionSecrets;
 use gitsync_model::{ConnectionStatus, ProviderType, Tenant};
+use sqlx::AssertSqlSafe;
+use sqlx::any::AnyRow;
 
 /// Where a repository link's repository lives and how to reach it.
 #[derive(Debug, Clone)]
@@ -22,6 +24,12 @@ pub struct LinkSource {
     pub secrets: Option<ConnectionSecrets>,
 }
 
+/// What a [`LinkSource`] is read from: a link (`l`) with its connection and host.
+pub(crate) const LINK_SOURCE_COLUMNS: &str = "l.link_id, l.owner_id, l.repository_name, l.provider_type, l.connection_arn, \
+     c.status, c.credentials_sealed, h.provider_endpoint";
+pub(crate) const LINK_SOURCE_JOINS: &str = "LEFT JOIN connections c ON c.account_id = l.account_id AND c.region = l.region AND c.connection_id = l.connection_id \
+     LEFT JOIN hosts h ON h.account_id = l.account_id AND h.region = l.region AND h.arn = c.host_arn";
+
 impl Store {
     /// A connection's sealed secrets, opened and read.
     pub(crate) fn open_secrets(&self, sealed: Option<String>) -> Result<Option<ConnectionSecrets>> {
@@ -36,21 +44,24 @@ impl Store {
 
     /// Where a link's repository lives, with the connection's state and opened credentials.
     pub async fn link_source(&self, tenant: &Tenant, link_id: &str) -> Result<LinkSource> {
-        let row = sqlx::query(
-            "SELECT l.link_id, l.owner_id, l.repository_name, l.provider_type, l.connection_arn, c.status, c.credentials_sealed, h.provider_endpoint \
-             FROM repository_links l \
-             LEFT JOIN connections c ON c.account_id = l.account_id AND c.region = l.region AND c.connection_id = l.connection_id \
-             LEFT JOIN hosts h ON h.account_id = l.account_id AND h.region = l.region AND h.arn = c.host_arn \
-             WHERE l.account_id = $1 AND l.region = $2 AND l.link_id = $3",
-        )
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {LINK_SOURCE_COLUMNS} FROM repository_links l {LINK_SOURCE_JOINS} \
+             WHERE l.account_id = $1 AND l.region = $2 AND l.link_id = $3"
+        )))
         .bind(&tenant.account_id)
         .bind(&tenant.region)
         .bind(link_id)
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("Repository link {link_id} does not exist")))?;
-        let connection_arn = text(&row, "connection_arn")?;
-        let status = match opt_text(&row, "status")? {
+        self.link_source_from(&row)
+    }
+
+    /// A [`LinkSource`] from a row of [`LINK_SOURCE_COLUMNS`].
+    pub(crate) fn link_source_from(&self, row: &AnyRow) -> Result<LinkSource> {
+        let link_id = text(row, "link_id")?;
+        let connection_arn = text(row, "connection_arn")?;
+        let status = match opt_text(row, "status")? {
             Some(s) => ConnectionStatus::parse(&s).ok_or_else(|| StoreError::corrupt(s))?,
             None => {
                 return Err(StoreError::NotFound(format!(
@@ -58,15 +69,15 @@ impl Store {
                 )));
             }
         };
-        let secrets = self.open_secrets(opt_text(&row, "credentials_sealed")?)?;
+        let secrets = self.open_secrets(opt_text(row, "credentials_sealed")?)?;
         Ok(LinkSource {
-            link_id: text(&row, "link_id")?,
-            owner_id: text(&row, "owner_id")?,
-            repository_name: text(&row, "repository_name")?,
-            provider_type: parsed(&row, "provider_type", ProviderType::parse)?,
+            link_id,
+            owner_id: text(row, "owner_id")?,
+            repository_name: text(row, "repository_name")?,
+            provider_type: parsed(row, "provider_type", ProviderType::parse)?,
             connection_arn,
             connection_status: status,
-            host_endpoint: opt_text(&row, "provider_endpoint")?,
+            host_endpoint: opt_text(row, "provider_endpoint")?,
             secrets,
         })
     }

@@ -1416,17 +1416,12 @@ async fn queued_during_a_check(store: Store) {
         .await
         .unwrap();
     let now = store.now().await.unwrap();
-    let key = store
-        .due_branches(now, 10)
+    let claim = store
+        .claim_due_branches("w", now, 60_000, 10)
         .await
         .unwrap()
         .into_iter()
-        .find(|k| k.tenant == a)
-        .unwrap();
-    let claim = store
-        .claim_branch(&key, "w", now, 60_000)
-        .await
-        .unwrap()
+        .find(|c| c.key.tenant == a)
         .unwrap();
     assert_eq!(claim.queued_attempt_id, None);
     let repository = RepositoryKey::Link(l.id.clone());
@@ -1440,6 +1435,121 @@ async fn queued_during_a_check(store: Store) {
     let taken = store.take_queued_attempt(&claim).await.unwrap();
     assert!(taken.is_some(), "the sync queued during the check is taken");
     assert_eq!(store.take_queued_attempt(&claim).await.unwrap(), None);
+}
+
+/// Due branches are claimed in batches of at most the limit asked for, each once while its lease
+/// holds; after the lease runs out the branch is claimable again, and a repository sync its last
+/// holder left in flight is closed as abandoned by that claim.
+async fn branch_claims(store: Store) {
+    let a = tenant("111111111111");
+    let b = tenant("222222222222");
+    for (t, name) in [(&a, "one"), (&b, "two"), (&b, "three")] {
+        let l = link(&store, t, name).await;
+        store
+            .create_sync_configuration(t, &stack_spec(&l, name, "main"))
+            .await
+            .unwrap();
+    }
+    let now = store.now().await.unwrap();
+    let first = store
+        .claim_due_branches("w1", now, 60_000, 2)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    let second = store
+        .claim_due_branches("w2", now, 60_000, 2)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1, "only the branch not claimed yet");
+    assert!(first.iter().all(|c| c.key != second[0].key));
+    // Each claim carries its own link's source, read with the batch.
+    for claim in first.iter().chain(&second) {
+        let source = claim.link_source.as_ref().expect("read with the claim");
+        assert_eq!(
+            RepositoryKey::Link(source.link_id.clone()),
+            claim.key.repository
+        );
+    }
+    assert!(
+        store
+            .claim_due_branches("w2", now, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "every branch is leased"
+    );
+    // w2's check stops with a repository sync in flight; its lease runs out.
+    let held = &second[0];
+    let id = store
+        .start_repository_attempt(
+            &held.key.tenant,
+            held.key.sync_type,
+            &held.key.repository,
+            &held.key.branch,
+            RepositorySyncStatus::InProgress,
+            now,
+        )
+        .await
+        .unwrap();
+    let later = now.plus_millis(60_001);
+    let again = store
+        .claim_due_branches("w3", later, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3, "every lease ran out");
+    let retaken = again.iter().find(|c| c.key == held.key).unwrap();
+    assert_eq!(retaken.epoch, held.epoch + 1);
+    let (history, _) = store
+        .repository_history(&held.key.tenant, &held.key.repository, None, 10)
+        .await
+        .unwrap();
+    let closed = history.iter().find(|h| h.id == id).unwrap();
+    assert_eq!(closed.attempt.status, RepositorySyncStatus::Failed);
+    assert!(
+        closed
+            .attempt
+            .events
+            .iter()
+            .any(|e| e.event_type == "ABANDONED"),
+        "{:?}",
+        closed.attempt.events
+    );
+    // The old holder's finish is refused: its lease is gone.
+    let result = gitsync_store::BranchCheckResult {
+        remote_sha: None,
+        synced_sha: None,
+        failures: 0,
+        last_error: None,
+        next_check_in: std::time::Duration::from_secs(60),
+    };
+    assert!(store.finish_branch_check(held, &result).await.is_err());
+    // The new holder's finish schedules the next check a minute from the database's clock.
+    store.finish_branch_check(retaken, &result).await.unwrap();
+    let soon = store.now().await.unwrap();
+    assert!(
+        store
+            .claim_due_branches("w4", soon.plus_millis(59_000), 60_000, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.key != held.key),
+        "not due before its minute"
+    );
+}
+
+#[tokio::test]
+async fn branches_are_claimed_in_batches_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    branch_claims(store).await;
+}
+
+#[tokio::test]
+async fn branches_are_claimed_in_batches_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    branch_claims(db.store.clone()).await;
+    db.drop_now().await;
 }
 
 #[tokio::test]
@@ -1541,7 +1651,7 @@ async fn replicas_starting_together_migrate_once_on_postgres() {
         .iter()
         .map(|r| r.try_get::<i64, _>(0).unwrap())
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+    assert_eq!(versions, (1..=14).collect::<Vec<i64>>());
     drop(check);
     for s in [a, b, c] {
         s.close().await;
@@ -2501,18 +2611,24 @@ async fn pull_requests(store: Store) {
     let mut spec = stack_spec(&l, "web", "main");
     spec.pull_request_comment = Some(true);
     store.create_sync_configuration(&a, &spec).await.unwrap();
-    assert!(
-        store
-            .previews_pull_requests(&a, &l.id, "main")
-            .await
+    // A stack on another branch of the link that previews nothing.
+    store
+        .create_sync_configuration(&a, &stack_spec(&l, "api", "dev"))
+        .await
+        .unwrap();
+    let claims = store
+        .claim_due_branches("w", store.now().await.unwrap(), 60_000, 10)
+        .await
+        .unwrap();
+    let previews = |branch: &str| {
+        claims
+            .iter()
+            .find(|c| c.key.branch == branch)
             .unwrap()
-    );
-    assert!(
-        !store
-            .previews_pull_requests(&a, &l.id, "dev")
-            .await
-            .unwrap()
-    );
+            .previews_pull_requests
+    };
+    assert!(previews("main"), "the claim says main's stack previews");
+    assert!(!previews("dev"));
     let open = |number: u64, head: &str| OpenPullRequest {
         number,
         head_sha: head.repeat(40),
@@ -2656,10 +2772,13 @@ async fn pull_requests(store: Store) {
             .is_empty()
     );
     assert!(
-        !store
-            .previews_pull_requests(&b, &l.id, "main")
+        store
+            .claim_due_branches("w", later, 60_000, 10)
             .await
             .unwrap()
+            .iter()
+            .all(|c| c.key.tenant != b),
+        "tenant b watches no branch"
     );
     // No sync target was made by any of this.
     assert!(store.due_targets(later, 10).await.unwrap().is_empty());
