@@ -89,8 +89,10 @@ def test_majors_register_minors_independently(engine, git_http, tmp_path):
     assert status(proton, "vpc", 2)["latestSync"]["targetRevision"]["sha"] == first
     # An unrelated commit registers nothing.
     third = repo.commit({"README.md": "changed"})
-    wait_for(lambda: proton.get_repository_sync_status(repositoryName="octo/templates", repositoryProvider="GITHUB_ENTERPRISE",
-                                                        branch="main", syncType="TEMPLATE_SYNC")["latestSync"]["events"][-1].get("externalId") == third,
+    # A repository sync just started has no events yet: wait for the one that names the commit.
+    wait_for(lambda: any(e.get("externalId") == third for e in proton.get_repository_sync_status(
+                 repositoryName="octo/templates", repositoryProvider="GITHUB_ENTERPRISE", branch="main",
+                 syncType="TEMPLATE_SYNC")["latestSync"]["events"]),
              what="repository sync of the README commit")
     time.sleep(1)
     assert len(versions(proton, "vpc")) == 3

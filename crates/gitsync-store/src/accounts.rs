@@ -51,7 +51,7 @@ impl Store {
         .bind(Timestamp::now().millis())
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 

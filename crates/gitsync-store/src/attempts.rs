@@ -248,7 +248,7 @@ impl Store {
             &format!("Syncing {}", target.display_name()),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(attempt_id)
     }
 
@@ -291,7 +291,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         self.check_fence(&mut tx, claim).await?;
         insert_event(&mut tx, "resource_sync_events", attempt_id, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -458,7 +458,7 @@ impl Store {
         };
         let outcome = events.last().map_or(fallback, |e| e.event.as_str());
         publish_commit_status(&mut tx, claim, &claim.desired, state, outcome).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(kept.unwrap_or(Applied::Nothing))
     }
 
@@ -521,7 +521,7 @@ impl Store {
             Some(attempt_id),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(deployed)
     }
 }

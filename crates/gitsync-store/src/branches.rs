@@ -180,7 +180,7 @@ impl Store {
             let tenant = Tenant::new(text(&row, "account_id")?, text(&row, "region")?);
             watch_configured_branches(&mut tx, &tenant).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -190,7 +190,7 @@ impl Store {
         let done = sqlx::query("UPDATE watched_branches SET next_check_at = 0")
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(done.rows_affected())
     }
 
@@ -337,7 +337,7 @@ impl Store {
             )
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -388,7 +388,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(queued)
     }
 
@@ -444,7 +444,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(lease_lost(&format!("branch {}", claim.key.branch)));
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -461,7 +461,7 @@ impl Store {
         .bind(claim.epoch)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -585,7 +585,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(rows.len() as u64)
     }
 
@@ -611,7 +611,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -638,7 +638,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 

@@ -202,7 +202,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_tags(&mut tx, tenant, &arn, tags, self.limits.tags_per_resource).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Connection {
             id,
             arn,
@@ -264,7 +264,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         delete_tags(&mut tx, tenant, &connection.arn).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -288,7 +288,7 @@ impl Store {
         .bind(&connection.id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Connection {
             status: ConnectionStatus::Available,
             ..connection
@@ -380,7 +380,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_tags(&mut tx, tenant, &arn, tags, self.limits.tags_per_resource).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(host)
     }
 
@@ -449,7 +449,7 @@ impl Store {
         .bind(&host.arn)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(host)
     }
 
@@ -476,7 +476,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         delete_tags(&mut tx, tenant, &host.arn).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -570,7 +570,7 @@ impl Store {
             self.limits.tags_per_resource,
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(link)
     }
 
@@ -657,7 +657,7 @@ impl Store {
         .bind(link_id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(link)
     }
 
@@ -685,7 +685,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         delete_tags(&mut tx, tenant, &link.arn).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -829,7 +829,7 @@ impl Store {
         })?;
         reevaluate_branch(&mut tx, tenant, &format!("link:{}", link.id), &spec.branch).await?;
         crate::branches::watch_configured_branches(&mut tx, tenant).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(SyncConfiguration {
             resource_name: spec.resource_name.clone(),
             branch: spec.branch.clone(),
@@ -967,7 +967,7 @@ impl Store {
         )
         .await?;
         crate::branches::watch_configured_branches(&mut tx, tenant).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(config)
     }
 
@@ -992,7 +992,7 @@ impl Store {
             )));
         }
         crate::branches::watch_configured_branches(&mut tx, tenant).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 

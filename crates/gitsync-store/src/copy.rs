@@ -181,7 +181,7 @@ impl Store {
                 sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
             }
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(copied)
     }
 }

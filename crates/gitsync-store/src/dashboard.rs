@@ -508,7 +508,7 @@ impl Store {
         .bind(expires.millis())
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok((id, expires))
     }
 
@@ -544,7 +544,7 @@ impl Store {
             .bind(session_hash(session_id))
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 }

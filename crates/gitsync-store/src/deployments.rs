@@ -357,7 +357,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(record)
     }
 
@@ -405,7 +405,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let claim = claimed_from(&row)?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Some(claim))
     }
 
@@ -427,7 +427,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        tx.commit().await?;
+        self.commit(tx).await?;
         if renewed == 0 {
             return Err(lease_lost(&format!("deployment {}", claim.id)));
         }
@@ -497,7 +497,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -592,7 +592,7 @@ impl Store {
             Some(DeploymentStatus::InProgress.as_str()),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -743,7 +743,7 @@ impl Store {
         }
         let bound = query.execute(&mut *tx).await?.rows_affected();
         if bound == 1 {
-            tx.commit().await?;
+            self.commit(tx).await?;
             return Ok(Binding::Bound);
         }
         tx.rollback().await?;
@@ -778,7 +778,7 @@ impl Store {
                 .bind(stack_name)
                 .execute(&mut *tx)
                 .await?;
-                tx.commit().await?;
+                self.commit(tx).await?;
                 Ok(Binding::Pending)
             }
             Err(e) => Err(e),
@@ -906,7 +906,7 @@ impl Store {
         .await?;
         if end.status == DeploymentStatus::DeleteComplete {
             crate::services::delete_resource(&mut tx, &claim.tenant, &claim.target).await?;
-            tx.commit().await?;
+            self.commit(tx).await?;
             return Ok(());
         }
         // The resource moves only while this is its latest deployment.
@@ -928,7 +928,7 @@ impl Store {
             query = query.bind(part);
         }
         query.execute(&mut *tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -951,7 +951,7 @@ impl Store {
         .bind(&message)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -965,7 +965,7 @@ impl Store {
         .bind(claim.epoch)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 }

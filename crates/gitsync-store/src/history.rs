@@ -160,7 +160,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
+            self.commit(tx).await?;
             pruned += ids.len() as u64;
         }
         Ok(pruned)

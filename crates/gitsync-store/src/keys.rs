@@ -65,7 +65,7 @@ impl Store {
         .bind(Timestamp::now().millis())
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(key)
     }
 
@@ -98,7 +98,7 @@ impl Store {
             .bind(access_key_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(done.rows_affected() > 0)
     }
 

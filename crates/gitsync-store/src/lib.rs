@@ -29,6 +29,7 @@ mod secrets;
 mod services;
 mod sources;
 mod status;
+mod status_cache;
 mod tags;
 mod targets;
 mod templates;
@@ -136,6 +137,7 @@ pub struct Store {
     backend: Backend,
     sealer: Sealer,
     limits: Limits,
+    status_cache: std::sync::Arc<status_cache::StatusCache>,
 }
 
 impl Store {
@@ -175,9 +177,18 @@ impl Store {
             backend,
             sealer: Sealer::new(master_key),
             limits,
+            status_cache: std::sync::Arc::new(status_cache::StatusCache::new(Duration::ZERO)),
         };
         migrate::run(&store).await?;
         Ok(store)
+    }
+
+    /// Keeps sync statuses in memory for up to `ttl` (zero: not at all), so that status reads
+    /// answer without a database round trip while nothing changes. This process's own writes
+    /// are seen at once; other processes' within `ttl` (see `status_cache`).
+    pub fn with_status_cache(mut self, ttl: Duration) -> Store {
+        self.status_cache = std::sync::Arc::new(status_cache::StatusCache::new(ttl));
+        self
     }
 
     pub fn backend(&self) -> Backend {
@@ -199,6 +210,14 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
+    }
+
+    /// Commits a write transaction, and tells the status cache that what it read before may
+    /// have changed. Every write transaction ends here.
+    async fn commit(&self, tx: Transaction<'static, Any>) -> Result<()> {
+        tx.commit().await?;
+        self.status_cache.invalidate();
+        Ok(())
     }
 
     /// The database's clock, in epoch milliseconds. Leases are stamped with it, so replicas whose

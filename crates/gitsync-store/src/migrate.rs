@@ -124,7 +124,7 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
+    store.commit(tx).await?;
     Ok(())
 }
 

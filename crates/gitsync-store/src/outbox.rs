@@ -223,7 +223,7 @@ impl Store {
         .bind(now.millis())
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(NotificationTarget {
             id,
             kind: kind.into(),
@@ -314,7 +314,7 @@ impl Store {
         .bind(Timestamp::now().millis())
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(removed > 0)
     }
 
@@ -411,7 +411,7 @@ impl Store {
             attempts: int(&r, "attempts")?,
             created_at: Timestamp(int(&r, "created_at")?),
         };
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Some(claim))
     }
 
@@ -445,7 +445,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        tx.commit().await?;
+        self.commit(tx).await?;
         if done == 0 {
             return Err(StoreError::LeaseLost(format!(
                 "lease on outbox row {} was lost to another worker",
@@ -465,7 +465,7 @@ impl Store {
         .bind(claim.epoch)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -476,7 +476,7 @@ impl Store {
             .bind(before.millis())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(done.rows_affected())
     }
 

@@ -227,7 +227,7 @@ impl Store {
         let row = pipeline_row(&mut tx, tenant, service)
             .await?
             .ok_or_else(|| no_pipeline(service))?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         pipeline_from(&row)
     }
 
@@ -277,7 +277,7 @@ impl Store {
         .bind(i64::from(pipeline_codebuild_role_arn.is_some()))
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.account_settings(tenant).await
     }
 }

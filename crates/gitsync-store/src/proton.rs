@@ -129,7 +129,7 @@ impl Store {
             self.limits.tags_per_resource,
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(repository)
     }
 
@@ -216,7 +216,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         delete_tags(&mut tx, tenant, &repository.arn).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(repository)
     }
 
@@ -277,7 +277,7 @@ impl Store {
         crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
             .await?;
         crate::branches::watch_configured_branches(&mut tx, tenant).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(config.clone())
     }
 
@@ -355,7 +355,7 @@ impl Store {
         crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
             .await?;
         crate::branches::watch_configured_branches(&mut tx, tenant).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(config.clone())
     }
 
@@ -377,7 +377,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         crate::branches::watch_configured_branches(&mut tx, tenant).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(config)
     }
 
@@ -462,7 +462,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         crate::branches::watch_configured_branches(&mut tx, tenant).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(config.clone())
     }
 
@@ -538,7 +538,7 @@ impl Store {
         crate::connections::reevaluate_branch(&mut tx, tenant, &key.as_key(), &config.branch)
             .await?;
         crate::branches::watch_configured_branches(&mut tx, tenant).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(config.clone())
     }
 
@@ -563,7 +563,7 @@ impl Store {
                 .await?;
         }
         crate::branches::watch_configured_branches(&mut tx, tenant).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(config)
     }
 }

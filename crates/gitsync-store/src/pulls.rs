@@ -141,7 +141,7 @@ impl Store {
                 .await?;
             }
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(due)
     }
 
@@ -216,7 +216,7 @@ impl Store {
         .bind(now.millis())
         .fetch_optional(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         row.map(|r| {
             Ok(ClaimedPullRequest {
                 tenant: tenant.clone(),
@@ -253,7 +253,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        tx.commit().await?;
+        self.commit(tx).await?;
         if done == 0 {
             return Err(lease_lost(claim));
         }
@@ -361,7 +361,7 @@ impl Store {
             tx.rollback().await?;
             return Err(lease_lost(claim));
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -379,7 +379,7 @@ impl Store {
         .bind(claim.epoch)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -448,7 +448,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        tx.commit().await?;
+        self.commit(tx).await?;
         if done == 0 {
             return Err(StoreError::NotFound(format!(
                 "No sync configuration of type CFN_STACK_SYNC exists for resource {resource_name}"

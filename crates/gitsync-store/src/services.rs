@@ -394,7 +394,7 @@ impl Store {
             .await?;
         }
         insert_tags(&mut tx, tenant, &arn, tags, self.limits.tags_per_resource).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.get_environment(tenant, &new.name).await
     }
 
@@ -504,7 +504,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.get_environment(tenant, name).await
     }
 
@@ -542,11 +542,11 @@ impl Store {
         if opt_text(&row, "stack_name")?.is_some() {
             // Its stack is deleted first (engine work); the environment goes when it is gone.
             start_deletion(&mut tx, tenant, &target, name, &environment.template).await?;
-            tx.commit().await?;
+            self.commit(tx).await?;
             return self.get_environment(tenant, name).await;
         }
         delete_resource(&mut tx, tenant, &target).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         environment.deployment.status = DeploymentStatus::DeleteComplete;
         Ok(environment)
     }
@@ -608,7 +608,7 @@ impl Store {
         if let Some(pipeline) = pipeline {
             crate::pipelines::create_pipeline_in(&mut tx, tenant, &new.name, pipeline).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok((self.get_service(tenant, &new.name).await?, deployed))
     }
 
@@ -691,7 +691,7 @@ impl Store {
             }
         }
         let blocker = remove_instances(&mut tx, tenant, name, &gone, "UpdateService").await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok((self.get_service(tenant, name).await?, deployed, blocker))
     }
 
@@ -732,7 +732,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         delete_tags(&mut tx, tenant, &service.arn).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok((service, blocker))
     }
 
@@ -764,7 +764,7 @@ impl Store {
             None,
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(deployed)
     }
 
@@ -858,7 +858,7 @@ impl Store {
             .await?;
         }
         crate::branches::watch_configured_branches(&mut tx, tenant).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(changed)
     }
 }

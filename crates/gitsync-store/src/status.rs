@@ -267,7 +267,32 @@ impl Store {
     /// One statement, so a status is one round trip and one snapshot: the rows of the (at most
     /// two) attempts, newest first, each joined with its events in order, and the desired state
     /// alongside. When the latest attempt succeeded, it is also the latest successful one.
+    ///
+    /// Served from the status cache while it is fresh ([`Store::with_status_cache`]).
     pub async fn resource_sync_state(
+        &self,
+        tenant: &Tenant,
+        target: &SyncTarget,
+    ) -> Result<Option<ResourceSyncState>> {
+        let key = (
+            tenant.account_id.clone(),
+            tenant.region.clone(),
+            target.sync_type().as_str(),
+            target.key(),
+        );
+        if let Some(state) = self.status_cache.get(&key) {
+            return Ok(Some(state));
+        }
+        let ticket = self.status_cache.ticket();
+        let state = self.read_resource_sync_state(tenant, target).await?;
+        if let Some(state) = &state {
+            self.status_cache.put(key, state, ticket);
+        }
+        Ok(state)
+    }
+
+    /// [`Store::resource_sync_state`] from the database.
+    async fn read_resource_sync_state(
         &self,
         tenant: &Tenant,
         target: &SyncTarget,
@@ -530,7 +555,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         let mut blocker = blocker_from(&row)?;
         blocker.status = BlockerStatus::Resolved;
         blocker.resolved_reason = Some(reason.to_string());
@@ -587,7 +612,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -617,7 +642,7 @@ impl Store {
         .bind(attempt.started_at.millis())
         .fetch_one(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
 
@@ -651,7 +676,7 @@ impl Store {
             .bind(attempt_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -689,7 +714,7 @@ impl Store {
         .await?;
         let id = row.try_get::<i64, _>(0)?;
         notify_repository_change(&mut tx, id, status, previous).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(id)
     }
 
@@ -733,7 +758,7 @@ impl Store {
         if previous.is_some_and(|p| p != status) {
             notify_repository_change(&mut tx, attempt_id, status, previous).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -747,7 +772,7 @@ impl Store {
     ) -> Result<SyncBlocker> {
         let mut tx = self.write_tx().await?;
         let blocker = insert_blocker(&mut tx, tenant, scope, reason, contexts).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(blocker)
     }
 }

@@ -109,7 +109,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let arn = self.canonical_arn(&mut tx, tenant, arn).await?;
         insert_tags(&mut tx, tenant, &arn, tags, self.limits.tags_per_resource).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -125,7 +125,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 

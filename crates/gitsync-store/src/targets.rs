@@ -190,7 +190,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -268,7 +268,7 @@ impl Store {
         .bind(now.millis())
         .fetch_optional(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         let Some(row) = row else { return Ok(None) };
         let Some(desired) = opt_text(&row, "desired_revision")? else {
             return Ok(None);
@@ -316,7 +316,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(lease_lost(&claim.target.key()));
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -336,7 +336,7 @@ impl Store {
         .bind(i64::from(how == Release::Settle))
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -359,7 +359,7 @@ impl Store {
         .bind(target_key)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(done.rows_affected() > 0)
     }
 }

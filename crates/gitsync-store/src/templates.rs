@@ -217,7 +217,7 @@ impl Store {
         .bind(format!("{}/{}", template_type.as_str(), spec.name))
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(ProtonTemplate {
             template_type,
             name: spec.name.clone(),
@@ -323,7 +323,7 @@ impl Store {
         .bind(name)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.with_recommendation(tenant, t).await
     }
 
@@ -361,7 +361,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         delete_tags(&mut tx, tenant, &t.arn).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(t)
     }
 
@@ -515,7 +515,7 @@ impl Store {
             )
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.version_with_recommendation(tenant, v).await
     }
 
@@ -544,7 +544,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         delete_tags(&mut tx, tenant, &v.arn).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(v)
     }
 
@@ -561,7 +561,7 @@ impl Store {
         let v = self
             .register_template_version_in(&mut tx, tenant, template_type, name, new)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         self.get_template_version(tenant, template_type, name, v.major, v.minor)
             .await
     }

@@ -25,7 +25,7 @@ impl Store {
         .bind(self.sealer.seal(secret))
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -85,7 +85,7 @@ impl Store {
         .bind(outcome)
         .fetch_one(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -96,7 +96,7 @@ impl Store {
             .bind(before.millis())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(done.rows_affected())
     }
 }

@@ -464,6 +464,104 @@ async fn rules_and_history_hold_on_postgres() {
     db.drop_now().await;
 }
 
+/// With statuses kept in memory for a minute, every read that follows a write of this process
+/// still sees it (the history test reads after each write).
+#[tokio::test]
+async fn the_status_cache_never_hides_this_process_writes_on_sqlite() {
+    let (store, _dir) = sqlite(Limits::default()).await;
+    history(store.with_status_cache(std::time::Duration::from_secs(60))).await;
+}
+
+#[tokio::test]
+async fn the_status_cache_never_hides_this_process_writes_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    history(
+        db.store
+            .clone()
+            .with_status_cache(std::time::Duration::from_secs(60)),
+    )
+    .await;
+    db.drop_now().await;
+}
+
+/// Another process's write (here another store on the same database) shows once the cached
+/// answer is older than its time to live; a status that does not exist is never kept.
+#[tokio::test]
+async fn the_status_cache_shows_other_writers_within_its_ttl() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let key = MasterKey::generate();
+    let ttl = Duration::from_millis(300);
+    let cached = Store::open(&url, key.clone(), Limits::default())
+        .await
+        .unwrap()
+        .with_status_cache(ttl);
+    let other = Store::open(&url, key, Limits::default()).await.unwrap();
+    let a = tenant("111111111111");
+    let target = SyncTarget::CfnStack {
+        stack_name: "web".into(),
+    };
+    assert_eq!(cached.resource_sync_state(&a, &target).await.unwrap(), None);
+    let rev = Revision {
+        branch: "main".into(),
+        directory: "deploy.yaml".into(),
+        owner_id: "o".into(),
+        repository_name: "r".into(),
+        provider_type: "GitHub".into(),
+        sha: "a".into(),
+    };
+    let attempt = NewResourceAttempt {
+        target: target.clone(),
+        status: ResourceSyncStatus::InProgress,
+        initial_revision: rev.clone(),
+        target_revision: rev,
+        started_at: Timestamp::now(),
+    };
+    let id = other.start_resource_attempt(&a, &attempt).await.unwrap();
+    // Not found was not kept: the new attempt shows at once.
+    let seen = sync_state(&cached, &a, &target).await;
+    assert_eq!(seen.latest_sync.status, ResourceSyncStatus::InProgress);
+    let done = SyncEvent {
+        event_type: "DEPLOYMENT_SUCCEEDED".into(),
+        event: "done".into(),
+        time: Timestamp::now(),
+        external_id: None,
+    };
+    other
+        .record_resource_event(id, ResourceSyncStatus::Succeeded, &done)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let state = sync_state(&cached, &a, &target).await;
+        if state.latest_sync.status == ResourceSyncStatus::Succeeded {
+            break;
+        }
+        assert!(
+            started.elapsed() < ttl + Duration::from_millis(200),
+            "another writer's change must show within the time to live"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Uncached, the same store reads the database every time.
+    let uncached = cached.with_status_cache(Duration::ZERO);
+    other
+        .record_resource_event(id, ResourceSyncStatus::Succeeded, &done)
+        .await
+        .unwrap();
+    assert_eq!(
+        sync_state(&uncached, &a, &target)
+            .await
+            .latest_sync
+            .events
+            .len(),
+        2
+    );
+}
+
 #[tokio::test]
 async fn quotas_are_per_tenant() {
     let mut limits = Limits::default();

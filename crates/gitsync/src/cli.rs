@@ -581,6 +581,12 @@ pub struct ServeArgs {
     #[arg(long, env = "GITSYNC_HISTORY_RETENTION", default_value = "90d", value_name = "DURATION", value_parser = parse_duration)]
     pub history_retention: std::time::Duration,
 
+    /// How long a sync status read from the database may be answered from memory. This server's
+    /// own changes show at once; those of another replica (or of the `gitsync` CLI) within this
+    /// time. 0 reads the database every time.
+    #[arg(long, env = "GITSYNC_STATUS_CACHE_TTL", default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    pub status_cache_ttl: std::time::Duration,
+
     /// Time limit of every git network call (listing refs, fetching).
     #[arg(long, env = "GITSYNC_GIT_TIMEOUT", default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub git_timeout: std::time::Duration,

@@ -16,7 +16,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     for assignment in &args.limits {
         limits.set(assignment).map_err(anyhow::Error::msg)?;
     }
-    let state = args.state.open_for_serve(limits).await?;
+    let mut state = args.state.open_for_serve(limits).await?;
+    state.store = state.store.with_status_cache(args.status_cache_ttl);
     let credentials = state.data_dir.join("credentials");
     if !credentials.exists() {
         // First start of this data directory: make a key so AWS tools work at once.
