@@ -238,6 +238,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn debug_output_names_secrets_but_never_shows_them() {
+        let secrets = ConnectionSecrets {
+            token: Some("ghp_secret-token".into()),
+            ssh_key: Some("-----BEGIN KEY-----".into()),
+            api_token: None,
+            api_url: Some("https://api.example.com".into()),
+        };
+        let shown = format!("{secrets:?}");
+        assert!(
+            !shown.contains("ghp_secret-token") && !shown.contains("BEGIN KEY"),
+            "{shown}"
+        );
+        assert!(shown.contains("token: Some(\"<redacted>\")"), "{shown}");
+        assert!(shown.contains("api_token: None"), "{shown}");
+    }
+
+    #[test]
     fn api_bases_follow_the_provider_and_its_host() {
         let base = |p, host: Option<&str>, url: Option<&str>| api_base(p, host, url);
         assert_eq!(
